@@ -1,0 +1,1 @@
+//! spool: Apache Kafka's model as a library over a directory on local disk.
