@@ -1,1 +1,20 @@
-//! spool: Apache Kafka's model as a library over a directory on local disk.
+//! spool: Apache Kafka's model — topics, partitions, producers, offsets, consumer groups — as a
+//! library over a directory on local disk, with no server. The `spool` binary is a thin layer
+//! of commands over it.
+//!
+//! # Layout
+//!
+//! - [`store`]: the log. The store directory, topic metadata, partition logs made of Kafka
+//!   RecordBatch v2 segments with their sparse indexes, the partition lock, crash recovery,
+//!   retention and verification.
+//! - [`produce`]: turning input (lines, delimited bytes, JSON lines) into records, choosing their
+//!   partitions as Kafka's producer does, and batching them into partition logs.
+//! - [`record`]: the record types shared by producers and consumers.
+//! - [`name`]: Kafka's rule for topic and group names, checked before any path is built.
+//! - [`cli`]: the command-line interface (clap definitions and rendering); only the binary uses it.
+
+pub mod cli;
+pub mod name;
+pub mod produce;
+pub mod record;
+pub mod store;

@@ -1,0 +1,81 @@
+//! Every file lock spool takes goes through here: RAII guards over `flock(2)` locks.
+//!
+//! fs2 is called fully qualified because Rust's std `File` now has lock methods of the same
+//! names with different semantics on some platforms.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// An exclusive lock held until dropped. The kernel releases it when the process dies, which is
+/// what lets a crashed writer never block the others.
+#[derive(Debug)]
+pub struct ExclusiveLock<'a> {
+    file: &'a File,
+}
+
+impl<'a> ExclusiveLock<'a> {
+    /// Blocks until the lock on `file` is ours.
+    pub fn acquire(file: &'a File) -> io::Result<Self> {
+        fs2::FileExt::lock_exclusive(file)?;
+        Ok(ExclusiveLock { file })
+    }
+
+    /// Takes the lock if nobody holds it; `None` when someone does.
+    pub fn try_acquire(file: &'a File) -> io::Result<Option<Self>> {
+        match fs2::FileExt::try_lock_exclusive(file) {
+            Ok(()) => Ok(Some(ExclusiveLock { file })),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || is_contended(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn file(&self) -> &File {
+        self.file
+    }
+}
+
+impl Drop for ExclusiveLock<'_> {
+    fn drop(&mut self) {
+        let _ = fs2::FileExt::unlock(self.file);
+    }
+}
+
+/// An exclusive lock that owns its file (for locks kept across calls, such as a lease).
+#[derive(Debug)]
+pub struct OwnedLock {
+    file: File,
+}
+
+impl OwnedLock {
+    /// Opens (creating if needed) `path` and blocks until it is locked.
+    pub fn acquire_path(path: &Path) -> io::Result<Self> {
+        let file = open_lock_file(path)?;
+        fs2::FileExt::lock_exclusive(&file)?;
+        Ok(OwnedLock { file })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl Drop for OwnedLock {
+    fn drop(&mut self) {
+        let _ = fs2::FileExt::unlock(&self.file);
+    }
+}
+
+/// Opens a lock file for reading and writing, creating it if missing.
+pub fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+fn is_contended(e: &io::Error) -> bool {
+    e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
+}

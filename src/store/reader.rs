@@ -1,0 +1,312 @@
+//! Reading a partition from an offset on, without any lock.
+//!
+//! A [`PartitionReader`] keeps one segment open and a large read buffer over it. It hands out
+//! records of complete batches whose length and CRC check out; an incomplete batch at the end is
+//! "not yet written" and is looked at again on the next poll. At the end of a segment it moves to
+//! the next one, and when retention deleted segments it has not read, it continues from the new
+//! log start (counting what it skipped). A segment deleted while it is being read stays readable
+//! through the open file.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::batch::{Batch, BatchError, BatchHeader, HEADER_LEN};
+use super::error::{IoContext, Result, StoreError};
+use super::index;
+use super::segment::{self, Slot, INDEX_EXT, LOG_EXT};
+use crate::record::RecordRef;
+
+/// How much is read from a segment at once.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A sequential reader over one partition.
+#[derive(Debug)]
+pub struct PartitionReader {
+    dir: PathBuf,
+    segment: Option<OpenSegment>,
+    /// Next offset to deliver.
+    next_offset: i64,
+    buf: Vec<u8>,
+    /// File position of `buf[0]` and how many bytes of `buf` hold data.
+    buf_pos: u64,
+    filled: usize,
+    /// Offsets jumped over because retention deleted them before they were read.
+    skipped: u64,
+}
+
+#[derive(Debug)]
+struct OpenSegment {
+    base: i64,
+    file: File,
+    path: PathBuf,
+    /// Position of the next batch to look at.
+    position: u64,
+}
+
+/// Outcome of [`PartitionReader::poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polled {
+    pub delivered: usize,
+    /// The reader is at the end of the log (nothing more is written yet).
+    pub at_end: bool,
+}
+
+impl PartitionReader {
+    /// A reader whose first record is `offset` (or the first one after it that still exists).
+    pub fn open(dir: &Path, offset: i64) -> Result<PartitionReader> {
+        let mut reader = PartitionReader {
+            dir: dir.to_owned(),
+            segment: None,
+            next_offset: offset,
+            buf: Vec::new(),
+            buf_pos: 0,
+            filled: 0,
+            skipped: 0,
+        };
+        reader.seek(offset)?;
+        Ok(reader)
+    }
+
+    /// The next offset this reader will deliver.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Offsets skipped because retention deleted them first; reset by reading.
+    pub fn take_skipped(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped)
+    }
+
+    /// Repositions the reader at `offset`, found through the offset index.
+    pub fn seek(&mut self, offset: i64) -> Result<()> {
+        self.next_offset = offset;
+        self.filled = 0;
+        let segments = segment::list(&self.dir).at("list", &self.dir)?;
+        let Some(&base) = segments
+            .iter()
+            .rev()
+            .find(|&&b| b <= offset)
+            .or(segments.first())
+        else {
+            self.segment = None;
+            return Ok(());
+        };
+        let mut seg = self.open_segment(base)?;
+        seg.position = indexed_position(&self.dir, &seg, offset)?;
+        self.segment = Some(seg);
+        Ok(())
+    }
+
+    fn open_segment(&self, base: i64) -> Result<OpenSegment> {
+        let path = segment::path(&self.dir, base, LOG_EXT);
+        let file = File::open(&path).at("open", &path)?;
+        Ok(OpenSegment {
+            base,
+            file,
+            path,
+            position: 0,
+        })
+    }
+
+    /// Delivers up to `budget` records, in offset order, to `sink`. Stops early at the end of
+    /// the log. An error from `sink` stops the poll and is returned as is.
+    pub fn poll<E, F>(&mut self, budget: usize, mut sink: F) -> std::result::Result<Polled, E>
+    where
+        E: From<StoreError>,
+        F: FnMut(RecordRef<'_>) -> std::result::Result<(), E>,
+    {
+        let mut delivered = 0;
+        while delivered < budget {
+            let Some(header) = self.next_header()? else {
+                return Ok(Polled {
+                    delivered,
+                    at_end: true,
+                });
+            };
+            let seg = self.segment.as_mut().expect("next_header keeps a segment open");
+            let start = (seg.position - self.buf_pos) as usize;
+            let total = header.total_len();
+            if header.last_offset() < self.next_offset {
+                seg.position += total as u64;
+                continue;
+            }
+            let batch = parse_batch(&self.buf[start..start + total], seg)?;
+            let mut finished = true;
+            for record in batch.records() {
+                let record = record.map_err(|source| StoreError::Corrupt {
+                    path: seg.path.clone(),
+                    position: seg.position,
+                    source,
+                })?;
+                if record.offset < self.next_offset {
+                    continue;
+                }
+                if delivered == budget {
+                    finished = false;
+                    break;
+                }
+                self.next_offset = record.offset + 1;
+                delivered += 1;
+                sink(record)?;
+            }
+            if finished {
+                self.next_offset = self.next_offset.max(header.next_offset());
+                seg.position += total as u64;
+            }
+        }
+        Ok(Polled {
+            delivered,
+            at_end: false,
+        })
+    }
+
+    /// Makes the buffer hold the whole batch at the current position and returns its header;
+    /// `None` at the end of the log.
+    fn next_header(&mut self) -> Result<Option<BatchHeader>> {
+        loop {
+            if self.segment.is_none() {
+                self.seek(self.next_offset)?;
+                if self.segment.is_none() {
+                    return Ok(None);
+                }
+            }
+            let position = self.segment.as_ref().map_or(0, |s| s.position);
+            let available = self.fill(position, HEADER_LEN)?;
+            if available == 0 {
+                if self.advance_segment()? {
+                    continue;
+                }
+                return Ok(None);
+            }
+            let start = (position - self.buf_pos) as usize;
+            match BatchHeader::parse(&self.buf[start..start + available]) {
+                Ok(h) => {
+                    let total = h.total_len();
+                    if self.fill(position, total)? >= total {
+                        return Ok(Some(h));
+                    }
+                    return self.incomplete_tail(position);
+                }
+                Err(BatchError::Incomplete { .. }) => return self.incomplete_tail(position),
+                Err(source) => {
+                    let seg = self.segment.as_ref().expect("checked above");
+                    return Err(StoreError::Corrupt {
+                        path: seg.path.clone(),
+                        position,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// An incomplete batch at the end is normally one being written. In a segment that is no
+    /// longer the active one it can only be damage.
+    fn incomplete_tail(&mut self, position: u64) -> Result<Option<BatchHeader>> {
+        let base = self.segment.as_ref().map_or(0, |s| s.base);
+        let segments = segment::list(&self.dir).at("list", &self.dir)?;
+        if segments.iter().any(|&b| b > base) {
+            // Read once more: the batch may have been completed or cut just before the roll.
+            self.filled = 0;
+            let available = self.fill(position, HEADER_LEN)?;
+            if available == 0 {
+                return Ok(None);
+            }
+            let start = (position - self.buf_pos) as usize;
+            if let Ok(h) = BatchHeader::parse(&self.buf[start..start + available]) {
+                if self.fill(position, h.total_len())? >= h.total_len() {
+                    return Ok(Some(h));
+                }
+            }
+            return Err(StoreError::Corrupt {
+                path: segment::path(&self.dir, base, LOG_EXT),
+                position,
+                source: BatchError::Incomplete {
+                    needed: HEADER_LEN,
+                    available,
+                },
+            });
+        }
+        Ok(None)
+    }
+
+    /// At the end of a segment: moves to the next one if there is one.
+    fn advance_segment(&mut self) -> Result<bool> {
+        let seg = self.segment.as_ref().expect("called with a segment");
+        let segments = segment::list(&self.dir).at("list", &self.dir)?;
+        let Some(&next) = segments.iter().find(|&&b| b > seg.base) else {
+            return Ok(false);
+        };
+        if next > self.next_offset {
+            // Retention deleted what lay between: continue from the new log start.
+            self.skipped += (next - self.next_offset) as u64;
+            self.next_offset = next;
+        }
+        self.segment = Some(self.open_segment(next)?);
+        self.filled = 0;
+        Ok(true)
+    }
+
+    /// Makes `buf` cover at least `need` bytes from `position` when the file has them; returns
+    /// how many bytes from `position` it covers.
+    fn fill(&mut self, position: u64, need: usize) -> Result<usize> {
+        let in_buf = position >= self.buf_pos && position <= self.buf_pos + self.filled as u64;
+        if in_buf {
+            let have = (self.buf_pos + self.filled as u64 - position) as usize;
+            if have >= need {
+                return Ok(have);
+            }
+            // Keep what we have, read the rest behind it.
+            let start = (position - self.buf_pos) as usize;
+            self.buf.copy_within(start..self.filled, 0);
+            self.filled = have;
+        } else {
+            self.filled = 0;
+        }
+        self.buf_pos = position;
+        let want = need.max(READ_CHUNK);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        let seg = self.segment.as_ref().expect("called with a segment");
+        while self.filled < need {
+            let n = seg
+                .file
+                .read_at(&mut self.buf[self.filled..], position + self.filled as u64)
+                .at("read", &seg.path)?;
+            if n == 0 {
+                break;
+            }
+            self.filled += n;
+        }
+        Ok(self.filled)
+    }
+}
+
+/// Validates a complete batch (length, magic, CRC); damage is an error naming file and byte.
+fn parse_batch<'b>(bytes: &'b [u8], seg: &OpenSegment) -> Result<Batch<'b>> {
+    Batch::parse(bytes).map_err(|source| StoreError::Corrupt {
+        path: seg.path.clone(),
+        position: seg.position,
+        source,
+    })
+}
+
+/// The position to start scanning for `offset` in a segment: from the offset index, checked
+/// against the batch it points at, else the segment's start.
+fn indexed_position(dir: &Path, seg: &OpenSegment, offset: i64) -> Result<u64> {
+    let Ok(index_file) = File::open(segment::path(dir, seg.base, INDEX_EXT)) else {
+        return Ok(0);
+    };
+    let Some(entry) = index::lookup_offset(&index_file, seg.base, offset)
+        .at("read", &segment::path(dir, seg.base, INDEX_EXT))?
+    else {
+        return Ok(0);
+    };
+    let len = seg.file.metadata().at("read", &seg.path)?.len();
+    match segment::header_at(&seg.file, len, u64::from(entry.position)).at("read", &seg.path)? {
+        Slot::Header(h) if h.last_offset() == entry.offset => Ok(u64::from(entry.position)),
+        _ => Ok(0),
+    }
+}

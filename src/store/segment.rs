@@ -1,0 +1,223 @@
+//! Segment files of one partition: naming, listing, and walking the batches of a `.log` file.
+//!
+//! A segment is `<base offset, 20 digits>.log` with its `.index` and `.timeindex`. The segment
+//! with the highest base offset is the active one; only it is ever appended to.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::batch::{Batch, BatchError, BatchHeader, HEADER_LEN};
+
+pub const LOG_EXT: &str = "log";
+pub const INDEX_EXT: &str = "index";
+pub const TIME_INDEX_EXT: &str = "timeindex";
+
+/// `00000000000000000042.log` and friends.
+pub fn file_name(base: i64, ext: &str) -> String {
+    format!("{base:020}.{ext}")
+}
+
+pub fn path(dir: &Path, base: i64, ext: &str) -> PathBuf {
+    dir.join(file_name(base, ext))
+}
+
+/// Base offsets of the partition's segments, ascending.
+pub fn list(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(".log") {
+            if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+                if let Ok(base) = stem.parse() {
+                    bases.push(base);
+                }
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// What lies at a position of a log file.
+#[derive(Debug)]
+pub enum Slot {
+    /// A complete batch with a valid header; the CRC has not been checked.
+    Header(BatchHeader),
+    /// The file ends here.
+    End,
+    /// The file ends inside a batch: not yet written, or torn by a crash.
+    Incomplete,
+    /// The bytes here are not a batch.
+    Invalid(BatchError),
+}
+
+/// Reads the batch header at `position` (no CRC check): enough to hop from batch to batch.
+pub fn header_at(file: &File, file_len: u64, position: u64) -> io::Result<Slot> {
+    if position >= file_len {
+        return Ok(Slot::End);
+    }
+    let mut buf = [0u8; HEADER_LEN];
+    let available = (file_len - position).min(HEADER_LEN as u64) as usize;
+    file.read_exact_at(&mut buf[..available], position)?;
+    Ok(match BatchHeader::parse(&buf[..available]) {
+        Ok(h) if position + h.total_len() as u64 > file_len => Slot::Incomplete,
+        Ok(h) => Slot::Header(h),
+        Err(BatchError::Incomplete { .. }) => Slot::Incomplete,
+        Err(e) => Slot::Invalid(e),
+    })
+}
+
+/// Walks the batches of a log file from a position, reading in large chunks and validating each
+/// batch completely (length, magic, CRC). Used by recovery, verification and retention.
+pub struct BatchWalker<'f> {
+    file: &'f File,
+    file_len: u64,
+    buf: Vec<u8>,
+    /// File position of `buf[0]`.
+    buf_pos: u64,
+    /// Bytes of `buf` holding file data.
+    filled: usize,
+    /// Position of the next batch.
+    pub position: u64,
+}
+
+/// One step of a [`BatchWalker`].
+pub enum Step<'b> {
+    Batch { position: u64, batch: Batch<'b> },
+    End,
+    Incomplete,
+    Invalid { position: u64, error: BatchError },
+}
+
+const WALK_CHUNK: usize = 1 << 20;
+
+impl<'f> BatchWalker<'f> {
+    pub fn new(file: &'f File, position: u64) -> io::Result<Self> {
+        Ok(BatchWalker {
+            file,
+            file_len: file.metadata()?.len(),
+            buf: Vec::new(),
+            buf_pos: position,
+            filled: 0,
+            position,
+        })
+    }
+
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> io::Result<Step<'_>> {
+        if self.position >= self.file_len {
+            return Ok(Step::End);
+        }
+        let header = match header_at(self.file, self.file_len, self.position)? {
+            Slot::Header(h) => h,
+            Slot::End => return Ok(Step::End),
+            Slot::Incomplete => return Ok(Step::Incomplete),
+            Slot::Invalid(error) => {
+                return Ok(Step::Invalid {
+                    position: self.position,
+                    error,
+                })
+            }
+        };
+        let total = header.total_len();
+        self.fill(total)?;
+        let start = (self.position - self.buf_pos) as usize;
+        let position = self.position;
+        match Batch::parse(&self.buf[start..start + total]) {
+            Ok(batch) => {
+                self.position += total as u64;
+                Ok(Step::Batch { position, batch })
+            }
+            Err(error) => Ok(Step::Invalid { position, error }),
+        }
+    }
+
+    /// Makes `buf` hold `len` bytes from `self.position` on.
+    fn fill(&mut self, len: usize) -> io::Result<()> {
+        let start = self.position - self.buf_pos;
+        if self.position >= self.buf_pos && start as usize + len <= self.filled {
+            return Ok(());
+        }
+        let want = len.max(WALK_CHUNK).min((self.file_len - self.position) as usize);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        self.file.read_exact_at(&mut self.buf[..want], self.position)?;
+        self.buf_pos = self.position;
+        self.filled = want;
+        Ok(())
+    }
+}
+
+/// The three open files of a segment, for appending.
+#[derive(Debug)]
+pub struct SegmentFiles {
+    pub base: i64,
+    pub log: File,
+    pub index: File,
+    pub time_index: File,
+}
+
+impl SegmentFiles {
+    /// Opens the segment's files for reading and writing, creating any that are missing.
+    pub fn open_or_create(dir: &Path, base: i64) -> io::Result<SegmentFiles> {
+        let open = |ext| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path(dir, base, ext))
+        };
+        Ok(SegmentFiles {
+            base,
+            log: open(LOG_EXT)?,
+            index: open(INDEX_EXT)?,
+            time_index: open(TIME_INDEX_EXT)?,
+        })
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.index.sync_data()?;
+        self.time_index.sync_data()
+    }
+}
+
+/// Largest record timestamp of a segment, from its time index's last entry and the batch
+/// headers after its last offset index entry (so a missing final time index entry, left by a
+/// crash during a roll, does not hide newer records). `None` when the segment has no records.
+pub fn max_timestamp(dir: &Path, base: i64) -> io::Result<Option<i64>> {
+    let log = File::open(path(dir, base, LOG_EXT))?;
+    let log_len = log.metadata()?.len();
+    let from_time_index = match File::open(path(dir, base, TIME_INDEX_EXT)) {
+        Ok(f) => super::index::last_time_entry(&f, base)?.map(|e| e.timestamp),
+        Err(_) => None,
+    };
+    let start = match File::open(path(dir, base, INDEX_EXT)) {
+        Ok(f) => {
+            let count = f.metadata()?.len() / super::index::OFFSET_ENTRY_LEN;
+            if count > 0 {
+                super::index::lookup_offset(&f, base, i64::MAX)?
+                    .map_or(0, |e| u64::from(e.position))
+            } else {
+                0
+            }
+        }
+        Err(_) => 0,
+    };
+    let mut max = from_time_index;
+    let mut position = if start < log_len { start } else { 0 };
+    while let Slot::Header(h) = header_at(&log, log_len, position)? {
+        max = Some(max.map_or(h.max_timestamp, |m: i64| m.max(h.max_timestamp)));
+        position += h.total_len() as u64;
+    }
+    Ok(max)
+}
