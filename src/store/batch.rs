@@ -11,7 +11,7 @@
 //! whole batch outside the partition lock and only patches the base offset once it holds the lock
 //! and knows the log end offset ([`set_base_offset`]).
 
-use crate::record::{HeaderRef, Record, RecordRef};
+use crate::record::{Header, HeaderRef, Record, RecordRef};
 
 /// Size of the fixed batch header.
 pub const HEADER_LEN: usize = 61;
@@ -233,63 +233,178 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
 /// the batch are 0, 1, 2, ...; the caller patches the base offset under the partition lock.
 pub fn encode_batch(out: &mut Vec<u8>, records: &[Record]) {
     assert!(!records.is_empty(), "a batch holds at least one record");
-    out.clear();
-    let base_timestamp = records[0].timestamp;
-    let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(0);
-    out.extend_from_slice(&0i64.to_be_bytes()); // baseOffset, patched later
-    out.extend_from_slice(&0i32.to_be_bytes()); // batchLength, filled below
-    out.extend_from_slice(&0i32.to_be_bytes()); // partitionLeaderEpoch
-    out.push(MAGIC as u8);
-    out.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
-    out.extend_from_slice(&0i16.to_be_bytes()); // attributes: CreateTime, no compression
-    out.extend_from_slice(&(records.len() as i32 - 1).to_be_bytes());
-    out.extend_from_slice(&base_timestamp.to_be_bytes());
-    out.extend_from_slice(&max_timestamp.to_be_bytes());
-    out.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
-    out.extend_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
-    out.extend_from_slice(&(-1i32).to_be_bytes()); // baseSequence
-    out.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    for (delta, record) in records.iter().enumerate() {
-        encode_record(out, record, delta as i32, base_timestamp);
+    let mut builder = BatchBuilder::new(std::mem::take(out));
+    for r in records {
+        builder.push(
+            r.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+        );
     }
-    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
-    out[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
-    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
-    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    builder.finish();
+    *out = builder.into_bytes();
+}
+
+/// Builds a batch record by record, encoding each straight into the batch buffer, so a
+/// producer never holds records twice. The buffer is reused from batch to batch.
+#[derive(Debug, Default)]
+pub struct BatchBuilder {
+    buf: Vec<u8>,
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+}
+
+impl BatchBuilder {
+    pub fn new(mut buf: Vec<u8>) -> BatchBuilder {
+        buf.clear();
+        buf.resize(HEADER_LEN, 0);
+        BatchBuilder {
+            buf,
+            count: 0,
+            base_timestamp: 0,
+            max_timestamp: i64::MIN,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Size of the batch so far, header included.
+    pub fn size(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Size the batch would have after pushing this record.
+    pub fn size_with(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> usize {
+        let base = if self.count == 0 {
+            timestamp
+        } else {
+            self.base_timestamp
+        };
+        let body = body_len(
+            timestamp.wrapping_sub(base),
+            self.count,
+            key,
+            value,
+            headers,
+        );
+        self.buf.len() + varint_len(body as i64) + body
+    }
+
+    /// Size of a batch holding only this record.
+    pub fn single_record_size(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+        let body = body_len(0, 0, key, value, headers);
+        HEADER_LEN + varint_len(body as i64) + body
+    }
+
+    pub fn push(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) {
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        let delta = timestamp.wrapping_sub(self.base_timestamp);
+        let body = body_len(delta, self.count, key, value, headers);
+        let out = &mut self.buf;
+        write_varint(out, body as i64);
+        out.push(0); // attributes
+        write_varint(out, delta);
+        write_varint(out, i64::from(self.count));
+        write_nullable_bytes(out, key);
+        write_nullable_bytes(out, value);
+        write_varint(out, headers.len() as i64);
+        for h in headers {
+            write_nullable_bytes(out, Some(&h.key));
+            write_nullable_bytes(out, h.value.as_deref());
+        }
+        self.count += 1;
+    }
+
+    /// Fills in the header (base offset 0) and CRC; the bytes are then a complete batch.
+    pub fn finish(&mut self) -> &mut [u8] {
+        assert!(self.count > 0, "a batch holds at least one record");
+        let batch_length = (self.buf.len() - LOG_OVERHEAD) as i32;
+        let h = &mut self.buf[..HEADER_LEN];
+        h[..8].copy_from_slice(&0i64.to_be_bytes()); // baseOffset, patched under the lock
+        h[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+        h[12..16].copy_from_slice(&0i32.to_be_bytes()); // partitionLeaderEpoch
+        h[MAGIC_OFFSET] = MAGIC as u8;
+        h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&0i16.to_be_bytes());
+        h[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
+            .copy_from_slice(&(self.count - 1).to_be_bytes());
+        h[BASE_TIMESTAMP_OFFSET..BASE_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&self.base_timestamp.to_be_bytes());
+        h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&self.max_timestamp.to_be_bytes());
+        h[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producerId
+        h[51..53].copy_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
+        h[53..57].copy_from_slice(&(-1i32).to_be_bytes()); // baseSequence
+        h[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4]
+            .copy_from_slice(&self.count.to_be_bytes());
+        let crc = crc32c::crc32c(&self.buf[ATTRIBUTES_OFFSET..]);
+        self.buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        &mut self.buf
+    }
+
+    /// Starts the next batch in the same buffer.
+    pub fn reset(&mut self) {
+        self.buf.truncate(HEADER_LEN);
+        self.count = 0;
+        self.max_timestamp = i64::MIN;
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
 }
 
 /// Bytes that `record` adds to a batch, for batch sizing before encoding.
 pub fn encoded_record_len(record: &Record, offset_delta: i32, base_timestamp: i64) -> usize {
-    let body = record_body_len(record, offset_delta, base_timestamp);
+    let body = body_len(
+        record.timestamp.wrapping_sub(base_timestamp),
+        offset_delta,
+        record.key.as_deref(),
+        record.value.as_deref(),
+        &record.headers,
+    );
     varint_len(body as i64) + body
 }
 
-fn record_body_len(record: &Record, offset_delta: i32, base_timestamp: i64) -> usize {
+fn body_len(
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+) -> usize {
     let mut len = 1
-        + varint_len(record.timestamp.wrapping_sub(base_timestamp))
+        + varint_len(timestamp_delta)
         + varint_len(i64::from(offset_delta))
-        + nullable_bytes_len(record.key.as_deref())
-        + nullable_bytes_len(record.value.as_deref())
-        + varint_len(record.headers.len() as i64);
-    for h in &record.headers {
+        + nullable_bytes_len(key)
+        + nullable_bytes_len(value)
+        + varint_len(headers.len() as i64);
+    for h in headers {
         len += nullable_bytes_len(Some(&h.key)) + nullable_bytes_len(h.value.as_deref());
     }
     len
-}
-
-fn encode_record(out: &mut Vec<u8>, record: &Record, offset_delta: i32, base_timestamp: i64) {
-    let body_len = record_body_len(record, offset_delta, base_timestamp);
-    write_varint(out, body_len as i64);
-    out.push(0); // attributes
-    write_varint(out, record.timestamp.wrapping_sub(base_timestamp));
-    write_varint(out, i64::from(offset_delta));
-    write_nullable_bytes(out, record.key.as_deref());
-    write_nullable_bytes(out, record.value.as_deref());
-    write_varint(out, record.headers.len() as i64);
-    for h in &record.headers {
-        write_nullable_bytes(out, Some(&h.key));
-        write_nullable_bytes(out, h.value.as_deref());
-    }
 }
 
 fn nullable_bytes_len(bytes: Option<&[u8]>) -> usize {
@@ -380,7 +495,6 @@ fn read_i64(b: &[u8], at: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Header;
     use proptest::prelude::*;
 
     fn record(key: Option<&[u8]>, value: Option<&[u8]>, ts: i64) -> Record {
@@ -395,7 +509,10 @@ mod tests {
     #[test]
     fn encodes_kafka_header_fields() {
         let mut buf = Vec::new();
-        encode_batch(&mut buf, &[record(None, Some(b"a"), 10), record(None, None, 7)]);
+        encode_batch(
+            &mut buf,
+            &[record(None, Some(b"a"), 10), record(None, None, 7)],
+        );
         set_base_offset(&mut buf, 42);
         let batch = Batch::parse(&buf).unwrap();
         assert_eq!(batch.header.base_offset, 42);

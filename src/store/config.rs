@@ -8,11 +8,26 @@ use std::collections::BTreeMap;
 /// The configs a topic may set, with a one-line description each (shown by `topic describe`
 /// and in errors).
 pub const KNOWN_CONFIGS: &[(&str, &str)] = &[
-    ("retention.ms", "delete segments older than this (ms; -1 = keep forever)"),
-    ("retention.bytes", "delete old segments beyond this many bytes per partition (-1 = no limit)"),
-    ("segment.bytes", "roll to a new segment at this size (bytes)"),
-    ("segment.ms", "roll to a new segment after this long (ms; -1 = never by time)"),
-    ("max.message.bytes", "largest record batch a producer may append (bytes)"),
+    (
+        "retention.ms",
+        "delete segments older than this (ms; -1 = keep forever)",
+    ),
+    (
+        "retention.bytes",
+        "delete old segments beyond this many bytes per partition (-1 = no limit)",
+    ),
+    (
+        "segment.bytes",
+        "roll to a new segment at this size (bytes)",
+    ),
+    (
+        "segment.ms",
+        "roll to a new segment after this long (ms; -1 = never by time)",
+    ),
+    (
+        "max.message.bytes",
+        "largest record batch a producer may append (bytes)",
+    ),
 ];
 
 pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
@@ -99,9 +114,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
         "segment.bytes" if (n as u64) < MIN_SEGMENT_BYTES || n < 0 => {
             Err(invalid("must be at least 1024 bytes"))
         }
-        "segment.bytes" if n > i64::from(i32::MAX) => {
-            Err(invalid("must fit Kafka's 32-bit positions (at most 2147483647)"))
-        }
+        "segment.bytes" if n > i64::from(i32::MAX) => Err(invalid(
+            "must fit Kafka's 32-bit positions (at most 2147483647)",
+        )),
         "max.message.bytes" if n < 64 || n > i64::from(i32::MAX) => {
             Err(invalid("must be between 64 and 2147483647 bytes"))
         }
@@ -110,11 +125,14 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
 }
 
 fn parse_number(key: &str, value: &str) -> Result<i64, ConfigError> {
-    value.trim().parse::<i64>().map_err(|_| ConfigError::Invalid {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason: "expected a whole number",
-    })
+    value
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| ConfigError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: "expected a whole number",
+        })
 }
 
 #[cfg(test)]

@@ -164,7 +164,10 @@ mod tests {
             tidx.write_all(&encode_time_entry(base, t)).unwrap();
         }
         assert_eq!(lookup_offset(&idx, base, 104).unwrap(), None);
-        assert_eq!(lookup_offset(&idx, base, 105).unwrap().unwrap().position, 5000);
+        assert_eq!(
+            lookup_offset(&idx, base, 105).unwrap().unwrap().position,
+            5000
+        );
         assert_eq!(lookup_offset(&idx, base, 119).unwrap().unwrap().offset, 110);
         assert_eq!(lookup_offset(&idx, base, 500).unwrap().unwrap().offset, 120);
         assert_eq!(lookup_time(&tidx, base, 1000).unwrap(), None);

@@ -124,7 +124,10 @@ impl PartitionReader {
                     at_end: true,
                 });
             };
-            let seg = self.segment.as_mut().expect("next_header keeps a segment open");
+            let seg = self
+                .segment
+                .as_mut()
+                .expect("next_header keeps a segment open");
             let start = (seg.position - self.buf_pos) as usize;
             let total = header.total_len();
             if header.last_offset() < self.next_offset {

@@ -40,7 +40,8 @@ pub fn recover_active(
     let log_path = segment::path(dir, seg.base, LOG_EXT);
     let log_len = seg.log.metadata().at("read", &log_path)?.len();
     let entries = valid_offset_entries(seg, log_len).at("read the index of", &log_path)?;
-    let time_entries = valid_time_entries(seg, entries.last()).at("read the time index of", &log_path)?;
+    let time_entries =
+        valid_time_entries(seg, entries.last()).at("read the time index of", &log_path)?;
 
     let mut head = Head::empty(seg.base);
     head.index_len = entries.len() as u64 * index::OFFSET_ENTRY_LEN;
@@ -50,7 +51,9 @@ pub fn recover_active(
         head.max_timestamp_offset = last.offset;
         head.last_time_index_ts = last.timestamp;
     }
-    seg.index.set_len(head.index_len).at("truncate the index of", &log_path)?;
+    seg.index
+        .set_len(head.index_len)
+        .at("truncate the index of", &log_path)?;
     seg.time_index
         .set_len(head.time_index_len)
         .at("truncate the time index of", &log_path)?;
@@ -67,7 +70,11 @@ pub fn recover_active(
                     head.first_timestamp = h.max_timestamp;
                 }
                 let resumed = first && resume_at.is_some();
-                let expected = if resumed { h.base_offset } else { head.next_offset };
+                let expected = if resumed {
+                    h.base_offset
+                } else {
+                    head.next_offset
+                };
                 if h.base_offset != expected {
                     break Some(format!(
                         "batch at byte {position} starts at offset {} where {expected} was expected",
@@ -100,7 +107,13 @@ pub fn recover_active(
     let truncation = if log_len > head.log_len {
         let cut = log_len - head.log_len;
         let saved_to = match &stop_reason {
-            Some(_) => Some(save_cut_bytes(&log_path, &seg.log, head.log_len, cut, now_ms)?),
+            Some(_) => Some(save_cut_bytes(
+                &log_path,
+                &seg.log,
+                head.log_len,
+                cut,
+                now_ms,
+            )?),
             None => None,
         };
         seg.log.set_len(head.log_len).at("truncate", &log_path)?;
@@ -108,7 +121,8 @@ pub fn recover_active(
             segment: log_path,
             position: head.log_len,
             bytes: cut,
-            reason: stop_reason.unwrap_or_else(|| "incomplete batch at the end (torn write)".into()),
+            reason: stop_reason
+                .unwrap_or_else(|| "incomplete batch at the end (torn write)".into()),
             saved_to,
         })
     } else {
@@ -145,8 +159,10 @@ pub fn append_time_entry(seg: &SegmentFiles, head: &mut Head) -> std::io::Result
         timestamp: head.max_timestamp,
         offset: head.max_timestamp_offset,
     };
-    seg.time_index
-        .write_all_at(&index::encode_time_entry(seg.base, entry), head.time_index_len)?;
+    seg.time_index.write_all_at(
+        &index::encode_time_entry(seg.base, entry),
+        head.time_index_len,
+    )?;
     head.time_index_len += index::TIME_ENTRY_LEN;
     head.last_time_index_ts = head.max_timestamp;
     Ok(())

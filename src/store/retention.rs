@@ -57,7 +57,10 @@ pub fn plan(segments: &[SegmentStat], config: &LogConfig, now_ms: i64) -> Plan {
         && active.size > 0
         && (expired(active)
             || (config.retention_bytes.is_some() && excess - active.size as i128 >= 0));
-    Plan { delete, roll_active }
+    Plan {
+        delete,
+        roll_active,
+    }
 }
 
 /// The log start offset recorded by retention, if any.
@@ -94,9 +97,26 @@ mod tests {
             retention_ms: Some(1000),
             ..LogConfig::default()
         };
-        let segs = [seg(0, 10, 100), seg(5, 10, 5000), seg(9, 10, 200), seg(12, 10, 9000)];
-        assert_eq!(plan(&segs, &config, 6000), Plan { delete: 1, roll_active: false });
-        assert_eq!(plan(&segs, &config, 20_000), Plan { delete: 3, roll_active: true });
+        let segs = [
+            seg(0, 10, 100),
+            seg(5, 10, 5000),
+            seg(9, 10, 200),
+            seg(12, 10, 9000),
+        ];
+        assert_eq!(
+            plan(&segs, &config, 6000),
+            Plan {
+                delete: 1,
+                roll_active: false
+            }
+        );
+        assert_eq!(
+            plan(&segs, &config, 20_000),
+            Plan {
+                delete: 3,
+                roll_active: true
+            }
+        );
     }
 
     #[test]
@@ -107,7 +127,13 @@ mod tests {
         };
         let segs = [seg(0, 10, 1), seg(5, 10, 1), seg(9, 10, 1), seg(12, 5, 1)];
         // 35 bytes, limit 25: deleting the first (10) leaves 25.
-        assert_eq!(plan(&segs, &config, 0), Plan { delete: 1, roll_active: false });
+        assert_eq!(
+            plan(&segs, &config, 0),
+            Plan {
+                delete: 1,
+                roll_active: false
+            }
+        );
         let none = LogConfig::default();
         assert_eq!(plan(&segs, &none, i64::MAX), Plan::default());
     }
@@ -118,7 +144,20 @@ mod tests {
             retention_ms: Some(1),
             ..LogConfig::default()
         };
-        let segs = [seg(0, 10, 1), SegmentStat { base: 3, size: 0, max_timestamp: None }];
-        assert_eq!(plan(&segs, &config, 100), Plan { delete: 1, roll_active: false });
+        let segs = [
+            seg(0, 10, 1),
+            SegmentStat {
+                base: 3,
+                size: 0,
+                max_timestamp: None,
+            },
+        ];
+        assert_eq!(
+            plan(&segs, &config, 100),
+            Plan {
+                delete: 1,
+                roll_active: false
+            }
+        );
     }
 }

@@ -145,11 +145,14 @@ impl<'f> BatchWalker<'f> {
         if self.position >= self.buf_pos && start as usize + len <= self.filled {
             return Ok(());
         }
-        let want = len.max(WALK_CHUNK).min((self.file_len - self.position) as usize);
+        let want = len
+            .max(WALK_CHUNK)
+            .min((self.file_len - self.position) as usize);
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
-        self.file.read_exact_at(&mut self.buf[..want], self.position)?;
+        self.file
+            .read_exact_at(&mut self.buf[..want], self.position)?;
         self.buf_pos = self.position;
         self.filled = want;
         Ok(())

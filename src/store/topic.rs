@@ -29,11 +29,10 @@ pub struct TopicMeta {
 impl TopicMeta {
     pub fn load(path: &Path) -> Result<TopicMeta> {
         let text = std::fs::read_to_string(path).at("read", path)?;
-        let meta: TopicMeta =
-            serde_yaml::from_str(&text).map_err(|e| StoreError::BadMetadata {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let meta: TopicMeta = serde_yaml::from_str(&text).map_err(|e| StoreError::BadMetadata {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         if meta.partitions < 1 {
             return Err(StoreError::BadMetadata {
                 path: path.to_owned(),

@@ -166,7 +166,11 @@ fn scan_segment(
                         offset: h.last_offset(),
                         position: position as u32,
                     });
-                    if scan.expected_time_index.last().is_none_or(|t| max_ts > t.timestamp) {
+                    if scan
+                        .expected_time_index
+                        .last()
+                        .is_none_or(|t| max_ts > t.timestamp)
+                    {
                         scan.expected_time_index.push(TimeEntry {
                             timestamp: max_ts,
                             offset: max_ts_offset,
@@ -270,7 +274,8 @@ fn cut_segment(
         .at("open", &log_path)?;
     let cut = scan.log_len - scan.valid_len;
     let mut bytes = vec![0u8; cut as usize];
-    log.read_exact_at(&mut bytes, scan.valid_len).at("read", &log_path)?;
+    log.read_exact_at(&mut bytes, scan.valid_len)
+        .at("read", &log_path)?;
     let mut saved = log_path.as_os_str().to_owned();
     saved.push(format!(".cut-{now_ms}"));
     let saved = PathBuf::from(saved);

@@ -115,15 +115,17 @@ impl PartitionWriter {
         let mut head = self.current_head(now_ms)?;
         let len = batch_bytes.len() as u64;
         let full = head.log_len + len > self.config.segment_bytes;
-        let old = self
-            .config
-            .segment_ms
-            .is_some_and(|ms| head.first_timestamp != i64::MIN && now_ms - head.first_timestamp >= ms);
+        let old = self.config.segment_ms.is_some_and(|ms| {
+            head.first_timestamp != i64::MIN && now_ms - head.first_timestamp >= ms
+        });
         let rolled = head.log_len > 0 && (full || old);
         if rolled {
             head = self.roll(head)?;
         }
-        let seg = self.active.as_ref().expect("current_head opens the active segment");
+        let seg = self
+            .active
+            .as_ref()
+            .expect("current_head opens the active segment");
         let log_path = segment::path(&self.dir, seg.base, LOG_EXT);
         let position = head.log_len;
         batch::set_base_offset(batch_bytes, head.next_offset);
@@ -152,7 +154,8 @@ impl PartitionWriter {
         if self.sync_policy == SyncPolicy::EveryBatch {
             seg.sync().at("sync", &log_path)?;
         }
-        head.store(&self.lock_file).at("write", &self.dir.join(LOCK_FILE))?;
+        head.store(&self.lock_file)
+            .at("write", &self.dir.join(LOCK_FILE))?;
         self.unsynced = true;
         if rolled {
             self.enforce_retention(&mut head, now_ms)?;
@@ -218,7 +221,8 @@ impl PartitionWriter {
             fsutil::sync_dir(&self.dir).at("sync", &self.dir)?;
         }
         self.truncations.extend(truncation);
-        head.store(&self.lock_file).at("write", &self.dir.join(LOCK_FILE))?;
+        head.store(&self.lock_file)
+            .at("write", &self.dir.join(LOCK_FILE))?;
         self.validated = true;
         Ok(head)
     }
@@ -244,15 +248,20 @@ impl PartitionWriter {
         let seg = self.active.take().expect("active segment is open");
         let log_path = segment::path(&self.dir, seg.base, LOG_EXT);
         if head.max_timestamp > head.last_time_index_ts {
-            recovery::append_time_entry(&seg, &mut head).at("write the time index of", &log_path)?;
+            recovery::append_time_entry(&seg, &mut head)
+                .at("write the time index of", &log_path)?;
         }
         if self.sync_policy != SyncPolicy::Never {
             seg.sync().at("sync", &log_path)?;
         }
         let new_head = Head::empty(head.next_offset);
-        new_head.store(&self.lock_file).at("write", &self.dir.join(LOCK_FILE))?;
-        let new_seg = SegmentFiles::open_or_create(&self.dir, new_head.active_base)
-            .at("create", &segment::path(&self.dir, new_head.active_base, LOG_EXT))?;
+        new_head
+            .store(&self.lock_file)
+            .at("write", &self.dir.join(LOCK_FILE))?;
+        let new_seg = SegmentFiles::open_or_create(&self.dir, new_head.active_base).at(
+            "create",
+            &segment::path(&self.dir, new_head.active_base, LOG_EXT),
+        )?;
         if self.sync_policy != SyncPolicy::Never {
             fsutil::sync_dir(&self.dir).at("sync", &self.dir)?;
         }

@@ -1,0 +1,277 @@
+//! Choosing a record's partition, as Kafka's producer does.
+//!
+//! A keyed record goes to `toPositive(murmur2(key)) % partitions`, exactly the partition Java's
+//! `BuiltInPartitioner` picks, so keys land where a Kafka client would put them. A keyless record
+//! goes to a "sticky" partition that changes each time a batch is sent (KIP-480), which keeps
+//! batches large without skewing the spread over time.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+/// Kafka's `Utils.murmur2`: MurmurHash2, 32-bit, seed 0x9747b28c.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h: u32 = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition Kafka's default partitioner gives a key.
+pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+/// How records without an explicit partition are spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Keyed: murmur2 of the key. Keyless: sticky, changing with every batch.
+    #[default]
+    Murmur2,
+    /// Every record to the next partition in turn, key or not.
+    RoundRobin,
+    /// Every record to a random partition, key or not.
+    Random,
+}
+
+/// Error from a `--partitioner-cmd` process.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionerError {
+    #[error("cannot start partitioner command '{cmd}'")]
+    Spawn {
+        cmd: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("partitioner command '{cmd}' failed while talking to it")]
+    Io {
+        cmd: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("partitioner command '{cmd}' closed its output instead of answering")]
+    Closed { cmd: String },
+    #[error(
+        "partitioner command '{cmd}' answered {answer:?}; expected a partition number from 0 to {}",
+        partitions - 1
+    )]
+    BadAnswer {
+        cmd: String,
+        answer: String,
+        partitions: i32,
+    },
+}
+
+/// Picks partitions for records.
+#[derive(Debug)]
+pub struct Partitioner {
+    partitions: i32,
+    strategy: Strategy,
+    sticky: i32,
+    next_round_robin: i32,
+    rng: u64,
+}
+
+impl Partitioner {
+    pub fn new(strategy: Strategy, partitions: i32) -> Partitioner {
+        let seed = u64::from_le_bytes(crate::store::fsutil::random_bytes()[..8].try_into().expect("8"));
+        let mut p = Partitioner {
+            partitions,
+            strategy,
+            sticky: 0,
+            next_round_robin: 0,
+            rng: seed | 1,
+        };
+        p.sticky = p.random_partition();
+        p.next_round_robin = p.random_partition();
+        p
+    }
+
+    pub fn partition(&mut self, key: Option<&[u8]>) -> i32 {
+        match (self.strategy, key) {
+            (Strategy::Murmur2, Some(key)) => partition_for_key(key, self.partitions),
+            (Strategy::Murmur2, None) => self.sticky,
+            (Strategy::RoundRobin, _) => {
+                let p = self.next_round_robin;
+                self.next_round_robin = (p + 1) % self.partitions;
+                p
+            }
+            (Strategy::Random, _) => self.random_partition(),
+        }
+    }
+
+    /// Called when a batch of `partition` was sent: keyless records move on to another
+    /// partition, as Kafka's sticky partitioner does.
+    pub fn batch_sent(&mut self, partition: i32) {
+        if partition == self.sticky && self.partitions > 1 {
+            let step = 1 + (self.next_random() % (self.partitions as u64 - 1)) as i32;
+            self.sticky = (self.sticky + step) % self.partitions;
+        }
+    }
+
+    fn random_partition(&mut self) -> i32 {
+        (self.next_random() % self.partitions as u64) as i32
+    }
+
+    /// xorshift64*: plenty for spreading records, and no dependency.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 16
+    }
+}
+
+/// A long-lived process that answers one partition per `<key>\t<partition count>` line.
+#[derive(Debug)]
+pub struct CommandPartitioner {
+    cmd: String,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    partitions: i32,
+    line: String,
+    request: Vec<u8>,
+}
+
+impl CommandPartitioner {
+    pub fn spawn(cmd: &str, partitions: i32) -> Result<CommandPartitioner, PartitionerError> {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|source| PartitionerError::Spawn {
+                cmd: cmd.to_owned(),
+                source,
+            })?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        Ok(CommandPartitioner {
+            cmd: cmd.to_owned(),
+            child,
+            stdin,
+            stdout,
+            partitions,
+            line: String::new(),
+            request: Vec::new(),
+        })
+    }
+
+    /// Asks for the partition of a record with `key` (a null key is sent as an empty key).
+    pub fn partition(&mut self, key: Option<&[u8]>) -> Result<i32, PartitionerError> {
+        let io = |source| PartitionerError::Io {
+            cmd: self.cmd.clone(),
+            source,
+        };
+        self.request.clear();
+        self.request.extend_from_slice(key.unwrap_or_default());
+        self.request.push(b'\t');
+        self.request
+            .extend_from_slice(self.partitions.to_string().as_bytes());
+        self.request.push(b'\n');
+        self.stdin.write_all(&self.request).map_err(io)?;
+        self.stdin.flush().map_err(io)?;
+        self.line.clear();
+        let n = self.stdout.read_line(&mut self.line).map_err(|source| PartitionerError::Io {
+            cmd: self.cmd.clone(),
+            source,
+        })?;
+        if n == 0 {
+            return Err(PartitionerError::Closed {
+                cmd: self.cmd.clone(),
+            });
+        }
+        let answer = self.line.trim();
+        match answer.parse::<i32>() {
+            Ok(p) if (0..self.partitions).contains(&p) => Ok(p),
+            _ => Err(PartitionerError::BadAnswer {
+                cmd: self.cmd.clone(),
+                answer: answer.to_owned(),
+                partitions: self.partitions,
+            }),
+        }
+    }
+}
+
+impl Drop for CommandPartitioner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kafka's `UtilsTest.testMurmur2` vectors.
+    #[test]
+    fn murmur2_matches_kafka() {
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (b"abc", 479_470_107),
+        ];
+        for (data, expected) in cases {
+            assert_eq!(murmur2(data), expected, "{:?}", String::from_utf8_lossy(data));
+        }
+    }
+
+    #[test]
+    fn keys_are_stable_and_keyless_records_stick_until_a_batch_is_sent() {
+        let mut p = Partitioner::new(Strategy::Murmur2, 8);
+        assert_eq!(p.partition(Some(b"foobar")), (-790_332_482i32 & 0x7fff_ffff) % 8);
+        let first = p.partition(None);
+        assert_eq!(p.partition(None), first);
+        p.batch_sent(first);
+        assert_ne!(p.partition(None), first);
+    }
+
+    #[test]
+    fn round_robin_cycles() {
+        let mut p = Partitioner::new(Strategy::RoundRobin, 3);
+        let a = p.partition(Some(b"k"));
+        assert_eq!(p.partition(Some(b"k")), (a + 1) % 3);
+        assert_eq!(p.partition(None), (a + 2) % 3);
+    }
+
+    #[test]
+    fn command_partitioner_answers_and_refuses_nonsense() {
+        let mut ok = CommandPartitioner::spawn("while read k n; do echo 2; done", 3).unwrap();
+        assert_eq!(ok.partition(Some(b"x")).unwrap(), 2);
+        let mut bad = CommandPartitioner::spawn("while read k n; do echo 7; done", 3).unwrap();
+        assert!(matches!(bad.partition(None), Err(PartitionerError::BadAnswer { .. })));
+        let mut gone = CommandPartitioner::spawn("true", 3).unwrap();
+        assert!(gone.partition(None).is_err());
+    }
+}

@@ -1,0 +1,250 @@
+//! The produce loop: input records → keys, values, headers → partition → batches.
+//!
+//! Pending batches are sent as soon as the input has nothing more ready (so a line typed by hand
+//! reaches consumers at once), after `linger` at most when it trickles, and whenever a batch is
+//! full. Errors name the 1-based record ("line") number they happened at.
+
+use std::time::{Duration, Instant};
+
+use crate::format::{parse_json_record, DecodeError, Encoding};
+use crate::record::Header;
+use crate::store::StoreError;
+
+use super::input::Input;
+use super::partitioner::{CommandPartitioner, Partitioner, PartitionerError, Strategy};
+use super::producer::{ProduceError, Producer};
+
+/// How input records are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputFormat {
+    /// Raw bytes between delimiters, optionally `key SEP value`.
+    Lines,
+    /// JSON lines `{"key","value","headers","partition","timestamp"}`.
+    Json(Encoding),
+}
+
+/// How each input record becomes a Kafka record.
+#[derive(Debug, Clone, Default)]
+pub struct RecordOptions {
+    pub key_separator: Option<Vec<u8>>,
+    pub ignore_missing_key: bool,
+    pub fixed_key: Option<Vec<u8>>,
+    /// A key or value equal to this is written as null.
+    pub null_marker: Option<Vec<u8>>,
+    /// Added to every record.
+    pub headers: Vec<Header>,
+}
+
+/// Where records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Partition(i32),
+    Strategy(Strategy),
+    Command(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub format: InputFormat,
+    pub record: RecordOptions,
+    pub route: Route,
+    /// Longest a record waits in a batch for more input before the batch is sent.
+    pub linger: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot read the input")]
+    Input(#[source] std::io::Error),
+    #[error("line {line} has no key separator {separator:?}; add one, or pass --ignore-missing-key to send such lines with a null key")]
+    MissingKey { line: u64, separator: String },
+    #[error("line {line} is not a valid JSON record")]
+    Json {
+        line: u64,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("line {line} asks for partition {partition}, but the topic has {count} partitions (0 to {})", count - 1)]
+    NoSuchPartition { line: u64, partition: i32, count: i32 },
+    #[error("line {line} is too large: {size} bytes as a batch, more than --max-message-bytes ({max})")]
+    TooLarge { line: u64, size: usize, max: u64 },
+    #[error("line {line}: no partition for the record")]
+    Partitioner {
+        line: u64,
+        #[source]
+        source: PartitionerError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Router {
+    Fixed(i32),
+    Partitioner(Partitioner),
+    Command(CommandPartitioner),
+}
+
+/// Reads `input` to its end, sending every record through `producer`. `progress` is told the
+/// number of input bytes read so far after each read. Records already handed to the producer
+/// stay there on error: the caller closes the producer to append and sync them.
+pub fn run(
+    input: &mut Input,
+    producer: &mut Producer,
+    options: &PipelineOptions,
+    max_message_bytes: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), PipelineError> {
+    let partitions = producer.topic().partition_count();
+    let mut router = match &options.route {
+        Route::Partition(p) => {
+            if *p < 0 || *p >= partitions {
+                return Err(StoreError::PartitionNotFound {
+                    topic: producer.topic().name().to_owned(),
+                    partition: *p,
+                    count: partitions,
+                }
+                .into());
+            }
+            Router::Fixed(*p)
+        }
+        Route::Strategy(s) => Router::Partitioner(Partitioner::new(*s, partitions)),
+        Route::Command(cmd) => Router::Command(
+            CommandPartitioner::spawn(cmd, partitions)
+                .map_err(|source| PipelineError::Partitioner { line: 0, source })?,
+        ),
+    };
+    let mut line: u64 = 0;
+    let mut pending_since: Option<Instant> = None;
+    let mut timestamp = crate::store::fsutil::now_ms();
+    loop {
+        while let Some(bytes) = input.next_record() {
+            line += 1;
+            let record = match &options.format {
+                InputFormat::Lines => parse_line(bytes, &options.record, line)?,
+                InputFormat::Json(encoding) => {
+                    if bytes.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let parsed = parse_json_record(bytes, *encoding)
+                        .map_err(|source| PipelineError::Json { line, source })?;
+                    let mut headers = options.record.headers.clone();
+                    headers.extend(parsed.headers);
+                    Parsed {
+                        key: parsed.key.map(Field::Owned),
+                        value: parsed.value.map(Field::Owned),
+                        headers: Some(headers),
+                        partition: parsed.partition,
+                        timestamp: parsed.timestamp,
+                    }
+                }
+            };
+            let key = record.key.as_ref().map(Field::bytes);
+            let value = record.value.as_ref().map(Field::bytes);
+            let partition = match (record.partition, &mut router) {
+                (Some(p), _) if p < 0 || p >= partitions => {
+                    return Err(PipelineError::NoSuchPartition {
+                        line,
+                        partition: p,
+                        count: partitions,
+                    })
+                }
+                (Some(p), _) => p,
+                (None, Router::Fixed(p)) => *p,
+                (None, Router::Partitioner(p)) => p.partition(key),
+                (None, Router::Command(c)) => c
+                    .partition(key)
+                    .map_err(|source| PipelineError::Partitioner { line, source })?,
+            };
+            let headers = record.headers.as_deref().unwrap_or(&options.record.headers);
+            let ts = record.timestamp.unwrap_or(timestamp);
+            let sent = producer
+                .send(partition, ts, key, value, headers)
+                .map_err(|e| match e {
+                    ProduceError::RecordTooLarge { size, max } => {
+                        PipelineError::TooLarge { line, size, max }
+                    }
+                    ProduceError::Store(e) => PipelineError::Store(e),
+                })?;
+            if let (Some(p), Router::Partitioner(part)) = (sent, &mut router) {
+                part.batch_sent(p);
+            }
+            pending_since.get_or_insert_with(Instant::now);
+        }
+        if input.is_eof() {
+            return Ok(());
+        }
+        if let Some(since) = pending_since {
+            let wait = options.linger.saturating_sub(since.elapsed());
+            if !input.ready(wait) {
+                for p in producer.flush()? {
+                    if let Router::Partitioner(part) = &mut router {
+                        part.batch_sent(p);
+                    }
+                }
+                pending_since = None;
+            }
+        }
+        if input.partial_len() as u64 > max_message_bytes + 64 {
+            return Err(PipelineError::TooLarge {
+                line: line + 1,
+                size: input.partial_len(),
+                max: max_message_bytes,
+            });
+        }
+        input.read_more().map_err(PipelineError::Input)?;
+        progress(input.bytes_read());
+        timestamp = crate::store::fsutil::now_ms();
+    }
+}
+
+/// A key or value: borrowed from the input or decoded into a buffer of its own.
+enum Field<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+impl Field<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Field::Borrowed(b) => b,
+            Field::Owned(v) => v,
+        }
+    }
+}
+
+struct Parsed<'a> {
+    key: Option<Field<'a>>,
+    value: Option<Field<'a>>,
+    /// `None`: the fixed `-H` headers.
+    headers: Option<Vec<Header>>,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+}
+
+fn parse_line<'a>(
+    bytes: &'a [u8],
+    options: &'a RecordOptions,
+    line: u64,
+) -> Result<Parsed<'a>, PipelineError> {
+    let (key, value) = match &options.key_separator {
+        Some(sep) => match memchr::memmem::find(bytes, sep) {
+            Some(i) => (Some(&bytes[..i]), &bytes[i + sep.len()..]),
+            None if options.ignore_missing_key => (None, bytes),
+            None => {
+                return Err(PipelineError::MissingKey {
+                    line,
+                    separator: String::from_utf8_lossy(sep).into_owned(),
+                })
+            }
+        },
+        None => (options.fixed_key.as_deref(), bytes),
+    };
+    let is_null = |b: &[u8]| options.null_marker.as_deref() == Some(b);
+    Ok(Parsed {
+        key: key.filter(|k| !is_null(k)).map(Field::Borrowed),
+        value: (!is_null(value)).then_some(Field::Borrowed(value)),
+        headers: None,
+        partition: None,
+        timestamp: None,
+    })
+}
