@@ -1,1 +1,5 @@
 //! spool: Apache Kafka's model as a library over a directory on local disk.
+
+pub mod format;
+pub mod record;
+pub mod spec;
