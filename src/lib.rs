@@ -10,11 +10,15 @@
 //! - [`produce`]: turning input (lines, delimited bytes, JSON lines) into records, choosing their
 //!   partitions as Kafka's producer does, and batching them into partition logs.
 //! - [`record`]: the record types shared by producers and consumers.
+//! - [`format`]: records as text: output templates (`-F`) and JSON lines in both directions.
+//! - [`spec`]: parsing of offset specs, times, durations, sizes and `key=value` pairs.
 //! - [`name`]: Kafka's rule for topic and group names, checked before any path is built.
 //! - [`cli`]: the command-line interface (clap definitions and rendering); only the binary uses it.
 
 pub mod cli;
+pub mod format;
 pub mod name;
 pub mod produce;
 pub mod record;
+pub mod spec;
 pub mod store;

@@ -1,0 +1,374 @@
+//! One record as one line of JSON, for `spool consume --output json`.
+//!
+//! The writer is hand-rolled because it runs for every consumed record: it appends straight to
+//! the output buffer, base64/hex encode in place, and nothing is allocated per record.
+
+use std::fmt;
+
+use thiserror::Error;
+
+use super::decimal::write_i64;
+use super::encoding::{append_base64, append_hex, Encoding};
+use crate::record::RecordRef;
+
+/// Which part of a record a JSON string came from or goes to, named as its JSON path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordField {
+    Key,
+    Value,
+    HeaderKey { index: usize },
+    HeaderValue { index: usize },
+}
+
+impl fmt::Display for RecordField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordField::Key => f.write_str("key"),
+            RecordField::Value => f.write_str("value"),
+            RecordField::HeaderKey { index } => write!(f, "headers[{index}].key"),
+            RecordField::HeaderValue { index } => write!(f, "headers[{index}].value"),
+        }
+    }
+}
+
+/// A record that cannot be written in the chosen [`Encoding`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EncodeError {
+    #[error(
+        "`{field}` of the record at offset {offset} is not valid UTF-8 (bad byte at position \
+         {position}); use `--encoding base64` or `--encoding hex` for binary data"
+    )]
+    InvalidUtf8 {
+        field: RecordField,
+        offset: i64,
+        /// Byte index of the first byte that is not part of valid UTF-8.
+        position: usize,
+    },
+}
+
+/// Appends `rec` as one JSON object and a trailing `\n`:
+/// `{"topic":..,"partition":..,"offset":..,"timestamp":..,"key":..,"value":..,"headers":[{"key":..,"value":..}]}`.
+/// Null keys, values and header values are JSON `null`. On error `out` is left as it was.
+pub fn write_json_record(
+    out: &mut Vec<u8>,
+    topic: &str,
+    partition: i32,
+    rec: &RecordRef<'_>,
+    enc: Encoding,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    let written = write_object(out, topic, partition, rec, enc);
+    if written.is_err() {
+        // Never leave half a line behind for the caller to flush.
+        out.truncate(start);
+    }
+    written
+}
+
+fn write_object(
+    out: &mut Vec<u8>,
+    topic: &str,
+    partition: i32,
+    rec: &RecordRef<'_>,
+    enc: Encoding,
+) -> Result<(), EncodeError> {
+    let bytes = |field| BytesWriter {
+        enc,
+        offset: rec.offset,
+        field,
+    };
+    out.extend_from_slice(b"{\"topic\":");
+    write_json_string(out, topic.as_bytes());
+    out.extend_from_slice(b",\"partition\":");
+    write_i64(out, partition.into());
+    out.extend_from_slice(b",\"offset\":");
+    write_i64(out, rec.offset);
+    out.extend_from_slice(b",\"timestamp\":");
+    write_i64(out, rec.timestamp);
+    out.extend_from_slice(b",\"key\":");
+    bytes(RecordField::Key).write_nullable(out, rec.key)?;
+    out.extend_from_slice(b",\"value\":");
+    bytes(RecordField::Value).write_nullable(out, rec.value)?;
+    out.extend_from_slice(b",\"headers\":[");
+    for (index, header) in rec.headers.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"key\":");
+        bytes(RecordField::HeaderKey { index }).write(out, header.key)?;
+        out.extend_from_slice(b",\"value\":");
+        bytes(RecordField::HeaderValue { index }).write_nullable(out, header.value)?;
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}\n");
+    Ok(())
+}
+
+/// Writes one field's bytes as a JSON string, knowing enough to name the field in an error.
+struct BytesWriter {
+    enc: Encoding,
+    offset: i64,
+    field: RecordField,
+}
+
+impl BytesWriter {
+    fn write_nullable(&self, out: &mut Vec<u8>, bytes: Option<&[u8]>) -> Result<(), EncodeError> {
+        match bytes {
+            Some(bytes) => self.write(out, bytes),
+            None => {
+                out.extend_from_slice(b"null");
+                Ok(())
+            }
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), EncodeError> {
+        match self.enc {
+            Encoding::Utf8 => {
+                std::str::from_utf8(bytes).map_err(|e| EncodeError::InvalidUtf8 {
+                    field: self.field,
+                    offset: self.offset,
+                    position: e.valid_up_to(),
+                })?;
+                write_json_string(out, bytes);
+            }
+            // Neither alphabet contains a character JSON needs escaped.
+            Encoding::Base64 => {
+                out.push(b'"');
+                append_base64(out, bytes);
+                out.push(b'"');
+            }
+            Encoding::Hex => {
+                out.push(b'"');
+                append_hex(out, bytes);
+                out.push(b'"');
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes valid UTF-8 as a quoted JSON string, escaping `"`, `\` and control characters.
+fn write_json_string(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'"');
+    let mut run_start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0x00..=0x1f => b'u',
+            _ => continue,
+        };
+        // Copy the unescaped run in one go rather than byte by byte.
+        out.extend_from_slice(&text[run_start..i]);
+        run_start = i + 1;
+        if short == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0x0f)]);
+        } else {
+            out.extend_from_slice(&[b'\\', short]);
+        }
+    }
+    out.extend_from_slice(&text[run_start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::HeaderRef;
+
+    fn record() -> RecordRef<'static> {
+        RecordRef {
+            offset: 5,
+            timestamp: 1_732_000_000_000,
+            key: Some(b"k"),
+            value: Some(b"v"),
+            headers: vec![HeaderRef {
+                key: b"h",
+                value: Some(b"x"),
+            }],
+        }
+    }
+
+    fn written(rec: &RecordRef<'_>, enc: Encoding) -> String {
+        let mut out = Vec::new();
+        write_json_record(&mut out, "orders", 2, rec, enc).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn canonical_line() {
+        assert_eq!(
+            written(&record(), Encoding::Utf8),
+            "{\"topic\":\"orders\",\"partition\":2,\"offset\":5,\"timestamp\":1732000000000,\
+             \"key\":\"k\",\"value\":\"v\",\"headers\":[{\"key\":\"h\",\"value\":\"x\"}]}\n"
+        );
+    }
+
+    #[test]
+    fn nulls_and_no_headers() {
+        let rec = RecordRef {
+            key: None,
+            value: None,
+            headers: vec![
+                HeaderRef {
+                    key: b"a",
+                    value: None,
+                },
+                HeaderRef {
+                    key: b"",
+                    value: Some(b""),
+                },
+            ],
+            ..record()
+        };
+        let line = written(&rec, Encoding::Utf8);
+        assert!(
+            line.ends_with(
+                "\"key\":null,\"value\":null,\"headers\":[{\"key\":\"a\",\"value\":null},{\"key\":\"\",\"value\":\"\"}]}\n"
+            ),
+            "{line}"
+        );
+        let bare = RecordRef {
+            headers: vec![],
+            ..record()
+        };
+        assert!(written(&bare, Encoding::Utf8).ends_with(",\"headers\":[]}\n"));
+    }
+
+    #[test]
+    fn escapes_text() {
+        let rec = RecordRef {
+            value: Some("q\"b\\n\n\t\r\u{8}\u{c}\u{1}\u{1f}\u{7f}é€😀".as_bytes()),
+            ..record()
+        };
+        let line = written(&rec, Encoding::Utf8);
+        assert!(
+            line.contains(r#""value":"q\"b\\n\n\t\r\b\f\u0001\u001f"#),
+            "{line}"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            parsed["value"],
+            "q\"b\\n\n\t\r\u{8}\u{c}\u{1}\u{1f}\u{7f}é€😀"
+        );
+        let topic: serde_json::Value = {
+            let mut out = Vec::new();
+            write_json_record(&mut out, "a\"b", 0, &record(), Encoding::Utf8).unwrap();
+            serde_json::from_slice(&out).unwrap()
+        };
+        assert_eq!(topic["topic"], "a\"b");
+    }
+
+    #[test]
+    fn binary_encodings() {
+        let rec = RecordRef {
+            key: Some(b"\x00\xff"),
+            value: Some(b"hello"),
+            headers: vec![HeaderRef {
+                key: b"\xfe",
+                value: None,
+            }],
+            ..record()
+        };
+        let line = written(&rec, Encoding::Base64);
+        assert!(
+            line.contains(
+                r#""key":"AP8=","value":"aGVsbG8=","headers":[{"key":"/g==","value":null}]"#
+            ),
+            "{line}"
+        );
+        let line = written(&rec, Encoding::Hex);
+        assert!(
+            line.contains(
+                r#""key":"00ff","value":"68656c6c6f","headers":[{"key":"fe","value":null}]"#
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_naming_the_field() {
+        let cases = [
+            (
+                RecordRef {
+                    key: Some(b"ok\xc3"),
+                    ..record()
+                },
+                RecordField::Key,
+                2,
+            ),
+            (
+                RecordRef {
+                    value: Some(b"\xff"),
+                    ..record()
+                },
+                RecordField::Value,
+                0,
+            ),
+            (
+                RecordRef {
+                    headers: vec![
+                        HeaderRef {
+                            key: b"a",
+                            value: None,
+                        },
+                        HeaderRef {
+                            key: b"\x80",
+                            value: None,
+                        },
+                    ],
+                    ..record()
+                },
+                RecordField::HeaderKey { index: 1 },
+                0,
+            ),
+            (
+                RecordRef {
+                    headers: vec![HeaderRef {
+                        key: b"a",
+                        value: Some(b"x\xff"),
+                    }],
+                    ..record()
+                },
+                RecordField::HeaderValue { index: 0 },
+                1,
+            ),
+        ];
+        for (rec, field, position) in cases {
+            let mut out = b"earlier line\n".to_vec();
+            let err = write_json_record(&mut out, "t", 0, &rec, Encoding::Utf8).unwrap_err();
+            assert_eq!(
+                err,
+                EncodeError::InvalidUtf8 {
+                    field,
+                    offset: 5,
+                    position
+                }
+            );
+            assert_eq!(
+                out, b"earlier line\n",
+                "a failed record leaves no partial line"
+            );
+        }
+        let message = EncodeError::InvalidUtf8 {
+            field: RecordField::HeaderValue { index: 0 },
+            offset: 5,
+            position: 1,
+        }
+        .to_string();
+        assert_eq!(
+            message,
+            "`headers[0].value` of the record at offset 5 is not valid UTF-8 (bad byte at \
+             position 1); use `--encoding base64` or `--encoding hex` for binary data"
+        );
+    }
+}

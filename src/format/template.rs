@@ -1,0 +1,318 @@
+//! kcat/rpk style output templates for `spool consume --format`, e.g. `%k=%v\n`.
+//!
+//! A template is compiled once into literal byte runs and field tokens, so rendering a record is
+//! a walk over that list that appends bytes: no parsing and no allocation per record.
+
+use std::mem;
+
+use thiserror::Error;
+
+use super::decimal::write_i64;
+use crate::record::{HeaderRef, RecordRef};
+use crate::spec::write_rfc3339_millis;
+
+/// Shown in every template error so the user can fix the format without looking it up.
+const VALID_TOKENS: &str = "valid tokens are %t topic, %p partition, %o offset, %k key, \
+    %v or %s value, %K key length, %V or %S value length, %T timestamp (ms), \
+    %d timestamp (RFC 3339, UTC), %h headers, %% percent sign; \
+    escapes are \\n \\t \\r \\0 \\\\";
+
+/// What is wrong with a `--format` template; positions are byte offsets into the template.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TemplateError {
+    #[error("unknown token `%{token}` at byte {position} of the format; {VALID_TOKENS}")]
+    UnknownToken { token: char, position: usize },
+    #[error("lone `%` at the end of the format (byte {position}); write `%%` for a percent sign; {VALID_TOKENS}")]
+    TrailingPercent { position: usize },
+    #[error("unknown escape `\\{escape}` at byte {position} of the format; {VALID_TOKENS}")]
+    UnknownEscape { escape: char, position: usize },
+    #[error("lone `\\` at the end of the format (byte {position}); write `\\\\` for a backslash; {VALID_TOKENS}")]
+    TrailingBackslash { position: usize },
+}
+
+/// A record field a token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Topic,
+    Partition,
+    Offset,
+    Key,
+    Value,
+    KeyLength,
+    ValueLength,
+    TimestampMs,
+    TimestampRfc3339,
+    Headers,
+}
+
+impl Field {
+    fn from_token(token: char) -> Option<Field> {
+        Some(match token {
+            't' => Field::Topic,
+            'p' => Field::Partition,
+            'o' => Field::Offset,
+            'k' => Field::Key,
+            // %s is kcat's name for the value, %v rpk's.
+            'v' | 's' => Field::Value,
+            'K' => Field::KeyLength,
+            // %S is kcat's name for the value length, %V rpk's.
+            'V' | 'S' => Field::ValueLength,
+            'T' => Field::TimestampMs,
+            'd' => Field::TimestampRfc3339,
+            'h' => Field::Headers,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(Box<[u8]>),
+    Field(Field),
+}
+
+/// A compiled output template. The template is the whole output for one record: it adds no
+/// newline of its own, so the usual form ends in `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+impl Template {
+    /// Compiles `format`; `%` starts a token and `\` an escape.
+    pub fn parse(format: &str) -> Result<Template, TemplateError> {
+        let mut parts = Vec::new();
+        let mut literal = Vec::new();
+        let mut chars = format.char_indices();
+        while let Some((position, c)) = chars.next() {
+            match c {
+                '%' => {
+                    let Some((_, token)) = chars.next() else {
+                        return Err(TemplateError::TrailingPercent { position });
+                    };
+                    if token == '%' {
+                        literal.push(b'%');
+                        continue;
+                    }
+                    let field = Field::from_token(token)
+                        .ok_or(TemplateError::UnknownToken { token, position })?;
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(mem::take(&mut literal).into_boxed_slice()));
+                    }
+                    parts.push(Part::Field(field));
+                }
+                '\\' => {
+                    let Some((_, escape)) = chars.next() else {
+                        return Err(TemplateError::TrailingBackslash { position });
+                    };
+                    literal.push(match escape {
+                        'n' => b'\n',
+                        't' => b'\t',
+                        'r' => b'\r',
+                        '0' => b'\0',
+                        '\\' => b'\\',
+                        _ => return Err(TemplateError::UnknownEscape { escape, position }),
+                    });
+                }
+                _ => literal.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal.into_boxed_slice()));
+        }
+        Ok(Template { parts })
+    }
+
+    /// Appends one record rendered through the template to `out`. Keys, values and headers are
+    /// copied as raw bytes; a null key, value or header value is written as `null_literal`.
+    pub fn render(
+        &self,
+        out: &mut Vec<u8>,
+        topic: &str,
+        partition: i32,
+        rec: &RecordRef<'_>,
+        null_literal: &[u8],
+    ) {
+        for part in &self.parts {
+            match *part {
+                Part::Literal(ref bytes) => out.extend_from_slice(bytes),
+                Part::Field(field) => match field {
+                    Field::Topic => out.extend_from_slice(topic.as_bytes()),
+                    Field::Partition => write_i64(out, partition.into()),
+                    Field::Offset => write_i64(out, rec.offset),
+                    Field::Key => out.extend_from_slice(rec.key.unwrap_or(null_literal)),
+                    Field::Value => out.extend_from_slice(rec.value.unwrap_or(null_literal)),
+                    Field::KeyLength => write_i64(out, length_or_minus_one(rec.key)),
+                    Field::ValueLength => write_i64(out, length_or_minus_one(rec.value)),
+                    Field::TimestampMs => write_i64(out, rec.timestamp),
+                    Field::TimestampRfc3339 => write_rfc3339_millis(out, rec.timestamp),
+                    Field::Headers => write_headers(out, &rec.headers, null_literal),
+                },
+            }
+        }
+    }
+}
+
+/// kcat prints -1 as the length of a null key or value, keeping it apart from an empty one.
+fn length_or_minus_one(bytes: Option<&[u8]>) -> i64 {
+    bytes.map_or(-1, |b| i64::try_from(b.len()).unwrap_or(i64::MAX))
+}
+
+/// `k=v,k2=v2` with raw bytes, as kcat prints `%h`.
+fn write_headers(out: &mut Vec<u8>, headers: &[HeaderRef<'_>], null_literal: &[u8]) {
+    for (i, header) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(header.key);
+        out.push(b'=');
+        out.extend_from_slice(header.value.unwrap_or(null_literal));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record() -> RecordRef<'static> {
+        RecordRef {
+            offset: 42,
+            timestamp: 1_795_514_400_123, // 2026-11-24T10:00:00.123Z
+            key: Some(b"user-1"),
+            value: Some(b"{\"a\":1}\xff"),
+            headers: vec![
+                HeaderRef {
+                    key: b"trace",
+                    value: Some(b"abc"),
+                },
+                HeaderRef {
+                    key: b"gone",
+                    value: None,
+                },
+            ],
+        }
+    }
+
+    fn render(format: &str, rec: &RecordRef<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        Template::parse(format)
+            .unwrap()
+            .render(&mut out, "orders", 3, rec, b"NULL");
+        out
+    }
+
+    #[test]
+    fn every_token() {
+        let rec = record();
+        assert_eq!(render("%t/%p/%o", &rec), b"orders/3/42");
+        assert_eq!(
+            render("%k=%v|%s", &rec),
+            b"user-1={\"a\":1}\xff|{\"a\":1}\xff"
+        );
+        assert_eq!(render("%K %V %S", &rec), b"6 8 8");
+        assert_eq!(render("%T", &rec), b"1795514400123");
+        assert_eq!(render("%d", &rec), b"2026-11-24T10:00:00.123Z");
+        assert_eq!(render("%h", &rec), b"trace=abc,gone=NULL");
+        assert_eq!(render("100%%", &rec), b"100%");
+        assert_eq!(render("", &rec), b"");
+        assert_eq!(render("plain ünïcode", &rec), "plain ünïcode".as_bytes());
+    }
+
+    #[test]
+    fn escapes() {
+        let rec = record();
+        assert_eq!(render("a\\nb\\tc\\rd\\0e\\\\f", &rec), b"a\nb\tc\rd\0e\\f");
+        assert_eq!(render("%v\\n", &rec), b"{\"a\":1}\xff\n");
+    }
+
+    #[test]
+    fn nulls_and_empties() {
+        let rec = RecordRef {
+            offset: 0,
+            timestamp: -1,
+            key: None,
+            value: Some(b""),
+            headers: vec![],
+        };
+        assert_eq!(render("[%k][%v][%K][%V][%h]", &rec), b"[NULL][][-1][0][]");
+        let tombstone = RecordRef { value: None, ..rec };
+        assert_eq!(render("%v %V", &tombstone), b"NULL -1");
+    }
+
+    #[test]
+    fn appends_without_clearing() {
+        let template = Template::parse("%o\\n").unwrap();
+        let mut out = b"keep:".to_vec();
+        template.render(&mut out, "t", 0, &record(), b"");
+        template.render(&mut out, "t", 0, &record(), b"");
+        assert_eq!(out, b"keep:42\n42\n");
+    }
+
+    #[test]
+    fn errors_name_token_and_position() {
+        let err = Template::parse("%k %x").unwrap_err();
+        assert_eq!(
+            err,
+            TemplateError::UnknownToken {
+                token: 'x',
+                position: 3
+            }
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with("unknown token `%x` at byte 3"),
+            "{message}"
+        );
+        assert!(message.contains("%t topic"), "{message}");
+
+        assert_eq!(
+            Template::parse("ab%"),
+            Err(TemplateError::TrailingPercent { position: 2 })
+        );
+        assert_eq!(
+            Template::parse("é\\q"),
+            Err(TemplateError::UnknownEscape {
+                escape: 'q',
+                position: 2
+            })
+        );
+        assert_eq!(
+            Template::parse("x\\"),
+            Err(TemplateError::TrailingBackslash { position: 1 })
+        );
+        assert_eq!(
+            Template::parse("%é"),
+            Err(TemplateError::UnknownToken {
+                token: 'é',
+                position: 0
+            })
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parse_and_render_never_panic(
+            format in ".*",
+            tokens in "([%\\\\][a-zA-Z%\\\\0]|[^%\\\\]){0,20}",
+            offset: i64,
+            timestamp: i64,
+            key in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)),
+            value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)),
+        ) {
+            let rec = RecordRef {
+                offset,
+                timestamp,
+                key: key.as_deref(),
+                value: value.as_deref(),
+                headers: vec![HeaderRef { key: b"h", value: value.as_deref() }],
+            };
+            for format in [format, tokens] {
+                if let Ok(template) = Template::parse(&format) {
+                    let mut out = Vec::new();
+                    template.render(&mut out, "topic", 0, &rec, b"null");
+                }
+            }
+        }
+    }
+}
