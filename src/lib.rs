@@ -9,6 +9,8 @@
 //!   retention and verification.
 //! - [`produce`]: turning input (lines, delimited bytes, JSON lines) into records, choosing their
 //!   partitions as Kafka's producer does, and batching them into partition logs.
+//! - [`consume`]: reading several partitions fairly and waiting for new records through file
+//!   notifications.
 //! - [`record`]: the record types shared by producers and consumers.
 //! - [`format`]: records as text: output templates (`-F`) and JSON lines in both directions.
 //! - [`spec`]: parsing of offset specs, times, durations, sizes and `key=value` pairs.
@@ -16,6 +18,7 @@
 //! - [`cli`]: the command-line interface (clap definitions and rendering); only the binary uses it.
 
 pub mod cli;
+pub mod consume;
 pub mod format;
 pub mod name;
 pub mod produce;

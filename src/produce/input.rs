@@ -45,7 +45,10 @@ impl Input {
         let file = File::open(path)?;
         let meta = file.metadata()?;
         if meta.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory",
+            ));
         }
         let len = meta.is_file().then_some(meta.len());
         let poll_fd = (!meta.is_file()).then_some(file.as_raw_fd());
@@ -163,7 +166,12 @@ mod tests {
     use super::*;
 
     fn records(input: &[u8], delimiter: &[u8]) -> Vec<Vec<u8>> {
-        let mut inp = Input::new(Box::new(io::Cursor::new(input.to_vec())), None, delimiter, None);
+        let mut inp = Input::new(
+            Box::new(io::Cursor::new(input.to_vec())),
+            None,
+            delimiter,
+            None,
+        );
         let mut out = Vec::new();
         loop {
             while let Some(r) = inp.next_record() {
@@ -180,10 +188,19 @@ mod tests {
 
     #[test]
     fn cuts_at_delimiters_and_keeps_an_unterminated_last_record() {
-        assert_eq!(records(b"a\nb\n\nc", b"\n"), vec![b"a".to_vec(), b"b".to_vec(), vec![], b"c".to_vec()]);
+        assert_eq!(
+            records(b"a\nb\n\nc", b"\n"),
+            vec![b"a".to_vec(), b"b".to_vec(), vec![], b"c".to_vec()]
+        );
         assert_eq!(records(b"a\n", b"\n"), vec![b"a".to_vec()]);
-        assert_eq!(records(b"x||y||", b"||"), vec![b"x".to_vec(), b"y".to_vec()]);
-        assert_eq!(records(b"\xff\x00\n\x01", b"\x00"), vec![b"\xff".to_vec(), b"\n\x01".to_vec()]);
+        assert_eq!(
+            records(b"x||y||", b"||"),
+            vec![b"x".to_vec(), b"y".to_vec()]
+        );
+        assert_eq!(
+            records(b"\xff\x00\n\x01", b"\x00"),
+            vec![b"\xff".to_vec(), b"\n\x01".to_vec()]
+        );
         assert!(records(b"", b"\n").is_empty());
     }
 

@@ -97,7 +97,11 @@ pub struct Partitioner {
 
 impl Partitioner {
     pub fn new(strategy: Strategy, partitions: i32) -> Partitioner {
-        let seed = u64::from_le_bytes(crate::store::fsutil::random_bytes()[..8].try_into().expect("8"));
+        let seed = u64::from_le_bytes(
+            crate::store::fsutil::random_bytes()[..8]
+                .try_into()
+                .expect("8"),
+        );
         let mut p = Partitioner {
             partitions,
             strategy,
@@ -199,10 +203,13 @@ impl CommandPartitioner {
         self.stdin.write_all(&self.request).map_err(io)?;
         self.stdin.flush().map_err(io)?;
         self.line.clear();
-        let n = self.stdout.read_line(&mut self.line).map_err(|source| PartitionerError::Io {
-            cmd: self.cmd.clone(),
-            source,
-        })?;
+        let n = self
+            .stdout
+            .read_line(&mut self.line)
+            .map_err(|source| PartitionerError::Io {
+                cmd: self.cmd.clone(),
+                source,
+            })?;
         if n == 0 {
             return Err(PartitionerError::Closed {
                 cmd: self.cmd.clone(),
@@ -239,18 +246,29 @@ mod tests {
             (b"foobar", -790_332_482),
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             (b"abc", 479_470_107),
         ];
         for (data, expected) in cases {
-            assert_eq!(murmur2(data), expected, "{:?}", String::from_utf8_lossy(data));
+            assert_eq!(
+                murmur2(data),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(data)
+            );
         }
     }
 
     #[test]
     fn keys_are_stable_and_keyless_records_stick_until_a_batch_is_sent() {
         let mut p = Partitioner::new(Strategy::Murmur2, 8);
-        assert_eq!(p.partition(Some(b"foobar")), (-790_332_482i32 & 0x7fff_ffff) % 8);
+        assert_eq!(
+            p.partition(Some(b"foobar")),
+            (-790_332_482i32 & 0x7fff_ffff) % 8
+        );
         let first = p.partition(None);
         assert_eq!(p.partition(None), first);
         p.batch_sent(first);
@@ -270,7 +288,10 @@ mod tests {
         let mut ok = CommandPartitioner::spawn("while read k n; do echo 2; done", 3).unwrap();
         assert_eq!(ok.partition(Some(b"x")).unwrap(), 2);
         let mut bad = CommandPartitioner::spawn("while read k n; do echo 7; done", 3).unwrap();
-        assert!(matches!(bad.partition(None), Err(PartitionerError::BadAnswer { .. })));
+        assert!(matches!(
+            bad.partition(None),
+            Err(PartitionerError::BadAnswer { .. })
+        ));
         let mut gone = CommandPartitioner::spawn("true", 3).unwrap();
         assert!(gone.partition(None).is_err());
     }

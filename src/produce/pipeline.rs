@@ -65,8 +65,14 @@ pub enum PipelineError {
         source: DecodeError,
     },
     #[error("line {line} asks for partition {partition}, but the topic has {count} partitions (0 to {})", count - 1)]
-    NoSuchPartition { line: u64, partition: i32, count: i32 },
-    #[error("line {line} is too large: {size} bytes as a batch, more than --max-message-bytes ({max})")]
+    NoSuchPartition {
+        line: u64,
+        partition: i32,
+        count: i32,
+    },
+    #[error(
+        "line {line} is too large: {size} bytes as a batch, more than --max-message-bytes ({max})"
+    )]
     TooLarge { line: u64, size: usize, max: u64 },
     #[error("line {line}: no partition for the record")]
     Partitioner {

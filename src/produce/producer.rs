@@ -127,7 +127,8 @@ impl Producer {
             });
         }
         let mut sent = None;
-        if !slot.builder.is_empty() && slot.builder.size_with(timestamp, key, value, headers) > limit
+        if !slot.builder.is_empty()
+            && slot.builder.size_with(timestamp, key, value, headers) > limit
         {
             self.send_batch(partition)?;
             sent = Some(partition);

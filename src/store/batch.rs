@@ -305,7 +305,11 @@ impl BatchBuilder {
     }
 
     /// Size of a batch holding only this record.
-    pub fn single_record_size(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+    pub fn single_record_size(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> usize {
         let body = body_len(0, 0, key, value, headers);
         HEADER_LEN + varint_len(body as i64) + body
     }

@@ -1,0 +1,262 @@
+//! `spool consume`: read topics back, like `cat`, a slice of them, or a live tail.
+
+use std::fs::File;
+use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+
+use super::Context;
+use crate::consume::{resolve_start, Clamped, ConsumeError, Consumer};
+use crate::format::{write_json_record, Encoding, Template};
+use crate::record::RecordRef;
+use crate::spec::OffsetSpec;
+use crate::store::fsutil;
+
+/// Read records from topics: all of them like `cat`, a slice, or a live tail like `tail -f`.
+///
+/// Without --group this is Kafka's "assign" mode: every partition of the topics (or those given
+/// with -p) is read from the --offset on. Records of one partition come in offset order;
+/// partitions are interleaved fairly. By default the consumer follows the topic and prints new
+/// records as they are produced, within milliseconds; -e stops at the end instead.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  spool consume orders -e                      # everything, then exit
+  spool consume orders -o -10 -e               # the last 10 records of each partition
+  spool consume orders -o @-1h                 # from an hour ago on, then follow
+  spool consume orders -p 0 -o 42 -n 1         # the record at offset 42 of partition 0
+  spool consume orders -F '%p:%o %k=%v\\n'      # partition, offset, key and value
+  spool consume orders -e --output json | spool produce orders-copy --input json
+
+Format tokens (-F): %t topic, %p partition, %o offset, %k key, %v or %s value, %K / %V key /
+value length (-1 for null), %T timestamp (ms), %d timestamp (RFC 3339), %h headers (k=v,...),
+%% a percent sign; escapes \\n \\t \\r \\0 \\\\.
+
+Exit status:
+  0  success, also when the reader of stdout went away (`| head`)
+  1  runtime error (unknown topic or partition, damaged batch)
+  2  usage error (bad offset, time or template)")]
+pub struct ConsumeArgs {
+    /// The topics to read.
+    #[arg(required = true)]
+    pub topics: Vec<String>,
+
+    /// Read only this partition (repeatable) [default: all].
+    #[arg(short, long = "partition", value_name = "N")]
+    pub partitions: Vec<i32>,
+
+    /// Where to start: earliest (beginning, start), latest (end), an offset N, -N (N records
+    /// before the end of each partition), +N (N after the start), or @TIME (RFC 3339, epoch
+    /// ms, or a duration ago like @-1h). Out-of-range offsets are clamped with a warning.
+    #[arg(short, long, value_name = "OFFSET", default_value = "earliest", value_parser = parse_offset, allow_hyphen_values = true)]
+    pub offset: OffsetSpec,
+
+    /// Exit once every partition has been read to its end.
+    #[arg(short, long)]
+    pub exit_at_end: bool,
+
+    /// Exit after this many records.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub max_messages: Option<u64>,
+
+    /// Exit after this long without a new record.
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
+    pub timeout: Option<Duration>,
+
+    /// Output template (see the tokens below) [default: %v\n].
+    #[arg(short = 'F', long, value_name = "TEMPLATE", conflicts_with = "output")]
+    pub format: Option<String>,
+
+    /// Print JSON lines {"topic","partition","offset","timestamp","key","value","headers"}
+    /// instead of a template; `spool produce --input json` reads them back.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output: Option<RecordOutput>,
+
+    /// How keys, values and headers are written in JSON: utf8 (text), base64 or hex (any bytes).
+    #[arg(long, default_value = "utf8", value_parser = parse_encoding)]
+    pub encoding: Encoding,
+
+    /// What a null key or value prints as in a template.
+    #[arg(long, value_name = "STR", default_value = "")]
+    pub null_literal: String,
+
+    /// No warnings and no summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordOutput {
+    /// JSON lines.
+    Json,
+}
+
+fn parse_offset(s: &str) -> Result<OffsetSpec, String> {
+    OffsetSpec::parse(s, fsutil::now_ms()).map_err(|e| e.to_string())
+}
+
+fn parse_encoding(s: &str) -> Result<Encoding, String> {
+    s.parse::<Encoding>().map_err(|e| e.to_string())
+}
+
+/// How records are turned into output bytes.
+enum Renderer {
+    Template(Template, Vec<u8>),
+    Json(Encoding),
+}
+
+impl Renderer {
+    fn render(
+        &self,
+        out: &mut Vec<u8>,
+        topic: &str,
+        partition: i32,
+        rec: &RecordRef<'_>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Renderer::Template(t, null) => t.render(out, topic, partition, rec, null),
+            Renderer::Json(enc) => write_json_record(out, topic, partition, rec, *enc).map_err(|e| {
+                super::Hinted {
+                    message: format!("cannot print {topic}/{partition} as JSON: {e}"),
+                    hint: "use --encoding base64 (or hex) for keys, values or headers that are not UTF-8".into(),
+                }
+            })?,
+        }
+        Ok(())
+    }
+}
+
+/// Output flushed to stdout past this size, and at every pause.
+const OUT_FLUSH: usize = 256 * 1024;
+
+pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
+    let renderer = match (a.output, &a.format) {
+        (Some(RecordOutput::Json), _) => Renderer::Json(a.encoding),
+        (None, Some(f)) => Renderer::Template(
+            Template::parse(f).map_err(|e| usage_error(format!("invalid --format: {e}")))?,
+            a.null_literal.clone().into_bytes(),
+        ),
+        (None, None) => Renderer::Template(
+            Template::parse("%v\\n").expect("the default template parses"),
+            a.null_literal.clone().into_bytes(),
+        ),
+    };
+    let mut consumer = Consumer::new();
+    for name in &a.topics {
+        let topic = ctx.store.topic(name)?;
+        let partitions = if a.partitions.is_empty() {
+            topic.partitions()
+        } else {
+            a.partitions
+                .iter()
+                .map(|&p| topic.partition(p))
+                .collect::<Result<_, _>>()?
+        };
+        for p in partitions {
+            let (offset, clamped) = resolve_start(&p, a.offset)?;
+            if !a.quiet {
+                warn_clamped(&p.topic, p.id, clamped);
+            }
+            consumer.assign(&p, offset)?;
+        }
+    }
+
+    // Raw stdout: records are rendered into one buffer and written with one syscall per flush.
+    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
+    let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    let mut out = Vec::with_capacity(OUT_FLUSH * 2);
+    let mut count: u64 = 0;
+    let limit = a.max_messages.unwrap_or(u64::MAX);
+    let mut last_record = Instant::now();
+    let result = (|| -> anyhow::Result<()> {
+        while count < limit {
+            let budget = (limit - count).min(64 * 1024) as usize;
+            let polled = consumer.poll(budget, |topic, partition, rec| -> anyhow::Result<()> {
+                renderer.render(&mut out, topic, partition, &rec)?;
+                if out.len() >= OUT_FLUSH {
+                    stdout.write_all(&out)?;
+                    out.clear();
+                }
+                Ok(())
+            })?;
+            count += polled.delivered as u64;
+            if !a.quiet {
+                for s in consumer.take_skipped() {
+                    eprintln!(
+                        "warning: {}/{}: {} records were deleted by retention before they were read; continuing at offset {}",
+                        s.topic, s.partition, s.records, s.resumed_at
+                    );
+                }
+            }
+            if polled.delivered > 0 {
+                last_record = Instant::now();
+            }
+            if !polled.all_at_end {
+                continue;
+            }
+            if !out.is_empty() {
+                stdout.write_all(&out)?;
+                out.clear();
+            }
+            if a.exit_at_end {
+                break;
+            }
+            let idle = match a.timeout {
+                Some(t) => {
+                    let left = t.saturating_sub(last_record.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    left
+                }
+                None => Duration::from_secs(3600),
+            };
+            consumer.wait(idle);
+        }
+        stdout.write_all(&out)?;
+        Ok(())
+    })();
+    match result {
+        Err(e) if super::is_broken_pipe(&e) => return Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            if e.chain()
+                .any(|c| c.downcast_ref::<ConsumeError>().is_some())
+                && !a.quiet
+            {
+                eprintln!("Processed {count} records before the error");
+            }
+            return Err(e);
+        }
+        Ok(()) => {}
+    }
+    if !a.quiet {
+        eprintln!(
+            "Processed {count} record{}",
+            if count == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn warn_clamped(topic: &str, partition: i32, clamped: Option<Clamped>) {
+    match clamped {
+        Some(Clamped::BelowStart {
+            requested,
+            log_start,
+        }) => eprintln!(
+            "warning: {topic}/{partition}: offset {requested} is below the log start; starting at {log_start}"
+        ),
+        Some(Clamped::PastEnd { requested, log_end }) => eprintln!(
+            "warning: {topic}/{partition}: offset {requested} is past the log end; starting at {log_end}"
+        ),
+        None => {}
+    }
+}
+
+/// An invalid argument found after parsing: reported like clap's usage errors, exit 2.
+fn usage_error(message: String) -> anyhow::Error {
+    anyhow::Error::new(super::UsageError(message))
+}

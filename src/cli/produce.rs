@@ -1,0 +1,352 @@
+//! `spool produce`: append records read from stdin or a file to a topic.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+
+use super::render::{self, OutputFormat};
+use super::{unescape, Context};
+use crate::format::Encoding;
+use crate::produce::input::Input;
+use crate::produce::partitioner::Strategy;
+use crate::produce::pipeline::{self, InputFormat, PipelineOptions, RecordOptions, Route};
+use crate::produce::producer::{Producer, ProducerConfig, Summary};
+use crate::record::Header;
+use crate::spec;
+use crate::store::{StoreError, SyncPolicy};
+
+/// Append records to a topic, one per line of stdin (or of --file).
+///
+/// Like Kafka's console producer: each line becomes a record; with -K a line `key<SEP>value`
+/// gives the record a key, and records with the same key always land on the same partition
+/// (murmur2 of the key, exactly as Kafka's Java client chooses). Keyless records go to one
+/// partition per batch, changing with each batch (Kafka's sticky partitioner). Bytes pass through
+/// unchanged: no encoding is assumed. A missing topic is created with 1 partition unless
+/// --no-create is given.
+///
+/// Records are batched per partition and a batch is written as soon as the input has nothing
+/// more ready, so a line typed by hand reaches consumers at once. Exit status 0 means every
+/// record was appended (and, by default, synced to disk).
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  printf 'a\\nb\\nc\\n' | spool produce letters
+  printf 'user1:clicked\\nuser2:scrolled\\n' | spool produce events -K :
+  spool produce logs --file app.log --linger 50ms
+  spool consume src -e --output json | spool produce copy --input json
+
+Exit status:
+  0  every record was appended under the --fsync policy
+  1  an error stopped the producer; records before it stay written and the summary says how many
+  2  usage error")]
+pub struct ProduceArgs {
+    /// The topic to write to.
+    pub topic: String,
+
+    /// Read records from this file instead of stdin.
+    #[arg(short, long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// Record delimiter (escapes \n \t \r \0 \\ \xNN are understood).
+    #[arg(
+        short = 'D',
+        long,
+        value_name = "DELIM",
+        default_value = "\\n",
+        conflicts_with = "nul"
+    )]
+    pub delimiter: String,
+
+    /// Records are separated by NUL bytes (like -D '\0').
+    #[arg(short = 'z', long = "null-data", id = "nul")]
+    pub nul: bool,
+
+    /// Input format: raw delimited records, or JSON lines
+    /// {"key","value","headers","partition","timestamp"} as `spool consume --output json`
+    /// prints them.
+    #[arg(long, value_enum, default_value_t = InputKind::Lines)]
+    pub input: InputKind,
+
+    /// How keys, values and headers are written in JSON input.
+    #[arg(long, default_value = "utf8", value_parser = parse_encoding)]
+    pub encoding: Encoding,
+
+    /// Split each record at the first SEP into key and value.
+    #[arg(short = 'K', long, value_name = "SEP", conflicts_with = "key")]
+    pub key_separator: Option<String>,
+
+    /// With -K, send records without the separator with a null key instead of failing.
+    #[arg(long, requires = "key_separator")]
+    pub ignore_missing_key: bool,
+
+    /// Give every record this key.
+    #[arg(short, long, value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// A key or value equal to STR is written as null (a value of null is a tombstone).
+    #[arg(long, value_name = "STR")]
+    pub null_marker: Option<String>,
+
+    /// Add a header KEY=VALUE to every record (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = super::kv_arg)]
+    pub headers: Vec<(String, String)>,
+
+    /// Write every record to this partition.
+    #[arg(short, long, value_name = "N", conflicts_with_all = ["partitioner", "partitioner_cmd"])]
+    pub partition: Option<i32>,
+
+    /// How records without -p are spread: murmur2 (keyed records by key hash, keyless ones
+    /// sticky per batch, as Kafka), round-robin or random.
+    #[arg(long, value_enum, default_value_t = PartitionerKind::Murmur2)]
+    pub partitioner: PartitionerKind,
+
+    /// A command that picks partitions: it is started once, reads `<key>\t<partition count>`
+    /// lines and answers one partition number per line.
+    #[arg(long, value_name = "CMD", conflicts_with = "partitioner")]
+    pub partitioner_cmd: Option<String>,
+
+    /// Fail if the topic does not exist instead of creating it with 1 partition.
+    #[arg(long)]
+    pub no_create: bool,
+
+    /// Largest batch written at once, per partition.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = super::size_arg)]
+    pub batch_size: u64,
+
+    /// How long a record may wait for more input to join its batch.
+    #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = super::duration_arg)]
+    pub linger: std::time::Duration,
+
+    /// When data is forced to disk: at exit (before exit 0, the default), after every batch,
+    /// or never (left to the operating system; a power loss may lose acknowledged records).
+    #[arg(long, value_enum, default_value_t = FsyncPolicy::Exit)]
+    pub fsync: FsyncPolicy,
+
+    /// Largest record accepted, as a batch [default: the topic's max.message.bytes, 1MiB].
+    #[arg(long, value_name = "SIZE", value_parser = super::size_arg)]
+    pub max_message_bytes: Option<u64>,
+
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print the summary as JSON or YAML on stdout.
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputKind {
+    Lines,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PartitionerKind {
+    Murmur2,
+    RoundRobin,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FsyncPolicy {
+    Exit,
+    Batch,
+    Never,
+}
+
+fn parse_encoding(s: &str) -> Result<Encoding, String> {
+    s.parse::<Encoding>().map_err(|e| e.to_string())
+}
+
+pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
+    let delimiter = if a.nul {
+        vec![0]
+    } else {
+        unescape(&a.delimiter).map_err(usage)?
+    };
+    if delimiter.is_empty() {
+        return Err(usage(
+            "the delimiter is empty; give at least one byte, e.g. -D '\\n'",
+        ));
+    }
+    let record = RecordOptions {
+        key_separator: a
+            .key_separator
+            .as_deref()
+            .map(unescape)
+            .transpose()
+            .map_err(usage)?,
+        ignore_missing_key: a.ignore_missing_key,
+        fixed_key: a.key.map(String::into_bytes),
+        null_marker: a.null_marker.map(String::into_bytes),
+        headers: a
+            .headers
+            .into_iter()
+            .map(|(k, v)| Header {
+                key: k.into_bytes(),
+                value: Some(v.into_bytes()),
+            })
+            .collect(),
+    };
+    if record.key_separator.as_deref() == Some(&[][..]) {
+        return Err(usage(
+            "the key separator is empty; give at least one byte, e.g. -K ':'",
+        ));
+    }
+    let (batch_size, linger, max_message_bytes) = (a.batch_size, a.linger, a.max_message_bytes);
+    let route = match (a.partition, a.partitioner_cmd) {
+        (Some(p), _) => Route::Partition(p),
+        (None, Some(cmd)) => Route::Command(cmd),
+        (None, None) => Route::Strategy(match a.partitioner {
+            PartitionerKind::Murmur2 => Strategy::Murmur2,
+            PartitionerKind::RoundRobin => Strategy::RoundRobin,
+            PartitionerKind::Random => Strategy::Random,
+        }),
+    };
+    let options = PipelineOptions {
+        format: match a.input {
+            InputKind::Lines => InputFormat::Lines,
+            InputKind::Json => InputFormat::Json(a.encoding),
+        },
+        record,
+        route,
+        linger,
+    };
+    let mut input = match &a.file {
+        Some(path) => Input::file(path, &delimiter)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => Input::stdin(&delimiter),
+    };
+
+    let topic = match ctx.store.topic(&a.topic) {
+        Ok(t) => t,
+        Err(StoreError::TopicNotFound(_)) if !a.no_create => {
+            match ctx.store.create_topic(&a.topic, 1, Default::default()) {
+                Ok(t) => {
+                    if !a.quiet {
+                        eprintln!("Created topic {} with 1 partition.", a.topic);
+                    }
+                    t
+                }
+                // Another producer created it at the same moment.
+                Err(StoreError::TopicExists(_)) => ctx.store.topic(&a.topic)?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e @ StoreError::TopicNotFound(_)) => {
+            return Err(super::Hinted {
+                message: e.to_string(),
+                hint: format!(
+                    "create it with `spool topic create {}`, or drop --no-create",
+                    a.topic
+                ),
+            }
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let max_message_bytes = max_message_bytes.unwrap_or(topic.log_config.max_message_bytes);
+    let config = ProducerConfig {
+        batch_size: batch_size.clamp(1, usize::MAX as u64) as usize,
+        max_message_bytes,
+        sync: match a.fsync {
+            FsyncPolicy::Exit => SyncPolicy::OnRequest,
+            FsyncPolicy::Batch => SyncPolicy::EveryBatch,
+            FsyncPolicy::Never => SyncPolicy::Never,
+        },
+    };
+    let mut producer = Producer::new(topic, config);
+
+    let bar = match input.len {
+        Some(len) if render::progress_allowed(a.quiet) => Some(render::byte_progress(len)),
+        _ => None,
+    };
+    let mut progress = |n: u64| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    };
+    let result = pipeline::run(
+        &mut input,
+        &mut producer,
+        &options,
+        max_message_bytes,
+        &mut progress,
+    );
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    // Whatever happened, append and sync the records accepted before it.
+    let closed = producer.close();
+    for t in producer.take_truncations() {
+        eprintln!(
+            "warning: recovered {}: cut {} bytes at byte {} ({})",
+            t.segment.display(),
+            t.bytes,
+            t.position,
+            t.reason
+        );
+    }
+    let summary = producer.summary();
+    match (result, closed) {
+        (Ok(()), Ok(_)) => {
+            print_summary(&summary, a.quiet, a.output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        (Err(e), _) => {
+            if !a.quiet {
+                eprint_summary(&summary, "before the error");
+            }
+            Err(e.into())
+        }
+        (Ok(()), Err(e)) => {
+            if !a.quiet {
+                eprint_summary(&summary, "before the error");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+fn print_summary(s: &Summary, quiet: bool, output: Option<OutputFormat>) -> anyhow::Result<()> {
+    match output {
+        Some(OutputFormat::Table) | None => {
+            if !quiet {
+                eprint_summary(s, "");
+            }
+        }
+        Some(f) => render::print_data(f, s)?,
+    }
+    Ok(())
+}
+
+fn eprint_summary(s: &Summary, when: &str) {
+    let when = if when.is_empty() {
+        String::new()
+    } else {
+        format!(" {when}")
+    };
+    eprintln!(
+        "Produced {} record{} ({}) to {}{when}",
+        s.records,
+        if s.records == 1 { "" } else { "s" },
+        spec::format_size(s.bytes),
+        s.topic
+    );
+    for p in &s.partitions {
+        eprintln!(
+            "  partition {}: offsets {}..{} ({} record{})",
+            p.partition,
+            p.first_offset,
+            p.last_offset,
+            p.records,
+            if p.records == 1 { "" } else { "s" }
+        );
+    }
+}
+
+fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    super::UsageError(e.to_string()).into()
+}

@@ -1,0 +1,84 @@
+//! Output for people and for scripts: tables (comfy-table) on a terminal's width, the same
+//! fields as JSON or YAML with `-o`, and progress bars (indicatif) only on a terminal.
+
+use std::io::{IsTerminal, Write};
+
+use clap::ValueEnum;
+use comfy_table::{presets, ContentArrangement, Table};
+use serde::Serialize;
+
+/// `-o/--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OutputFormat {
+    /// A table for people.
+    #[default]
+    Table,
+    /// JSON, for scripts.
+    Json,
+    /// YAML, for scripts.
+    Yaml,
+}
+
+/// A table with the house style: no borders, headers in capitals as Kafka's tools print them.
+pub fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(headers.iter().copied());
+    if !std::io::stdout().is_terminal() {
+        // No terminal width to fit: never wrap what a script may parse.
+        t.set_content_arrangement(ContentArrangement::Disabled);
+    }
+    for column in t.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    t
+}
+
+/// Prints a table, trimming the trailing spaces of each line.
+pub fn print_table(t: &Table) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for line in t.lines() {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    out.flush()
+}
+
+/// Prints a value as JSON (pretty) or YAML.
+pub fn print_data<T: Serialize + ?Sized>(format: OutputFormat, value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json | OutputFormat::Table => {
+            serde_json::to_writer_pretty(&mut out, value)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Yaml => {
+            out.write_all(serde_yaml::to_string(value)?.as_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A value or `-` where it is missing, as Kafka's tools print it.
+pub fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// Whether progress may be drawn: stderr is a terminal and the user did not ask for quiet.
+pub fn progress_allowed(quiet: bool) -> bool {
+    !quiet && std::io::stderr().is_terminal()
+}
+
+/// A byte-count progress bar on stderr.
+pub fn byte_progress(len: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}

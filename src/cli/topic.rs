@@ -1,0 +1,492 @@
+//! `spool topic`: create, list, describe, alter, delete, verify and prune topics.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::render::{self, OutputFormat};
+use super::Context;
+use crate::spec;
+use crate::store::{
+    fsutil, topic::rfc3339_ms, verify, PartitionInfo, StoreError, SyncPolicy, Topic,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    Create(CreateArgs),
+    List(ListArgs),
+    Describe(DescribeArgs),
+    Alter(AlterArgs),
+    Delete(DeleteArgs),
+    Verify(VerifyArgs),
+    Prune(PruneArgs),
+}
+
+pub fn run(ctx: &Context, cmd: TopicCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TopicCommand::Create(a) => create(ctx, a),
+        TopicCommand::List(a) => list(ctx, a),
+        TopicCommand::Describe(a) => describe(ctx, a),
+        TopicCommand::Alter(a) => alter(ctx, a),
+        TopicCommand::Delete(a) => delete(ctx, a),
+        TopicCommand::Verify(a) => verify_cmd(ctx, a),
+        TopicCommand::Prune(a) => prune(ctx, a),
+    }
+}
+
+/// Create a topic.
+///
+/// A topic is a named log split into partitions; each partition is an ordered, append-only
+/// sequence of records numbered by offset from 0. Configs use Kafka's names (retention.ms,
+/// retention.bytes, segment.bytes, segment.ms, max.message.bytes); by default records are kept
+/// forever.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  spool topic create orders --partitions 3\n  spool topic create clicks -p 8 --retention 7d --segment-bytes 64MiB"
+)]
+pub struct CreateArgs {
+    /// Topic name: 1-249 characters of letters, digits, '.', '_' and '-'.
+    pub topic: String,
+    /// Number of partitions.
+    #[arg(short, long, default_value_t = 1, value_name = "N")]
+    pub partitions: i64,
+    /// A topic config as KEY=VALUE (repeatable), e.g. --config retention.ms=60000.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = super::kv_arg)]
+    pub configs: Vec<(String, String)>,
+    /// Delete records older than this (retention.ms), e.g. 7d or 12h.
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
+    pub retention: Option<std::time::Duration>,
+    /// Keep at most this much per partition (retention.bytes), e.g. 1GiB.
+    #[arg(long, value_name = "SIZE", value_parser = super::size_arg)]
+    pub retention_bytes: Option<u64>,
+    /// Roll to a new segment at this size (segment.bytes) [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = super::size_arg)]
+    pub segment_bytes: Option<u64>,
+    /// Succeed without change when the topic already exists.
+    #[arg(long)]
+    pub if_not_exists: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
+    let mut configs: BTreeMap<String, String> = a.configs.into_iter().collect();
+    if let Some(d) = a.retention {
+        configs.insert("retention.ms".into(), d.as_millis().to_string());
+    }
+    if let Some(n) = a.retention_bytes {
+        configs.insert("retention.bytes".into(), n.to_string());
+    }
+    if let Some(n) = a.segment_bytes {
+        configs.insert("segment.bytes".into(), n.to_string());
+    }
+    let partitions = i32::try_from(a.partitions).unwrap_or(i32::MAX);
+    if partitions != a.partitions as i32 || a.partitions < 1 {
+        return Err(StoreError::BadPartitionCount {
+            requested: a.partitions,
+            max: crate::store::MAX_PARTITIONS,
+        }
+        .into());
+    }
+    let topic = match ctx.store.create_topic(&a.topic, partitions, configs) {
+        Ok(t) => t,
+        Err(StoreError::TopicExists(_)) if a.if_not_exists => {
+            if a.output == OutputFormat::Table {
+                println!("Topic {} already exists.", a.topic);
+                return Ok(ExitCode::SUCCESS);
+            }
+            ctx.store.topic(&a.topic)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match a.output {
+        OutputFormat::Table => println!(
+            "Created topic {} with {} partition{}.",
+            topic.name(),
+            topic.partition_count(),
+            if topic.partition_count() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ),
+        f => render::print_data(f, &describe_topic(&topic)?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// List topics.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  spool topic list\n  spool topic list -o json")]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Serialize)]
+struct TopicSummary {
+    name: String,
+    partitions: i32,
+    records: i64,
+    size_bytes: u64,
+}
+
+fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
+    let mut summaries = Vec::new();
+    for name in ctx.store.list_topics()? {
+        let topic = ctx.store.topic(&name)?;
+        let infos = partition_infos(&topic)?;
+        summaries.push(TopicSummary {
+            name,
+            partitions: topic.partition_count(),
+            records: infos
+                .iter()
+                .map(|i| i.log_end_offset - i.log_start_offset)
+                .sum(),
+            size_bytes: infos.iter().map(|i| i.size_bytes).sum(),
+        });
+    }
+    if a.output != OutputFormat::Table {
+        render::print_data(a.output, &summaries)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if summaries.is_empty() {
+        eprintln!("No topics in {}.", ctx.store.root().display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = render::table(&["TOPIC", "PARTITIONS", "RECORDS", "SIZE"]);
+    for s in &summaries {
+        t.add_row(vec![
+            s.name.clone(),
+            s.partitions.to_string(),
+            s.records.to_string(),
+            spec::format_size(s.size_bytes),
+        ]);
+    }
+    render::print_table(&t)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Describe a topic: its id, configs and, per partition, the log start and end offsets, size,
+/// segment count and the timestamps of the first and last record.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  spool topic describe orders\n  spool topic describe orders -o json | jq '.partitions[].log_end_offset'"
+)]
+pub struct DescribeArgs {
+    /// The topic(s) to describe.
+    #[arg(required = true)]
+    pub topics: Vec<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Serialize)]
+struct TopicDescription {
+    name: String,
+    id: String,
+    created_at: String,
+    partition_count: i32,
+    configs: BTreeMap<String, String>,
+    partitions: Vec<PartitionInfo>,
+}
+
+fn partition_infos(topic: &Topic) -> anyhow::Result<Vec<PartitionInfo>> {
+    topic
+        .partitions()
+        .iter()
+        .map(|p| p.info().map_err(Into::into))
+        .collect()
+}
+
+fn describe_topic(topic: &Topic) -> anyhow::Result<TopicDescription> {
+    Ok(TopicDescription {
+        name: topic.name().to_owned(),
+        id: topic.meta.id.clone(),
+        created_at: topic.meta.created_at.clone(),
+        partition_count: topic.partition_count(),
+        configs: topic.meta.configs.clone(),
+        partitions: partition_infos(topic)?,
+    })
+}
+
+fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
+    let mut descriptions = Vec::new();
+    for name in &a.topics {
+        descriptions.push(describe_topic(&ctx.store.topic(name)?)?);
+    }
+    if a.output != OutputFormat::Table {
+        if descriptions.len() == 1 {
+            render::print_data(a.output, &descriptions[0])?;
+        } else {
+            render::print_data(a.output, &descriptions)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, d) in descriptions.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("Topic:       {}", d.name);
+        println!("TopicId:     {}", d.id);
+        println!("Created:     {}", d.created_at);
+        println!("Partitions:  {}", d.partition_count);
+        let configs = if d.configs.is_empty() {
+            "(defaults: keep forever, 1GiB segments)".to_owned()
+        } else {
+            d.configs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!("Configs:     {configs}");
+        println!();
+        let mut t = render::table(&[
+            "PARTITION",
+            "LOG-START-OFFSET",
+            "LOG-END-OFFSET",
+            "SIZE",
+            "SEGMENTS",
+            "FIRST-TIMESTAMP",
+            "LAST-TIMESTAMP",
+        ]);
+        for p in &d.partitions {
+            t.add_row(vec![
+                p.partition.to_string(),
+                p.log_start_offset.to_string(),
+                p.log_end_offset.to_string(),
+                spec::format_size(p.size_bytes),
+                p.segments.to_string(),
+                render::or_dash(p.first_timestamp.map(rfc3339_ms)),
+                render::or_dash(p.last_timestamp.map(rfc3339_ms)),
+            ]);
+        }
+        render::print_table(&t)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Change a topic: add partitions or set configs.
+///
+/// As in Kafka, partitions can only be added: records keep their partition, so keys hashed to a
+/// partition before the change may hash elsewhere after it. `--config KEY=` (empty value)
+/// removes a config, restoring its default.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  spool topic alter orders --partitions 6\n  spool topic alter orders --config retention.ms=86400000"
+)]
+pub struct AlterArgs {
+    pub topic: String,
+    /// The new partition count (only increases are allowed).
+    #[arg(short, long, value_name = "N")]
+    pub partitions: Option<i64>,
+    /// Set a config as KEY=VALUE, or remove it with KEY= (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = super::kv_arg)]
+    pub configs: Vec<(String, String)>,
+}
+
+fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
+    if a.partitions.is_none() && a.configs.is_empty() {
+        return Err(super::Hinted {
+            message: "nothing to change".into(),
+            hint: "pass --partitions N and/or --config KEY=VALUE".into(),
+        }
+        .into());
+    }
+    let mut topic = ctx.store.topic(&a.topic)?;
+    if let Some(n) = a.partitions {
+        let before = topic.partition_count();
+        topic = ctx.store.add_partitions(&a.topic, n)?;
+        if before != topic.partition_count() {
+            println!(
+                "Topic {} now has {} partitions (was {before}).",
+                a.topic,
+                topic.partition_count()
+            );
+        } else {
+            println!("Topic {} already has {before} partitions.", a.topic);
+        }
+    }
+    if !a.configs.is_empty() {
+        let changes: BTreeMap<String, String> = a.configs.into_iter().collect();
+        ctx.store.alter_configs(&a.topic, &changes)?;
+        println!("Updated the configs of topic {}.", a.topic);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Delete topics and all their records.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  spool topic delete orders\n  spool topic delete scratch --if-exists"
+)]
+pub struct DeleteArgs {
+    #[arg(required = true)]
+    pub topics: Vec<String>,
+    /// Succeed when a topic does not exist.
+    #[arg(long)]
+    pub if_exists: bool,
+}
+
+fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
+    for name in &a.topics {
+        match ctx.store.delete_topic(name) {
+            Ok(()) => println!("Deleted topic {name}."),
+            Err(StoreError::TopicNotFound(_)) if a.if_exists => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Check every batch (CRC, offsets) and both indexes of a topic's partitions.
+///
+/// Reports each problem with its file and byte position, and exits 1 when any is left. With
+/// --repair, a damaged segment is cut after its last valid batch (the cut bytes are kept beside
+/// it in a `.cut-<ms>` file) and wrong indexes are rebuilt.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  spool topic verify orders\n  spool topic verify orders --repair"
+)]
+pub struct VerifyArgs {
+    #[arg(required = true)]
+    pub topics: Vec<String>,
+    /// Cut damaged tails and rebuild indexes.
+    #[arg(long)]
+    pub repair: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Serialize)]
+struct TopicVerification {
+    topic: String,
+    partitions: Vec<verify::PartitionReport>,
+}
+
+fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let mut results = Vec::new();
+    let mut unrepaired = 0;
+    for name in &a.topics {
+        let topic = ctx.store.topic(name)?;
+        let mut reports = Vec::new();
+        for p in topic.partitions() {
+            let report = verify::verify_partition(&p.dir, p.id, a.repair, fsutil::now_ms())?;
+            if !a.repair {
+                unrepaired += report.problems.len();
+            }
+            reports.push(report);
+        }
+        results.push(TopicVerification {
+            topic: name.clone(),
+            partitions: reports,
+        });
+    }
+    if a.output != OutputFormat::Table {
+        render::print_data(a.output, &results)?;
+    } else {
+        for r in &results {
+            for p in &r.partitions {
+                let status = if p.problems.is_empty() {
+                    "ok"
+                } else {
+                    "DAMAGED"
+                };
+                println!(
+                    "{}/{}: {status} ({} segments, {} batches, {} records)",
+                    r.topic, p.partition, p.segments, p.batches, p.records
+                );
+                for problem in &p.problems {
+                    println!(
+                        "  {} at byte {}: {}",
+                        problem.file.display(),
+                        problem.position,
+                        problem.message
+                    );
+                }
+                for repair in &p.repairs {
+                    println!("  repaired: {repair}");
+                }
+            }
+        }
+    }
+    if unrepaired > 0 {
+        return Err(super::Hinted {
+            message: format!("found {unrepaired} problem(s)"),
+            hint: "run again with --repair to cut damaged tails and rebuild indexes".into(),
+        }
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Apply retention now: delete whole segments older than retention.ms or beyond
+/// retention.bytes (producers also do this when they roll a segment).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  spool topic prune\n  spool topic prune orders")]
+pub struct PruneArgs {
+    /// Only this topic (default: every topic).
+    pub topic: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Serialize)]
+struct PruneResult {
+    topic: String,
+    partition: i32,
+    deleted_segments: usize,
+    deleted_bytes: u64,
+    log_start_offset: i64,
+}
+
+fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<ExitCode> {
+    let names = match a.topic {
+        Some(t) => vec![t],
+        None => ctx.store.list_topics()?,
+    };
+    let mut results = Vec::new();
+    for name in names {
+        let topic = ctx.store.topic(&name)?;
+        for p in topic.partitions() {
+            let pruned = p.writer(SyncPolicy::OnRequest)?.prune(fsutil::now_ms())?;
+            results.push(PruneResult {
+                topic: name.clone(),
+                partition: p.id,
+                deleted_segments: pruned.deleted_segments,
+                deleted_bytes: pruned.deleted_bytes,
+                log_start_offset: pruned.log_start_offset,
+            });
+        }
+    }
+    if a.output != OutputFormat::Table {
+        render::print_data(a.output, &results)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = render::table(&[
+        "TOPIC",
+        "PARTITION",
+        "DELETED-SEGMENTS",
+        "DELETED",
+        "LOG-START-OFFSET",
+    ]);
+    for r in &results {
+        t.add_row(vec![
+            r.topic.clone(),
+            r.partition.to_string(),
+            r.deleted_segments.to_string(),
+            spec::format_size(r.deleted_bytes),
+            r.log_start_offset.to_string(),
+        ]);
+    }
+    render::print_table(&t)?;
+    Ok(ExitCode::SUCCESS)
+}

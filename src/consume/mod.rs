@@ -1,0 +1,235 @@
+//! Consuming: reading several partitions at once, fairly, and waiting for more.
+//!
+//! A [`Consumer`] holds one [`PartitionReader`] per assigned partition. Each [`Consumer::poll`]
+//! visits every partition once, starting one further each time, and takes at most a fair share
+//! of records from each, so one busy partition cannot starve the others while records of one
+//! partition always come in offset order. When every partition is at its end,
+//! [`Consumer::wait`] sleeps until a partition directory changes.
+
+pub mod watch;
+
+use crate::record::RecordRef;
+use crate::spec::OffsetSpec;
+use crate::store::{Partition, PartitionReader, StoreError};
+
+use watch::ChangeWaiter;
+
+/// Records taken from one partition before moving to the next.
+pub const FAIR_SHARE: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("cannot read {topic}/{partition} at offset {offset}")]
+    Read {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a requested start offset fell outside the log and was moved into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clamped {
+    BelowStart { requested: i64, log_start: i64 },
+    PastEnd { requested: i64, log_end: i64 },
+}
+
+/// Turns an offset spec into an offset of `partition`, clamped to [log start, log end].
+pub fn resolve_start(
+    partition: &Partition,
+    spec: OffsetSpec,
+) -> Result<(i64, Option<Clamped>), StoreError> {
+    let start = partition.log_start_offset()?;
+    let end = partition.log_end_offset()?.max(start);
+    let requested = match spec {
+        OffsetSpec::Timestamp(ts) => partition.offset_for_timestamp(ts)?.unwrap_or(end),
+        other => other.resolve(start, end).unwrap_or(end),
+    };
+    Ok(if requested < start {
+        (
+            start,
+            Some(Clamped::BelowStart {
+                requested,
+                log_start: start,
+            }),
+        )
+    } else if requested > end {
+        (
+            end,
+            Some(Clamped::PastEnd {
+                requested,
+                log_end: end,
+            }),
+        )
+    } else {
+        (requested, None)
+    })
+}
+
+struct Cursor {
+    topic: String,
+    partition: i32,
+    reader: PartitionReader,
+}
+
+/// The outcome of one [`Consumer::poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polled {
+    pub delivered: usize,
+    /// Every partition was at its end during this poll.
+    pub all_at_end: bool,
+}
+
+/// Records deleted by retention before a reader got to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub topic: String,
+    pub partition: i32,
+    pub records: u64,
+    pub resumed_at: i64,
+}
+
+/// Reads a set of partitions.
+pub struct Consumer {
+    cursors: Vec<Cursor>,
+    next: usize,
+    waiter: ChangeWaiter,
+}
+
+impl Default for Consumer {
+    fn default() -> Self {
+        Consumer::new()
+    }
+}
+
+impl Consumer {
+    pub fn new() -> Consumer {
+        Consumer {
+            cursors: Vec::new(),
+            next: 0,
+            waiter: ChangeWaiter::new(),
+        }
+    }
+
+    /// Starts reading `partition` at `offset`.
+    pub fn assign(&mut self, partition: &Partition, offset: i64) -> Result<(), StoreError> {
+        // Watch before the first read, so no append can slip between a read and a wait.
+        self.waiter.watch(&partition.dir);
+        let reader = partition.reader(offset)?;
+        self.cursors.push(Cursor {
+            topic: partition.topic.clone(),
+            partition: partition.id,
+            reader,
+        });
+        Ok(())
+    }
+
+    /// Stops reading a partition; returns the next offset it would have delivered.
+    pub fn unassign(&mut self, partition: &Partition) -> Option<i64> {
+        let i = self
+            .cursors
+            .iter()
+            .position(|c| c.topic == partition.topic && c.partition == partition.id)?;
+        self.waiter.unwatch(&partition.dir);
+        let cursor = self.cursors.remove(i);
+        Some(cursor.reader.next_offset())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cursors.is_empty()
+    }
+
+    /// (topic, partition, next offset) of every assigned partition.
+    pub fn positions(&self) -> Vec<(String, i32, i64)> {
+        self.cursors
+            .iter()
+            .map(|c| (c.topic.clone(), c.partition, c.reader.next_offset()))
+            .collect()
+    }
+
+    /// Visits every partition once and delivers up to `budget` records in all.
+    pub fn poll<E, F>(&mut self, budget: usize, mut sink: F) -> Result<Polled, E>
+    where
+        E: From<ConsumeError>,
+        F: FnMut(&str, i32, RecordRef<'_>) -> Result<(), E>,
+    {
+        let mut delivered = 0;
+        let mut all_at_end = true;
+        let n = self.cursors.len();
+        for i in 0..n {
+            if delivered >= budget {
+                all_at_end = false;
+                break;
+            }
+            let cursor = &mut self.cursors[(self.next + i) % n];
+            let share = (budget - delivered).min(FAIR_SHARE);
+            let (topic, partition) = (cursor.topic.as_str(), cursor.partition);
+            let offset = cursor.reader.next_offset();
+            let polled = cursor
+                .reader
+                .poll(share, |record| {
+                    sink(topic, partition, record).map_err(PollError::Sink)
+                })
+                .map_err(|e| match e {
+                    PollError::Store(source) => E::from(ConsumeError::Read {
+                        topic: topic.to_owned(),
+                        partition,
+                        offset,
+                        source,
+                    }),
+                    PollError::Sink(e) => e,
+                })?;
+            delivered += polled.delivered;
+            all_at_end &= polled.at_end;
+        }
+        if n > 0 {
+            self.next = (self.next + 1) % n;
+        }
+        Ok(Polled {
+            delivered,
+            all_at_end,
+        })
+    }
+
+    /// Partitions where retention deleted records before they were read.
+    pub fn take_skipped(&mut self) -> Vec<Skipped> {
+        self.cursors
+            .iter_mut()
+            .filter_map(|c| {
+                let records = c.reader.take_skipped();
+                (records > 0).then(|| Skipped {
+                    topic: c.topic.clone(),
+                    partition: c.partition,
+                    records,
+                    resumed_at: c.reader.next_offset(),
+                })
+            })
+            .collect()
+    }
+
+    /// Sleeps until a watched partition changes or `timeout` passes; true when woken.
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        self.waiter.wait(timeout)
+    }
+
+    /// A handle that wakes [`Consumer::wait`] from another thread.
+    pub fn notifier(&self) -> std::sync::mpsc::SyncSender<()> {
+        self.waiter.notifier()
+    }
+}
+
+/// Keeps a sink's own error apart from the store's inside a reader poll.
+enum PollError<E> {
+    Store(StoreError),
+    Sink(E),
+}
+
+impl<E> From<StoreError> for PollError<E> {
+    fn from(e: StoreError) -> Self {
+        PollError::Store(e)
+    }
+}
