@@ -11,6 +11,7 @@
 //!   partitions as Kafka's producer does, and batching them into partition logs.
 //! - [`consume`]: reading several partitions fairly and waiting for new records through file
 //!   notifications.
+//! - [`group`]: consumer groups without a coordinator; so far Kafka's partition assignors.
 //! - [`record`]: the record types shared by producers and consumers.
 //! - [`format`]: records as text: output templates (`-F`) and JSON lines in both directions.
 //! - [`spec`]: parsing of offset specs, times, durations, sizes and `key=value` pairs.
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod consume;
 pub mod format;
+pub mod group;
 pub mod name;
 pub mod produce;
 pub mod record;
