@@ -45,14 +45,16 @@ pub struct ConsumeArgs {
     pub topics: Vec<String>,
 
     /// Read only this partition (repeatable) [default: all].
-    #[arg(short, long = "partition", value_name = "N")]
+    #[arg(short, long = "partition", value_name = "N", conflicts_with = "group")]
     pub partitions: Vec<i32>,
 
     /// Where to start: earliest (beginning, start), latest (end), an offset N, -N (N records
     /// before the end of each partition), +N (N after the start), or @TIME (RFC 3339, epoch
     /// ms, or a duration ago like @-1h). Out-of-range offsets are clamped with a warning.
-    #[arg(short, long, value_name = "OFFSET", default_value = "earliest", value_parser = parse_offset, allow_hyphen_values = true)]
-    pub offset: OffsetSpec,
+    ///
+    /// With --group, it applies only to partitions that have no committed offset yet.
+    #[arg(short, long, value_name = "OFFSET", value_parser = parse_offset, allow_hyphen_values = true)]
+    pub offset: Option<OffsetSpec>,
 
     /// Exit once every partition has been read to its end.
     #[arg(short, long)]
@@ -86,6 +88,9 @@ pub struct ConsumeArgs {
     /// No warnings and no summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub group: super::consume_group::GroupArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,13 +108,13 @@ fn parse_encoding(s: &str) -> Result<Encoding, String> {
 }
 
 /// How records are turned into output bytes.
-enum Renderer {
+pub(super) enum Renderer {
     Template(Template, Vec<u8>),
     Json(Encoding),
 }
 
 impl Renderer {
-    fn render(
+    pub(super) fn render(
         &self,
         out: &mut Vec<u8>,
         topic: &str,
@@ -130,20 +135,34 @@ impl Renderer {
 }
 
 /// Output flushed to stdout past this size, and at every pause.
-const OUT_FLUSH: usize = 256 * 1024;
+pub(super) const OUT_FLUSH: usize = 256 * 1024;
 
 pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
-    let renderer = match (a.output, &a.format) {
-        (Some(RecordOutput::Json), _) => Renderer::Json(a.encoding),
-        (None, Some(f)) => Renderer::Template(
-            Template::parse(f).map_err(|e| usage_error(format!("invalid --format: {e}")))?,
-            a.null_literal.clone().into_bytes(),
-        ),
-        (None, None) => Renderer::Template(
-            Template::parse("%v\\n").expect("the default template parses"),
-            a.null_literal.clone().into_bytes(),
-        ),
-    };
+    let renderer = Renderer::from_args(&a)?;
+    if a.group.group.is_some() {
+        return super::consume_group::run(ctx, a, renderer);
+    }
+    run_assigned(ctx, a, renderer)
+}
+
+impl Renderer {
+    pub(super) fn from_args(a: &ConsumeArgs) -> anyhow::Result<Renderer> {
+        Ok(match (a.output, &a.format) {
+            (Some(RecordOutput::Json), _) => Renderer::Json(a.encoding),
+            (None, Some(f)) => Renderer::Template(
+                Template::parse(f).map_err(|e| usage_error(format!("invalid --format: {e}")))?,
+                a.null_literal.clone().into_bytes(),
+            ),
+            (None, None) => Renderer::Template(
+                Template::parse("%v\\n").expect("the default template parses"),
+                a.null_literal.clone().into_bytes(),
+            ),
+        })
+    }
+}
+
+fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
+    let start = a.offset.unwrap_or(OffsetSpec::Earliest);
     let mut consumer = Consumer::new();
     for name in &a.topics {
         let topic = ctx.store.topic(name)?;
@@ -156,7 +175,7 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 .collect::<Result<_, _>>()?
         };
         for p in partitions {
-            let (offset, clamped) = resolve_start(&p, a.offset)?;
+            let (offset, clamped) = resolve_start(&p, start)?;
             if !a.quiet {
                 warn_clamped(&p.topic, p.id, clamped);
             }
@@ -257,6 +276,6 @@ fn warn_clamped(topic: &str, partition: i32, clamped: Option<Clamped>) {
 }
 
 /// An invalid argument found after parsing: reported like clap's usage errors, exit 2.
-fn usage_error(message: String) -> anyhow::Error {
+pub(super) fn usage_error(message: String) -> anyhow::Error {
     anyhow::Error::new(super::UsageError(message))
 }

@@ -9,6 +9,7 @@
 //! away), 1 runtime error, 2 usage error.
 
 pub mod consume;
+pub mod consume_group;
 pub mod produce;
 pub mod render;
 pub mod topic;
@@ -212,4 +213,31 @@ pub fn unescape(s: &str) -> anyhow::Result<Vec<u8>> {
         });
     }
     Ok(out)
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Makes Ctrl-C and SIGTERM set a flag instead of killing the process, so a long-running
+/// command can finish cleanly (commit, leave its group, print its summary).
+pub fn install_interrupt_handler() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+}
+
+/// Whether Ctrl-C or SIGTERM arrived since [`install_interrupt_handler`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }

@@ -128,6 +128,11 @@ impl Consumer {
         Ok(())
     }
 
+    /// Also wakes [`Consumer::wait`] on changes in `dir` (e.g. a group directory).
+    pub fn watch(&mut self, dir: &std::path::Path) {
+        self.waiter.watch(dir);
+    }
+
     /// Stops reading a partition; returns the next offset it would have delivered.
     pub fn unassign(&mut self, partition: &Partition) -> Option<i64> {
         let i = self
