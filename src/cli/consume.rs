@@ -223,6 +223,9 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             if a.exit_at_end {
                 break;
             }
+            if super::stdout_closed() {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+            }
             let idle = match a.timeout {
                 Some(t) => {
                     let left = t.saturating_sub(last_record.elapsed());

@@ -198,6 +198,9 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             if a.exit_at_end && gc.settled() {
                 return Ok(());
             }
+            if super::stdout_closed() {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+            }
             let idle = match a.timeout {
                 Some(t) => {
                     let left = t.saturating_sub(last_record.elapsed());

@@ -241,3 +241,16 @@ pub fn install_interrupt_handler() {
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
+
+/// Whether stdout is a pipe whose reader has gone away, checked without writing: lets a
+/// following consumer that has nothing to print exit like `| head` expects.
+pub fn stdout_closed() -> bool {
+    let mut pfd = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}

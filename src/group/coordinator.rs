@@ -20,6 +20,9 @@ use super::state::{Committed, GroupDir, GroupState, MemberInfo, RebalanceEvent, 
 use super::GroupError;
 use crate::store::{Store, StoreError};
 
+/// A partition taken up, with its committed offset if it has one.
+pub type Acquired = (TopicPartition, Option<i64>);
+
 /// Group operations for one group of a store.
 #[derive(Debug, Clone)]
 pub struct Coordinator {
@@ -368,7 +371,7 @@ impl Coordinator {
         me: &str,
         eager: bool,
         held: &BTreeSet<TopicPartition>,
-    ) -> Result<(GroupState, Vec<(TopicPartition, Option<i64>)>), GroupError> {
+    ) -> Result<(GroupState, Vec<Acquired>), GroupError> {
         let _lock = self.group.lock()?;
         let mut state = self.group.load_state()?;
         self.check_member(&state, me)?;

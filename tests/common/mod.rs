@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
 
@@ -80,7 +82,10 @@ impl Store {
 
     /// Path of a partition directory.
     pub fn partition_dir(&self, topic: &str, partition: u32) -> PathBuf {
-        self.dir().join("topics").join(topic).join(partition.to_string())
+        self.dir()
+            .join("topics")
+            .join(topic)
+            .join(partition.to_string())
     }
 
     /// Segment `.log` files of a partition, sorted.
