@@ -136,8 +136,19 @@ fn a_stopped_member_loses_its_partitions_and_rejoins_when_resumed() {
     let a = member(&store, "t", "g", &FAST);
     let b = member(&store, "t", "g", &FAST);
     wait_stable(&store, "g", 2, &[2, 2]);
-    b.signal(libc::SIGSTOP);
-    let stopped = Instant::now();
+    let lock_path = store.dir().join("groups/g/.lock");
+    let lock_file = std::fs::File::open(&lock_path).unwrap();
+    let stopped = loop {
+        b.signal(libc::SIGSTOP);
+        // A member stopped inside its (millisecond) group-lock section would hold up the whole
+        // group until resumed, a known limit of a lock-based coordinator: retry then.
+        if fs2::FileExt::try_lock_exclusive(&lock_file).is_ok() {
+            fs2::FileExt::unlock(&lock_file).unwrap();
+            break Instant::now();
+        }
+        b.signal(libc::SIGCONT);
+        std::thread::sleep(Duration::from_millis(30));
+    };
     wait_stable(&store, "g", 1, &[4]);
     // The session runs from the last heartbeat, at most one interval before the stop.
     assert!(
@@ -471,4 +482,34 @@ fn churn_delivers_every_offset_in_order() {
             );
         }
     }
+}
+
+#[test]
+fn a_member_blocked_on_its_output_leaves_after_the_max_poll_interval() {
+    let store = Store::new();
+    store.create_topic("t", 2, &[]);
+    // Far more than a pipe holds, so the member blocks writing to a stdout nobody reads.
+    let big = "x".repeat(1000);
+    let input: String = (0..2000).map(|i| format!("{i}{big}\n")).collect();
+    store.produce("t", input, &["--partitioner", "round-robin"]);
+    let mut blocked = store.spool_process();
+    blocked
+        .args(["consume", "t", "--group", "g", "--max-poll-interval", "1s"])
+        .args(FAST)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut blocked = blocked.spawn().unwrap();
+    let _stdout_never_read = blocked.stdout.take();
+    assert!(wait_until(WAIT, || state(&store, "g").members.len() == 1));
+    let other = member(&store, "t", "g", &FAST);
+    let left = wait_until(WAIT, || {
+        state(&store, "g")
+            .history
+            .iter()
+            .any(|e| e.trigger == spool::group::state::Trigger::PollInterval)
+    });
+    assert!(left, "{:#?}", state(&store, "g"));
+    assert!(wait_until(WAIT, || deliveries(&[&other]).len() >= 1000));
+    let _ = blocked.kill();
+    let _ = blocked.wait();
 }

@@ -236,7 +236,9 @@ impl GroupConsumer {
             Err(e) => return Err(e.into()),
         }
         self.seen_generation = generation;
-        self.stamp = file_stamp(&self.member.coordinator.group.group_file());
+        // Our own write changed group.yaml; read it again next time rather than risk taking a
+        // peer's write that landed just after ours for our own.
+        self.stamp = None;
         self.events.push(GroupEvent::Rebalanced {
             generation,
             assigned: target.into_iter().collect(),
@@ -261,7 +263,9 @@ impl GroupConsumer {
                 Err(e) => return Err(e.into()),
             };
         self.state = state;
-        self.stamp = file_stamp(&self.member.coordinator.group.group_file());
+        // Our own write changed group.yaml; read it again next time rather than risk taking a
+        // peer's write that landed just after ours for our own.
+        self.stamp = None;
         let mut missing = Vec::new();
         for (tp, committed) in taken {
             let partition = self.partition(&tp)?;
