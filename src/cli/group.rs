@@ -785,3 +785,22 @@ fn delete_offsets(ctx: &Context, a: DeleteOffsetsArgs) -> anyhow::Result<ExitCod
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::topic_partitions_arg;
+
+    #[test]
+    fn topic_partitions() {
+        assert_eq!(topic_partitions_arg("t"), Ok(("t".into(), None)));
+        assert_eq!(
+            topic_partitions_arg("t.x:0,2,2"),
+            Ok(("t.x".into(), Some(vec![0, 2])))
+        );
+        assert!(topic_partitions_arg("t:").is_err());
+        assert!(topic_partitions_arg("t:-1").is_err());
+        assert!(topic_partitions_arg("t:a").is_err());
+        assert!(topic_partitions_arg("a/b").is_err());
+        assert!(topic_partitions_arg(":0").is_err());
+    }
+}

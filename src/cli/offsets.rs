@@ -109,8 +109,8 @@ pub struct ResetToArgs {
     /// To the first record at or after DURATION ago (1h30m, 7d, or Kafka's PT1H30M).
     #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
     pub by_duration: Option<Duration>,
-    /// To the offsets in a CSV file of `topic,partition,offset` (or `group,topic,partition,
-    /// offset`) lines, as --export writes them.
+    /// To the offsets in a CSV file of `topic,partition,offset` lines (with the group first
+    /// for several groups), as --export writes them.
     #[arg(long, value_name = "CSV")]
     pub from_file: Option<PathBuf>,
 }
