@@ -10,6 +10,8 @@
 
 pub mod consume;
 pub mod consume_group;
+pub mod group;
+pub mod offsets;
 pub mod produce;
 pub mod render;
 pub mod topic;
@@ -52,6 +54,12 @@ pub enum Command {
     Topic(topic::TopicCommand),
     Produce(produce::ProduceArgs),
     Consume(consume::ConsumeArgs),
+    /// List, describe (offsets and lag, members, state, history) and delete consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Reset consumer groups' committed offsets.
+    #[command(subcommand)]
+    Offsets(offsets::OffsetsCommand),
 }
 
 /// Everything a command needs from the global flags.
@@ -85,6 +93,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
         Command::Topic(cmd) => topic::run(&ctx, cmd),
         Command::Produce(args) => produce::run(&ctx, args),
         Command::Consume(args) => consume::run(&ctx, args),
+        Command::Group(cmd) => group::run(&ctx, cmd),
+        Command::Offsets(cmd) => offsets::run(&ctx, cmd),
     });
     match result {
         Ok(code) => code,

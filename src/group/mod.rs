@@ -8,13 +8,19 @@
 //! - [`member`]: one member's side: joining, the heartbeat thread, watching peers die.
 //! - [`consumer`]: a consumer that reads the partitions its member owns and commits them.
 //! - [`assignor`]: Kafka's partition assignors.
+//! - [`view`]: read-only views of groups (state, members, offsets and lags, history) for
+//!   `spool group list|describe`; looking never changes a group.
+//! - [`reset`]: changes made from outside an inactive group: offset resets, offset deletion,
+//!   group deletion.
 
 pub mod assignor;
 pub mod consumer;
 pub mod coordinator;
 pub mod lease;
 pub mod member;
+pub mod reset;
 pub mod state;
+pub mod view;
 
 use crate::store::StoreError;
 
