@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::Store;
 use group_support::{
-    committed, consume_group, json, lib_store, member, produce_numbers, run, wait_until, Proc, WAIT,
+    committed, consume_group, json, lib_store, member, produce_numbers, run, wait_until, WAIT,
 };
 use serde_json::Value;
 use spool::group::assignor::TopicPartition;
@@ -298,8 +298,8 @@ fn members_state_and_offsets_of_a_live_group() {
     assert_eq!(members.len(), 2);
     let ma = members.iter().find(|m| m["client_id"] == "app-a").unwrap();
     let mb = members.iter().find(|m| m["client_id"] == "app-b").unwrap();
-    assert_eq!(ma["pid"], a.pid());
-    assert_eq!(mb["pid"], b.pid());
+    assert_eq!(ma["pid"], a.child.id());
+    assert_eq!(mb["pid"], b.child.id());
     assert_eq!(mb["instance_id"], "b-1");
     assert_eq!(mb["member_id"], "b-1");
     assert_eq!(ma["status"], "alive");
@@ -569,12 +569,12 @@ fn delete_refuses_live_groups_and_names_the_members() {
         err.contains("can only be deleted if it has no live members"),
         "{err}"
     );
-    assert!(err.contains(&format!("pid {}", m.pid())), "{err}");
+    assert!(err.contains(&format!("pid {}", m.child.id())), "{err}");
     assert!(err.contains("holder-"), "names the member: {err}");
     assert!(err.contains("hint:"), "{err}");
     // A clean exit (SIGTERM) leaves the group: now it can go.
     m.signal(libc::SIGTERM);
-    assert!(m.wait_exit().success());
+    assert!(m.wait_exit(WAIT).success());
     let (code, out, err) = run(&store, &["group", "delete", "g"]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -671,7 +671,7 @@ fn watch_redraws_until_interrupted_without_escapes_off_a_terminal() {
     store.create_topic("t", 1, &[]);
     store.produce("t", "a\n", &[]);
     consume_group(&store, "t", "g");
-    let mut w = Proc::spawn(
+    let mut w = group_support::spawn(
         &store,
         &["group", "describe", "g", "--state", "--watch", "100ms"],
     );
@@ -683,17 +683,17 @@ fn watch_redraws_until_interrupted_without_escapes_off_a_terminal() {
             >= 3
     }));
     w.signal(libc::SIGINT);
-    assert!(w.wait_exit().success());
+    assert!(w.wait_exit(WAIT).success());
     let out = w.stdout_lines().join("\n");
     assert!(!out.contains('\x1b'), "{out}");
 
-    let mut w = Proc::spawn(&store, &["group", "describe", "g", "-o", "json", "--watch"]);
+    let mut w = group_support::spawn(&store, &["group", "describe", "g", "-o", "json", "--watch"]);
     assert!(wait_until(WAIT, || w
         .stdout_lines()
         .iter()
         .any(|l| l == "}")));
     w.signal(libc::SIGTERM);
-    assert!(w.wait_exit().success());
+    assert!(w.wait_exit(WAIT).success());
 }
 
 /// `group describe` of 100 members over 1,000 partitions, built through the library.

@@ -453,13 +453,13 @@ fn refused_while_a_member_is_live_accepted_once_it_exits_and_seen_by_the_next_co
             "{err}"
         );
         assert!(
-            err.contains(&format!("pid {}", m.pid())),
+            err.contains(&format!("pid {}", m.child.id())),
             "names the member: {err}"
         );
     }
     assert_eq!(offsets_of(&store, "g"), [6]);
     m.signal(libc::SIGTERM);
-    assert!(m.wait_exit().success());
+    assert!(m.wait_exit(WAIT).success());
     let (code, _, err) = reset(
         &store,
         &[
@@ -486,7 +486,7 @@ fn an_away_static_member_keeps_the_group_active_until_its_session_ends() {
     let mut m = member(&store, "t", "g", &["--instance-id", "s1"]);
     // A static member leaving cleanly keeps its lease: it may come back within the session.
     m.signal(libc::SIGTERM);
-    assert!(m.wait_exit().success());
+    assert!(m.wait_exit(WAIT).success());
     let (code, _, err) = reset(&store, &["--group", "g", "--all-topics", "--to-earliest"]);
     assert_eq!(code, 1);
     assert!(err.contains("s1 (static member away"), "{err}");

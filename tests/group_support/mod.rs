@@ -5,10 +5,7 @@
 
 pub mod synthetic;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::common::Store;
 
@@ -16,105 +13,15 @@ use super::common::Store;
 pub const FAST: [&str; 4] = ["--heartbeat-interval", "200ms", "--session-timeout", "2s"];
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use super::common::process::wait_until;
 
-/// A running `spool` whose stdout and stderr are collected line by line; killed when dropped.
-pub struct Proc {
-    pub child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
+pub use super::common::process::Running as Proc;
 
-fn collect(reader: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            match line {
-                Ok(l) => sink.lock().unwrap().push(l),
-                Err(_) => break,
-            }
-        }
-    });
-    lines
-}
-
-impl Proc {
-    pub fn spawn(store: &Store, args: &[&str]) -> Proc {
-        let mut child = store
-            .spool_process()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn spool");
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        Proc {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn stdout_lines(&self) -> Vec<String> {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    pub fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    pub fn wait_stderr(&self, needle: &str) {
-        let ok = wait_until(WAIT, || self.stderr_text().contains(needle));
-        assert!(ok, "no {needle:?} on stderr:\n{}", self.stderr_text());
-    }
-
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on a child we spawned.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    /// Waits for the exit (killing the process after `WAIT`).
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50)); // let the readers drain
-                return status;
-            }
-            if Instant::now() > deadline {
-                self.signal(libc::SIGKILL);
-                panic!("process did not exit; stderr:\n{}", self.stderr_text());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `spool ARGS` against `store`, collecting its output.
+pub fn spawn(store: &Store, args: &[&str]) -> Proc {
+    let mut cmd = store.spool_process();
+    cmd.args(args);
+    Proc::spawn(cmd)
 }
 
 /// A `spool consume TOPIC --group GROUP` member with fast heartbeats, once it has joined
@@ -123,8 +30,8 @@ pub fn member(store: &Store, topic: &str, group: &str, extra: &[&str]) -> Proc {
     let mut args = vec!["consume", topic, "--group", group];
     args.extend_from_slice(&FAST);
     args.extend_from_slice(extra);
-    let p = Proc::spawn(store, &args);
-    p.wait_stderr("Generation");
+    let p = spawn(store, &args);
+    p.wait_stderr("Generation", WAIT);
     p
 }
 
