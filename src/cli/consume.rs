@@ -23,7 +23,12 @@ use crate::store::fsutil;
 /// partitions are interleaved fairly. By default the consumer follows the topic and prints new
 /// records as they are produced, within milliseconds; -e stops at the end instead.
 #[derive(Debug, Args)]
-#[command(after_long_help = "Examples:
+#[command(
+    after_help = "Examples:
+  spool consume orders -e                      # everything, then exit
+  spool consume orders -o -10 -e               # the last 10 records of each partition
+  spool consume orders --group billing         # share the partitions with the group's members",
+    after_long_help = "Examples:
   spool consume orders -e                      # everything, then exit
   spool consume orders -o -10 -e               # the last 10 records of each partition
   spool consume orders -o @-1h                 # from an hour ago on, then follow
@@ -38,10 +43,11 @@ value length (-1 for null), %T timestamp (ms), %d timestamp (RFC 3339), %h heade
 Exit status:
   0  success, also when the reader of stdout went away (`| head`)
   1  runtime error (unknown topic or partition, damaged batch)
-  2  usage error (bad offset, time or template)")]
+  2  usage error (bad offset, time or template)"
+)]
 pub struct ConsumeArgs {
     /// The topics to read.
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "TOPIC", add = super::complete::topics())]
     pub topics: Vec<String>,
 
     /// Read only this partition (repeatable) [default: all].
@@ -52,11 +58,19 @@ pub struct ConsumeArgs {
     /// before the end of each partition), +N (N after the start), or @TIME (RFC 3339, epoch
     /// ms, or a duration ago like @-1h). Out-of-range offsets are clamped with a warning.
     ///
-    /// With --group, it applies only to partitions that have no committed offset yet.
+    /// With --group, it applies only to partitions that have no committed offset yet: where
+    /// the group has committed, its members resume there whatever -o says (as a Kafka
+    /// consumer's auto.offset.reset does). To move a group's committed offsets, stop its
+    /// members and use `spool offsets reset`.
     #[arg(short, long, value_name = "OFFSET", value_parser = parse_offset, allow_hyphen_values = true)]
     pub offset: Option<OffsetSpec>,
 
     /// Exit once every partition has been read to its end.
+    ///
+    /// The end is the log end offset at the moment each partition is reached; records
+    /// produced later are not waited for. With --group, a member exits once the partitions
+    /// assigned to it are read to their end and no rebalance is under way; partitions other
+    /// members hold are theirs to read.
     #[arg(short, long)]
     pub exit_at_end: bool,
 
@@ -65,6 +79,10 @@ pub struct ConsumeArgs {
     pub max_messages: Option<u64>,
 
     /// Exit after this long without a new record.
+    ///
+    /// The clock restarts with every record delivered, so `--timeout 5s` reads a live topic
+    /// until it has been quiet for 5 seconds. Without -e, --timeout or -n, consume follows the
+    /// topic until interrupted.
     #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
     pub timeout: Option<Duration>,
 

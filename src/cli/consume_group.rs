@@ -23,7 +23,7 @@ use crate::record::RecordRef;
 pub struct GroupArgs {
     /// Join consumer group GROUP: the group's members share the topics' partitions, and the
     /// group remembers (commits) how far it has read.
-    #[arg(short, long, value_name = "GROUP")]
+    #[arg(short, long, value_name = "GROUP", add = super::complete::groups())]
     pub group: Option<String>,
 
     /// This consumer's client id, shown by `spool group describe`.
@@ -45,26 +45,42 @@ pub struct GroupArgs {
     pub assignor: String,
 
     /// How often the member proves it is alive.
+    ///
+    /// A background thread refreshes the member's lease file at this interval (Kafka's
+    /// heartbeat.interval.ms). It must be shorter than --session-timeout; a third of it is
+    /// usual.
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = super::duration_arg, requires = "group")]
     pub heartbeat_interval: Duration,
 
-    /// A member silent for this long (hung, stopped) is removed and its partitions move. A
-    /// crashed member is noticed at once, whatever this says.
+    /// A member silent for this long (hung, stopped) is removed and its partitions move.
+    ///
+    /// Kafka's session.timeout.ms. A member that exits or crashes (even kill -9) releases the
+    /// lock on its lease, so the others notice at once, whatever this says: the timeout only
+    /// matters for a member that is alive but silent (stopped with SIGSTOP, stuck on a disk).
+    /// For a static member (--instance-id) it is also how long its partitions wait for it to
+    /// come back.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::duration_arg, requires = "group")]
     pub session_timeout: Duration,
 
-    /// A member whose output has not moved for this long (e.g. blocked on a full pipe) leaves
-    /// the group, and rejoins when it can write again.
+    /// A member whose output has not moved for this long leaves the group and rejoins later.
+    ///
+    /// Kafka's max.poll.interval.ms: the time allowed between two polls. A member blocked on a
+    /// full pipe (its reader stopped reading) or on a slow --exec command for this long gives
+    /// its partitions up so others can read them, and rejoins when it can write again.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_arg, requires = "group")]
     pub max_poll_interval: Duration,
 
-    /// How often the offsets of records written out are committed (also before a partition
-    /// is handed over and on exit).
+    /// How often the offsets of records written out are committed.
+    ///
+    /// Kafka's auto.commit.interval.ms. Offsets are also committed before a partition is
+    /// handed over and on a clean exit (end of input, -n, --timeout, Ctrl-C). A member killed
+    /// with kill -9 loses at most this much progress: its successor re-delivers the records
+    /// after the last commit (at-least-once).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::duration_arg, requires = "group")]
     pub auto_commit_interval: Duration,
 
     /// Where partitions without a committed offset start, unless -o says otherwise.
-    #[arg(long, value_enum, default_value_t = ResetPolicy::Earliest, requires = "group")]
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = ResetPolicy::Earliest, requires = "group")]
     pub auto_offset_reset: ResetPolicy,
 
     /// Never commit: read the group's partitions without moving its offsets.

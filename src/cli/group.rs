@@ -143,6 +143,7 @@ fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
 )]
 pub struct DescribeArgs {
     /// The group(s) to describe.
+    #[arg(value_name = "GROUP", add = super::complete::groups())]
     pub groups: Vec<String>,
     /// Describe every group.
     #[arg(long)]
@@ -163,6 +164,11 @@ pub struct DescribeArgs {
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
     /// Redraw every INTERVAL (default 2s) until interrupted (put it after the group names).
+    ///
+    /// Like watch(1): on a terminal the screen is cleared before each redraw; otherwise each
+    /// rendering follows the previous one after a blank line. As --watch takes an optional
+    /// value, `--watch billing` would read "billing" as the interval: write the group names
+    /// first, or use --watch=1s.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = super::duration_arg)]
     pub watch: Option<Duration>,
 }
@@ -640,6 +646,7 @@ fn render_tables(kind: ViewKind, views: &[GroupView], now: i64) -> String {
 )]
 pub struct DeleteArgs {
     /// The group(s) to delete.
+    #[arg(value_name = "GROUP", add = super::complete::groups())]
     pub groups: Vec<String>,
     /// Delete every group (each must be inactive).
     #[arg(long)]
@@ -736,9 +743,10 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
 )]
 pub struct DeleteOffsetsArgs {
     /// The group.
+    #[arg(add = super::complete::groups())]
     pub group: String,
     /// A topic, or some of its partitions as TOPIC:P,P,... (repeatable).
-    #[arg(long = "topic", value_name = "TOPIC[:P,...]", required = true, value_parser = topic_partitions_arg)]
+    #[arg(long = "topic", value_name = "TOPIC[:P,...]", required = true, value_parser = topic_partitions_arg, add = super::complete::topics())]
     pub topics: Vec<(String, Option<Vec<i32>>)>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]

@@ -8,8 +8,10 @@
 //! an obvious next step, a `hint:` line. Exit codes: 0 success (also when stdout's reader went
 //! away), 1 runtime error, 2 usage error.
 
+pub mod complete;
 pub mod consume;
 pub mod consume_group;
+pub mod docs;
 pub mod group;
 pub mod offsets;
 pub mod produce;
@@ -40,7 +42,13 @@ use crate::store::{Store, StoreError};
 )]
 pub struct Cli {
     /// The store directory [default: $XDG_DATA_HOME/spool, i.e. ~/.local/share/spool].
-    #[arg(long, global = true, env = "SPOOL_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "SPOOL_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub dir: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -50,16 +58,41 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create, list, describe, alter, delete, verify and prune topics.
-    #[command(subcommand)]
+    ///
+    /// A topic is a named stream of records split into partitions. Each partition is an
+    /// append-only log, stored as Kafka's own segment files, whose records are numbered by
+    /// offset from 0. These are the operations of Kafka's kafka-topics.sh and kafka-configs.sh,
+    /// plus `verify` (check every batch) and `prune` (apply retention now).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  spool topic create orders --partitions 3\n  spool topic list\n  spool topic describe orders\n  spool topic alter orders --partitions 6"
+    )]
     Topic(topic::TopicCommand),
     Produce(produce::ProduceArgs),
     Consume(consume::ConsumeArgs),
     /// List, describe (offsets and lag, members, state, history) and delete consumer groups.
-    #[command(subcommand)]
+    ///
+    /// A consumer group is a set of `spool consume --group GROUP` processes that share the
+    /// partitions of their topics: each partition is read by one member at a time, and the group
+    /// commits how far it has read. These are kafka-consumer-groups.sh's --list, --describe,
+    /// --delete and --delete-offsets; looking at a group never changes it.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  spool group list\n  spool group describe billing            # committed offsets and lag\n  spool group describe billing --members\n  spool group delete billing"
+    )]
     Group(group::GroupCommand),
     /// Reset consumer groups' committed offsets.
-    #[command(subcommand)]
+    ///
+    /// A group's committed offset for a partition is the next record the group reads there.
+    /// Resetting it replays records (move it back) or skips them (move it forward), as
+    /// kafka-consumer-groups.sh --reset-offsets does: only while the group has no live members,
+    /// and only with --execute (otherwise it is a dry run that shows the plan).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  spool offsets reset --group billing --topic orders --to-earliest             # dry run\n  spool offsets reset --group billing --topic orders --to-earliest --execute\n  spool offsets reset --group billing --all-topics --shift-by -10 --execute"
+    )]
     Offsets(offsets::OffsetsCommand),
+    Completions(complete::CompletionsArgs),
 }
 
 /// Everything a command needs from the global flags.
@@ -78,6 +111,7 @@ impl Context {
 
 /// Runs spool with the process's arguments.
 pub fn main() -> ExitCode {
+    complete::complete_from_env();
     main_with_args(std::env::args_os())
 }
 
@@ -89,13 +123,17 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let result = Context::new(cli.dir).and_then(|ctx| match cli.command {
-        Command::Topic(cmd) => topic::run(&ctx, cmd),
-        Command::Produce(args) => produce::run(&ctx, args),
-        Command::Consume(args) => consume::run(&ctx, args),
-        Command::Group(cmd) => group::run(&ctx, cmd),
-        Command::Offsets(cmd) => offsets::run(&ctx, cmd),
-    });
+    let result = match cli.command {
+        Command::Completions(args) => complete::run(args),
+        command => Context::new(cli.dir).and_then(|ctx| match command {
+            Command::Topic(cmd) => topic::run(&ctx, cmd),
+            Command::Produce(args) => produce::run(&ctx, args),
+            Command::Consume(args) => consume::run(&ctx, args),
+            Command::Group(cmd) => group::run(&ctx, cmd),
+            Command::Offsets(cmd) => offsets::run(&ctx, cmd),
+            Command::Completions(_) => unreachable!("handled above"),
+        }),
+    };
     match result {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

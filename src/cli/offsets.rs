@@ -55,13 +55,13 @@ pub fn run(ctx: &Context, cmd: OffsetsCommand) -> anyhow::Result<ExitCode> {
 )]
 pub struct ResetArgs {
     /// The group whose offsets to reset (repeatable).
-    #[arg(short, long = "group", value_name = "GROUP")]
+    #[arg(short, long = "group", value_name = "GROUP", add = super::complete::groups())]
     pub groups: Vec<String>,
     /// Reset every group.
     #[arg(long)]
     pub all_groups: bool,
     /// A topic, or some of its partitions as TOPIC:P,P,... (repeatable).
-    #[arg(long = "topic", value_name = "TOPIC[:P,...]", value_parser = topic_partitions_arg)]
+    #[arg(long = "topic", value_name = "TOPIC[:P,...]", value_parser = topic_partitions_arg, add = super::complete::topics())]
     pub topics: Vec<(String, Option<Vec<i32>>)>,
     /// Every partition the group has committed offsets for.
     #[arg(long, conflicts_with = "topics")]

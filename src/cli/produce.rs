@@ -30,7 +30,11 @@ use crate::store::{StoreError, SyncPolicy};
 /// more ready, so a line typed by hand reaches consumers at once. Exit status 0 means every
 /// record was appended (and, by default, synced to disk).
 #[derive(Debug, Args)]
-#[command(after_long_help = "Examples:
+#[command(
+    after_help = "Examples:
+  printf 'a\\nb\\nc\\n' | spool produce letters
+  printf 'user1:clicked\\nuser2:scrolled\\n' | spool produce events -K :",
+    after_long_help = "Examples:
   printf 'a\\nb\\nc\\n' | spool produce letters
   printf 'user1:clicked\\nuser2:scrolled\\n' | spool produce events -K :
   spool produce logs --file app.log --linger 50ms
@@ -39,9 +43,11 @@ use crate::store::{StoreError, SyncPolicy};
 Exit status:
   0  every record was appended under the --fsync policy
   1  an error stopped the producer; records before it stay written and the summary says how many
-  2  usage error")]
+  2  usage error"
+)]
 pub struct ProduceArgs {
     /// The topic to write to.
+    #[arg(add = super::complete::topics())]
     pub topic: String,
 
     /// Read records from this file instead of stdin.
@@ -115,11 +121,26 @@ pub struct ProduceArgs {
     pub batch_size: u64,
 
     /// How long a record may wait for more input to join its batch.
+    ///
+    /// By default (0ms) a batch is written as soon as the input has nothing more ready, so
+    /// records typed or piped slowly reach consumers at once, each in a small batch. A linger
+    /// such as 50ms trades that latency for fewer, larger batches (Kafka's linger.ms).
     #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = super::duration_arg)]
     pub linger: std::time::Duration,
 
-    /// When data is forced to disk: at exit (before exit 0, the default), after every batch,
-    /// or never (left to the operating system; a power loss may lose acknowledged records).
+    /// When data is forced to disk: at exit (the default), after every batch, or never.
+    ///
+    /// Every batch is visible to consumers as soon as it is written, whatever this says; it
+    /// only decides when spool waits for the disk (fsync).
+    ///
+    /// exit: once, before exiting 0. Exit 0 means every record is on disk; a power loss while
+    /// producing may lose the records of this run that were already visible to consumers.
+    ///
+    /// batch: after every batch, before the next is written: what a consumer saw survives a
+    /// power loss, at the price of one fsync per batch (slow for line-at-a-time input).
+    ///
+    /// never: left to the operating system. A crash of spool loses nothing, but a power loss
+    /// may lose records even after exit 0.
     #[arg(long, value_enum, default_value_t = FsyncPolicy::Exit)]
     pub fsync: FsyncPolicy,
 

@@ -119,6 +119,9 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// List topics.
+///
+/// One line per topic: its partition count, how many records it keeps (log end offset minus
+/// log start offset, summed over its partitions) and its size on disk.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  spool topic list\n  spool topic list -o json")]
 pub struct ListArgs {
@@ -171,15 +174,19 @@ fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Describe a topic: its id, configs and, per partition, the log start and end offsets, size,
-/// segment count and the timestamps of the first and last record.
+/// Describe topics: id, configs and, per partition, offsets, size and timestamps.
+///
+/// Per partition: the log start offset (the first record kept; retention moves it forward),
+/// the log end offset (the offset the next record will get), the size on disk, the number of
+/// segments and the timestamps of the first and last record. Like `kafka-topics.sh --describe`,
+/// with what `kafka-log-dirs.sh` and `GetOffsetShell` would add.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  spool topic describe orders\n  spool topic describe orders -o json | jq '.partitions[].log_end_offset'"
 )]
 pub struct DescribeArgs {
     /// The topic(s) to describe.
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "TOPIC", add = super::complete::topics())]
     pub topics: Vec<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
@@ -282,6 +289,8 @@ fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
     after_help = "Examples:\n  spool topic alter orders --partitions 6\n  spool topic alter orders --config retention.ms=86400000"
 )]
 pub struct AlterArgs {
+    /// The topic to change.
+    #[arg(add = super::complete::topics())]
     pub topic: String,
     /// The new partition count (only increases are allowed).
     #[arg(short, long, value_name = "N")]
@@ -322,12 +331,17 @@ fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Delete topics and all their records.
+///
+/// The topic's directory, every partition and every segment in it, is removed at once, as
+/// `kafka-topics.sh --delete` does; this cannot be undone. Consumer groups keep what they had
+/// committed for it (`spool group delete-offsets` removes that).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  spool topic delete orders\n  spool topic delete scratch --if-exists"
 )]
 pub struct DeleteArgs {
-    #[arg(required = true)]
+    /// The topic(s) to delete.
+    #[arg(required = true, value_name = "TOPIC", add = super::complete::topics())]
     pub topics: Vec<String>,
     /// Succeed when a topic does not exist.
     #[arg(long)]
@@ -355,7 +369,8 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     after_help = "Examples:\n  spool topic verify orders\n  spool topic verify orders --repair"
 )]
 pub struct VerifyArgs {
-    #[arg(required = true)]
+    /// The topic(s) to check.
+    #[arg(required = true, value_name = "TOPIC", add = super::complete::topics())]
     pub topics: Vec<String>,
     /// Cut damaged tails and rebuild indexes.
     #[arg(long)]
@@ -427,12 +442,18 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Apply retention now: delete whole segments older than retention.ms or beyond
-/// retention.bytes (producers also do this when they roll a segment).
+/// Apply retention now: delete old segments of topics with retention.ms or retention.bytes.
+///
+/// As Kafka's log cleaner does in the broker, whole segments are deleted: those whose newest
+/// record is older than retention.ms, and the oldest ones while a partition is larger than
+/// retention.bytes. The log start offset moves forward; offsets are never reused. Producers
+/// also do this whenever they roll to a new segment, so pruning by hand is only needed for a
+/// topic that is no longer written to.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  spool topic prune\n  spool topic prune orders")]
 pub struct PruneArgs {
     /// Only this topic (default: every topic).
+    #[arg(add = super::complete::topics())]
     pub topic: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
