@@ -72,13 +72,13 @@ fn a_missing_group_is_an_error_but_the_others_are_shown() {
     assert_eq!(code, 1);
     assert_eq!(out, "");
     assert!(
-        err.contains("Error: Consumer group 'nope' does not exist."),
+        err.contains("error: consumer group 'nope' does not exist"),
         "{err}"
     );
     let (code, out, err) = run(&store, &["group", "describe", "nope", "g"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("Error: Consumer group 'nope' does not exist."),
+        err.contains("error: consumer group 'nope' does not exist"),
         "{err}"
     );
     assert!(

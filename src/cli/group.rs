@@ -280,7 +280,16 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
             match view::describe_group(&ctx.store, g, options, now)? {
                 Some(v) => views.push(v),
                 None => {
-                    notices.push(format!("Error: Consumer group '{g}' does not exist."));
+                    let colour = render::colour_stderr();
+                    notices.push(format!(
+                        "{}: consumer group '{g}' does not exist",
+                        render::paint(colour, render::ERROR, "error")
+                    ));
+                    notices.push(format!(
+                        "{}: {}",
+                        render::paint(colour, render::HINT, "hint"),
+                        super::unknown_group_hint(Some(&ctx.store), g)
+                    ));
                     missing = true;
                 }
             }
@@ -655,11 +664,6 @@ pub struct DeleteArgs {
 
 fn admin_error(e: AdminError) -> anyhow::Error {
     match &e {
-        AdminError::NotFound(_) => super::Hinted {
-            message: e.to_string(),
-            hint: "see `spool group list`".into(),
-        }
-        .into(),
         AdminError::Active { group, members, .. } => {
             let away = members.iter().any(|m| m.away);
             super::Hinted {

@@ -123,6 +123,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    let dir = cli.dir.clone();
     let result = match cli.command {
         Command::Completions(args) => complete::run(args),
         command => Context::new(cli.dir).and_then(|ctx| match command {
@@ -137,15 +138,40 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
     match result {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) if e.chain().any(|c| c.is::<UsageError>()) => {
-            report_error(&e);
-            ExitCode::from(2)
-        }
         Err(e) => {
-            report_error(&e);
-            ExitCode::from(1)
+            // The store again, read-only, for hints that name what exists ("did you mean").
+            let store = Store::open(dir.unwrap_or_else(Store::default_root)).ok();
+            report_error_in(&e, store.as_ref());
+            ExitCode::from(if is_usage_error(&e) { 2 } else { 1 })
         }
     }
+}
+
+/// Whether an error is a bad argument (exit 2) rather than a failure of the work (exit 1).
+pub fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<UsageError>()
+            || c.is::<crate::name::NameError>()
+            || matches!(
+                store_error(c),
+                Some(
+                    StoreError::Name(_)
+                        | StoreError::Config(_)
+                        | StoreError::BadPartitionCount { .. }
+                )
+            )
+    })
+}
+
+/// The store error a cause is or wraps transparently.
+fn store_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a StoreError> {
+    use crate::group::reset::AdminError;
+    cause
+        .downcast_ref::<StoreError>()
+        .or_else(|| match cause.downcast_ref::<AdminError>() {
+            Some(AdminError::Store(e)) => Some(e),
+            _ => None,
+        })
 }
 
 /// A bad argument found after clap's parsing; exits 2 like clap's own usage errors.
@@ -178,6 +204,11 @@ pub struct Hinted {
 
 /// Prints `error: a: b: c` and a hint when one is known.
 pub fn report_error(e: &anyhow::Error) {
+    report_error_in(e, None)
+}
+
+/// Prints `error: a: b: c` and a hint, which may name close matches among the store's topics.
+pub fn report_error_in(e: &anyhow::Error, store: Option<&Store>) {
     let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
     let mut message = String::new();
     for part in &chain {
@@ -189,34 +220,119 @@ pub fn report_error(e: &anyhow::Error) {
             message.push_str(part);
         }
     }
-    eprintln!("error: {message}");
-    if let Some(hint) = hint_for(e) {
-        eprintln!("hint: {hint}");
+    let colour = render::colour_stderr();
+    eprintln!(
+        "{}: {message}",
+        render::paint(colour, render::ERROR, "error")
+    );
+    if let Some(hint) = hint_for(e, store) {
+        eprintln!("{}: {hint}", render::paint(colour, render::HINT, "hint"));
     }
 }
 
-fn hint_for(e: &anyhow::Error) -> Option<String> {
+/// Up to three names of `candidates` close to `name` (edit distance), closest first.
+pub fn close_names(name: &str, candidates: &[String]) -> Vec<String> {
+    let limit = (name.chars().count() / 3).max(1);
+    let mut scored: Vec<(usize, &String)> = candidates
+        .iter()
+        .filter(|c| c.as_str() != name)
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= limit || (name.len() >= 3 && c.starts_with(name)))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, c)| c.clone()).collect()
+}
+
+/// Levenshtein distance, by characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// `did you mean 'a' or 'b'? ` for the close names, or nothing.
+fn did_you_mean(close: &[String]) -> String {
+    let quoted: Vec<String> = close.iter().map(|c| format!("'{c}'")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => format!("did you mean {one}? "),
+        [init @ .., last] => format!("did you mean {} or {last}? ", init.join(", ")),
+    }
+}
+
+/// The hint for a topic that does not exist: close names, else how to create one.
+pub fn unknown_topic_hint(store: Option<&Store>, name: &str) -> String {
+    let topics = store.and_then(|s| s.list_topics().ok()).unwrap_or_default();
+    let close = close_names(name, &topics);
+    if close.is_empty() {
+        format!("create it with `spool topic create {name}`; `spool topic list` shows the topics")
+    } else {
+        format!(
+            "{}`spool topic list` shows the topics",
+            did_you_mean(&close)
+        )
+    }
+}
+
+/// The hint for a consumer group that does not exist: close names, else where to look.
+pub fn unknown_group_hint(store: Option<&Store>, name: &str) -> String {
+    let groups = store
+        .and_then(|s| crate::group::state::list_groups(s).ok())
+        .unwrap_or_default();
+    let close = close_names(name, &groups);
+    format!(
+        "{}`spool group list` shows the groups; a group exists once a consumer joined it with `spool consume --group {name}`",
+        did_you_mean(&close)
+    )
+}
+
+fn hint_for(e: &anyhow::Error, store: Option<&Store>) -> Option<String> {
     for cause in e.chain() {
         if let Some(h) = cause.downcast_ref::<Hinted>() {
             return Some(h.hint.clone());
         }
-        if let Some(store_error) = cause.downcast_ref::<StoreError>() {
+        if let Some(store_error) = store_error(cause) {
             match store_error {
-                StoreError::TopicNotFound(_) => {
-                    return Some("create it with `spool topic create`, or see `spool topic list`".into())
-                }
+                StoreError::TopicNotFound(name) => return Some(unknown_topic_hint(store, name)),
                 StoreError::TopicExists(_) => {
                     return Some("pass --if-not-exists to accept an existing topic".into())
                 }
                 StoreError::Corrupt { .. } => {
                     return Some("run `spool topic verify <TOPIC>` to locate the damage, and `--repair` to cut it".into())
                 }
+                StoreError::PartitionNotFound { topic, .. } => {
+                    return Some(format!("`spool topic describe {topic}` lists its partitions; `spool topic alter {topic} --partitions N` adds some"))
+                }
+                StoreError::FormatTooNew { .. } => {
+                    return Some("install a newer spool, or use another store with --dir".into())
+                }
                 _ => {}
             }
+        }
+        if let Some(crate::group::reset::AdminError::NotFound(group)) =
+            cause.downcast_ref::<crate::group::reset::AdminError>()
+        {
+            return Some(unknown_group_hint(store, group));
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             if io.raw_os_error() == Some(libc::ENOSPC) {
                 return Some("the disk is full: free some space and run the command again; what was written before is intact".into());
+            }
+            if io.kind() == std::io::ErrorKind::PermissionDenied {
+                return Some(
+                    "check the permissions of the store directory (--dir, $SPOOL_DIR)".into(),
+                );
             }
         }
     }
@@ -225,6 +341,12 @@ fn hint_for(e: &anyhow::Error) -> Option<String> {
 
 /// Whether the error is stdout's reader having gone away (`spool consume | head`).
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    // A --partitioner-cmd that died is not stdout's reader going away.
+    if e.chain()
+        .any(|c| c.is::<crate::produce::partitioner::PartitionerError>())
+    {
+        return false;
+    }
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)

@@ -65,6 +65,25 @@ pub fn or_dash<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
+/// Whether stderr may be coloured: it is a terminal and `NO_COLOR` is unset or empty.
+pub fn colour_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Bold red, for `error:`.
+pub const ERROR: &str = "\x1b[1;31m";
+/// Bold cyan, for `hint:`.
+pub const HINT: &str = "\x1b[1;36m";
+
+/// `text` in the ANSI style `style` when `colour`, else as it is.
+pub fn paint(colour: bool, style: &str, text: &str) -> String {
+    if colour {
+        format!("{style}{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
 /// Whether progress may be drawn: stderr is a terminal and the user did not ask for quiet.
 pub fn progress_allowed(quiet: bool) -> bool {
     !quiet && std::io::stderr().is_terminal()
