@@ -514,6 +514,8 @@ fn ids(list: &[String]) -> String {
 
 /// The lines of a table, trailing spaces trimmed (as `render::print_table` prints them).
 fn table_text(t: &comfy_table::Table) -> String {
+    let mut t = t.clone();
+    render::fit(&mut t);
     let mut s = String::new();
     for line in t.lines() {
         s.push_str(line.trim_end());

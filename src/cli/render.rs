@@ -35,8 +35,63 @@ pub fn table(headers: &[&str]) -> Table {
     t
 }
 
+/// Makes a table that is wider than the terminal wrap gracefully: headers break at their
+/// hyphens (`LOG-END-` over `OFFSET`) rather than inside words, and no column gets narrower
+/// than its longest header part, so cells wrap instead. A table that fits, or that is not
+/// printed to a terminal, is left alone.
+pub fn fit(t: &mut Table) {
+    let Some(width) = t.width() else {
+        return;
+    };
+    if matches!(t.content_arrangement(), ContentArrangement::Disabled) {
+        return;
+    }
+    let padding = 2;
+    let natural: usize = t
+        .column_max_content_widths()
+        .iter()
+        .map(|w| usize::from(*w) + padding)
+        .sum();
+    if natural <= usize::from(width) {
+        return;
+    }
+    let Some(header) = t.header() else {
+        return;
+    };
+    let parts: Vec<Vec<String>> = header
+        .cell_iter()
+        .map(|c| {
+            let h = c.content();
+            let mut parts: Vec<String> = h.split_inclusive('-').map(str::to_owned).collect();
+            if parts.is_empty() {
+                parts.push(h);
+            }
+            parts
+        })
+        .collect();
+    t.set_header(parts.iter().map(|p| p.join("\n")).collect::<Vec<_>>());
+    // One space between columns instead of two: narrow terminals need every column.
+    let mins: Vec<u16> = parts
+        .iter()
+        .map(|p| p.iter().map(|s| s.chars().count()).max().unwrap_or(1) as u16 + 1)
+        .collect();
+    // When even the header parts do not fit side by side, let comfy-table break them too:
+    // a table wider than the terminal would be wrapped by the terminal, line by line.
+    let keep_words = mins.iter().map(|m| usize::from(*m)).sum::<usize>() <= usize::from(width);
+    for (column, min) in t.column_iter_mut().zip(mins) {
+        column.set_padding((0, 1));
+        if keep_words {
+            column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
+                comfy_table::Width::Fixed(min),
+            ));
+        }
+    }
+}
+
 /// Prints a table, trimming the trailing spaces of each line.
 pub fn print_table(t: &Table) -> std::io::Result<()> {
+    let mut t = t.clone();
+    fit(&mut t);
     let mut out = std::io::stdout().lock();
     for line in t.lines() {
         writeln!(out, "{}", line.trim_end())?;
