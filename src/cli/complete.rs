@@ -32,7 +32,7 @@ pub const COMPLETE_VAR: &str = "SPOOL_COMPLETE";
 #[command(after_help = "Examples:
   source <(spool completions bash)                       # bash, this shell only
   spool completions bash > ~/.local/share/bash-completion/completions/spool
-  spool completions zsh > ~/.zfunc/_spool                # with fpath+=(~/.zfunc) in ~/.zshrc
+  echo 'source <(spool completions zsh)' >> ~/.zshrc
   spool completions fish > ~/.config/fish/completions/spool.fish
   echo 'eval (spool completions elvish | slurp)' >> ~/.config/elvish/rc.elv
   spool completions powershell >> $PROFILE")]

@@ -34,11 +34,12 @@ use crate::store::fsutil;
   spool consume orders -o @-1h                 # from an hour ago on, then follow
   spool consume orders -p 0 -o 42 -n 1         # the record at offset 42 of partition 0
   spool consume orders -F '%p:%o %k=%v\\n'      # partition, offset, key and value
-  spool consume orders -e --output json | spool produce orders-copy --input json
+  spool consume orders -e --output json > orders.jsonl   # spool produce --input json reads it
 
-Format tokens (-F): %t topic, %p partition, %o offset, %k key, %v or %s value, %K / %V key /
-value length (-1 for null), %T timestamp (ms), %d timestamp (RFC 3339), %h headers (k=v,...),
-%% a percent sign; escapes \\n \\t \\r \\0 \\\\.
+Format tokens (-F):
+  %t topic, %p partition, %o offset, %k key, %v or %s value, %K / %V key / value length
+  (-1 for null), %T timestamp (ms), %d timestamp (RFC 3339), %h headers (k=v,...), %% a
+  percent sign; escapes \\n \\t \\r \\0 \\\\.
 
 Exit status:
   0  success, also when the reader of stdout went away (`| head`)

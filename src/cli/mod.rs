@@ -30,15 +30,19 @@ use crate::store::{Store, StoreError};
 /// server.
 ///
 /// spool keeps a store directory of topics whose partitions are logs in Kafka's own segment
-/// format. `spool produce` appends lines to a topic, `spool consume` reads them back, and any
-/// number of spool processes may do so at once: they coordinate through file locks.
+/// format. `spool produce` appends lines to a topic (records with the same key go to the same
+/// partition), `spool consume` reads them back by offset or follows them, and `spool consume
+/// --group` shares a topic's partitions among the members of a consumer group that commits how
+/// far it has read; `spool group` and `spool offsets` inspect and rewind groups. Any number of
+/// spool processes may work on one store at once: they coordinate through file locks and
+/// lease files, with no server.
 #[derive(Debug, Parser)]
 #[command(
     name = "spool",
     version,
     propagate_version = true,
     after_help = "Examples:\n  printf 'hello\\nworld\\n' | spool produce greetings\n  spool consume greetings -e\n  spool topic describe greetings",
-    after_long_help = "Examples:\n  printf 'hello\\nworld\\n' | spool produce greetings\n  spool consume greetings -e\n  spool topic describe greetings\n\nExit status:\n  0  success (also when the reader of stdout went away, as with `| head`)\n  1  runtime error (unknown topic, damaged log, full disk, ...)\n  2  usage error (unknown flag, bad value)"
+    after_long_help = "Examples:\n  printf 'hello\\nworld\\n' | spool produce greetings\n  spool consume greetings -e\n  spool topic describe greetings\n  spool consume greetings --group app   # a consumer group member; run it in several terminals\n  spool group describe app\n\nExit status:\n  0  success, also when the reader of stdout went away (as with `| head`)\n  1  runtime error: unknown topic or group, damaged log, refused operation, I/O error\n  2  usage error: unknown flag, bad or missing value, conflicting flags"
 )]
 pub struct Cli {
     /// The store directory [default: $XDG_DATA_HOME/spool, i.e. ~/.local/share/spool].
@@ -319,6 +323,11 @@ fn hint_for(e: &anyhow::Error, store: Option<&Store>) -> Option<String> {
                 }
                 _ => {}
             }
+        }
+        if let Some(crate::produce::pipeline::PipelineError::NoSuchPartition { .. }) =
+            cause.downcast_ref::<crate::produce::pipeline::PipelineError>()
+        {
+            return Some("JSON records keep the partition they were read from: give this topic as many partitions as the source had (`spool topic alter TOPIC --partitions N`), or drop the field with `jq -c 'del(.partition)'`".into());
         }
         if let Some(crate::group::reset::AdminError::NotFound(group)) =
             cause.downcast_ref::<crate::group::reset::AdminError>()

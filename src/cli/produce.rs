@@ -38,7 +38,7 @@ use crate::store::{StoreError, SyncPolicy};
   printf 'a\\nb\\nc\\n' | spool produce letters
   printf 'user1:clicked\\nuser2:scrolled\\n' | spool produce events -K :
   spool produce logs --file app.log --linger 50ms
-  spool consume src -e --output json | spool produce copy --input json
+  spool produce orders --input json --file orders.jsonl   # as spool consume --output json wrote it
 
 Exit status:
   0  every record was appended under the --fsync policy

@@ -366,7 +366,8 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
 /// it in a `.cut-<ms>` file) and wrong indexes are rebuilt.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  spool topic verify orders\n  spool topic verify orders --repair"
+    after_help = "Examples:\n  spool topic verify orders\n  spool topic verify orders --repair",
+    after_long_help = "Examples:\n  spool topic verify orders\n  spool topic verify orders --repair\n\nExit status:\n  0  no problem found, or every problem repaired\n  1  problems found (and not repaired), or another runtime error\n  2  usage error"
 )]
 pub struct VerifyArgs {
     /// The topic(s) to check.
