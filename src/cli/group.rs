@@ -282,12 +282,12 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
                 None => {
                     let colour = render::colour_stderr();
                     notices.push(format!(
-                        "{}: consumer group '{g}' does not exist",
-                        render::paint(colour, render::ERROR, "error")
+                        "{} consumer group '{g}' does not exist",
+                        render::paint(colour, render::ERROR, "error:")
                     ));
                     notices.push(format!(
-                        "{}: {}",
-                        render::paint(colour, render::HINT, "hint"),
+                        "{} {}",
+                        render::paint(colour, render::HINT, "hint:"),
                         super::unknown_group_hint(Some(&ctx.store), g)
                     ));
                     missing = true;

@@ -226,11 +226,11 @@ pub fn report_error_in(e: &anyhow::Error, store: Option<&Store>) {
     }
     let colour = render::colour_stderr();
     eprintln!(
-        "{}: {message}",
-        render::paint(colour, render::ERROR, "error")
+        "{} {message}",
+        render::paint(colour, render::ERROR, "error:")
     );
     if let Some(hint) = hint_for(e, store) {
-        eprintln!("{}: {hint}", render::paint(colour, render::HINT, "hint"));
+        eprintln!("{} {hint}", render::paint(colour, render::HINT, "hint:"));
     }
 }
 
@@ -295,10 +295,14 @@ pub fn unknown_group_hint(store: Option<&Store>, name: &str) -> String {
         .and_then(|s| crate::group::state::list_groups(s).ok())
         .unwrap_or_default();
     let close = close_names(name, &groups);
-    format!(
-        "{}`spool group list` shows the groups; a group exists once a consumer joined it with `spool consume --group {name}`",
-        did_you_mean(&close)
-    )
+    if close.is_empty() {
+        format!("`spool group list` shows the groups; a group exists once a consumer joined it (`spool consume TOPIC --group {name}`)")
+    } else {
+        format!(
+            "{}`spool group list` shows the groups",
+            did_you_mean(&close)
+        )
+    }
 }
 
 fn hint_for(e: &anyhow::Error, store: Option<&Store>) -> Option<String> {
