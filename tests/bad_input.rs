@@ -345,3 +345,47 @@ fn unknown_enum_values_are_usage_errors() {
         );
     }
 }
+
+/// Unknown names get a hint with the close names in the store, or the next step.
+#[test]
+fn unknown_names_get_did_you_mean_hints() {
+    let store = fixture();
+    store.create_topic("orders", 1, &[]);
+    let run = |args: &[&str]| {
+        let out = store.spool().args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["consume", "ordrs", "-e"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("error: topic 'ordrs' does not exist\nhint: did you mean 'orders'?"),
+        "{err}"
+    );
+    let (code, err) = run(&["topic", "describe", "nothing-like-it"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("hint: create it with `spool topic create nothing-like-it`"),
+        "{err}"
+    );
+    for args in [&["group", "describe", "h"][..], &["group", "delete", "h"]] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("error: consumer group 'h' does not exist\nhint: did you mean 'g'?"),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, err) = run(&["consume", "t", "-p", "7", "-e"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("hint: `spool topic describe t` lists its partitions"),
+        "{err}"
+    );
+    // Bad names are usage errors.
+    let (code, err) = run(&["topic", "create", "a/b"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.starts_with("error: topic name 'a/b'"), "{err}");
+}

@@ -437,3 +437,30 @@ pub fn stdout_closed() -> bool {
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{close_names, edit_distance};
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("orders", "orders"), 0);
+        assert_eq!(edit_distance("ordrs", "orders"), 1);
+        assert_eq!(edit_distance("oredrs", "orders"), 2);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn close_names_are_few_and_closest_first() {
+        let names: Vec<String> = ["orders", "orders-copy", "order", "billing", "clicks"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(close_names("ordrs", &names), ["orders"]);
+        assert_eq!(close_names("orders", &names), ["order", "orders-copy"]);
+        assert_eq!(close_names("billign", &names), ["billing"]);
+        assert!(close_names("zzz", &names).is_empty());
+    }
+}
