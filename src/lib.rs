@@ -18,7 +18,8 @@
 //! - [`format`]: records as text: output templates (`-F`) and JSON lines in both directions.
 //! - [`spec`]: parsing of offset specs, times, durations, sizes and `key=value` pairs.
 //! - [`name`]: Kafka's rule for topic and group names, checked before any path is built.
-//! - [`cli`]: the command-line interface (clap definitions and rendering); only the binary uses it.
+//! - [`cli`]: the command-line interface (clap definitions and rendering), and the man pages and
+//!   shell completions generated from it; only the binary uses it.
 
 pub mod cli;
 pub mod consume;

@@ -241,6 +241,11 @@ fn every_command_has_help_with_an_example() {
         if !short.contains("Examples:\n  ") {
             missing.push(format!("{path} -h: no examples"));
         }
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path}: {} has no help", arg.get_id()));
+            }
+        }
         let names: Vec<String> = cmd
             .get_subcommands()
             .map(|s| s.get_name().to_owned())

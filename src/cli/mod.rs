@@ -5,8 +5,13 @@
 //! [`crate::produce`], and render what comes back with [`render`].
 //!
 //! Errors travel as `anyhow::Error`; [`main`] prints `error: <cause chain>` and, where there is
-//! an obvious next step, a `hint:` line. Exit codes: 0 success (also when stdout's reader went
-//! away), 1 runtime error, 2 usage error.
+//! an obvious next step, a `hint:` line (naming close matches for an unknown topic or group).
+//! Exit codes: 0 success (also when stdout's reader went away), 1 runtime error, 2 usage error
+//! (clap's own, [`UsageError`], bad names and configs).
+//!
+//! [`docs`] renders the man pages (`man/`) and completion scripts (`completions/`) from these
+//! definitions; [`complete`] is `spool completions` and answers the shells' completion requests,
+//! with topic and group names from the store.
 
 pub mod complete;
 pub mod consume;
