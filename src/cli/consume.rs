@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use super::Context;
-use crate::consume::{resolve_start, Clamped, ConsumeError, Consumer};
+use crate::consume::{resolve_start, Clamped, Consumer};
 use crate::format::{write_json_record, Encoding, Template};
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
@@ -144,7 +144,19 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
             a.null_literal.clone().into_bytes(),
         ),
     };
-    let mut consumer = Consumer::new();
+    // Ctrl-C and SIGTERM end the read like -n does: the output is finished and the summary
+    // printed, then the process dies of the signal as the shell expects. Handlers go in before
+    // the consumer starts its notification thread, which inherits the signals blocked, so they
+    // reach this thread and interrupt its wait or write.
+    interrupt::install();
+    let mut consumer = interrupt::blocked_while(|| {
+        if a.exit_at_end {
+            Consumer::without_notifications()
+        } else {
+            Consumer::new()
+        }
+    });
+    let mut assigned: Vec<(String, i32)> = Vec::new();
     for name in &a.topics {
         let topic = ctx.store.topic(name)?;
         let partitions = if a.partitions.is_empty() {
@@ -156,11 +168,16 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 .collect::<Result<_, _>>()?
         };
         for p in partitions {
+            // A topic or partition named twice is read once.
+            if assigned.iter().any(|(t, id)| *t == p.topic && *id == p.id) {
+                continue;
+            }
             let (offset, clamped) = resolve_start(&p, a.offset)?;
             if !a.quiet {
                 warn_clamped(&p.topic, p.id, clamped);
             }
             consumer.assign(&p, offset)?;
+            assigned.push((p.topic.clone(), p.id));
         }
     }
 
@@ -172,17 +189,16 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let limit = a.max_messages.unwrap_or(u64::MAX);
     let mut last_record = Instant::now();
     let result = (|| -> anyhow::Result<()> {
-        while count < limit {
+        while count < limit && interrupt::received().is_none() {
             let budget = (limit - count).min(64 * 1024) as usize;
             let polled = consumer.poll(budget, |topic, partition, rec| -> anyhow::Result<()> {
                 renderer.render(&mut out, topic, partition, &rec)?;
+                count += 1;
                 if out.len() >= OUT_FLUSH {
-                    stdout.write_all(&out)?;
-                    out.clear();
+                    write_out(&mut stdout, &mut out)?;
                 }
                 Ok(())
             })?;
-            count += polled.delivered as u64;
             if !a.quiet {
                 for s in consumer.take_skipped() {
                     eprintln!(
@@ -197,10 +213,7 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
             if !polled.all_at_end {
                 continue;
             }
-            if !out.is_empty() {
-                stdout.write_all(&out)?;
-                out.clear();
-            }
+            write_out(&mut stdout, &mut out)?;
             if a.exit_at_end {
                 break;
             }
@@ -214,18 +227,23 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 }
                 None => Duration::from_secs(3600),
             };
+            // Nothing is written while following an idle topic, so a reader of stdout that went
+            // away (`| head`) would only be noticed at the next record: look for it now.
+            if stdout_reader_gone() {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+            }
             consumer.wait(idle);
         }
-        stdout.write_all(&out)?;
+        write_out(&mut stdout, &mut out)?;
         Ok(())
     })();
     match result {
         Err(e) if super::is_broken_pipe(&e) => return Ok(ExitCode::SUCCESS),
+        // A write cut short by Ctrl-C: what was not written is dropped, the summary follows.
+        Err(e) if interrupt::received().is_some() && is_interrupted(&e) => {}
         Err(e) => {
-            if e.chain()
-                .any(|c| c.downcast_ref::<ConsumeError>().is_some())
-                && !a.quiet
-            {
+            // Records read before the error are printed before it is reported.
+            if write_out(&mut stdout, &mut out).is_ok() && !a.quiet {
                 eprintln!("Processed {count} records before the error");
             }
             return Err(e);
@@ -238,7 +256,109 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
             if count == 1 { "" } else { "s" }
         );
     }
+    if let Some(signal) = interrupt::received() {
+        interrupt::die_of(signal);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes and clears `buf`. A write interrupted by a signal is resumed unless it was Ctrl-C or
+/// SIGTERM, which must not wait for a reader of stdout that stopped reading.
+fn write_out(stdout: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut rest = &buf[..];
+    while !rest.is_empty() {
+        match stdout.write(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                if interrupt::received().is_some() {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    buf.clear();
+    Ok(())
+}
+
+fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
+    })
+}
+
+/// Whether stdout is a pipe or socket whose reader has gone away.
+fn stdout_reader_gone() -> bool {
+    let mut fd = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd and a zero timeout; poll only reports on the descriptor.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// SIGINT and SIGTERM turned into a flag the read loop looks at.
+mod interrupt {
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    static RECEIVED: AtomicI32 = AtomicI32::new(0);
+    const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+    extern "C" fn on_signal(signal: libc::c_int) {
+        RECEIVED.store(signal, Ordering::SeqCst);
+    }
+
+    /// Installs the handlers, without SA_RESTART so that a blocked write returns.
+    pub fn install() {
+        for signal in SIGNALS {
+            // SAFETY: a zeroed sigaction with a handler that only stores to an atomic, which
+            // is async-signal-safe.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+        }
+    }
+
+    /// Runs `f` with the signals blocked, so threads it starts never take them.
+    pub fn blocked_while<T>(f: impl FnOnce() -> T) -> T {
+        // SAFETY: plain signal mask manipulation of the calling thread.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for signal in SIGNALS {
+                libc::sigaddset(&mut set, signal);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            let result = f();
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            result
+        }
+    }
+
+    pub fn received() -> Option<libc::c_int> {
+        match RECEIVED.load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(signal),
+        }
+    }
+
+    /// Ends the process by `signal` with its default action, as if it had not been caught.
+    pub fn die_of(signal: libc::c_int) -> ! {
+        // SAFETY: restoring the default action and raising the signal in this process.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+        std::process::exit(128 + signal)
+    }
 }
 
 fn warn_clamped(topic: &str, partition: i32, clamped: Option<Clamped>) {

@@ -115,6 +115,16 @@ impl Consumer {
         }
     }
 
+    /// A consumer that reads to the end and never waits for more (`consume -e`): no file
+    /// notifications are set up; [`Consumer::wait`] falls back to polling.
+    pub fn without_notifications() -> Consumer {
+        Consumer {
+            cursors: Vec::new(),
+            next: 0,
+            waiter: ChangeWaiter::polling(),
+        }
+    }
+
     /// Starts reading `partition` at `offset`.
     pub fn assign(&mut self, partition: &Partition, offset: i64) -> Result<(), StoreError> {
         // Watch before the first read, so no append can slip between a read and a wait.
@@ -168,17 +178,17 @@ impl Consumer {
             let cursor = &mut self.cursors[(self.next + i) % n];
             let share = (budget - delivered).min(FAIR_SHARE);
             let (topic, partition) = (cursor.topic.as_str(), cursor.partition);
-            let offset = cursor.reader.next_offset();
-            let polled = cursor
-                .reader
+            let reader = &mut cursor.reader;
+            let polled = reader
                 .poll(share, |record| {
                     sink(topic, partition, record).map_err(PollError::Sink)
                 })
                 .map_err(|e| match e {
+                    // The reader stops in front of what it cannot read: name that offset.
                     PollError::Store(source) => E::from(ConsumeError::Read {
                         topic: topic.to_owned(),
                         partition,
-                        offset,
+                        offset: reader.next_offset(),
                         source,
                     }),
                     PollError::Sink(e) => e,

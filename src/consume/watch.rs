@@ -35,6 +35,19 @@ impl ChangeWaiter {
         ChangeWaiter { watcher, tx, rx }
     }
 
+    /// A waiter that watches nothing: for readers that never wait (`consume -e`), which so
+    /// neither start the notification thread nor pay for tearing it down at exit (closing an
+    /// inotify instance waits for the kernel's grace period, several milliseconds).
+    /// [`ChangeWaiter::wait`] still works, by polling.
+    pub fn polling() -> ChangeWaiter {
+        let (tx, rx) = sync_channel(1);
+        ChangeWaiter {
+            watcher: None,
+            tx,
+            rx,
+        }
+    }
+
     /// Watches `dir` (not recursively). Without notifications this is a no-op and waits poll.
     pub fn watch(&mut self, dir: &Path) {
         if let Some(w) = self.watcher.as_mut() {

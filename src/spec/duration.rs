@@ -52,7 +52,7 @@ fn parse_iso8601(rest: &str) -> Result<Duration, String> {
         Some(t) => (&rest[..t], Some(&rest[t + 1..])),
         None => (rest, None),
     };
-    if date.is_empty() && time.map_or(true, str::is_empty) {
+    if date.is_empty() && time.is_none_or(str::is_empty) {
         return Err(
             "an ISO-8601 duration needs at least one number and unit after P or PT".to_owned(),
         );

@@ -158,6 +158,24 @@ impl<'a> Batch<'a> {
             index: 0,
         }
     }
+
+    /// Continues decoding where an iterator over this same batch stood
+    /// ([`RecordIter::cursor`]), without decoding the records before that point again.
+    pub fn records_from(&self, cursor: RecordCursor) -> RecordIter<'a> {
+        let position = cursor.position.clamp(HEADER_LEN, self.bytes.len());
+        RecordIter {
+            header: self.header,
+            rest: &self.bytes[position..],
+            index: cursor.index,
+        }
+    }
+}
+
+/// A point inside a batch's records: the byte position of the next record and its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCursor {
+    position: usize,
+    index: i32,
 }
 
 /// Iterator over the records of a [`Batch`].
@@ -167,9 +185,25 @@ pub struct RecordIter<'a> {
     index: i32,
 }
 
+impl RecordIter<'_> {
+    /// Where the iterator stands, for [`Batch::records_from`].
+    pub fn cursor(&self) -> RecordCursor {
+        RecordCursor {
+            position: self.header.total_len() - self.rest.len(),
+            index: self.index,
+        }
+    }
+
+    /// Records not yet decoded.
+    pub fn remaining(&self) -> usize {
+        usize::try_from(self.header.records_count - self.index).unwrap_or(0)
+    }
+}
+
 impl<'a> Iterator for RecordIter<'a> {
     type Item = Result<RecordRef<'a>, BatchError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.index >= self.header.records_count {
             return None;
@@ -185,6 +219,7 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
+#[inline]
 fn decode_record<'a>(
     buf: &mut &'a [u8],
     header: &BatchHeader,
@@ -206,7 +241,11 @@ fn decode_record<'a>(
     if header_count > body.len() {
         return Err("header count runs past the record");
     }
-    let mut headers = Vec::with_capacity(header_count);
+    // `Vec::new` for the usual record without headers: no call into the allocator at all.
+    let mut headers = Vec::new();
+    if header_count > 0 {
+        headers.reserve_exact(header_count);
+    }
     for _ in 0..header_count {
         let key = read_nullable_bytes(&mut body)?.ok_or("null header key")?;
         let value = read_nullable_bytes(&mut body)?;
@@ -428,6 +467,7 @@ fn write_nullable_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
+#[inline(always)]
 fn read_nullable_bytes<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, &'static str> {
     let len = read_varint(buf)?;
     if len < 0 {
@@ -440,6 +480,7 @@ fn read_nullable_bytes<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, &'sta
     take(buf, len as usize).map(Some)
 }
 
+#[inline(always)]
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], &'static str> {
     if buf.len() < n {
         return Err("field runs past the record");
@@ -465,7 +506,26 @@ fn varint_len(value: i64) -> usize {
     bits.div_ceil(7)
 }
 
+/// Zig-zag varint as Kafka reads it (`ByteUtils.readVarlong`). One- and two-byte varints (most
+/// lengths, deltas and counts) take a branch each; the loop handles the rest.
+#[inline(always)]
 fn read_varlong(buf: &mut &[u8]) -> Result<i64, &'static str> {
+    let unzigzag = |raw: u64| ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+    match **buf {
+        [b0, ref rest @ ..] if b0 < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u64::from(b0)))
+        }
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u64::from(b0 & 0x7f) | u64::from(b1) << 7))
+        }
+        _ => read_varlong_slow(buf),
+    }
+}
+
+#[cold]
+fn read_varlong_slow(buf: &mut &[u8]) -> Result<i64, &'static str> {
     let mut raw: u64 = 0;
     for i in 0..10 {
         let (&byte, rest) = buf.split_first().ok_or("varint runs past the record")?;
@@ -478,8 +538,26 @@ fn read_varlong(buf: &mut &[u8]) -> Result<i64, &'static str> {
     Err("varint longer than 10 bytes")
 }
 
+#[inline(always)]
 fn read_varint(buf: &mut &[u8]) -> Result<i32, &'static str> {
-    let v = read_varlong(buf)?;
+    // Values of one or two bytes always fit: no range check on the fast paths.
+    let unzigzag = |raw: u32| ((raw >> 1) as i32) ^ -((raw & 1) as i32);
+    match **buf {
+        [b0, ref rest @ ..] if b0 < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u32::from(b0)))
+        }
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u32::from(b0 & 0x7f) | u32::from(b1) << 7))
+        }
+        _ => read_varint_slow(buf),
+    }
+}
+
+#[cold]
+fn read_varint_slow(buf: &mut &[u8]) -> Result<i32, &'static str> {
+    let v = read_varlong_slow(buf)?;
     i32::try_from(v).map_err(|_| "varint out of 32-bit range")
 }
 

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::batch::{Batch, BatchError, BatchHeader, HEADER_LEN};
+use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
 use super::error::{IoContext, Result, StoreError};
 use super::index;
 use super::segment::{self, Slot, INDEX_EXT, LOG_EXT};
@@ -33,6 +33,17 @@ pub struct PartitionReader {
     filled: usize,
     /// Offsets jumped over because retention deleted them before they were read.
     skipped: u64,
+    /// Where the last poll stopped inside a batch that is still in `buf` and was checked.
+    resume: Option<Resume>,
+}
+
+/// A batch that a poll left half delivered: the next poll continues at `cursor` without
+/// checking the CRC or decoding the earlier records again.
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    base: i64,
+    position: u64,
+    cursor: RecordCursor,
 }
 
 #[derive(Debug)]
@@ -63,6 +74,7 @@ impl PartitionReader {
             buf_pos: 0,
             filled: 0,
             skipped: 0,
+            resume: None,
         };
         reader.seek(offset)?;
         Ok(reader)
@@ -82,31 +94,43 @@ impl PartitionReader {
     pub fn seek(&mut self, offset: i64) -> Result<()> {
         self.next_offset = offset;
         self.filled = 0;
-        let segments = segment::list(&self.dir).at("list", &self.dir)?;
-        let Some(&base) = segments
-            .iter()
-            .rev()
-            .find(|&&b| b <= offset)
-            .or(segments.first())
-        else {
-            self.segment = None;
+        self.resume = None;
+        self.segment = None;
+        // Retention may delete the segment between the listing and the open: list again.
+        for _ in 0..OPEN_ATTEMPTS {
+            let segments = segment::list(&self.dir).at("list", &self.dir)?;
+            let Some(&base) = segments
+                .iter()
+                .rev()
+                .find(|&&b| b <= offset)
+                .or(segments.first())
+            else {
+                return Ok(());
+            };
+            let Some(mut seg) = self.open_segment(base)? else {
+                continue;
+            };
+            seg.position = indexed_position(&self.dir, &seg, offset)?;
+            self.segment = Some(seg);
             return Ok(());
-        };
-        let mut seg = self.open_segment(base)?;
-        seg.position = indexed_position(&self.dir, &seg, offset)?;
-        self.segment = Some(seg);
-        Ok(())
+        }
+        Err(vanishing_segments(&self.dir))
     }
 
-    fn open_segment(&self, base: i64) -> Result<OpenSegment> {
+    /// Opens a segment's log; `None` when it no longer exists (deleted by retention).
+    fn open_segment(&self, base: i64) -> Result<Option<OpenSegment>> {
         let path = segment::path(&self.dir, base, LOG_EXT);
-        let file = File::open(&path).at("open", &path)?;
-        Ok(OpenSegment {
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at("open", &path),
+        };
+        Ok(Some(OpenSegment {
             base,
             file,
             path,
             position: 0,
-        })
+        }))
     }
 
     /// Delivers up to `budget` records, in offset order, to `sink`. Stops early at the end of
@@ -134,9 +158,19 @@ impl PartitionReader {
                 seg.position += total as u64;
                 continue;
             }
-            let batch = parse_batch(&self.buf[start..start + total], seg)?;
-            let mut finished = true;
-            for record in batch.records() {
+            let bytes = &self.buf[start..start + total];
+            let mut records = match self.resume.take() {
+                // Checked when the previous poll started it, and still in the buffer.
+                Some(r) if r.base == seg.base && r.position == seg.position => {
+                    Batch { header, bytes }.records_from(r.cursor)
+                }
+                _ => parse_batch(bytes, seg)?.records(),
+            };
+            loop {
+                if delivered == budget {
+                    break;
+                }
+                let Some(record) = records.next() else { break };
                 let record = record.map_err(|source| StoreError::Corrupt {
                     path: seg.path.clone(),
                     position: seg.position,
@@ -145,15 +179,17 @@ impl PartitionReader {
                 if record.offset < self.next_offset {
                     continue;
                 }
-                if delivered == budget {
-                    finished = false;
-                    break;
-                }
                 self.next_offset = record.offset + 1;
                 delivered += 1;
                 sink(record)?;
             }
-            if finished {
+            if records.remaining() > 0 {
+                self.resume = Some(Resume {
+                    base: seg.base,
+                    position: seg.position,
+                    cursor: records.cursor(),
+                });
+            } else {
                 self.next_offset = self.next_offset.max(header.next_offset());
                 seg.position += total as u64;
             }
@@ -231,24 +267,35 @@ impl PartitionReader {
                 },
             });
         }
+        // Forget the partial bytes: a crashed writer's torn batch is cut and written anew by
+        // the next appender, so what lies here must be read afresh next time.
+        self.filled = self.filled.min((position - self.buf_pos) as usize);
         Ok(None)
     }
 
     /// At the end of a segment: moves to the next one if there is one.
     fn advance_segment(&mut self) -> Result<bool> {
-        let seg = self.segment.as_ref().expect("called with a segment");
-        let segments = segment::list(&self.dir).at("list", &self.dir)?;
-        let Some(&next) = segments.iter().find(|&&b| b > seg.base) else {
-            return Ok(false);
-        };
-        if next > self.next_offset {
-            // Retention deleted what lay between: continue from the new log start.
-            self.skipped += (next - self.next_offset) as u64;
-            self.next_offset = next;
+        let current = self.segment.as_ref().expect("called with a segment").base;
+        for _ in 0..OPEN_ATTEMPTS {
+            let segments = segment::list(&self.dir).at("list", &self.dir)?;
+            let Some(&next) = segments.iter().find(|&&b| b > current) else {
+                return Ok(false);
+            };
+            // Deleted by retention since the listing: look again.
+            let Some(seg) = self.open_segment(next)? else {
+                continue;
+            };
+            if next > self.next_offset {
+                // Retention deleted what lay between: continue from the new log start.
+                self.skipped += (next - self.next_offset) as u64;
+                self.next_offset = next;
+            }
+            self.segment = Some(seg);
+            self.filled = 0;
+            self.resume = None;
+            return Ok(true);
         }
-        self.segment = Some(self.open_segment(next)?);
-        self.filled = 0;
-        Ok(true)
+        Err(vanishing_segments(&self.dir))
     }
 
     /// Makes `buf` cover at least `need` bytes from `position` when the file has them; returns
@@ -267,6 +314,8 @@ impl PartitionReader {
         } else {
             self.filled = 0;
         }
+        // Bytes are read anew: a half-delivered batch is checked again before it is trusted.
+        self.resume = None;
         self.buf_pos = position;
         let want = need.max(READ_CHUNK);
         if self.buf.len() < want {
@@ -284,6 +333,21 @@ impl PartitionReader {
             self.filled += n;
         }
         Ok(self.filled)
+    }
+}
+
+/// How often a segment is looked up again when retention deletes it between the listing of the
+/// directory and the open, before giving up.
+const OPEN_ATTEMPTS: usize = 1000;
+
+fn vanishing_segments(dir: &Path) -> StoreError {
+    StoreError::Io {
+        op: "open a segment of",
+        path: dir.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "segments keep being deleted before they can be opened",
+        ),
     }
 }
 
