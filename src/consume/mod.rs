@@ -210,12 +210,12 @@ impl Consumer {
         self.cursors
             .iter_mut()
             .filter_map(|c| {
-                let records = c.reader.take_skipped();
-                (records > 0).then(|| Skipped {
+                let (records, resumed_at) = c.reader.take_skipped()?;
+                Some(Skipped {
                     topic: c.topic.clone(),
                     partition: c.partition,
                     records,
-                    resumed_at: c.reader.next_offset(),
+                    resumed_at,
                 })
             })
             .collect()

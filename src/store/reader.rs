@@ -33,6 +33,12 @@ pub struct PartitionReader {
     filled: usize,
     /// Offsets jumped over because retention deleted them before they were read.
     skipped: u64,
+    /// The offset reading continued at after the last such jump.
+    resumed_at: i64,
+    /// Base offsets of the segments as last listed: segments are only ever added after the
+    /// last and deleted from the first, so the next one is known without listing the
+    /// directory at every segment change (a listing is taken again when it is not).
+    listed: Vec<i64>,
     /// Where the last poll stopped inside a batch that is still in `buf` and was checked.
     resume: Option<Resume>,
 }
@@ -74,7 +80,9 @@ impl PartitionReader {
             buf_pos: 0,
             filled: 0,
             skipped: 0,
+            resumed_at: offset,
             resume: None,
+            listed: Vec::new(),
         };
         reader.seek(offset)?;
         Ok(reader)
@@ -85,9 +93,11 @@ impl PartitionReader {
         self.next_offset
     }
 
-    /// Offsets skipped because retention deleted them first; reset by reading.
-    pub fn take_skipped(&mut self) -> u64 {
-        std::mem::take(&mut self.skipped)
+    /// Offsets skipped because retention deleted them before they were read, since the last
+    /// call, and the offset reading continued at after the last of those jumps.
+    pub fn take_skipped(&mut self) -> Option<(u64, i64)> {
+        let skipped = std::mem::take(&mut self.skipped);
+        (skipped > 0).then_some((skipped, self.resumed_at))
     }
 
     /// Repositions the reader at `offset`, found through the offset index.
@@ -276,9 +286,14 @@ impl PartitionReader {
     /// At the end of a segment: moves to the next one if there is one.
     fn advance_segment(&mut self) -> Result<bool> {
         let current = self.segment.as_ref().expect("called with a segment").base;
-        for _ in 0..OPEN_ATTEMPTS {
-            let segments = segment::list(&self.dir).at("list", &self.dir)?;
-            let Some(&next) = segments.iter().find(|&&b| b > current) else {
+        for attempt in 0..OPEN_ATTEMPTS {
+            if attempt > 0 || self.listed.last().is_none_or(|&b| b <= current) {
+                self.listed = segment::list(&self.dir).at("list", &self.dir)?;
+            }
+            let Some(&next) = self
+                .listed
+                .get(self.listed.partition_point(|&b| b <= current))
+            else {
                 return Ok(false);
             };
             // Deleted by retention since the listing: look again.
@@ -289,6 +304,7 @@ impl PartitionReader {
                 // Retention deleted what lay between: continue from the new log start.
                 self.skipped += (next - self.next_offset) as u64;
                 self.next_offset = next;
+                self.resumed_at = next;
             }
             self.segment = Some(seg);
             self.filled = 0;

@@ -80,7 +80,10 @@ impl Store {
 
     /// Path of a partition directory.
     pub fn partition_dir(&self, topic: &str, partition: u32) -> PathBuf {
-        self.dir().join("topics").join(topic).join(partition.to_string())
+        self.dir()
+            .join("topics")
+            .join(topic)
+            .join(partition.to_string())
     }
 
     /// Segment `.log` files of a partition, sorted.
