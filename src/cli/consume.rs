@@ -145,17 +145,9 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     // Ctrl-C and SIGTERM end the read like -n does: the output is finished and the summary
-    // printed, then the process dies of the signal as the shell expects. Handlers go in before
-    // the consumer starts its notification thread, which inherits the signals blocked, so they
-    // reach this thread and interrupt its wait or write.
+    // printed, then the process dies of the signal as the shell expects.
     interrupt::install();
-    let mut consumer = interrupt::blocked_while(|| {
-        if a.exit_at_end {
-            Consumer::without_notifications()
-        } else {
-            Consumer::new()
-        }
-    });
+    let mut consumer = Consumer::new();
     let mut assigned: Vec<(String, i32)> = Vec::new();
     for name in &a.topics {
         let topic = ctx.store.topic(name)?;
@@ -232,7 +224,10 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
             if stdout_reader_gone() {
                 return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
             }
-            consumer.wait(idle);
+            // The signals stay blocked while waiting: the consumer's notification thread, started
+            // by its first wait, inherits them blocked, so they always reach this thread (within
+            // a wait's 250 ms at most) and interrupt a blocked write.
+            interrupt::blocked_while(|| consumer.wait(idle));
         }
         write_out(&mut stdout, &mut out)?;
         Ok(())

@@ -115,19 +115,8 @@ impl Consumer {
         }
     }
 
-    /// A consumer that reads to the end and never waits for more (`consume -e`): no file
-    /// notifications are set up; [`Consumer::wait`] falls back to polling.
-    pub fn without_notifications() -> Consumer {
-        Consumer {
-            cursors: Vec::new(),
-            next: 0,
-            waiter: ChangeWaiter::polling(),
-        }
-    }
-
     /// Starts reading `partition` at `offset`.
     pub fn assign(&mut self, partition: &Partition, offset: i64) -> Result<(), StoreError> {
-        // Watch before the first read, so no append can slip between a read and a wait.
         self.waiter.watch(&partition.dir);
         let reader = partition.reader(offset)?;
         self.cursors.push(Cursor {
@@ -221,8 +210,10 @@ impl Consumer {
             .collect()
     }
 
-    /// Sleeps until a watched partition changes or `timeout` passes; true when woken.
-    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+    /// Sleeps until a watched partition changes or `timeout` passes; true when woken. The
+    /// first wait only sets up the file notifications and returns at once, so that the next
+    /// poll, with them in place, sees whatever was appended since the last one.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> bool {
         self.waiter.wait(timeout)
     }
 
