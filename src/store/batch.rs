@@ -203,7 +203,7 @@ impl RecordIter<'_> {
 impl<'a> Iterator for RecordIter<'a> {
     type Item = Result<RecordRef<'a>, BatchError>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.index >= self.header.records_count {
             return None;
@@ -219,7 +219,7 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn decode_record<'a>(
     buf: &mut &'a [u8],
     header: &BatchHeader,
