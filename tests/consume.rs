@@ -1321,3 +1321,54 @@ fn time_retention_under_a_reader() {
     assert_eq!(code, 0);
     assert_eq!(lines(&out), ["200 fresh"]);
 }
+
+#[test]
+fn consumers_start_cleanly_while_retention_deletes_segments() {
+    // Finding the start (log end, time index) lists segments and then opens them; retention
+    // deletes segments in between. Every start must succeed all the same.
+    let s = Store::new();
+    s.create_topic(
+        "t",
+        1,
+        &["--segment-bytes", "1024", "--retention-bytes", "2KiB"],
+    );
+    s.produce("t", "first\n", &[]);
+    let mut producer = KillOnDrop(
+        s.spool_process()
+            .args([
+                "produce",
+                "t",
+                "-q",
+                "--batch-size",
+                "200",
+                "--fsync",
+                "never",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = producer.0.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        // Until the test closes the pipe by failing or finishing.
+        let mut i = 0u64;
+        while writeln!(stdin, "{i:0>90}").is_ok() && stdin.flush().is_ok() {
+            i += 1;
+        }
+    });
+    let since = now_ms() - 60_000;
+    for round in 0..60 {
+        for offset in [format!("@{since}"), "-3".into(), "earliest".into()] {
+            let (code, _, err) = run(&s, &["t", "-e", "-q", "-n", "5", "-o", &offset]);
+            assert_eq!(code, 0, "round {round}, -o {offset}: {err}");
+        }
+        // And reading through segments as they are deleted.
+        let (code, out, err) = run(&s, &["t", "-e", "-F", "%o\\n"]);
+        assert_eq!(code, 0, "round {round}: {err}");
+        let offsets: Vec<i64> = lines(&out).iter().map(|l| l.parse().unwrap()).collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "round {round}");
+    }
+    let _ = producer.0.kill();
+    drop(producer);
+    writer.join().unwrap();
+}
