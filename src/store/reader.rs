@@ -393,3 +393,82 @@ fn indexed_position(dir: &Path, seg: &OpenSegment, offset: i64) -> Result<u64> {
         _ => Ok(0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+    use crate::store::batch::encode_batch;
+    use crate::store::{LogConfig, PartitionWriter, SyncPolicy};
+
+    /// A partition of `batches` batches of `per_batch` records; values are the offsets.
+    fn partition(batches: usize, per_batch: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer =
+            PartitionWriter::open(dir.path(), LogConfig::default(), SyncPolicy::Never).unwrap();
+        writer.initialize(0).unwrap();
+        let mut bytes = Vec::new();
+        for b in 0..batches {
+            let records: Vec<Record> = (0..per_batch)
+                .map(|i| Record {
+                    timestamp: 1,
+                    value: Some((b * per_batch + i).to_string().into_bytes()),
+                    ..Record::default()
+                })
+                .collect();
+            encode_batch(&mut bytes, &records);
+            writer.append(&mut bytes, 1).unwrap();
+        }
+        dir
+    }
+
+    fn read_all(reader: &mut PartitionReader, budget: usize) -> Vec<i64> {
+        let mut got = Vec::new();
+        loop {
+            let polled = reader
+                .poll::<StoreError, _>(budget, |r| {
+                    let value: i64 = std::str::from_utf8(r.value.unwrap())
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    assert_eq!(value, r.offset);
+                    got.push(r.offset);
+                    Ok(())
+                })
+                .unwrap();
+            assert!(polled.delivered <= budget);
+            if polled.at_end {
+                return got;
+            }
+        }
+    }
+
+    #[test]
+    fn any_budget_delivers_every_record_once_in_order() {
+        let dir = partition(7, 13);
+        for budget in [1, 2, 5, 13, 14, 100] {
+            for start in [0, 1, 12, 13, 50, 90] {
+                let mut reader = PartitionReader::open(dir.path(), start).unwrap();
+                let got = read_all(&mut reader, budget);
+                assert_eq!(got, (start..91).collect::<Vec<_>>(), "budget {budget}");
+                assert_eq!(reader.next_offset(), 91);
+            }
+        }
+    }
+
+    #[test]
+    fn a_seek_in_the_middle_of_a_batch_forgets_where_the_last_poll_stopped() {
+        let dir = partition(3, 10);
+        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+        let mut first = Vec::new();
+        reader
+            .poll::<StoreError, _>(4, |r| {
+                first.push(r.offset);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(first, [0, 1, 2, 3]);
+        reader.seek(2).unwrap();
+        assert_eq!(read_all(&mut reader, 3), (2..30).collect::<Vec<_>>());
+    }
+}
