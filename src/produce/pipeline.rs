@@ -146,6 +146,8 @@ pub fn run(
             };
             let key = record.key.as_ref().map(Field::bytes);
             let value = record.value.as_ref().map(Field::bytes);
+            let headers = record.headers.as_deref().unwrap_or(&options.record.headers);
+            let ts = record.timestamp.unwrap_or(timestamp);
             let partition = match (record.partition, &mut router) {
                 (Some(p), _) if p < 0 || p >= partitions => {
                     return Err(PipelineError::NoSuchPartition {
@@ -156,13 +158,22 @@ pub fn run(
                 }
                 (Some(p), _) => p,
                 (None, Router::Fixed(p)) => *p,
-                (None, Router::Partitioner(p)) => p.partition(key),
+                (None, Router::Partitioner(p)) => {
+                    let sticky = p.partition(key);
+                    if p.is_sticky(key) && producer.would_send(sticky, ts, key, value, headers) {
+                        // The sticky batch is full: send it and start the next batch on the
+                        // next sticky partition with this record (Kafka's onNewBatch).
+                        producer.send_partition(sticky)?;
+                        p.batch_sent(sticky);
+                        p.partition(key)
+                    } else {
+                        sticky
+                    }
+                }
                 (None, Router::Command(c)) => c
                     .partition(key)
                     .map_err(|source| PipelineError::Partitioner { line, source })?,
             };
-            let headers = record.headers.as_deref().unwrap_or(&options.record.headers);
-            let ts = record.timestamp.unwrap_or(timestamp);
             let sent = producer
                 .send(partition, ts, key, value, headers)
                 .map_err(|e| match e {

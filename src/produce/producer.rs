@@ -139,6 +139,29 @@ impl Producer {
         Ok(sent)
     }
 
+    /// Whether adding this record to its partition's batch would first send that batch.
+    pub fn would_send(
+        &self,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> bool {
+        let builder = &self.slots[partition as usize].builder;
+        !builder.is_empty()
+            && builder.size_with(timestamp, key, value, headers) > self.batch_limit()
+    }
+
+    /// Appends the pending batch of one partition, if it has one.
+    pub fn send_partition(&mut self, partition: i32) -> StoreResult<bool> {
+        if self.slots[partition as usize].builder.is_empty() {
+            return Ok(false);
+        }
+        self.send_batch(partition)?;
+        Ok(true)
+    }
+
     /// Appends every pending batch; returns the partitions that were sent.
     pub fn flush(&mut self) -> StoreResult<Vec<i32>> {
         let mut sent = Vec::new();
