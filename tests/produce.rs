@@ -250,7 +250,8 @@ fn fixed_key_null_marker_and_headers() {
         &["-K", ":", "--null-marker", "NULL"],
     );
     let recs = records(&s, "nm");
-    let kv: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = recs
+    type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+    let kv: Vec<KeyValue> = recs
         .iter()
         .map(|r| (b64(&r["key"]), b64(&r["value"])))
         .collect();
