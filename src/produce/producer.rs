@@ -118,25 +118,32 @@ impl Producer {
         headers: &[Header],
     ) -> Result<Option<i32>, ProduceError> {
         let limit = self.batch_limit();
-        let slot = &self.slots[partition as usize];
-        let alone = BatchBuilder::single_record_size(key, value, headers);
-        if alone as u64 > self.config.max_message_bytes {
-            return Err(ProduceError::RecordTooLarge {
-                size: alone,
-                max: self.config.max_message_bytes,
-            });
+        let max = self.config.max_message_bytes;
+        // Measured once: sizing and encoding do not walk the record again.
+        let m = BatchBuilder::measure(key, value, headers);
+        let too_large = |m| {
+            let alone = BatchBuilder::single_measured_size(m);
+            (alone as u64 > max).then_some(ProduceError::RecordTooLarge { size: alone, max })
+        };
+        let builder = &mut self.slots[partition as usize].builder;
+        // A record that joins a batch within the limit (<= max.message.bytes) is not too large;
+        // only the first record of a batch and one that does not fit need the check.
+        if builder.is_empty() {
+            if let Some(e) = too_large(m) {
+                return Err(e);
+            }
         }
-        let mut sent = None;
-        if !slot.builder.is_empty()
-            && slot.builder.size_with(timestamp, key, value, headers) > limit
-        {
-            self.send_batch(partition)?;
-            sent = Some(partition);
+        if builder.push_within(limit, timestamp, key, value, headers, m) {
+            return Ok(None);
         }
+        if let Some(e) = too_large(m) {
+            return Err(e);
+        }
+        self.send_batch(partition)?;
         self.slots[partition as usize]
             .builder
-            .push(timestamp, key, value, headers);
-        Ok(sent)
+            .push_measured(timestamp, key, value, headers, m);
+        Ok(Some(partition))
     }
 
     /// Whether adding this record to its partition's batch would first send that batch.
