@@ -110,6 +110,39 @@ fn four_producers_append_to_one_partition_at_once() {
     assert_eq!(d["partitions"][0]["log_end_offset"], 4 * per_writer);
 }
 
+#[test]
+fn producers_racing_to_create_a_topic_all_succeed() {
+    let s = Store::new();
+    let children: Vec<Child> = (0..4)
+        .map(|w| {
+            let path = s.tmp.path().join(format!("c{w}"));
+            write_input(&path, &format!("c{w}"), 200);
+            s.spool_process()
+                .args(["produce", "fresh", "-q", "--batch-size", "100", "--file"])
+                .arg(&path)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(s.describe("fresh")["partition_count"], 1);
+    let log = log_of(&s, "fresh");
+    assert_eq!(log.len(), 800);
+    assert_contiguous(&log);
+    assert_eq!(by_writer(&log).len(), 4);
+    // Nothing was left behind in the staging area.
+    assert_eq!(std::fs::read_dir(s.dir().join("tmp")).unwrap().count(), 0);
+    verify_clean(&s, "fresh");
+}
+
 /// A small xorshift generator: no dependency, and the seed is printed to replay a failure.
 struct Rng(u64);
 

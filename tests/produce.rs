@@ -851,9 +851,7 @@ fn oversize_record_is_refused_with_its_line_and_earlier_records_stay() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("error: line 3 is too large"))
-        .stderr(predicate::str::contains(
-            "more than --max-message-bytes (200)",
-        ))
+        .stderr(predicate::str::contains("more than the 200 bytes allowed"))
         .stderr(predicate::str::contains("Produced 2 records"));
     assert_eq!(text_values(&s, "ov"), vec!["ok1", "ok2"]);
 
@@ -874,6 +872,15 @@ fn oversize_record_is_refused_with_its_line_and_earlier_records_stay() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("line 2 is too large"));
+    assert_eq!(text_values(&s, "ov2"), vec!["a"]);
+    // --max-message-bytes lowers the topic's limit but cannot raise it.
+    s.spool()
+        .args(["produce", "ov2", "--max-message-bytes", "1MiB"])
+        .write_stdin(format!("{}\n", "y".repeat(150)))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("line 1 is too large"))
+        .stderr(predicate::str::contains("more than the 100 bytes allowed"));
     assert_eq!(text_values(&s, "ov2"), vec!["a"]);
 
     // A line far larger than any read buffer is refused without reading it all into memory.

@@ -71,7 +71,7 @@ pub enum PipelineError {
         count: i32,
     },
     #[error(
-        "line {line} is too large: {size} bytes as a batch, more than --max-message-bytes ({max})"
+        "line {line} is too large: {size} bytes as a batch, more than the {max} bytes allowed (the topic's max.message.bytes, or --max-message-bytes if lower)"
     )]
     TooLarge { line: u64, size: usize, max: u64 },
     #[error("line {line}: no partition for the record")]
