@@ -8,7 +8,8 @@
 #   1. generates LINES (default 1,000,000) lines of 100 bytes, each `user-NNNNNN:` + value;
 #   2. times, side by side in one run, `spool produce bench -K :` into an 8-partition topic
 #      (with --fsync never, which is what cat does, and with the default --fsync exit) and
-#      `cat input > file`, all in the same directory (BENCH_DIR, default: a new directory
+#      `cat input > file` (and `cat input > file && sync file`, the default's equivalent), all
+#      in the same directory (BENCH_DIR, default: a new directory
 #      under /tmp), with hyperfine when installed, else bash's `time`;
 #   3. reports the peak RSS of `spool produce` for 1x and 4x LINES with /usr/bin/time -v, to
 #      show that memory stays flat however much is produced.
@@ -61,13 +62,16 @@ reset_store="rm -rf '$STORE' && '$SPOOL' topic create bench -p $PARTITIONS >/dev
 produce_never="'$SPOOL' produce bench -q -K : --fsync never < '$INPUT'"
 produce_exit="'$SPOOL' produce bench -q -K : < '$INPUT'"
 cat_cmd="cat '$INPUT' > '$WORK/cat-out'"
+# cat plus an fsync of its output: what `spool produce` does by default (--fsync exit).
+cat_sync_cmd="cat '$INPUT' > '$WORK/cat-out' && sync '$WORK/cat-out'"
 
 echo "== time: produce vs cat ($RUNS runs each, same directory)" >&2
 if command -v hyperfine >/dev/null; then
     hyperfine --warmup 1 --runs "$RUNS" --export-markdown "$WORK/times.md" \
         --prepare "rm -f '$WORK/cat-out'" -n "cat input > file" "$cat_cmd" \
         --prepare "$reset_store" -n "spool produce -K : --fsync never" "$produce_never" \
-        --prepare "$reset_store" -n "spool produce -K : (fsync at exit)" "$produce_exit"
+        --prepare "$reset_store" -n "spool produce -K : (fsync at exit)" "$produce_exit" \
+        --prepare "rm -f '$WORK/cat-out'" -n "cat input > file && sync file" "$cat_sync_cmd"
     cat "$WORK/times.md"
 else
     TIMEFORMAT='%R s'
@@ -78,6 +82,8 @@ else
         echo -n "spool produce --fsync never:      " >&2; time (eval "$produce_never")
         eval "$reset_store"
         echo -n "spool produce (fsync at exit):    " >&2; time (eval "$produce_exit")
+        rm -f "$WORK/cat-out"
+        echo -n "cat input > file && sync file:    " >&2; time (eval "$cat_sync_cmd")
     done
 fi
 
