@@ -191,11 +191,7 @@ impl Store {
         if dir.exists() {
             return Err(StoreError::TopicExists(name.to_owned()));
         }
-        let staging = self.tmp_dir().join(format!(
-            "create-{name}-{}-{}",
-            std::process::id(),
-            fsutil::now_ms()
-        ));
+        let staging = self.tmp_dir().join(staging_name("create", name));
         let meta = TopicMeta {
             name: name.to_owned(),
             id: topic::new_topic_id(),
@@ -285,15 +281,22 @@ impl Store {
             return Err(StoreError::TopicNotFound(name.to_owned()));
         }
         self.ensure_created()?;
-        let doomed = self.tmp_dir().join(format!(
-            "delete-{name}-{}-{}",
-            std::process::id(),
-            fsutil::now_ms()
-        ));
+        let doomed = self.tmp_dir().join(staging_name("delete", name));
         std::fs::rename(&dir, &doomed).at("delete", &dir)?;
         fsutil::sync_dir(&self.topics_dir()).at("sync", &self.topics_dir())?;
         std::fs::remove_dir_all(&doomed).at("delete", &doomed)
     }
+}
+
+/// A unique name in `tmp/` for a topic being created or deleted. Only a prefix of the topic's
+/// name is used: a 249-character name plus the rest would pass the 255-byte file name limit.
+fn staging_name(what: &str, topic: &str) -> String {
+    format!(
+        "{what}-{}-{}-{:.64}",
+        std::process::id(),
+        fsutil::now_ms(),
+        topic
+    )
 }
 
 fn check_partition_count(n: i64) -> Result<()> {
