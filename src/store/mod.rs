@@ -26,6 +26,7 @@ pub mod segment;
 pub mod topic;
 pub mod verify;
 pub mod writer;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,10 +134,12 @@ impl Store {
         Ok(())
     }
 
-    /// The directory of a topic, after checking its name.
+    /// The directory of a topic, after checking its name and that it is no symbolic link.
     pub fn topic_dir(&self, name: &str) -> Result<PathBuf> {
         name::validate(NameKind::Topic, name)?;
-        Ok(self.topics_dir().join(name))
+        let dir = self.topics_dir().join(name);
+        refuse_symlink(&dir)?;
+        Ok(dir)
     }
 
     pub fn topic_exists(&self, name: &str) -> Result<bool> {
@@ -297,6 +300,18 @@ fn staging_name(what: &str, topic: &str) -> String {
         fsutil::now_ms(),
         topic
     )
+}
+
+/// Refuses a path that is a symbolic link: a topic or group directory linked elsewhere would let
+/// spool write outside its store.
+pub fn refuse_symlink(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(StoreError::BadMetadata {
+            path: path.to_owned(),
+            reason: "it is a symbolic link; spool does not follow links inside its store".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn check_partition_count(n: i64) -> Result<()> {
