@@ -130,7 +130,7 @@ struct PlanRow<'a> {
 /// `--from-file` contents: offsets per group (`None`: for every group reset).
 type FilePlan = crate::group::reset::PlanFile;
 
-fn read_plan_file(path: &PathBuf) -> anyhow::Result<FilePlan> {
+fn read_plan_file(path: &std::path::Path) -> anyhow::Result<FilePlan> {
     crate::group::reset::read_plan_file(path).map_err(|e| match e {
         crate::group::reset::PlanFileError::Read { .. } => anyhow::Error::new(e),
         other => super::Hinted {
