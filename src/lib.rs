@@ -11,7 +11,9 @@
 //!   partitions as Kafka's producer does, and batching them into partition logs.
 //! - [`consume`]: reading several partitions fairly and waiting for new records through file
 //!   notifications.
-//! - [`group`]: consumer groups without a coordinator; so far Kafka's partition assignors.
+//! - [`group`]: consumer groups without a coordinator: leases, heartbeats, rebalancing with
+//!   Kafka's assignors, fenced commits, and the read-only views and offset resets of `spool group`
+//!   and `spool offsets`.
 //! - [`record`]: the record types shared by producers and consumers.
 //! - [`format`]: records as text: output templates (`-F`) and JSON lines in both directions.
 //! - [`spec`]: parsing of offset specs, times, durations, sizes and `key=value` pairs.

@@ -45,14 +45,16 @@ pub struct ConsumeArgs {
     pub topics: Vec<String>,
 
     /// Read only this partition (repeatable) [default: all].
-    #[arg(short, long = "partition", value_name = "N")]
+    #[arg(short, long = "partition", value_name = "N", conflicts_with = "group")]
     pub partitions: Vec<i32>,
 
     /// Where to start: earliest (beginning, start), latest (end), an offset N, -N (N records
     /// before the end of each partition), +N (N after the start), or @TIME (RFC 3339, epoch
     /// ms, or a duration ago like @-1h). Out-of-range offsets are clamped with a warning.
-    #[arg(short, long, value_name = "OFFSET", default_value = "earliest", value_parser = parse_offset, allow_hyphen_values = true)]
-    pub offset: OffsetSpec,
+    ///
+    /// With --group, it applies only to partitions that have no committed offset yet.
+    #[arg(short, long, value_name = "OFFSET", value_parser = parse_offset, allow_hyphen_values = true)]
+    pub offset: Option<OffsetSpec>,
 
     /// Exit once every partition has been read to its end.
     #[arg(short, long)]
@@ -86,6 +88,9 @@ pub struct ConsumeArgs {
     /// No warnings and no summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub group: super::consume_group::GroupArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,13 +108,13 @@ fn parse_encoding(s: &str) -> Result<Encoding, String> {
 }
 
 /// How records are turned into output bytes.
-enum Renderer {
+pub(super) enum Renderer {
     Template(Template, Vec<u8>),
     Json(Encoding),
 }
 
 impl Renderer {
-    fn render(
+    pub(super) fn render(
         &self,
         out: &mut Vec<u8>,
         topic: &str,
@@ -130,23 +135,34 @@ impl Renderer {
 }
 
 /// Output flushed to stdout past this size, and at every pause.
-const OUT_FLUSH: usize = 256 * 1024;
+pub(super) const OUT_FLUSH: usize = 256 * 1024;
 
 pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
-    let renderer = match (a.output, &a.format) {
-        (Some(RecordOutput::Json), _) => Renderer::Json(a.encoding),
-        (None, Some(f)) => Renderer::Template(
-            Template::parse(f).map_err(|e| usage_error(format!("invalid --format: {e}")))?,
-            a.null_literal.clone().into_bytes(),
-        ),
-        (None, None) => Renderer::Template(
-            Template::parse("%v\\n").expect("the default template parses"),
-            a.null_literal.clone().into_bytes(),
-        ),
-    };
-    // Ctrl-C and SIGTERM end the read like -n does: the output is finished and the summary
-    // printed, then the process dies of the signal as the shell expects.
-    interrupt::install();
+    let renderer = Renderer::from_args(&a)?;
+    if a.group.group.is_some() {
+        return super::consume_group::run(ctx, a, renderer);
+    }
+    run_assigned(ctx, a, renderer)
+}
+
+impl Renderer {
+    pub(super) fn from_args(a: &ConsumeArgs) -> anyhow::Result<Renderer> {
+        Ok(match (a.output, &a.format) {
+            (Some(RecordOutput::Json), _) => Renderer::Json(a.encoding),
+            (None, Some(f)) => Renderer::Template(
+                Template::parse(f).map_err(|e| usage_error(format!("invalid --format: {e}")))?,
+                a.null_literal.clone().into_bytes(),
+            ),
+            (None, None) => Renderer::Template(
+                Template::parse("%v\\n").expect("the default template parses"),
+                a.null_literal.clone().into_bytes(),
+            ),
+        })
+    }
+}
+
+fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
+    let start = a.offset.unwrap_or(OffsetSpec::Earliest);
     let mut consumer = Consumer::new();
     let mut assigned: Vec<(String, i32)> = Vec::new();
     for name in &a.topics {
@@ -164,7 +180,7 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
             if assigned.iter().any(|(t, id)| *t == p.topic && *id == p.id) {
                 continue;
             }
-            let (offset, clamped) = resolve_start(&p, a.offset)?;
+            let (offset, clamped) = resolve_start(&p, start)?;
             if !a.quiet {
                 warn_clamped(&p.topic, p.id, clamped);
             }
@@ -172,6 +188,8 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
             assigned.push((p.topic.clone(), p.id));
         }
     }
+    // Ctrl-C and SIGTERM end the read like -n does: output finished, summary printed.
+    super::install_interrupt_handler();
 
     // Raw stdout: records are rendered into one buffer and written with one syscall per flush.
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
@@ -181,7 +199,7 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let limit = a.max_messages.unwrap_or(u64::MAX);
     let mut last_record = Instant::now();
     let result = (|| -> anyhow::Result<()> {
-        while count < limit && interrupt::received().is_none() {
+        while count < limit && !super::interrupted() {
             let budget = (limit - count).min(64 * 1024) as usize;
             let polled = consumer.poll(budget, |topic, partition, rec| -> anyhow::Result<()> {
                 renderer.render(&mut out, topic, partition, &rec)?;
@@ -209,6 +227,11 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
             if a.exit_at_end {
                 break;
             }
+            // Nothing is written while following an idle topic, so a reader of stdout that went
+            // away (`| head`) would only be noticed at the next record: look for it now.
+            if super::stdout_closed() {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+            }
             let idle = match a.timeout {
                 Some(t) => {
                     let left = t.saturating_sub(last_record.elapsed());
@@ -219,23 +242,13 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
                 }
                 None => Duration::from_secs(3600),
             };
-            // Nothing is written while following an idle topic, so a reader of stdout that went
-            // away (`| head`) would only be noticed at the next record: look for it now.
-            if stdout_reader_gone() {
-                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
-            }
-            // The signals stay blocked while waiting: the consumer's notification thread, started
-            // by its first wait, inherits them blocked, so they always reach this thread (within
-            // a wait's 250 ms at most) and interrupt a blocked write.
-            interrupt::blocked_while(|| consumer.wait(idle));
+            consumer.wait(idle);
         }
         write_out(&mut stdout, &mut out)?;
         Ok(())
     })();
     match result {
         Err(e) if super::is_broken_pipe(&e) => return Ok(ExitCode::SUCCESS),
-        // A write cut short by Ctrl-C: what was not written is dropped, the summary follows.
-        Err(e) if interrupt::received().is_some() && is_interrupted(&e) => {}
         Err(e) => {
             // Records read before the error are printed before it is reported.
             if write_out(&mut stdout, &mut out).is_ok() && !a.quiet {
@@ -251,109 +264,14 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
             if count == 1 { "" } else { "s" }
         );
     }
-    if let Some(signal) = interrupt::received() {
-        interrupt::die_of(signal);
-    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes and clears `buf`. A write interrupted by a signal is resumed unless it was Ctrl-C or
-/// SIGTERM, which must not wait for a reader of stdout that stopped reading.
+/// Writes and clears `buf`.
 fn write_out(stdout: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut rest = &buf[..];
-    while !rest.is_empty() {
-        match stdout.write(rest) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => rest = &rest[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                if interrupt::received().is_some() {
-                    return Err(e);
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    stdout.write_all(buf)?;
     buf.clear();
     Ok(())
-}
-
-fn is_interrupted(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
-    })
-}
-
-/// Whether stdout is a pipe or socket whose reader has gone away.
-fn stdout_reader_gone() -> bool {
-    let mut fd = libc::pollfd {
-        fd: 1,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd and a zero timeout; poll only reports on the descriptor.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
-}
-
-/// SIGINT and SIGTERM turned into a flag the read loop looks at.
-mod interrupt {
-    use std::sync::atomic::{AtomicI32, Ordering};
-
-    static RECEIVED: AtomicI32 = AtomicI32::new(0);
-    const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
-
-    extern "C" fn on_signal(signal: libc::c_int) {
-        RECEIVED.store(signal, Ordering::SeqCst);
-    }
-
-    /// Installs the handlers, without SA_RESTART so that a blocked write returns.
-    pub fn install() {
-        for signal in SIGNALS {
-            // SAFETY: a zeroed sigaction with a handler that only stores to an atomic, which
-            // is async-signal-safe.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(signal, &action, std::ptr::null_mut());
-            }
-        }
-    }
-
-    /// Runs `f` with the signals blocked, so threads it starts never take them.
-    pub fn blocked_while<T>(f: impl FnOnce() -> T) -> T {
-        // SAFETY: plain signal mask manipulation of the calling thread.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for signal in SIGNALS {
-                libc::sigaddset(&mut set, signal);
-            }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            let result = f();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            result
-        }
-    }
-
-    pub fn received() -> Option<libc::c_int> {
-        match RECEIVED.load(Ordering::SeqCst) {
-            0 => None,
-            signal => Some(signal),
-        }
-    }
-
-    /// Ends the process by `signal` with its default action, as if it had not been caught.
-    pub fn die_of(signal: libc::c_int) -> ! {
-        // SAFETY: restoring the default action and raising the signal in this process.
-        unsafe {
-            libc::signal(signal, libc::SIG_DFL);
-            libc::raise(signal);
-        }
-        std::process::exit(128 + signal)
-    }
 }
 
 fn warn_clamped(topic: &str, partition: i32, clamped: Option<Clamped>) {
@@ -372,6 +290,6 @@ fn warn_clamped(topic: &str, partition: i32, clamped: Option<Clamped>) {
 }
 
 /// An invalid argument found after parsing: reported like clap's usage errors, exit 2.
-fn usage_error(message: String) -> anyhow::Error {
+pub(super) fn usage_error(message: String) -> anyhow::Error {
     anyhow::Error::new(super::UsageError(message))
 }

@@ -9,6 +9,9 @@
 //! away), 1 runtime error, 2 usage error.
 
 pub mod consume;
+pub mod consume_group;
+pub mod group;
+pub mod offsets;
 pub mod produce;
 pub mod render;
 pub mod topic;
@@ -51,6 +54,12 @@ pub enum Command {
     Topic(topic::TopicCommand),
     Produce(produce::ProduceArgs),
     Consume(consume::ConsumeArgs),
+    /// List, describe (offsets and lag, members, state, history) and delete consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Reset consumer groups' committed offsets.
+    #[command(subcommand)]
+    Offsets(offsets::OffsetsCommand),
 }
 
 /// Everything a command needs from the global flags.
@@ -84,6 +93,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
         Command::Topic(cmd) => topic::run(&ctx, cmd),
         Command::Produce(args) => produce::run(&ctx, args),
         Command::Consume(args) => consume::run(&ctx, args),
+        Command::Group(cmd) => group::run(&ctx, cmd),
+        Command::Offsets(cmd) => offsets::run(&ctx, cmd),
     });
     match result {
         Ok(code) => code,
@@ -212,4 +223,44 @@ pub fn unescape(s: &str) -> anyhow::Result<Vec<u8>> {
         });
     }
     Ok(out)
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Makes Ctrl-C and SIGTERM set a flag instead of killing the process, so a long-running
+/// command can finish cleanly (commit, leave its group, print its summary).
+pub fn install_interrupt_handler() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+}
+
+/// Whether Ctrl-C or SIGTERM arrived since [`install_interrupt_handler`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Whether stdout is a pipe whose reader has gone away, checked without writing: lets a
+/// following consumer that has nothing to print exit like `| head` expects.
+pub fn stdout_closed() -> bool {
+    let mut pfd = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }

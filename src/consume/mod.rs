@@ -127,6 +127,11 @@ impl Consumer {
         Ok(())
     }
 
+    /// Also wakes [`Consumer::wait`] on changes in `dir` (e.g. a group directory).
+    pub fn watch(&mut self, dir: &std::path::Path) {
+        self.waiter.watch(dir);
+    }
+
     /// Stops reading a partition; returns the next offset it would have delivered.
     pub fn unassign(&mut self, partition: &Partition) -> Option<i64> {
         let i = self
@@ -213,7 +218,7 @@ impl Consumer {
     /// Sleeps until a watched partition changes or `timeout` passes; true when woken. The
     /// first wait only sets up the file notifications and returns at once, so that the next
     /// poll, with them in place, sees whatever was appended since the last one.
-    pub fn wait(&mut self, timeout: std::time::Duration) -> bool {
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
         self.waiter.wait(timeout)
     }
 

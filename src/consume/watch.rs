@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -22,40 +23,54 @@ pub const FALLBACK_POLL: Duration = Duration::from_millis(250);
 
 /// Waits for changes in a set of directories.
 pub struct ChangeWaiter {
+    /// Behind a mutex so that waiting, which sets up the watches the first time, takes `&self`.
+    state: Mutex<WatchState>,
+    tx: SyncSender<()>,
+    rx: Receiver<()>,
+}
+
+struct WatchState {
     /// `None` until the first wait, and where notifications are unavailable.
     watcher: Option<notify::RecommendedWatcher>,
     armed: bool,
     dirs: Vec<PathBuf>,
-    tx: SyncSender<()>,
-    rx: Receiver<()>,
 }
 
 impl ChangeWaiter {
     pub fn new() -> ChangeWaiter {
         let (tx, rx) = sync_channel(1);
         ChangeWaiter {
-            watcher: None,
-            armed: false,
-            dirs: Vec::new(),
+            state: Mutex::new(WatchState {
+                watcher: None,
+                armed: false,
+                dirs: Vec::new(),
+            }),
             tx,
             rx,
         }
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, WatchState> {
+        // The state stays consistent whatever panicked while it was held.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Watches `dir` (not recursively) from the first wait on.
     pub fn watch(&mut self, dir: &Path) {
-        self.dirs.push(dir.to_owned());
-        if let Some(w) = self.watcher.as_mut() {
+        let mut state = self.state();
+        state.dirs.push(dir.to_owned());
+        if let Some(w) = state.watcher.as_mut() {
             // On failure this directory is covered by the polling fallback.
             let _ = w.watch(dir, RecursiveMode::NonRecursive);
         }
     }
 
     pub fn unwatch(&mut self, dir: &Path) {
-        if let Some(i) = self.dirs.iter().position(|d| d == dir) {
-            self.dirs.remove(i);
+        let mut state = self.state();
+        if let Some(i) = state.dirs.iter().position(|d| d == dir) {
+            state.dirs.remove(i);
         }
-        if let Some(w) = self.watcher.as_mut() {
+        if let Some(w) = state.watcher.as_mut() {
             let _ = w.unwatch(dir);
         }
     }
@@ -68,29 +83,31 @@ impl ChangeWaiter {
     /// Blocks until something changed or `timeout` passed (at most [`FALLBACK_POLL`]).
     /// Returns true when woken by a change. The first call sets up the watches and returns
     /// true at once: look again before waiting.
-    pub fn wait(&mut self, timeout: Duration) -> bool {
-        if !self.armed {
-            self.arm();
-            return true;
+    pub fn wait(&self, timeout: Duration) -> bool {
+        {
+            let mut state = self.state();
+            if !state.armed {
+                state.armed = true;
+                let signal = self.tx.clone();
+                state.watcher =
+                    notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+                        // Full means a wake-up is already pending: nothing is lost by dropping
+                        // this one.
+                        let _ = signal.try_send(());
+                    })
+                    .ok();
+                let WatchState { watcher, dirs, .. } = &mut *state;
+                if let Some(w) = watcher.as_mut() {
+                    for dir in dirs.iter() {
+                        let _ = w.watch(dir, RecursiveMode::NonRecursive);
+                    }
+                }
+                return true;
+            }
         }
         match self.rx.recv_timeout(timeout.min(FALLBACK_POLL)) {
             Ok(()) => true,
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => false,
-        }
-    }
-
-    fn arm(&mut self) {
-        self.armed = true;
-        let signal = self.tx.clone();
-        self.watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-            // Full means a wake-up is already pending: nothing is lost by dropping this one.
-            let _ = signal.try_send(());
-        })
-        .ok();
-        if let Some(w) = self.watcher.as_mut() {
-            for dir in &self.dirs {
-                let _ = w.watch(dir, RecursiveMode::NonRecursive);
-            }
         }
     }
 }

@@ -79,3 +79,13 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
 fn is_contended(e: &io::Error) -> bool {
     e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
 }
+
+/// Locks `file` exclusively for as long as it stays open (no guard): for leases, whose lock
+/// must last the life of the process. `false` when another holder has it.
+pub fn try_lock_for_life(file: &File) -> io::Result<bool> {
+    match fs2::FileExt::try_lock_exclusive(file) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock || is_contended(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

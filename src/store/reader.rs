@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
 use super::error::{IoContext, Result, StoreError};
+use super::head::{Head, LOCK_FILE};
 use super::index;
 use super::segment::{self, Slot, INDEX_EXT, LOG_EXT};
 use crate::record::RecordRef;
@@ -59,6 +60,10 @@ struct OpenSegment {
     path: PathBuf,
     /// Position of the next batch to look at.
     position: u64,
+    /// The offset the batch at `position` must start at: the segment's base at its start, the
+    /// next offset of the batch before, or what the offset index vouched for. A batch that
+    /// starts elsewhere has a damaged base offset (which its CRC does not cover).
+    expected: i64,
 }
 
 /// Outcome of [`PartitionReader::poll`].
@@ -120,7 +125,7 @@ impl PartitionReader {
             let Some(mut seg) = self.open_segment(base)? else {
                 continue;
             };
-            seg.position = indexed_position(&self.dir, &seg, offset)?;
+            (seg.position, seg.expected) = indexed_position(&self.dir, &seg, offset)?;
             self.segment = Some(seg);
             return Ok(());
         }
@@ -140,6 +145,7 @@ impl PartitionReader {
             file,
             path,
             position: 0,
+            expected: base,
         }))
     }
 
@@ -164,8 +170,20 @@ impl PartitionReader {
                 .expect("next_header keeps a segment open");
             let start = (seg.position - self.buf_pos) as usize;
             let total = header.total_len();
+            if header.base_offset != seg.expected {
+                return Err(StoreError::Corrupt {
+                    path: seg.path.clone(),
+                    position: seg.position,
+                    source: BatchError::UnexpectedOffset {
+                        expected: seg.expected,
+                        found: header.base_offset,
+                    },
+                }
+                .into());
+            }
             if header.last_offset() < self.next_offset {
                 seg.position += total as u64;
+                seg.expected = header.next_offset();
                 continue;
             }
             let bytes = &self.buf[start..start + total];
@@ -202,6 +220,7 @@ impl PartitionReader {
             } else {
                 self.next_offset = self.next_offset.max(header.next_offset());
                 seg.position += total as u64;
+                seg.expected = header.next_offset();
             }
         }
         Ok(Polled {
@@ -232,9 +251,11 @@ impl PartitionReader {
             match BatchHeader::parse(&self.buf[start..start + available]) {
                 Ok(h) => {
                     let total = h.total_len();
-                    if self.fill(position, total)? >= total {
+                    let available = self.fill(position, total)?;
+                    if available >= total {
                         return Ok(Some(h));
                     }
+                    self.check_length_against_head(position, &h, available)?;
                     return self.incomplete_tail(position);
                 }
                 Err(BatchError::Incomplete { .. }) => return self.incomplete_tail(position),
@@ -248,6 +269,40 @@ impl PartitionReader {
                 }
             }
         }
+    }
+
+    /// An incomplete batch is "not yet written" only where a writer may be writing: at or after
+    /// the end of the log as the head checkpoint records it. A batch that starts before that
+    /// end but claims to run past it, while the file holds everything up to it, has a damaged
+    /// length field. (A file cut short below the head is read up to the cut, as a torn tail.)
+    fn check_length_against_head(
+        &self,
+        position: u64,
+        header: &BatchHeader,
+        available: usize,
+    ) -> Result<()> {
+        let seg = self.segment.as_ref().expect("called with a segment");
+        let lock_path = self.dir.join(LOCK_FILE);
+        let head = match File::open(&lock_path) {
+            Ok(f) => Head::load(&f).at("read", &lock_path)?,
+            Err(_) => None,
+        };
+        let Some(head) = head.filter(|h| h.active_base == seg.base) else {
+            return Ok(());
+        };
+        let end = head.log_len;
+        let file_holds_it = position + available as u64 >= end;
+        if position < end && position + header.total_len() as u64 > end && file_holds_it {
+            return Err(StoreError::Corrupt {
+                path: seg.path.clone(),
+                position,
+                source: BatchError::PastLogEnd {
+                    length: header.batch_length,
+                    end,
+                },
+            });
+        }
+        Ok(())
     }
 
     /// An incomplete batch at the end is normally one being written. In a segment that is no
@@ -333,11 +388,18 @@ impl PartitionReader {
         // Bytes are read anew: a half-delivered batch is checked again before it is trusted.
         self.resume = None;
         self.buf_pos = position;
-        let want = need.max(READ_CHUNK);
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
-        }
         let seg = self.segment.as_ref().expect("called with a segment");
+        let mut want = need.max(READ_CHUNK);
+        if self.buf.len() < want {
+            // Never more than the file holds: a damaged length field must not make the reader
+            // allocate the gigabytes it claims.
+            let len = seg.file.metadata().at("read", &seg.path)?.len();
+            let in_file = usize::try_from(len.saturating_sub(position)).unwrap_or(usize::MAX);
+            want = want.min(in_file.max(READ_CHUNK));
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+        }
         while self.filled < need {
             let n = seg
                 .file
@@ -376,21 +438,25 @@ fn parse_batch<'b>(bytes: &'b [u8], seg: &OpenSegment) -> Result<Batch<'b>> {
     })
 }
 
-/// The position to start scanning for `offset` in a segment: from the offset index, checked
-/// against the batch it points at, else the segment's start.
-fn indexed_position(dir: &Path, seg: &OpenSegment, offset: i64) -> Result<u64> {
+/// The position to start scanning for `offset` in a segment, and the offset the batch there
+/// starts at: from the offset index, checked against the batch it points at, else the
+/// segment's start.
+fn indexed_position(dir: &Path, seg: &OpenSegment, offset: i64) -> Result<(u64, i64)> {
+    let start = (0, seg.base);
     let Ok(index_file) = File::open(segment::path(dir, seg.base, INDEX_EXT)) else {
-        return Ok(0);
+        return Ok(start);
     };
     let Some(entry) = index::lookup_offset(&index_file, seg.base, offset)
         .at("read", &segment::path(dir, seg.base, INDEX_EXT))?
     else {
-        return Ok(0);
+        return Ok(start);
     };
     let len = seg.file.metadata().at("read", &seg.path)?.len();
     match segment::header_at(&seg.file, len, u64::from(entry.position)).at("read", &seg.path)? {
-        Slot::Header(h) if h.last_offset() == entry.offset => Ok(u64::from(entry.position)),
-        _ => Ok(0),
+        Slot::Header(h) if h.last_offset() == entry.offset && h.base_offset <= offset => {
+            Ok((u64::from(entry.position), h.base_offset))
+        }
+        _ => Ok(start),
     }
 }
 

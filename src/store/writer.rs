@@ -130,9 +130,12 @@ impl PartitionWriter {
         let position = head.log_len;
         batch::set_base_offset(batch_bytes, head.next_offset);
         let last_offset = head.next_offset + i64::from(header.last_offset_delta);
-        seg.log
-            .write_all_at(batch_bytes, position)
-            .at("append to", &log_path)?;
+        if let Err(e) = seg.log.write_all_at(batch_bytes, position) {
+            // A partial write (e.g. the disk filled up) must not stay behind as a torn tail:
+            // cut it now. If even that fails, the next appender's recovery will.
+            let _ = seg.log.set_len(position);
+            return Err(e).at("append to", &log_path);
+        }
         if header.max_timestamp > head.max_timestamp {
             head.max_timestamp = header.max_timestamp;
             head.max_timestamp_offset = last_offset;

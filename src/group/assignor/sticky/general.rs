@@ -184,7 +184,7 @@ impl<'a> Builder<'a> {
         mut all_partitions: Vec<Tp<'a>>,
         revocation_required: bool,
     ) {
-        let initializing = self.by_load.last().map_or(true, |&(load, _)| load == 0);
+        let initializing = self.by_load.last().is_none_or(|&(load, _)| load == 0);
 
         for &tp in &unassigned {
             if let Some(member) = self.least_loaded_for(tp.0) {

@@ -85,7 +85,7 @@ pub(super) fn rejoin(
 pub(super) fn is_fully_balanced(assignment: &Assignment) -> bool {
     let counts = assignment.values().map(Vec::len);
     let (min, max) = (counts.clone().min(), counts.max());
-    min.zip(max).map_or(true, |(min, max)| max - min <= 1)
+    min.zip(max).is_none_or(|(min, max)| max - min <= 1)
 }
 
 fn subscriptions(members: &[MemberSubscription]) -> BTreeMap<&str, BTreeSet<&str>> {

@@ -1,0 +1,344 @@
+//! `spool consume --group`: the group half of `spool consume` (Kafka's "subscribe" mode).
+
+use std::fs::File;
+use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+
+use super::consume::{ConsumeArgs, Renderer, OUT_FLUSH};
+use super::Context;
+use crate::group::assignor::{TopicPartition, ASSIGNOR_NAMES};
+use crate::group::consumer::{GroupConsumer, GroupConsumerConfig, GroupEvent, OffsetReset};
+use crate::group::member::MemberConfig;
+use crate::name::{self, NameKind};
+use crate::record::RecordRef;
+
+/// Consumer group flags of `spool consume`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Consumer group")]
+pub struct GroupArgs {
+    /// Join consumer group GROUP: the group's members share the topics' partitions, and the
+    /// group remembers (commits) how far it has read.
+    #[arg(short, long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// This consumer's client id, shown by `spool group describe`.
+    #[arg(
+        long,
+        value_name = "ID",
+        default_value = "spool-consumer",
+        requires = "group"
+    )]
+    pub client_id: String,
+
+    /// Static membership (Kafka's group.instance.id): a restart within the session timeout
+    /// gets the same partitions back without a rebalance. Two live consumers cannot share one.
+    #[arg(long, value_name = "ID", requires = "group")]
+    pub instance_id: Option<String>,
+
+    /// How partitions are spread over the members; every member of a group must use the same.
+    #[arg(long, value_name = "NAME", default_value = "cooperative-sticky", value_parser = clap::builder::PossibleValuesParser::new(ASSIGNOR_NAMES), requires = "group")]
+    pub assignor: String,
+
+    /// How often the member proves it is alive.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = super::duration_arg, requires = "group")]
+    pub heartbeat_interval: Duration,
+
+    /// A member silent for this long (hung, stopped) is removed and its partitions move. A
+    /// crashed member is noticed at once, whatever this says.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::duration_arg, requires = "group")]
+    pub session_timeout: Duration,
+
+    /// A member whose output has not moved for this long (e.g. blocked on a full pipe) leaves
+    /// the group, and rejoins when it can write again.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_arg, requires = "group")]
+    pub max_poll_interval: Duration,
+
+    /// How often the offsets of records written out are committed (also before a partition
+    /// is handed over and on exit).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::duration_arg, requires = "group")]
+    pub auto_commit_interval: Duration,
+
+    /// Where partitions without a committed offset start, unless -o says otherwise.
+    #[arg(long, value_enum, default_value_t = ResetPolicy::Earliest, requires = "group")]
+    pub auto_offset_reset: ResetPolicy,
+
+    /// Never commit: read the group's partitions without moving its offsets.
+    #[arg(long, requires = "group")]
+    pub no_commit: bool,
+
+    /// Run CMD once per record (value on stdin; SPOOL_TOPIC, SPOOL_PARTITION, SPOOL_OFFSET,
+    /// SPOOL_KEY, SPOOL_TIMESTAMP in its environment) and commit a record only after CMD
+    /// exited 0. A failing CMD stops the consumer (exit 1) after committing what succeeded.
+    #[arg(long, value_name = "CMD", requires = "group", conflicts_with_all = ["format", "output"])]
+    pub exec: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResetPolicy {
+    Earliest,
+    Latest,
+    None,
+}
+
+pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
+    let g = &a.group;
+    let group = g.group.clone().expect("checked by the caller");
+    name::validate(NameKind::Group, &group)?;
+    name::validate(NameKind::Group, &g.client_id)
+        .map_err(|e| super::consume::usage_error(format!("invalid --client-id: {e}")))?;
+    if let Some(id) = &g.instance_id {
+        name::validate(NameKind::Group, id)
+            .map_err(|e| super::consume::usage_error(format!("invalid --instance-id: {e}")))?;
+    }
+    if g.heartbeat_interval >= g.session_timeout {
+        return Err(super::consume::usage_error(format!(
+            "--heartbeat-interval ({}) must be shorter than --session-timeout ({})",
+            humantime::format_duration(g.heartbeat_interval),
+            humantime::format_duration(g.session_timeout)
+        )));
+    }
+    for topic in &a.topics {
+        ctx.store.topic(topic)?;
+    }
+    let config = GroupConsumerConfig {
+        member: MemberConfig {
+            group: group.clone(),
+            topics: a.topics.clone(),
+            client_id: g.client_id.clone(),
+            instance_id: g.instance_id.clone(),
+            assignor: g.assignor.clone(),
+            session_timeout: g.session_timeout,
+            heartbeat_interval: g.heartbeat_interval,
+            max_poll_interval: g.max_poll_interval,
+        },
+        auto_offset_reset: match g.auto_offset_reset {
+            ResetPolicy::Earliest => OffsetReset::Earliest,
+            ResetPolicy::Latest => OffsetReset::Latest,
+            ResetPolicy::None => OffsetReset::None,
+        },
+        start: a.offset,
+        auto_commit_interval: g.auto_commit_interval,
+        commit: !g.no_commit,
+    };
+    super::install_interrupt_handler();
+    let mut gc = GroupConsumer::join(&ctx.store, config)?;
+    let quiet = a.quiet;
+    report(&group, &mut gc, quiet);
+
+    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
+    let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    let mut out: Vec<u8> = Vec::with_capacity(OUT_FLUSH * 2);
+    let mut count: u64 = 0;
+    let limit = a.max_messages.unwrap_or(u64::MAX);
+    let mut last_record = Instant::now();
+    let exec = g.exec.clone();
+
+    let result = (|| -> anyhow::Result<()> {
+        loop {
+            if super::interrupted() {
+                return Ok(());
+            }
+            gc.maintain(&mut || flush(&mut stdout, &mut out))?;
+            report(&group, &mut gc, quiet);
+            if count >= limit {
+                return Ok(());
+            }
+            let budget = (limit - count).min(if exec.is_some() { 100 } else { 64 * 1024 }) as usize;
+            let mut processed: Vec<(String, i32, i64)> = Vec::new();
+            let polled = gc.poll(budget, |topic, partition, rec| -> anyhow::Result<()> {
+                match &exec {
+                    Some(cmd) => {
+                        run_exec(cmd, topic, partition, &rec)?;
+                        processed.push((topic.to_owned(), partition, rec.offset));
+                    }
+                    None => {
+                        renderer.render(&mut out, topic, partition, &rec)?;
+                        if out.len() >= OUT_FLUSH {
+                            stdout.write_all(&out)?;
+                            out.clear();
+                        }
+                    }
+                }
+                Ok(())
+            });
+            for (topic, partition, offset) in &processed {
+                gc.mark_processed(topic, *partition, *offset);
+            }
+            let polled = match polled {
+                Ok(p) => p,
+                Err(e) => {
+                    if exec.is_some() {
+                        let _ = gc.commit();
+                    }
+                    return Err(e);
+                }
+            };
+            count += polled.delivered as u64;
+            if polled.delivered > 0 {
+                last_record = Instant::now();
+            }
+            if !out.is_empty() || polled.delivered > 0 {
+                if gc.may_output() {
+                    flush(&mut stdout, &mut out)?;
+                    gc.mark_flushed();
+                } else {
+                    // Fenced while these were rendered: another member owns them now.
+                    out.clear();
+                }
+            }
+            if !polled.all_at_end {
+                continue;
+            }
+            gc.note_idle();
+            if a.exit_at_end && gc.settled() {
+                return Ok(());
+            }
+            if super::stdout_closed() {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+            }
+            let idle = match a.timeout {
+                Some(t) => {
+                    let left = t.saturating_sub(last_record.elapsed());
+                    if left.is_zero() {
+                        return Ok(());
+                    }
+                    left
+                }
+                None => Duration::from_secs(3600),
+            };
+            gc.wait(idle);
+        }
+    })();
+
+    let broken_pipe = matches!(&result, Err(e) if super::is_broken_pipe(e));
+    if !broken_pipe && result.is_ok() {
+        flush(&mut stdout, &mut out)?;
+        gc.mark_flushed();
+    }
+    let closed = gc.close();
+    match result {
+        Err(e) if !broken_pipe => return Err(e),
+        _ => closed?,
+    }
+    if !quiet && !broken_pipe {
+        eprintln!(
+            "Processed {count} record{}",
+            if count == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn flush(stdout: &mut File, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if !out.is_empty() {
+        stdout.write_all(out)?;
+        out.clear();
+    }
+    Ok(())
+}
+
+fn run_exec(cmd: &str, topic: &str, partition: i32, rec: &RecordRef<'_>) -> anyhow::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::piped())
+        .env("SPOOL_TOPIC", topic)
+        .env("SPOOL_PARTITION", partition.to_string())
+        .env("SPOOL_OFFSET", rec.offset.to_string())
+        .env("SPOOL_TIMESTAMP", rec.timestamp.to_string());
+    match rec.key {
+        Some(k) => command.env("SPOOL_KEY", std::ffi::OsStr::from_bytes(k)),
+        None => command.env_remove("SPOOL_KEY"),
+    };
+    let mut child = command
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot run --exec command {cmd:?}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that does not read its input is fine.
+        let _ = stdin.write_all(rec.value.unwrap_or_default());
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        anyhow::bail!(
+            "--exec command {cmd:?} failed for {topic}/{partition} offset {} ({status}); the records before it were committed",
+            rec.offset
+        );
+    }
+    Ok(())
+}
+
+fn report(group: &str, gc: &mut GroupConsumer, quiet: bool) {
+    for event in gc.take_events() {
+        if quiet {
+            continue;
+        }
+        match event {
+            GroupEvent::Joined { member_id, generation } => {
+                eprintln!("Joined group {group} as {member_id} (generation {generation})")
+            }
+            GroupEvent::Rebalanced {
+                generation,
+                assigned,
+                revoked,
+            } => {
+                let revoked = if revoked.is_empty() {
+                    String::new()
+                } else {
+                    format!("; revoked {}", format_partitions(&revoked))
+                };
+                eprintln!(
+                    "Generation {generation}: assigned {}{revoked}",
+                    format_partitions(&assigned)
+                );
+            }
+            GroupEvent::Started {
+                partition,
+                offset,
+                committed,
+            } => eprintln!(
+                "Reading {}/{} from offset {offset}{}",
+                partition.topic,
+                partition.partition,
+                if committed { " (committed)" } else { "" }
+            ),
+            GroupEvent::Clamped {
+                partition,
+                committed,
+                now,
+            } => eprintln!(
+                "warning: {}/{}: committed offset {committed} is outside the log; starting at {now}",
+                partition.topic, partition.partition
+            ),
+            GroupEvent::Fenced => eprintln!(
+                "warning: this member was removed from group {group} (session expired or output blocked); rejoining"
+            ),
+        }
+    }
+}
+
+/// `t:0,1;u:3`, or `-` for none.
+pub fn format_partitions(tps: &[TopicPartition]) -> String {
+    if tps.is_empty() {
+        return "-".into();
+    }
+    let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
+    for tp in tps {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    by_topic
+        .into_iter()
+        .map(|(t, mut ps)| {
+            ps.sort_unstable();
+            let ps: Vec<String> = ps.iter().map(ToString::to_string).collect();
+            format!("{t}:{}", ps.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
