@@ -244,6 +244,25 @@ fn active_message(group: &str, action: Action, members: &[LiveMember]) -> String
     )
 }
 
+/// Refuses `action` while the group has live members, naming them.
+fn ensure_inactive(
+    coordinator: &Coordinator,
+    group: &str,
+    action: Action,
+    now_ms: i64,
+) -> Result<(), AdminError> {
+    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
+    if live.is_empty() {
+        Ok(())
+    } else {
+        Err(AdminError::Active {
+            group: group.to_owned(),
+            action,
+            members: live,
+        })
+    }
+}
+
 fn live_members(leases: &[LeaseEntry], now_ms: i64) -> Vec<LiveMember> {
     leases
         .iter()
@@ -269,14 +288,7 @@ pub fn plan_reset(
     now_ms: i64,
 ) -> Result<ResetPlan, AdminError> {
     let coordinator = Coordinator::new(store, group)?;
-    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
-    if !live.is_empty() {
-        return Err(AdminError::Active {
-            group: group.to_owned(),
-            action: Action::ResetOffsets,
-            members: live,
-        });
-    }
+    ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
     let offsets = coordinator.group.load_offsets()?;
     let new_group = !coordinator.group.dir.is_dir();
     compute(store, group, &offsets, scope, to, new_group)
@@ -294,24 +306,10 @@ pub fn execute_reset(
     let coordinator = Coordinator::new(store, group)?;
     let new_group = !coordinator.group.dir.is_dir();
     // Check before taking the lock, so a refused reset does not create the group.
-    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
-    if !live.is_empty() {
-        return Err(AdminError::Active {
-            group: group.to_owned(),
-            action: Action::ResetOffsets,
-            members: live,
-        });
-    }
+    ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
     store.ensure_created()?;
     let _lock = coordinator.group.lock()?;
-    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
-    if !live.is_empty() {
-        return Err(AdminError::Active {
-            group: group.to_owned(),
-            action: Action::ResetOffsets,
-            members: live,
-        });
-    }
+    ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
     clear_departed(&coordinator, now_ms)?;
     let mut offsets = coordinator.group.load_offsets()?;
     let mut plan = compute(store, group, &offsets, scope, to, new_group)?;
@@ -479,14 +477,7 @@ pub fn delete_group(store: &Store, group: &str, now_ms: i64) -> Result<(), Admin
     }
     store.ensure_created()?;
     let lock = coordinator.group.lock()?;
-    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
-    if !live.is_empty() {
-        return Err(AdminError::Active {
-            group: group.to_owned(),
-            action: Action::Delete,
-            members: live,
-        });
-    }
+    ensure_inactive(&coordinator, group, Action::Delete, now_ms)?;
     // The group vanishes with one rename (into the store's tmp/ on the same file system), then
     // its files are removed; a member joining afterwards starts a new group.
     let doomed = store.root().join("tmp").join(format!(
