@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use super::Context;
-use crate::consume::{resolve_start, Clamped, ConsumeError, Consumer};
+use crate::consume::{resolve_start, Clamped, Consumer};
 use crate::format::{write_json_record, Encoding, Template};
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
@@ -183,6 +183,7 @@ impl Renderer {
 fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
     let start = a.offset.unwrap_or(OffsetSpec::Earliest);
     let mut consumer = Consumer::new();
+    let mut assigned: Vec<(String, i32)> = Vec::new();
     for name in &a.topics {
         let topic = ctx.store.topic(name)?;
         let partitions = if a.partitions.is_empty() {
@@ -194,13 +195,20 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
                 .collect::<Result<_, _>>()?
         };
         for p in partitions {
+            // A topic or partition named twice is read once.
+            if assigned.iter().any(|(t, id)| *t == p.topic && *id == p.id) {
+                continue;
+            }
             let (offset, clamped) = resolve_start(&p, start)?;
             if !a.quiet {
                 warn_clamped(&p.topic, p.id, clamped);
             }
             consumer.assign(&p, offset)?;
+            assigned.push((p.topic.clone(), p.id));
         }
     }
+    // Ctrl-C and SIGTERM end the read like -n does: output finished, summary printed.
+    super::install_interrupt_handler();
 
     // Raw stdout: records are rendered into one buffer and written with one syscall per flush.
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
@@ -210,17 +218,16 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
     let limit = a.max_messages.unwrap_or(u64::MAX);
     let mut last_record = Instant::now();
     let result = (|| -> anyhow::Result<()> {
-        while count < limit {
+        while count < limit && !super::interrupted() {
             let budget = (limit - count).min(64 * 1024) as usize;
             let polled = consumer.poll(budget, |topic, partition, rec| -> anyhow::Result<()> {
                 renderer.render(&mut out, topic, partition, &rec)?;
+                count += 1;
                 if out.len() >= OUT_FLUSH {
-                    stdout.write_all(&out)?;
-                    out.clear();
+                    write_out(&mut stdout, &mut out)?;
                 }
                 Ok(())
             })?;
-            count += polled.delivered as u64;
             if !a.quiet {
                 for s in consumer.take_skipped() {
                     eprintln!(
@@ -235,13 +242,12 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             if !polled.all_at_end {
                 continue;
             }
-            if !out.is_empty() {
-                stdout.write_all(&out)?;
-                out.clear();
-            }
+            write_out(&mut stdout, &mut out)?;
             if a.exit_at_end {
                 break;
             }
+            // Nothing is written while following an idle topic, so a reader of stdout that went
+            // away (`| head`) would only be noticed at the next record: look for it now.
             if super::stdout_closed() {
                 return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
             }
@@ -257,16 +263,14 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             };
             consumer.wait(idle);
         }
-        stdout.write_all(&out)?;
+        write_out(&mut stdout, &mut out)?;
         Ok(())
     })();
     match result {
         Err(e) if super::is_broken_pipe(&e) => return Ok(ExitCode::SUCCESS),
         Err(e) => {
-            if e.chain()
-                .any(|c| c.downcast_ref::<ConsumeError>().is_some())
-                && !a.quiet
-            {
+            // Records read before the error are printed before it is reported.
+            if write_out(&mut stdout, &mut out).is_ok() && !a.quiet {
                 eprintln!("Processed {count} records before the error");
             }
             return Err(e);
@@ -280,6 +284,13 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes and clears `buf`.
+fn write_out(stdout: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    stdout.write_all(buf)?;
+    buf.clear();
+    Ok(())
 }
 
 fn warn_clamped(topic: &str, partition: i32, clamped: Option<Clamped>) {

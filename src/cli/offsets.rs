@@ -1,7 +1,6 @@
 //! `spool offsets`: move a consumer group's committed offsets (Kafka's
 //! `kafka-consumer-groups.sh --reset-offsets`).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,7 +11,6 @@ use serde::Serialize;
 use super::group::topic_partitions_arg;
 use super::render::{self, OutputFormat};
 use super::{Context, UsageError};
-use crate::group::assignor::TopicPartition;
 use crate::group::reset::{self, AdminError, ResetPlan, ResetTo, Scope};
 use crate::group::state::list_groups;
 use crate::name::{self, NameKind};
@@ -130,62 +128,17 @@ struct PlanRow<'a> {
 }
 
 /// `--from-file` contents: offsets per group (`None`: for every group reset).
-type FilePlan = BTreeMap<Option<String>, BTreeMap<TopicPartition, i64>>;
+type FilePlan = crate::group::reset::PlanFile;
 
-fn read_plan_file(path: &PathBuf) -> anyhow::Result<FilePlan> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let mut plan: FilePlan = BTreeMap::new();
-    let mut columns = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = |why: String| {
-            super::Hinted {
-            message: format!("{} line {}: {why}", path.display(), i + 1),
+fn read_plan_file(path: &std::path::Path) -> anyhow::Result<FilePlan> {
+    crate::group::reset::read_plan_file(path).map_err(|e| match e {
+        crate::group::reset::PlanFileError::Read { .. } => anyhow::Error::new(e),
+        other => super::Hinted {
+            message: other.to_string(),
             hint: "each line is topic,partition,offset (or group,topic,partition,offset), as --export writes them".into(),
         }
-        };
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != 3 && fields.len() != 4 {
-            return Err(bad(format!(
-                "expected 3 or 4 comma-separated fields, found {}",
-                fields.len()
-            ))
-            .into());
-        }
-        if *columns.get_or_insert(fields.len()) != fields.len() {
-            return Err(bad("every line must have the same number of fields".into()).into());
-        }
-        let (group, rest) = if fields.len() == 4 {
-            name::validate(NameKind::Group, fields[0]).map_err(|e| bad(e.to_string()))?;
-            (Some(fields[0].to_owned()), &fields[1..])
-        } else {
-            (None, &fields[..])
-        };
-        name::validate(NameKind::Topic, rest[0]).map_err(|e| bad(e.to_string()))?;
-        let partition: i32 = rest[1]
-            .parse()
-            .ok()
-            .filter(|p| *p >= 0)
-            .ok_or_else(|| bad(format!("`{}` is not a partition number", rest[1])))?;
-        let offset: i64 = rest[2]
-            .parse()
-            .map_err(|_| bad(format!("`{}` is not an offset", rest[2])))?;
-        plan.entry(group)
-            .or_default()
-            .insert(TopicPartition::new(rest[0], partition), offset);
-    }
-    if plan.is_empty() {
-        return Err(super::Hinted {
-            message: format!("{} has no offsets", path.display()),
-            hint: "each line is topic,partition,offset, as --export writes them".into(),
-        }
-        .into());
-    }
-    Ok(plan)
+        .into(),
+    })
 }
 
 fn reset_error(e: AdminError) -> anyhow::Error {

@@ -144,7 +144,8 @@ pub struct ProduceArgs {
     #[arg(long, value_enum, default_value_t = FsyncPolicy::Exit)]
     pub fsync: FsyncPolicy,
 
-    /// Largest record accepted, as a batch [default: the topic's max.message.bytes, 1MiB].
+    /// Largest record accepted, as a batch; at most the topic's max.message.bytes, which is
+    /// the default (1MiB unless the topic sets it).
     #[arg(long, value_name = "SIZE", value_parser = super::size_arg)]
     pub max_message_bytes: Option<u64>,
 
@@ -268,7 +269,10 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let max_message_bytes = max_message_bytes.unwrap_or(topic.log_config.max_message_bytes);
+    // The topic's max.message.bytes is the log's limit (Kafka's broker enforces it whatever the
+    // client says): --max-message-bytes can only lower it.
+    let topic_max = topic.log_config.max_message_bytes;
+    let max_message_bytes = max_message_bytes.map_or(topic_max, |m| m.min(topic_max));
     let config = ProducerConfig {
         batch_size: batch_size.clamp(1, usize::MAX as u64) as usize,
         max_message_bytes,

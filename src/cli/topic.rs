@@ -3,14 +3,15 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
 
 use super::render::{self, OutputFormat};
 use super::Context;
 use crate::spec;
 use crate::store::{
-    fsutil, topic::rfc3339_ms, verify, PartitionInfo, StoreError, SyncPolicy, Topic,
+    config, fsutil, topic::rfc3339_ms, verify, PartitionInfo, StoreError, SyncPolicy, Topic,
+    MAX_PARTITIONS,
 };
 
 #[derive(Debug, Subcommand)]
@@ -50,10 +51,10 @@ pub struct CreateArgs {
     /// Topic name: 1-249 characters of letters, digits, '.', '_' and '-'.
     pub topic: String,
     /// Number of partitions.
-    #[arg(short, long, default_value_t = 1, value_name = "N")]
+    #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = partitions_arg)]
     pub partitions: i64,
     /// A topic config as KEY=VALUE (repeatable), e.g. --config retention.ms=60000.
-    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = super::kv_arg)]
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_arg)]
     pub configs: Vec<(String, String)>,
     /// Delete records older than this (retention.ms), e.g. 7d or 12h.
     #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
@@ -61,8 +62,8 @@ pub struct CreateArgs {
     /// Keep at most this much per partition (retention.bytes), e.g. 1GiB.
     #[arg(long, value_name = "SIZE", value_parser = super::size_arg)]
     pub retention_bytes: Option<u64>,
-    /// Roll to a new segment at this size (segment.bytes) [default: 1GiB].
-    #[arg(long, value_name = "SIZE", value_parser = super::size_arg)]
+    /// Roll to a new segment at this size (segment.bytes, at least 1KiB) [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = segment_bytes_arg)]
     pub segment_bytes: Option<u64>,
     /// Succeed without change when the topic already exists.
     #[arg(long)]
@@ -286,28 +287,22 @@ fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
 /// removes a config, restoring its default.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  spool topic alter orders --partitions 6\n  spool topic alter orders --config retention.ms=86400000"
+    after_help = "Examples:\n  spool topic alter orders --partitions 6\n  spool topic alter orders --config retention.ms=86400000",
+    group(ArgGroup::new("change").required(true).multiple(true).args(["partitions", "configs"]))
 )]
 pub struct AlterArgs {
     /// The topic to change.
     #[arg(add = super::complete::topics())]
     pub topic: String,
     /// The new partition count (only increases are allowed).
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = partitions_arg)]
     pub partitions: Option<i64>,
     /// Set a config as KEY=VALUE, or remove it with KEY= (repeatable).
-    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = super::kv_arg)]
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_change_arg)]
     pub configs: Vec<(String, String)>,
 }
 
 fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
-    if a.partitions.is_none() && a.configs.is_empty() {
-        return Err(super::Hinted {
-            message: "nothing to change".into(),
-            hint: "pass --partitions N and/or --config KEY=VALUE".into(),
-        }
-        .into());
-    }
     let mut topic = ctx.store.topic(&a.topic)?;
     if let Some(n) = a.partitions {
         let before = topic.partition_count();
@@ -511,4 +506,45 @@ fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<ExitCode> {
     }
     render::print_table(&t)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// clap value parser for a partition count: bad counts are usage errors (exit 2).
+fn partitions_arg(s: &str) -> Result<i64, String> {
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number of partitions, not {s:?}"))?;
+    if !(1..=i64::from(MAX_PARTITIONS)).contains(&n) {
+        return Err(format!(
+            "partition count must be between 1 and {MAX_PARTITIONS}"
+        ));
+    }
+    Ok(n)
+}
+
+/// clap value parser for `--segment-bytes`: a size Kafka's segment.bytes accepts.
+fn segment_bytes_arg(s: &str) -> Result<u64, String> {
+    let n = super::size_arg(s)?;
+    config::validate("segment.bytes", &n.to_string()).map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// clap value parser for `--config KEY=VALUE` at creation: a known config with a valid value.
+fn config_arg(s: &str) -> Result<(String, String), String> {
+    let (k, v) = super::kv_arg(s)?;
+    config::validate(&k, &v).map_err(|e| e.to_string())?;
+    Ok((k, v))
+}
+
+/// clap value parser for `alter --config`: as [`config_arg`], and `KEY=` removes a known config.
+fn config_change_arg(s: &str) -> Result<(String, String), String> {
+    let (k, v) = super::kv_arg(s)?;
+    if v.is_empty() {
+        if !config::KNOWN_CONFIGS.iter().any(|(known, _)| *known == k) {
+            return Err(config::ConfigError::Unknown(k).to_string());
+        }
+    } else {
+        config::validate(&k, &v).map_err(|e| e.to_string())?;
+    }
+    Ok((k, v))
 }

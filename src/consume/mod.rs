@@ -117,7 +117,6 @@ impl Consumer {
 
     /// Starts reading `partition` at `offset`.
     pub fn assign(&mut self, partition: &Partition, offset: i64) -> Result<(), StoreError> {
-        // Watch before the first read, so no append can slip between a read and a wait.
         self.waiter.watch(&partition.dir);
         let reader = partition.reader(offset)?;
         self.cursors.push(Cursor {
@@ -173,17 +172,17 @@ impl Consumer {
             let cursor = &mut self.cursors[(self.next + i) % n];
             let share = (budget - delivered).min(FAIR_SHARE);
             let (topic, partition) = (cursor.topic.as_str(), cursor.partition);
-            let offset = cursor.reader.next_offset();
-            let polled = cursor
-                .reader
+            let reader = &mut cursor.reader;
+            let polled = reader
                 .poll(share, |record| {
                     sink(topic, partition, record).map_err(PollError::Sink)
                 })
                 .map_err(|e| match e {
+                    // The reader stops in front of what it cannot read: name that offset.
                     PollError::Store(source) => E::from(ConsumeError::Read {
                         topic: topic.to_owned(),
                         partition,
-                        offset,
+                        offset: reader.next_offset(),
                         source,
                     }),
                     PollError::Sink(e) => e,
@@ -205,18 +204,20 @@ impl Consumer {
         self.cursors
             .iter_mut()
             .filter_map(|c| {
-                let records = c.reader.take_skipped();
-                (records > 0).then(|| Skipped {
+                let (records, resumed_at) = c.reader.take_skipped()?;
+                Some(Skipped {
                     topic: c.topic.clone(),
                     partition: c.partition,
                     records,
-                    resumed_at: c.reader.next_offset(),
+                    resumed_at,
                 })
             })
             .collect()
     }
 
-    /// Sleeps until a watched partition changes or `timeout` passes; true when woken.
+    /// Sleeps until a watched partition changes or `timeout` passes; true when woken. The
+    /// first wait only sets up the file notifications and returns at once, so that the next
+    /// poll, with them in place, sees whatever was appended since the last one.
     pub fn wait(&self, timeout: std::time::Duration) -> bool {
         self.waiter.wait(timeout)
     }

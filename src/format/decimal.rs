@@ -5,17 +5,29 @@
 
 /// Appends `n` in base 10, with a leading `-` when negative.
 pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
+    // Two digits per division: a 13-digit timestamp takes 7 steps instead of 13.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     // u64::MAX has 20 decimal digits; the sign is pushed separately.
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     let mut rest = n.unsigned_abs();
-    loop {
+    while rest >= 100 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        start -= 2;
+        digits[start..start + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if rest >= 10 {
+        let pair = rest as usize * 2;
+        start -= 2;
+        digits[start..start + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+        digits[start] = b'0' + rest as u8;
     }
     if n < 0 {
         out.push(b'-');

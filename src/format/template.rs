@@ -135,6 +135,8 @@ impl Template {
     ) {
         for part in &self.parts {
             match *part {
+                // A one-byte literal (the usual `\n`) is a push, not a call to memcpy.
+                Part::Literal(ref bytes) if bytes.len() == 1 => out.push(bytes[0]),
                 Part::Literal(ref bytes) => out.extend_from_slice(bytes),
                 Part::Field(field) => match field {
                     Field::Topic => out.extend_from_slice(topic.as_bytes()),

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::assignor::{self, MemberSubscription, TopicPartition};
-use super::lease::{HeldLease, Lease, Liveness};
+use super::lease::{self, HeldLease, Lease, Liveness};
 use super::state::{Committed, GroupDir, GroupState, MemberInfo, RebalanceEvent, Trigger};
 use super::GroupError;
 use crate::store::{Store, StoreError};
@@ -76,6 +76,14 @@ impl Coordinator {
                 {
                     continue
                 }
+                Err(e @ StoreError::BadMetadata { .. }) => {
+                    // A damaged lease nobody holds belongs to no live member: skip it (reconcile
+                    // removes it). One a live process holds is an error naming the file.
+                    if lease::is_locked(&path) {
+                        return Err(e);
+                    }
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let liveness = lease.liveness(&path, now_ms);
@@ -83,6 +91,28 @@ impl Coordinator {
         }
         leases.sort_by(|a, b| a.lease.member_id.cmp(&b.lease.member_id));
         Ok(leases)
+    }
+
+    /// Removes lease files that do not parse and that no process holds.
+    fn remove_damaged_leases(&self) -> Result<(), StoreError> {
+        let dir = self.group.members_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !name.ends_with(".yaml") || name.starts_with('.') {
+                continue;
+            }
+            if matches!(Lease::read(&path), Err(StoreError::BadMetadata { .. }))
+                && !lease::is_locked(&path)
+            {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        Ok(())
     }
 
     /// Starts a new generation if the live members or the subscribed topics' partition counts
@@ -94,6 +124,7 @@ impl Coordinator {
         now_ms: i64,
         hints: &[(String, Trigger)],
     ) -> Result<bool, StoreError> {
+        self.remove_damaged_leases()?;
         let mut reasons: Vec<(String, Trigger)> = hints.to_vec();
         let mut live: BTreeMap<String, Lease> = BTreeMap::new();
         for entry in self.scan_leases(now_ms)? {

@@ -87,10 +87,7 @@ impl Lease {
     /// lock is released before returning).
     pub fn liveness(&self, path: &Path, now_ms: i64) -> Liveness {
         let expired = now_ms - self.heartbeat_ms > self.session_timeout_ms as i64;
-        let locked = match File::open(path) {
-            Ok(f) => matches!(lock::ExclusiveLock::try_acquire(&f), Ok(None)),
-            Err(_) => false,
-        };
+        let locked = is_locked(path);
         match (locked, expired, self.instance_id.is_some()) {
             (true, false, _) => Liveness::Alive,
             (true, true, _) => Liveness::Expired,
@@ -98,6 +95,14 @@ impl Lease {
             (false, true, true) => Liveness::Expired,
             (false, _, false) => Liveness::Dead,
         }
+    }
+}
+
+/// Whether some process holds the lock of the lease file at `path`.
+pub fn is_locked(path: &Path) -> bool {
+    match File::open(path) {
+        Ok(f) => matches!(lock::ExclusiveLock::try_acquire(&f), Ok(None)),
+        Err(_) => false,
     }
 }
 

@@ -244,6 +244,25 @@ fn active_message(group: &str, action: Action, members: &[LiveMember]) -> String
     )
 }
 
+/// Refuses `action` while the group has live members, naming them.
+fn ensure_inactive(
+    coordinator: &Coordinator,
+    group: &str,
+    action: Action,
+    now_ms: i64,
+) -> Result<(), AdminError> {
+    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
+    if live.is_empty() {
+        Ok(())
+    } else {
+        Err(AdminError::Active {
+            group: group.to_owned(),
+            action,
+            members: live,
+        })
+    }
+}
+
 fn live_members(leases: &[LeaseEntry], now_ms: i64) -> Vec<LiveMember> {
     leases
         .iter()
@@ -269,14 +288,7 @@ pub fn plan_reset(
     now_ms: i64,
 ) -> Result<ResetPlan, AdminError> {
     let coordinator = Coordinator::new(store, group)?;
-    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
-    if !live.is_empty() {
-        return Err(AdminError::Active {
-            group: group.to_owned(),
-            action: Action::ResetOffsets,
-            members: live,
-        });
-    }
+    ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
     let offsets = coordinator.group.load_offsets()?;
     let new_group = !coordinator.group.dir.is_dir();
     compute(store, group, &offsets, scope, to, new_group)
@@ -294,24 +306,10 @@ pub fn execute_reset(
     let coordinator = Coordinator::new(store, group)?;
     let new_group = !coordinator.group.dir.is_dir();
     // Check before taking the lock, so a refused reset does not create the group.
-    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
-    if !live.is_empty() {
-        return Err(AdminError::Active {
-            group: group.to_owned(),
-            action: Action::ResetOffsets,
-            members: live,
-        });
-    }
+    ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
     store.ensure_created()?;
     let _lock = coordinator.group.lock()?;
-    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
-    if !live.is_empty() {
-        return Err(AdminError::Active {
-            group: group.to_owned(),
-            action: Action::ResetOffsets,
-            members: live,
-        });
-    }
+    ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
     clear_departed(&coordinator, now_ms)?;
     let mut offsets = coordinator.group.load_offsets()?;
     let mut plan = compute(store, group, &offsets, scope, to, new_group)?;
@@ -479,14 +477,7 @@ pub fn delete_group(store: &Store, group: &str, now_ms: i64) -> Result<(), Admin
     }
     store.ensure_created()?;
     let lock = coordinator.group.lock()?;
-    let live = live_members(&coordinator.scan_leases(now_ms)?, now_ms);
-    if !live.is_empty() {
-        return Err(AdminError::Active {
-            group: group.to_owned(),
-            action: Action::Delete,
-            members: live,
-        });
-    }
+    ensure_inactive(&coordinator, group, Action::Delete, now_ms)?;
     // The group vanishes with one rename (into the store's tmp/ on the same file system), then
     // its files are removed; a member joining afterwards starts a new group.
     let doomed = store.root().join("tmp").join(format!(
@@ -581,4 +572,147 @@ pub fn delete_offsets(
         dir.save_offsets(&offsets)?;
     }
     Ok(result)
+}
+
+/// The offsets of a `--from-file` plan: per group (`None`: for every group reset).
+pub type PlanFile = BTreeMap<Option<String>, BTreeMap<TopicPartition, i64>>;
+
+/// What is wrong with a plan file.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} line {line}: {reason}", path.display())]
+    Line {
+        path: std::path::PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("{} has no offsets", path.display())]
+    Empty { path: std::path::PathBuf },
+}
+
+/// Reads a plan as `--export` writes it: `topic,partition,offset` lines, or
+/// `group,topic,partition,offset` when several groups are reset. Blank lines and `#` comments
+/// are skipped.
+pub fn read_plan_file(path: &std::path::Path) -> Result<PlanFile, PlanFileError> {
+    let bytes = std::fs::read(path).map_err(|source| PlanFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_plan(&String::from_utf8_lossy(&bytes)).map_err(|e| match e {
+        PlanFileError::Line { line, reason, .. } => PlanFileError::Line {
+            path: path.to_owned(),
+            line,
+            reason,
+        },
+        PlanFileError::Empty { .. } => PlanFileError::Empty {
+            path: path.to_owned(),
+        },
+        other => other,
+    })
+}
+
+/// Parses plan text (see [`read_plan_file`]); errors carry an empty path.
+pub fn parse_plan(text: &str) -> Result<PlanFile, PlanFileError> {
+    use crate::name::{self, NameKind};
+    let mut plan: PlanFile = BTreeMap::new();
+    let mut columns = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |reason: String| PlanFileError::Line {
+            path: Default::default(),
+            line: i + 1,
+            reason,
+        };
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != 3 && fields.len() != 4 {
+            return Err(bad(format!(
+                "expected 3 or 4 comma-separated fields, found {}",
+                fields.len()
+            )));
+        }
+        if *columns.get_or_insert(fields.len()) != fields.len() {
+            return Err(bad("every line must have the same number of fields".into()));
+        }
+        let (group, rest) = if fields.len() == 4 {
+            name::validate(NameKind::Group, fields[0]).map_err(|e| bad(e.to_string()))?;
+            (Some(fields[0].to_owned()), &fields[1..])
+        } else {
+            (None, &fields[..])
+        };
+        name::validate(NameKind::Topic, rest[0]).map_err(|e| bad(e.to_string()))?;
+        let partition: i32 = rest[1]
+            .parse()
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| bad(format!("`{}` is not a partition number", rest[1])))?;
+        let offset: i64 = rest[2]
+            .parse()
+            .map_err(|_| bad(format!("`{}` is not an offset", rest[2])))?;
+        plan.entry(group)
+            .or_default()
+            .insert(TopicPartition::new(rest[0], partition), offset);
+    }
+    if plan.is_empty() {
+        return Err(PlanFileError::Empty {
+            path: Default::default(),
+        });
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_what_export_writes() {
+        let plan = parse_plan("# plan\nt,0,5\n\nt,2,9\n").unwrap();
+        assert_eq!(plan[&None][&TopicPartition::new("t", 2)], 9);
+        let plan = parse_plan("g,t,1,3\n").unwrap();
+        assert_eq!(plan[&Some("g".into())][&TopicPartition::new("t", 1)], 3);
+        assert!(matches!(
+            parse_plan("t,0\n"),
+            Err(PlanFileError::Line { line: 1, .. })
+        ));
+        assert!(matches!(
+            parse_plan("t,0,1\ng,t,0,1\n"),
+            Err(PlanFileError::Line { line: 2, .. })
+        ));
+        assert!(matches!(
+            parse_plan("t,-1,1\n"),
+            Err(PlanFileError::Line { .. })
+        ));
+        assert!(matches!(
+            parse_plan("../x,0,1\n"),
+            Err(PlanFileError::Line { .. })
+        ));
+        assert!(matches!(parse_plan(""), Err(PlanFileError::Empty { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in "(?s).{0,300}") {
+            let _ = parse_plan(&text);
+        }
+
+        #[test]
+        fn round_trips(rows in proptest::collection::btree_map(("[a-z]{1,5}", 0i32..100), any::<i64>(), 1..20)) {
+            let text: String = rows.iter().map(|((t, p), o)| format!("{t},{p},{o}\n")).collect();
+            let plan = parse_plan(&text).unwrap();
+            prop_assert_eq!(plan[&None].len(), rows.len());
+            for ((t, p), o) in &rows {
+                prop_assert_eq!(plan[&None][&TopicPartition::new(t.clone(), *p)], *o);
+            }
+        }
+    }
 }

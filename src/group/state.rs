@@ -217,9 +217,11 @@ pub struct GroupDir {
 impl GroupDir {
     pub fn new(store: &Store, group: &str) -> Result<GroupDir, StoreError> {
         name::validate(NameKind::Group, group)?;
+        let dir = store.groups_dir().join(group);
+        crate::store::refuse_symlink(&dir)?;
         Ok(GroupDir {
             name: group.to_owned(),
-            dir: store.groups_dir().join(group),
+            dir,
         })
     }
 
@@ -265,25 +267,14 @@ impl GroupDir {
     }
 }
 
-/// Reads a YAML file; a missing file is the default value.
+/// Reads a YAML file (or its previous version, see [`crate::store::yaml`]); a missing file is
+/// the default value.
 pub fn load_yaml<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, StoreError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) if text.trim().is_empty() => Err(StoreError::BadMetadata {
-            path: path.to_owned(),
-            reason: "the file is empty".into(),
-        }),
-        Ok(text) => serde_yaml::from_str(&text).map_err(|e| StoreError::BadMetadata {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-        Err(e) => Err(e).at("read", path),
-    }
+    Ok(crate::store::yaml::load(path)?.unwrap_or_default())
 }
 
 fn save_yaml<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
-    let text = serde_yaml::to_string(value).expect("group files serialize");
-    fsutil::write_atomic(path, text.as_bytes()).at("write", path)
+    crate::store::yaml::save(path, value)
 }
 
 /// Lists the groups of a store, sorted.

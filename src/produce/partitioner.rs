@@ -72,7 +72,7 @@ pub enum PartitionerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("partitioner command '{cmd}' closed its output instead of answering")]
+    #[error("partitioner command '{cmd}' exited or closed its output instead of answering")]
     Closed { cmd: String },
     #[error(
         "partitioner command '{cmd}' answered {answer:?}; expected a partition number from 0 to {}",
@@ -125,6 +125,13 @@ impl Partitioner {
             }
             (Strategy::Random, _) => self.random_partition(),
         }
+    }
+
+    /// Whether a record with this key goes to the sticky partition (keyless, murmur2): such a
+    /// record that would not fit the sticky partition's batch should start a batch on the next
+    /// sticky partition instead, as Kafka's producer does (`onNewBatch`).
+    pub fn is_sticky(&self, key: Option<&[u8]>) -> bool {
+        self.strategy == Strategy::Murmur2 && key.is_none()
     }
 
     /// Called when a batch of `partition` was sent: keyless records move on to another
@@ -190,9 +197,20 @@ impl CommandPartitioner {
 
     /// Asks for the partition of a record with `key` (a null key is sent as an empty key).
     pub fn partition(&mut self, key: Option<&[u8]>) -> Result<i32, PartitionerError> {
-        let io = |source| PartitionerError::Io {
-            cmd: self.cmd.clone(),
-            source,
+        // A command that exited (or closed its input) makes our write fail with EPIPE. That is
+        // reported as "closed", never as an io::Error of kind BrokenPipe, which the CLI takes
+        // for its own stdout's reader going away and would turn into a silent exit 0.
+        let io = |source: std::io::Error| {
+            if source.kind() == std::io::ErrorKind::BrokenPipe {
+                PartitionerError::Closed {
+                    cmd: self.cmd.clone(),
+                }
+            } else {
+                PartitionerError::Io {
+                    cmd: self.cmd.clone(),
+                    source,
+                }
+            }
         };
         self.request.clear();
         self.request.extend_from_slice(key.unwrap_or_default());

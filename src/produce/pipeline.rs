@@ -71,7 +71,7 @@ pub enum PipelineError {
         count: i32,
     },
     #[error(
-        "line {line} is too large: {size} bytes as a batch, more than --max-message-bytes ({max})"
+        "line {line} is too large: {size} bytes as a batch, more than the {max} bytes allowed (the topic's max.message.bytes, or --max-message-bytes if lower)"
     )]
     TooLarge { line: u64, size: usize, max: u64 },
     #[error("line {line}: no partition for the record")]
@@ -119,33 +119,46 @@ pub fn run(
                 .map_err(|source| PipelineError::Partitioner { line: 0, source })?,
         ),
     };
+    // Built once: a memmem searcher costs more to build than to run on one line.
+    let key_finder = options
+        .record
+        .key_separator
+        .as_deref()
+        .map(memchr::memmem::Finder::new);
     let mut line: u64 = 0;
     let mut pending_since: Option<Instant> = None;
     let mut timestamp = crate::store::fsutil::now_ms();
     loop {
         while let Some(bytes) = input.next_record() {
             line += 1;
+            // Lines borrow from the input buffer; a JSON record is decoded into `json`, which
+            // outlives the borrowed view of it. Nothing is allocated or dropped per line.
+            let json;
             let record = match &options.format {
-                InputFormat::Lines => parse_line(bytes, &options.record, line)?,
+                InputFormat::Lines => {
+                    parse_line(bytes, &options.record, key_finder.as_ref(), line)?
+                }
                 InputFormat::Json(encoding) => {
                     if bytes.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    let parsed = parse_json_record(bytes, *encoding)
+                    let mut parsed = parse_json_record(bytes, *encoding)
                         .map_err(|source| PipelineError::Json { line, source })?;
                     let mut headers = options.record.headers.clone();
-                    headers.extend(parsed.headers);
+                    headers.append(&mut parsed.headers);
+                    parsed.headers = headers;
+                    json = parsed;
                     Parsed {
-                        key: parsed.key.map(Field::Owned),
-                        value: parsed.value.map(Field::Owned),
-                        headers: Some(headers),
-                        partition: parsed.partition,
-                        timestamp: parsed.timestamp,
+                        key: json.key.as_deref(),
+                        value: json.value.as_deref(),
+                        headers: &json.headers,
+                        partition: json.partition,
+                        timestamp: json.timestamp,
                     }
                 }
             };
-            let key = record.key.as_ref().map(Field::bytes);
-            let value = record.value.as_ref().map(Field::bytes);
+            let (key, value, headers) = (record.key, record.value, record.headers);
+            let ts = record.timestamp.unwrap_or(timestamp);
             let partition = match (record.partition, &mut router) {
                 (Some(p), _) if p < 0 || p >= partitions => {
                     return Err(PipelineError::NoSuchPartition {
@@ -156,13 +169,22 @@ pub fn run(
                 }
                 (Some(p), _) => p,
                 (None, Router::Fixed(p)) => *p,
-                (None, Router::Partitioner(p)) => p.partition(key),
+                (None, Router::Partitioner(p)) => {
+                    let sticky = p.partition(key);
+                    if p.is_sticky(key) && producer.would_send(sticky, ts, key, value, headers) {
+                        // The sticky batch is full: send it and start the next batch on the
+                        // next sticky partition with this record (Kafka's onNewBatch).
+                        producer.send_partition(sticky)?;
+                        p.batch_sent(sticky);
+                        p.partition(key)
+                    } else {
+                        sticky
+                    }
+                }
                 (None, Router::Command(c)) => c
                     .partition(key)
                     .map_err(|source| PipelineError::Partitioner { line, source })?,
             };
-            let headers = record.headers.as_deref().unwrap_or(&options.record.headers);
-            let ts = record.timestamp.unwrap_or(timestamp);
             let sent = producer
                 .send(partition, ts, key, value, headers)
                 .map_err(|e| match e {
@@ -203,26 +225,11 @@ pub fn run(
     }
 }
 
-/// A key or value: borrowed from the input or decoded into a buffer of its own.
-enum Field<'a> {
-    Borrowed(&'a [u8]),
-    Owned(Vec<u8>),
-}
-
-impl Field<'_> {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Field::Borrowed(b) => b,
-            Field::Owned(v) => v,
-        }
-    }
-}
-
+/// One input record, borrowed from the input buffer or from a decoded JSON line.
 struct Parsed<'a> {
-    key: Option<Field<'a>>,
-    value: Option<Field<'a>>,
-    /// `None`: the fixed `-H` headers.
-    headers: Option<Vec<Header>>,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &'a [Header],
     partition: Option<i32>,
     timestamp: Option<i64>,
 }
@@ -230,10 +237,11 @@ struct Parsed<'a> {
 fn parse_line<'a>(
     bytes: &'a [u8],
     options: &'a RecordOptions,
+    key_finder: Option<&memchr::memmem::Finder<'_>>,
     line: u64,
 ) -> Result<Parsed<'a>, PipelineError> {
-    let (key, value) = match &options.key_separator {
-        Some(sep) => match memchr::memmem::find(bytes, sep) {
+    let (key, value) = match (&options.key_separator, key_finder) {
+        (Some(sep), Some(finder)) => match finder.find(bytes) {
             Some(i) => (Some(&bytes[..i]), &bytes[i + sep.len()..]),
             None if options.ignore_missing_key => (None, bytes),
             None => {
@@ -243,13 +251,13 @@ fn parse_line<'a>(
                 })
             }
         },
-        None => (options.fixed_key.as_deref(), bytes),
+        _ => (options.fixed_key.as_deref(), bytes),
     };
     let is_null = |b: &[u8]| options.null_marker.as_deref() == Some(b);
     Ok(Parsed {
-        key: key.filter(|k| !is_null(k)).map(Field::Borrowed),
-        value: (!is_null(value)).then_some(Field::Borrowed(value)),
-        headers: None,
+        key: key.filter(|k| !is_null(k)),
+        value: (!is_null(value)).then_some(value),
+        headers: &options.headers,
         partition: None,
         timestamp: None,
     })

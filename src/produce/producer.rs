@@ -118,25 +118,55 @@ impl Producer {
         headers: &[Header],
     ) -> Result<Option<i32>, ProduceError> {
         let limit = self.batch_limit();
-        let slot = &self.slots[partition as usize];
-        let alone = BatchBuilder::single_record_size(key, value, headers);
-        if alone as u64 > self.config.max_message_bytes {
-            return Err(ProduceError::RecordTooLarge {
-                size: alone,
-                max: self.config.max_message_bytes,
-            });
+        let max = self.config.max_message_bytes;
+        // Measured once: sizing and encoding do not walk the record again.
+        let m = BatchBuilder::measure(key, value, headers);
+        let too_large = |m| {
+            let alone = BatchBuilder::single_measured_size(m);
+            (alone as u64 > max).then_some(ProduceError::RecordTooLarge { size: alone, max })
+        };
+        let builder = &mut self.slots[partition as usize].builder;
+        // A record that joins a batch within the limit (<= max.message.bytes) is not too large;
+        // only the first record of a batch and one that does not fit need the check.
+        if builder.is_empty() {
+            if let Some(e) = too_large(m) {
+                return Err(e);
+            }
         }
-        let mut sent = None;
-        if !slot.builder.is_empty()
-            && slot.builder.size_with(timestamp, key, value, headers) > limit
-        {
-            self.send_batch(partition)?;
-            sent = Some(partition);
+        if builder.push_within(limit, timestamp, key, value, headers, m) {
+            return Ok(None);
         }
+        if let Some(e) = too_large(m) {
+            return Err(e);
+        }
+        self.send_batch(partition)?;
         self.slots[partition as usize]
             .builder
-            .push(timestamp, key, value, headers);
-        Ok(sent)
+            .push_measured(timestamp, key, value, headers, m);
+        Ok(Some(partition))
+    }
+
+    /// Whether adding this record to its partition's batch would first send that batch.
+    pub fn would_send(
+        &self,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> bool {
+        let builder = &self.slots[partition as usize].builder;
+        !builder.is_empty()
+            && builder.size_with(timestamp, key, value, headers) > self.batch_limit()
+    }
+
+    /// Appends the pending batch of one partition, if it has one.
+    pub fn send_partition(&mut self, partition: i32) -> StoreResult<bool> {
+        if self.slots[partition as usize].builder.is_empty() {
+            return Ok(false);
+        }
+        self.send_batch(partition)?;
+        Ok(true)
     }
 
     /// Appends every pending batch; returns the partitions that were sent.
@@ -203,11 +233,26 @@ impl Producer {
 
     /// Forces everything appended so far to disk (per the sync policy).
     pub fn sync(&mut self) -> StoreResult<()> {
-        for slot in &mut self.slots {
-            if let Some(w) = slot.writer.as_mut() {
-                w.sync()?;
-            }
+        let mut writers: Vec<&mut PartitionWriter> = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.writer.as_mut())
+            .collect();
+        if writers.len() <= 1 {
+            return writers.into_iter().try_for_each(PartitionWriter::sync);
         }
+        // Each fsync waits for a journal commit; issued one after another, N partitions cost
+        // N commits. Issued together, the file system commits them as one group.
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = writers
+                .iter_mut()
+                .map(|w| scope.spawn(move || w.sync()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("sync thread panicked"))
+                .collect::<StoreResult<Vec<()>>>()
+        })?;
         Ok(())
     }
 

@@ -45,6 +45,13 @@ pub enum BatchError {
     UnsupportedAttributes(i16),
     #[error("record {index} of the batch is malformed: {reason}")]
     BadRecord { index: i32, reason: &'static str },
+    /// Found by readers, which know which offset the batch at a position must start at.
+    #[error("batch starts at offset {found} where {expected} was expected")]
+    UnexpectedOffset { expected: i64, found: i64 },
+    /// Found by readers: a batch claiming to run past the end of the log as its last writer
+    /// left it, although the file holds all of that (a damaged length field).
+    #[error("batch length {length} runs past the end of the log ({end} bytes) as last written")]
+    PastLogEnd { length: i32, end: u64 },
 }
 
 /// The fixed header of a batch, parsed.
@@ -158,6 +165,24 @@ impl<'a> Batch<'a> {
             index: 0,
         }
     }
+
+    /// Continues decoding where an iterator over this same batch stood
+    /// ([`RecordIter::cursor`]), without decoding the records before that point again.
+    pub fn records_from(&self, cursor: RecordCursor) -> RecordIter<'a> {
+        let position = cursor.position.clamp(HEADER_LEN, self.bytes.len());
+        RecordIter {
+            header: self.header,
+            rest: &self.bytes[position..],
+            index: cursor.index,
+        }
+    }
+}
+
+/// A point inside a batch's records: the byte position of the next record and its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCursor {
+    position: usize,
+    index: i32,
 }
 
 /// Iterator over the records of a [`Batch`].
@@ -167,9 +192,25 @@ pub struct RecordIter<'a> {
     index: i32,
 }
 
+impl RecordIter<'_> {
+    /// Where the iterator stands, for [`Batch::records_from`].
+    pub fn cursor(&self) -> RecordCursor {
+        RecordCursor {
+            position: self.header.total_len() - self.rest.len(),
+            index: self.index,
+        }
+    }
+
+    /// Records not yet decoded.
+    pub fn remaining(&self) -> usize {
+        usize::try_from(self.header.records_count - self.index).unwrap_or(0)
+    }
+}
+
 impl<'a> Iterator for RecordIter<'a> {
     type Item = Result<RecordRef<'a>, BatchError>;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.index >= self.header.records_count {
             return None;
@@ -185,6 +226,7 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
+#[inline(always)]
 fn decode_record<'a>(
     buf: &mut &'a [u8],
     header: &BatchHeader,
@@ -206,7 +248,11 @@ fn decode_record<'a>(
     if header_count > body.len() {
         return Err("header count runs past the record");
     }
-    let mut headers = Vec::with_capacity(header_count);
+    // `Vec::new` for the usual record without headers: no call into the allocator at all.
+    let mut headers = Vec::new();
+    if header_count > 0 {
+        headers.reserve_exact(header_count);
+    }
     for _ in 0..header_count {
         let key = read_nullable_bytes(&mut body)?.ok_or("null header key")?;
         let value = read_nullable_bytes(&mut body)?;
@@ -281,6 +327,109 @@ impl BatchBuilder {
         self.buf.len()
     }
 
+    /// Measures a record once: what a producer needs to size and push it without walking its
+    /// key, value and headers again.
+    pub fn measure(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> Measured {
+        let mut payload =
+            nullable_bytes_len(key) + nullable_bytes_len(value) + varint_len(headers.len() as i64);
+        for h in headers {
+            payload += nullable_bytes_len(Some(&h.key)) + nullable_bytes_len(h.value.as_deref());
+        }
+        Measured { payload }
+    }
+
+    /// Size of a batch holding only the measured record.
+    pub fn single_measured_size(m: Measured) -> usize {
+        let body = m.body_len(0, 0);
+        HEADER_LEN + varint_len(body as i64) + body
+    }
+
+    /// Size the batch would have after pushing the measured record.
+    pub fn size_with_measured(&self, timestamp: i64, m: Measured) -> usize {
+        let body = m.body_len(timestamp.wrapping_sub(self.base_for(timestamp)), self.count);
+        self.buf.len() + varint_len(body as i64) + body
+    }
+
+    fn base_for(&self, timestamp: i64) -> i64 {
+        if self.count == 0 {
+            timestamp
+        } else {
+            self.base_timestamp
+        }
+    }
+
+    /// [`BatchBuilder::push`] for a record already measured with [`BatchBuilder::measure`].
+    pub fn push_measured(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        m: Measured,
+    ) {
+        let delta = timestamp.wrapping_sub(self.base_for(timestamp));
+        let body = m.body_len(delta, self.count);
+        self.write_record(timestamp, delta, body, key, value, headers);
+    }
+
+    /// Pushes the measured record unless the batch already holds records and would grow past
+    /// `limit` bytes with it; returns whether it was pushed. The size is computed once for both.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_within(
+        &mut self,
+        limit: usize,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        m: Measured,
+    ) -> bool {
+        let delta = timestamp.wrapping_sub(self.base_for(timestamp));
+        let body = m.body_len(delta, self.count);
+        if self.count > 0 && self.buf.len() + varint_len(body as i64) + body > limit {
+            return false;
+        }
+        self.write_record(timestamp, delta, body, key, value, headers);
+        true
+    }
+
+    fn write_record(
+        &mut self,
+        timestamp: i64,
+        delta: i64,
+        body: usize,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) {
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        // The record's exact size is known: grow the buffer once and fill it in place,
+        // instead of checking capacity for every byte.
+        let start = self.buf.len();
+        let total = varint_len(body as i64) + body;
+        self.buf.resize(start + total, 0);
+        let mut out = Cursor {
+            buf: &mut self.buf[start..],
+            pos: 0,
+        };
+        out.varint(body as i64);
+        out.byte(0); // attributes
+        out.varint(delta);
+        out.varint(i64::from(self.count));
+        out.nullable_bytes(key);
+        out.nullable_bytes(value);
+        out.varint(headers.len() as i64);
+        for h in headers {
+            out.nullable_bytes(Some(&h.key));
+            out.nullable_bytes(h.value.as_deref());
+        }
+        debug_assert_eq!(out.pos, total, "measured and written sizes agree");
+        self.count += 1;
+    }
+
     /// Size the batch would have after pushing this record.
     pub fn size_with(
         &self,
@@ -321,25 +470,8 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) {
-        if self.count == 0 {
-            self.base_timestamp = timestamp;
-        }
-        self.max_timestamp = self.max_timestamp.max(timestamp);
-        let delta = timestamp.wrapping_sub(self.base_timestamp);
-        let body = body_len(delta, self.count, key, value, headers);
-        let out = &mut self.buf;
-        write_varint(out, body as i64);
-        out.push(0); // attributes
-        write_varint(out, delta);
-        write_varint(out, i64::from(self.count));
-        write_nullable_bytes(out, key);
-        write_nullable_bytes(out, value);
-        write_varint(out, headers.len() as i64);
-        for h in headers {
-            write_nullable_bytes(out, Some(&h.key));
-            write_nullable_bytes(out, h.value.as_deref());
-        }
-        self.count += 1;
+        let m = BatchBuilder::measure(key, value, headers);
+        self.push_measured(timestamp, key, value, headers, m);
     }
 
     /// Fills in the header (base offset 0) and CRC; the bytes are then a complete batch.
@@ -380,6 +512,55 @@ impl BatchBuilder {
     }
 }
 
+/// Writes a record into a slice sized for it.
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.buf[self.pos] = b;
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, value: i64) {
+        let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    #[inline(always)]
+    fn nullable_bytes(&mut self, bytes: Option<&[u8]>) {
+        match bytes {
+            None => self.varint(-1),
+            Some(b) => {
+                self.varint(b.len() as i64);
+                self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+                self.pos += b.len();
+            }
+        }
+    }
+}
+
+/// A record's size apart from its timestamp and offset deltas (see [`BatchBuilder::measure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measured {
+    /// Key, value and headers with their lengths.
+    payload: usize,
+}
+
+impl Measured {
+    fn body_len(self, timestamp_delta: i64, offset_delta: i32) -> usize {
+        1 + varint_len(timestamp_delta) + varint_len(i64::from(offset_delta)) + self.payload
+    }
+}
+
 /// Bytes that `record` adds to a batch, for batch sizing before encoding.
 pub fn encoded_record_len(record: &Record, offset_delta: i32, base_timestamp: i64) -> usize {
     let body = body_len(
@@ -411,6 +592,7 @@ fn body_len(
     len
 }
 
+#[inline]
 fn nullable_bytes_len(bytes: Option<&[u8]>) -> usize {
     match bytes {
         None => 1,
@@ -418,16 +600,7 @@ fn nullable_bytes_len(bytes: Option<&[u8]>) -> usize {
     }
 }
 
-fn write_nullable_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        None => write_varint(out, -1),
-        Some(b) => {
-            write_varint(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
-
+#[inline(always)]
 fn read_nullable_bytes<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, &'static str> {
     let len = read_varint(buf)?;
     if len < 0 {
@@ -440,6 +613,7 @@ fn read_nullable_bytes<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, &'sta
     take(buf, len as usize).map(Some)
 }
 
+#[inline(always)]
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], &'static str> {
     if buf.len() < n {
         return Err("field runs past the record");
@@ -449,7 +623,9 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], &'static str> {
     Ok(head)
 }
 
-/// Zig-zag varint as Kafka writes it (`ByteUtils.writeVarlong`).
+/// Zig-zag varint as Kafka writes it (`ByteUtils.writeVarlong`); the encoder's is
+/// [`Cursor::varint`], checked against this one.
+#[cfg(test)]
 fn write_varint(out: &mut Vec<u8>, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {
@@ -459,13 +635,33 @@ fn write_varint(out: &mut Vec<u8>, value: i64) {
     out.push(v as u8);
 }
 
+#[inline]
 fn varint_len(value: i64) -> usize {
     let v = ((value << 1) ^ (value >> 63)) as u64;
     let bits = 64 - (v | 1).leading_zeros() as usize;
     bits.div_ceil(7)
 }
 
+/// Zig-zag varint as Kafka reads it (`ByteUtils.readVarlong`). One- and two-byte varints (most
+/// lengths, deltas and counts) take a branch each; the loop handles the rest.
+#[inline(always)]
 fn read_varlong(buf: &mut &[u8]) -> Result<i64, &'static str> {
+    let unzigzag = |raw: u64| ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+    match **buf {
+        [b0, ref rest @ ..] if b0 < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u64::from(b0)))
+        }
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u64::from(b0 & 0x7f) | u64::from(b1) << 7))
+        }
+        _ => read_varlong_slow(buf),
+    }
+}
+
+#[cold]
+fn read_varlong_slow(buf: &mut &[u8]) -> Result<i64, &'static str> {
     let mut raw: u64 = 0;
     for i in 0..10 {
         let (&byte, rest) = buf.split_first().ok_or("varint runs past the record")?;
@@ -478,8 +674,26 @@ fn read_varlong(buf: &mut &[u8]) -> Result<i64, &'static str> {
     Err("varint longer than 10 bytes")
 }
 
+#[inline(always)]
 fn read_varint(buf: &mut &[u8]) -> Result<i32, &'static str> {
-    let v = read_varlong(buf)?;
+    // Values of one or two bytes always fit: no range check on the fast paths.
+    let unzigzag = |raw: u32| ((raw >> 1) as i32) ^ -((raw & 1) as i32);
+    match **buf {
+        [b0, ref rest @ ..] if b0 < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u32::from(b0)))
+        }
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u32::from(b0 & 0x7f) | u32::from(b1) << 7))
+        }
+        _ => read_varint_slow(buf),
+    }
+}
+
+#[cold]
+fn read_varint_slow(buf: &mut &[u8]) -> Result<i32, &'static str> {
+    let v = read_varlong_slow(buf)?;
     i32::try_from(v).map_err(|_| "varint out of 32-bit range")
 }
 
@@ -548,6 +762,13 @@ mod tests {
             assert_eq!(out, bytes, "value {value}");
             assert_eq!(varint_len(value), bytes.len());
             assert_eq!(read_varlong(&mut &out[..]).unwrap(), value);
+            let mut buf = [0u8; 10];
+            let mut cursor = Cursor {
+                buf: &mut buf,
+                pos: 0,
+            };
+            cursor.varint(value);
+            assert_eq!(&buf[..bytes.len()], &bytes[..], "cursor, value {value}");
         }
     }
 

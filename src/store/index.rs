@@ -177,4 +177,18 @@ mod tests {
         assert_eq!(read_offset_entries(&idx, base).unwrap().len(), 3);
         assert_eq!(read_time_entries(&tidx, base).unwrap()[2].timestamp, 3000);
     }
+
+    proptest::proptest! {
+        /// Index files are hints read from disk: any bytes at all must never panic a lookup.
+        #[test]
+        fn garbage_indexes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), base in 0i64..1 << 40, target in proptest::prelude::any::<i64>()) {
+            let mut f = tempfile::tempfile().unwrap();
+            f.write_all(&bytes).unwrap();
+            let _ = read_offset_entries(&f, base).unwrap();
+            let _ = read_time_entries(&f, base).unwrap();
+            let _ = lookup_offset(&f, base, target).unwrap();
+            let _ = lookup_time(&f, base, target).unwrap();
+            let _ = last_time_entry(&f, base).unwrap();
+        }
+    }
 }

@@ -26,6 +26,7 @@ pub mod segment;
 pub mod topic;
 pub mod verify;
 pub mod writer;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,10 +134,12 @@ impl Store {
         Ok(())
     }
 
-    /// The directory of a topic, after checking its name.
+    /// The directory of a topic, after checking its name and that it is no symbolic link.
     pub fn topic_dir(&self, name: &str) -> Result<PathBuf> {
         name::validate(NameKind::Topic, name)?;
-        Ok(self.topics_dir().join(name))
+        let dir = self.topics_dir().join(name);
+        refuse_symlink(&dir)?;
+        Ok(dir)
     }
 
     pub fn topic_exists(&self, name: &str) -> Result<bool> {
@@ -191,11 +194,7 @@ impl Store {
         if dir.exists() {
             return Err(StoreError::TopicExists(name.to_owned()));
         }
-        let staging = self.tmp_dir().join(format!(
-            "create-{name}-{}-{}",
-            std::process::id(),
-            fsutil::now_ms()
-        ));
+        let staging = self.tmp_dir().join(staging_name("create", name));
         let meta = TopicMeta {
             name: name.to_owned(),
             id: topic::new_topic_id(),
@@ -285,14 +284,33 @@ impl Store {
             return Err(StoreError::TopicNotFound(name.to_owned()));
         }
         self.ensure_created()?;
-        let doomed = self.tmp_dir().join(format!(
-            "delete-{name}-{}-{}",
-            std::process::id(),
-            fsutil::now_ms()
-        ));
+        let doomed = self.tmp_dir().join(staging_name("delete", name));
         std::fs::rename(&dir, &doomed).at("delete", &dir)?;
         fsutil::sync_dir(&self.topics_dir()).at("sync", &self.topics_dir())?;
         std::fs::remove_dir_all(&doomed).at("delete", &doomed)
+    }
+}
+
+/// A unique name in `tmp/` for a topic being created or deleted. Only a prefix of the topic's
+/// name is used: a 249-character name plus the rest would pass the 255-byte file name limit.
+fn staging_name(what: &str, topic: &str) -> String {
+    format!(
+        "{what}-{}-{}-{:.64}",
+        std::process::id(),
+        fsutil::now_ms(),
+        topic
+    )
+}
+
+/// Refuses a path that is a symbolic link: a topic or group directory linked elsewhere would let
+/// spool write outside its store.
+pub fn refuse_symlink(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(StoreError::BadMetadata {
+            path: path.to_owned(),
+            reason: "it is a symbolic link; spool does not follow links inside its store".into(),
+        }),
+        _ => Ok(()),
     }
 }
 

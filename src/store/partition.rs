@@ -62,6 +62,11 @@ impl Partition {
 
     /// The offset the next record will get.
     pub fn log_end_offset(&self) -> Result<i64> {
+        // Retention may roll and delete the segment looked at: look again.
+        retry_vanished(|| self.try_log_end_offset())
+    }
+
+    fn try_log_end_offset(&self) -> Result<i64> {
         let lock_path = self.dir.join(LOCK_FILE);
         let head = match File::open(&lock_path) {
             Ok(f) => Head::load(&f).at("read", &lock_path)?,
@@ -96,6 +101,11 @@ impl Partition {
     /// The first offset whose record timestamp is at or after `timestamp_ms`, found through the
     /// time and offset indexes; `None` when every record is older.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<i64>> {
+        // A segment deleted by retention during the search: search what is left.
+        retry_vanished(|| self.try_offset_for_timestamp(timestamp_ms))
+    }
+
+    fn try_offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<i64>> {
         let segments = segment::list(&self.dir).at("list", &self.dir)?;
         for (i, &base) in segments.iter().enumerate() {
             let is_last = i + 1 == segments.len();
@@ -146,6 +156,10 @@ impl Partition {
 
     /// Offsets, size, segment count and first/last timestamps.
     pub fn info(&self) -> Result<PartitionInfo> {
+        retry_vanished(|| self.try_info())
+    }
+
+    fn try_info(&self) -> Result<PartitionInfo> {
         let segments = segment::list(&self.dir).at("list", &self.dir)?;
         let mut size_bytes = 0;
         for &base in &segments {
@@ -173,6 +187,20 @@ impl Partition {
             first_timestamp,
             last_timestamp,
         })
+    }
+}
+
+/// Runs `f` again while it fails because a file it opened had just been deleted (retention
+/// deletes whole segments at any moment; a fresh listing no longer names them).
+fn retry_vanished<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempts = 0;
+    loop {
+        match f() {
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && attempts < 100 => {
+                attempts += 1;
+            }
+            result => return result,
+        }
     }
 }
 

@@ -11,8 +11,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::batch::{Batch, BatchError, BatchHeader, HEADER_LEN};
+use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
 use super::error::{IoContext, Result, StoreError};
+use super::head::{Head, LOCK_FILE};
 use super::index;
 use super::segment::{self, Slot, INDEX_EXT, LOG_EXT};
 use crate::record::RecordRef;
@@ -33,6 +34,23 @@ pub struct PartitionReader {
     filled: usize,
     /// Offsets jumped over because retention deleted them before they were read.
     skipped: u64,
+    /// The offset reading continued at after the last such jump.
+    resumed_at: i64,
+    /// Base offsets of the segments as last listed: segments are only ever added after the
+    /// last and deleted from the first, so the next one is known without listing the
+    /// directory at every segment change (a listing is taken again when it is not).
+    listed: Vec<i64>,
+    /// Where the last poll stopped inside a batch that is still in `buf` and was checked.
+    resume: Option<Resume>,
+}
+
+/// A batch that a poll left half delivered: the next poll continues at `cursor` without
+/// checking the CRC or decoding the earlier records again.
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    base: i64,
+    position: u64,
+    cursor: RecordCursor,
 }
 
 #[derive(Debug)]
@@ -42,6 +60,10 @@ struct OpenSegment {
     path: PathBuf,
     /// Position of the next batch to look at.
     position: u64,
+    /// The offset the batch at `position` must start at: the segment's base at its start, the
+    /// next offset of the batch before, or what the offset index vouched for. A batch that
+    /// starts elsewhere has a damaged base offset (which its CRC does not cover).
+    expected: i64,
 }
 
 /// Outcome of [`PartitionReader::poll`].
@@ -63,6 +85,9 @@ impl PartitionReader {
             buf_pos: 0,
             filled: 0,
             skipped: 0,
+            resumed_at: offset,
+            resume: None,
+            listed: Vec::new(),
         };
         reader.seek(offset)?;
         Ok(reader)
@@ -73,40 +98,55 @@ impl PartitionReader {
         self.next_offset
     }
 
-    /// Offsets skipped because retention deleted them first; reset by reading.
-    pub fn take_skipped(&mut self) -> u64 {
-        std::mem::take(&mut self.skipped)
+    /// Offsets skipped because retention deleted them before they were read, since the last
+    /// call, and the offset reading continued at after the last of those jumps.
+    pub fn take_skipped(&mut self) -> Option<(u64, i64)> {
+        let skipped = std::mem::take(&mut self.skipped);
+        (skipped > 0).then_some((skipped, self.resumed_at))
     }
 
     /// Repositions the reader at `offset`, found through the offset index.
     pub fn seek(&mut self, offset: i64) -> Result<()> {
         self.next_offset = offset;
         self.filled = 0;
-        let segments = segment::list(&self.dir).at("list", &self.dir)?;
-        let Some(&base) = segments
-            .iter()
-            .rev()
-            .find(|&&b| b <= offset)
-            .or(segments.first())
-        else {
-            self.segment = None;
+        self.resume = None;
+        self.segment = None;
+        // Retention may delete the segment between the listing and the open: list again.
+        for _ in 0..OPEN_ATTEMPTS {
+            let segments = segment::list(&self.dir).at("list", &self.dir)?;
+            let Some(&base) = segments
+                .iter()
+                .rev()
+                .find(|&&b| b <= offset)
+                .or(segments.first())
+            else {
+                return Ok(());
+            };
+            let Some(mut seg) = self.open_segment(base)? else {
+                continue;
+            };
+            (seg.position, seg.expected) = indexed_position(&self.dir, &seg, offset)?;
+            self.segment = Some(seg);
             return Ok(());
-        };
-        let mut seg = self.open_segment(base)?;
-        seg.position = indexed_position(&self.dir, &seg, offset)?;
-        self.segment = Some(seg);
-        Ok(())
+        }
+        Err(vanishing_segments(&self.dir))
     }
 
-    fn open_segment(&self, base: i64) -> Result<OpenSegment> {
+    /// Opens a segment's log; `None` when it no longer exists (deleted by retention).
+    fn open_segment(&self, base: i64) -> Result<Option<OpenSegment>> {
         let path = segment::path(&self.dir, base, LOG_EXT);
-        let file = File::open(&path).at("open", &path)?;
-        Ok(OpenSegment {
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at("open", &path),
+        };
+        Ok(Some(OpenSegment {
             base,
             file,
             path,
             position: 0,
-        })
+            expected: base,
+        }))
     }
 
     /// Delivers up to `budget` records, in offset order, to `sink`. Stops early at the end of
@@ -130,13 +170,35 @@ impl PartitionReader {
                 .expect("next_header keeps a segment open");
             let start = (seg.position - self.buf_pos) as usize;
             let total = header.total_len();
+            if header.base_offset != seg.expected {
+                return Err(StoreError::Corrupt {
+                    path: seg.path.clone(),
+                    position: seg.position,
+                    source: BatchError::UnexpectedOffset {
+                        expected: seg.expected,
+                        found: header.base_offset,
+                    },
+                }
+                .into());
+            }
             if header.last_offset() < self.next_offset {
                 seg.position += total as u64;
+                seg.expected = header.next_offset();
                 continue;
             }
-            let batch = parse_batch(&self.buf[start..start + total], seg)?;
-            let mut finished = true;
-            for record in batch.records() {
+            let bytes = &self.buf[start..start + total];
+            let mut records = match self.resume.take() {
+                // Checked when the previous poll started it, and still in the buffer.
+                Some(r) if r.base == seg.base && r.position == seg.position => {
+                    Batch { header, bytes }.records_from(r.cursor)
+                }
+                _ => parse_batch(bytes, seg)?.records(),
+            };
+            loop {
+                if delivered == budget {
+                    break;
+                }
+                let Some(record) = records.next() else { break };
                 let record = record.map_err(|source| StoreError::Corrupt {
                     path: seg.path.clone(),
                     position: seg.position,
@@ -145,17 +207,20 @@ impl PartitionReader {
                 if record.offset < self.next_offset {
                     continue;
                 }
-                if delivered == budget {
-                    finished = false;
-                    break;
-                }
                 self.next_offset = record.offset + 1;
                 delivered += 1;
                 sink(record)?;
             }
-            if finished {
+            if records.remaining() > 0 {
+                self.resume = Some(Resume {
+                    base: seg.base,
+                    position: seg.position,
+                    cursor: records.cursor(),
+                });
+            } else {
                 self.next_offset = self.next_offset.max(header.next_offset());
                 seg.position += total as u64;
+                seg.expected = header.next_offset();
             }
         }
         Ok(Polled {
@@ -186,9 +251,11 @@ impl PartitionReader {
             match BatchHeader::parse(&self.buf[start..start + available]) {
                 Ok(h) => {
                     let total = h.total_len();
-                    if self.fill(position, total)? >= total {
+                    let available = self.fill(position, total)?;
+                    if available >= total {
                         return Ok(Some(h));
                     }
+                    self.check_length_against_head(position, &h, available)?;
                     return self.incomplete_tail(position);
                 }
                 Err(BatchError::Incomplete { .. }) => return self.incomplete_tail(position),
@@ -202,6 +269,40 @@ impl PartitionReader {
                 }
             }
         }
+    }
+
+    /// An incomplete batch is "not yet written" only where a writer may be writing: at or after
+    /// the end of the log as the head checkpoint records it. A batch that starts before that
+    /// end but claims to run past it, while the file holds everything up to it, has a damaged
+    /// length field. (A file cut short below the head is read up to the cut, as a torn tail.)
+    fn check_length_against_head(
+        &self,
+        position: u64,
+        header: &BatchHeader,
+        available: usize,
+    ) -> Result<()> {
+        let seg = self.segment.as_ref().expect("called with a segment");
+        let lock_path = self.dir.join(LOCK_FILE);
+        let head = match File::open(&lock_path) {
+            Ok(f) => Head::load(&f).at("read", &lock_path)?,
+            Err(_) => None,
+        };
+        let Some(head) = head.filter(|h| h.active_base == seg.base) else {
+            return Ok(());
+        };
+        let end = head.log_len;
+        let file_holds_it = position + available as u64 >= end;
+        if position < end && position + header.total_len() as u64 > end && file_holds_it {
+            return Err(StoreError::Corrupt {
+                path: seg.path.clone(),
+                position,
+                source: BatchError::PastLogEnd {
+                    length: header.batch_length,
+                    end,
+                },
+            });
+        }
+        Ok(())
     }
 
     /// An incomplete batch at the end is normally one being written. In a segment that is no
@@ -231,24 +332,41 @@ impl PartitionReader {
                 },
             });
         }
+        // Forget the partial bytes: a crashed writer's torn batch is cut and written anew by
+        // the next appender, so what lies here must be read afresh next time.
+        self.filled = self.filled.min((position - self.buf_pos) as usize);
         Ok(None)
     }
 
     /// At the end of a segment: moves to the next one if there is one.
     fn advance_segment(&mut self) -> Result<bool> {
-        let seg = self.segment.as_ref().expect("called with a segment");
-        let segments = segment::list(&self.dir).at("list", &self.dir)?;
-        let Some(&next) = segments.iter().find(|&&b| b > seg.base) else {
-            return Ok(false);
-        };
-        if next > self.next_offset {
-            // Retention deleted what lay between: continue from the new log start.
-            self.skipped += (next - self.next_offset) as u64;
-            self.next_offset = next;
+        let current = self.segment.as_ref().expect("called with a segment").base;
+        for attempt in 0..OPEN_ATTEMPTS {
+            if attempt > 0 || self.listed.last().is_none_or(|&b| b <= current) {
+                self.listed = segment::list(&self.dir).at("list", &self.dir)?;
+            }
+            let Some(&next) = self
+                .listed
+                .get(self.listed.partition_point(|&b| b <= current))
+            else {
+                return Ok(false);
+            };
+            // Deleted by retention since the listing: look again.
+            let Some(seg) = self.open_segment(next)? else {
+                continue;
+            };
+            if next > self.next_offset {
+                // Retention deleted what lay between: continue from the new log start.
+                self.skipped += (next - self.next_offset) as u64;
+                self.next_offset = next;
+                self.resumed_at = next;
+            }
+            self.segment = Some(seg);
+            self.filled = 0;
+            self.resume = None;
+            return Ok(true);
         }
-        self.segment = Some(self.open_segment(next)?);
-        self.filled = 0;
-        Ok(true)
+        Err(vanishing_segments(&self.dir))
     }
 
     /// Makes `buf` cover at least `need` bytes from `position` when the file has them; returns
@@ -267,12 +385,21 @@ impl PartitionReader {
         } else {
             self.filled = 0;
         }
+        // Bytes are read anew: a half-delivered batch is checked again before it is trusted.
+        self.resume = None;
         self.buf_pos = position;
-        let want = need.max(READ_CHUNK);
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
-        }
         let seg = self.segment.as_ref().expect("called with a segment");
+        let mut want = need.max(READ_CHUNK);
+        if self.buf.len() < want {
+            // Never more than the file holds: a damaged length field must not make the reader
+            // allocate the gigabytes it claims.
+            let len = seg.file.metadata().at("read", &seg.path)?.len();
+            let in_file = usize::try_from(len.saturating_sub(position)).unwrap_or(usize::MAX);
+            want = want.min(in_file.max(READ_CHUNK));
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+        }
         while self.filled < need {
             let n = seg
                 .file
@@ -287,6 +414,21 @@ impl PartitionReader {
     }
 }
 
+/// How often a segment is looked up again when retention deletes it between the listing of the
+/// directory and the open, before giving up.
+const OPEN_ATTEMPTS: usize = 1000;
+
+fn vanishing_segments(dir: &Path) -> StoreError {
+    StoreError::Io {
+        op: "open a segment of",
+        path: dir.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "segments keep being deleted before they can be opened",
+        ),
+    }
+}
+
 /// Validates a complete batch (length, magic, CRC); damage is an error naming file and byte.
 fn parse_batch<'b>(bytes: &'b [u8], seg: &OpenSegment) -> Result<Batch<'b>> {
     Batch::parse(bytes).map_err(|source| StoreError::Corrupt {
@@ -296,20 +438,103 @@ fn parse_batch<'b>(bytes: &'b [u8], seg: &OpenSegment) -> Result<Batch<'b>> {
     })
 }
 
-/// The position to start scanning for `offset` in a segment: from the offset index, checked
-/// against the batch it points at, else the segment's start.
-fn indexed_position(dir: &Path, seg: &OpenSegment, offset: i64) -> Result<u64> {
+/// The position to start scanning for `offset` in a segment, and the offset the batch there
+/// starts at: from the offset index, checked against the batch it points at, else the
+/// segment's start.
+fn indexed_position(dir: &Path, seg: &OpenSegment, offset: i64) -> Result<(u64, i64)> {
+    let start = (0, seg.base);
     let Ok(index_file) = File::open(segment::path(dir, seg.base, INDEX_EXT)) else {
-        return Ok(0);
+        return Ok(start);
     };
     let Some(entry) = index::lookup_offset(&index_file, seg.base, offset)
         .at("read", &segment::path(dir, seg.base, INDEX_EXT))?
     else {
-        return Ok(0);
+        return Ok(start);
     };
     let len = seg.file.metadata().at("read", &seg.path)?.len();
     match segment::header_at(&seg.file, len, u64::from(entry.position)).at("read", &seg.path)? {
-        Slot::Header(h) if h.last_offset() == entry.offset => Ok(u64::from(entry.position)),
-        _ => Ok(0),
+        Slot::Header(h) if h.last_offset() == entry.offset && h.base_offset <= offset => {
+            Ok((u64::from(entry.position), h.base_offset))
+        }
+        _ => Ok(start),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+    use crate::store::batch::encode_batch;
+    use crate::store::{LogConfig, PartitionWriter, SyncPolicy};
+
+    /// A partition of `batches` batches of `per_batch` records; values are the offsets.
+    fn partition(batches: usize, per_batch: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer =
+            PartitionWriter::open(dir.path(), LogConfig::default(), SyncPolicy::Never).unwrap();
+        writer.initialize(0).unwrap();
+        let mut bytes = Vec::new();
+        for b in 0..batches {
+            let records: Vec<Record> = (0..per_batch)
+                .map(|i| Record {
+                    timestamp: 1,
+                    value: Some((b * per_batch + i).to_string().into_bytes()),
+                    ..Record::default()
+                })
+                .collect();
+            encode_batch(&mut bytes, &records);
+            writer.append(&mut bytes, 1).unwrap();
+        }
+        dir
+    }
+
+    fn read_all(reader: &mut PartitionReader, budget: usize) -> Vec<i64> {
+        let mut got = Vec::new();
+        loop {
+            let polled = reader
+                .poll::<StoreError, _>(budget, |r| {
+                    let value: i64 = std::str::from_utf8(r.value.unwrap())
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    assert_eq!(value, r.offset);
+                    got.push(r.offset);
+                    Ok(())
+                })
+                .unwrap();
+            assert!(polled.delivered <= budget);
+            if polled.at_end {
+                return got;
+            }
+        }
+    }
+
+    #[test]
+    fn any_budget_delivers_every_record_once_in_order() {
+        let dir = partition(7, 13);
+        for budget in [1, 2, 5, 13, 14, 100] {
+            for start in [0, 1, 12, 13, 50, 90] {
+                let mut reader = PartitionReader::open(dir.path(), start).unwrap();
+                let got = read_all(&mut reader, budget);
+                assert_eq!(got, (start..91).collect::<Vec<_>>(), "budget {budget}");
+                assert_eq!(reader.next_offset(), 91);
+            }
+        }
+    }
+
+    #[test]
+    fn a_seek_in_the_middle_of_a_batch_forgets_where_the_last_poll_stopped() {
+        let dir = partition(3, 10);
+        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+        let mut first = Vec::new();
+        reader
+            .poll::<StoreError, _>(4, |r| {
+                first.push(r.offset);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(first, [0, 1, 2, 3]);
+        reader.seek(2).unwrap();
+        assert_eq!(read_all(&mut reader, 3), (2..30).collect::<Vec<_>>());
     }
 }

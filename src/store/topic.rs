@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::config::LogConfig;
-use super::error::{IoContext, Result, StoreError};
+use super::error::{Result, StoreError};
 use super::fsutil;
 use super::partition::Partition;
 
@@ -28,10 +28,9 @@ pub struct TopicMeta {
 
 impl TopicMeta {
     pub fn load(path: &Path) -> Result<TopicMeta> {
-        let text = std::fs::read_to_string(path).at("read", path)?;
-        let meta: TopicMeta = serde_yaml::from_str(&text).map_err(|e| StoreError::BadMetadata {
+        let meta: TopicMeta = super::yaml::load(path)?.ok_or_else(|| StoreError::BadMetadata {
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason: "the file is missing".into(),
         })?;
         if meta.partitions < 1 {
             return Err(StoreError::BadMetadata {
@@ -47,8 +46,7 @@ impl TopicMeta {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_yaml::to_string(self).expect("topic metadata serializes");
-        fsutil::write_atomic(path, text.as_bytes()).at("write", path)
+        super::yaml::save(path, self)
     }
 }
 

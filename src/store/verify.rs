@@ -74,8 +74,12 @@ pub fn verify_partition(
     report.segments = segments.len();
     let mut expected_next: Option<i64> = None;
     let mut changed = false;
-    for &base in &segments {
-        let scan = scan_segment(dir, base, expected_next, &mut report)?;
+    for (i, &base) in segments.iter().enumerate() {
+        // Offsets missing before this segment are expected when a repair cut them from the
+        // previous one (its `.cut-` file keeps them); the later segments keep their offsets,
+        // as offsets are never reused.
+        let gap_explained = i > 0 && has_cut_file(dir, segments[i - 1])?;
+        let scan = scan_segment(dir, base, expected_next, gap_explained, &mut report)?;
         if scan.next_offset.is_some() {
             expected_next = scan.next_offset;
         }
@@ -100,10 +104,27 @@ pub fn verify_partition(
     Ok(report)
 }
 
+/// Whether a repair kept bytes cut from the segment at `base` beside it.
+fn has_cut_file(dir: &Path, base: i64) -> Result<bool> {
+    let prefix = format!("{}.cut-", segment::file_name(base, LOG_EXT));
+    for entry in std::fs::read_dir(dir).at("list", dir)? {
+        if entry
+            .at("list", dir)?
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn scan_segment(
     dir: &Path,
     base: i64,
     expected_next: Option<i64>,
+    gap_explained: bool,
     report: &mut PartitionReport,
 ) -> Result<SegmentScan> {
     let log_path = segment::path(dir, base, LOG_EXT);
@@ -125,7 +146,7 @@ fn scan_segment(
             message,
         })
     };
-    if let Some(n) = expected_next.filter(|&n| n != base) {
+    if let Some(n) = expected_next.filter(|&n| n != base && !(gap_explained && n < base)) {
         problem(
             report,
             0,

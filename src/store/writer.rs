@@ -130,9 +130,12 @@ impl PartitionWriter {
         let position = head.log_len;
         batch::set_base_offset(batch_bytes, head.next_offset);
         let last_offset = head.next_offset + i64::from(header.last_offset_delta);
-        seg.log
-            .write_all_at(batch_bytes, position)
-            .at("append to", &log_path)?;
+        if let Err(e) = seg.log.write_all_at(batch_bytes, position) {
+            // A partial write (e.g. the disk filled up) must not stay behind as a torn tail:
+            // cut it now. If even that fails, the next appender's recovery will.
+            let _ = seg.log.set_len(position);
+            return Err(e).at("append to", &log_path);
+        }
         if header.max_timestamp > head.max_timestamp {
             head.max_timestamp = header.max_timestamp;
             head.max_timestamp_offset = last_offset;
@@ -271,7 +274,19 @@ impl PartitionWriter {
 
     /// Deletes the segments retention no longer keeps. Call under the lock.
     fn enforce_retention(&mut self, head: &mut Head, now_ms: i64) -> Result<Pruned> {
-        let mut stats = self.segment_stats(head)?;
+        if self.config.retention_ms.is_none() && self.config.retention_bytes.is_none() {
+            // Keep forever: nothing to look at beyond where the log starts.
+            let first = segment::list(&self.dir)
+                .at("list", &self.dir)?
+                .first()
+                .copied();
+            let checkpoint = retention::read_log_start(&self.dir)?.unwrap_or(0);
+            return Ok(Pruned {
+                log_start_offset: first.unwrap_or(head.active_base).max(checkpoint),
+                ..Pruned::default()
+            });
+        }
+        let mut stats = self.segment_stats(head, now_ms)?;
         let mut plan = retention::plan(&stats, &self.config, now_ms);
         if plan.roll_active {
             *head = self.roll(*head)?;
@@ -307,7 +322,11 @@ impl PartitionWriter {
         Ok(pruned)
     }
 
-    fn segment_stats(&self, head: &Head) -> Result<Vec<SegmentStat>> {
+    /// What retention needs of each segment. Sizes are a `stat` each; a largest timestamp
+    /// reads the segment's indexes, so it is only looked up while retention could still delete:
+    /// from the oldest segment on, until one is neither expired nor beyond the size limit
+    /// (retention deletes only a prefix of the log).
+    fn segment_stats(&self, head: &Head, now_ms: i64) -> Result<Vec<SegmentStat>> {
         let mut stats = Vec::new();
         for base in segment::list(&self.dir).at("list", &self.dir)? {
             if base >= head.active_base {
@@ -315,12 +334,33 @@ impl PartitionWriter {
             }
             let path = segment::path(&self.dir, base, LOG_EXT);
             let size = std::fs::metadata(&path).at("read", &path)?.len();
-            let max_timestamp = segment::max_timestamp(&self.dir, base).at("read", &path)?;
             stats.push(SegmentStat {
                 base,
                 size,
-                max_timestamp,
+                max_timestamp: None,
             });
+        }
+        let total: u64 = stats.iter().map(|s| s.size).sum::<u64>() + head.log_len;
+        let mut excess = self
+            .config
+            .retention_bytes
+            .map_or(0, |limit| total as i128 - limit as i128);
+        for stat in &mut stats {
+            let over_size =
+                self.config.retention_bytes.is_some() && excess - stat.size as i128 >= 0;
+            let mut expired = false;
+            if let Some(ms) = self.config.retention_ms {
+                let path = segment::path(&self.dir, stat.base, LOG_EXT);
+                stat.max_timestamp =
+                    segment::max_timestamp(&self.dir, stat.base).at("read", &path)?;
+                expired = stat
+                    .max_timestamp
+                    .is_some_and(|ts| now_ms.saturating_sub(ts) > ms);
+            }
+            if !(over_size || expired) {
+                break;
+            }
+            excess -= stat.size as i128;
         }
         stats.push(SegmentStat {
             base: head.active_base,

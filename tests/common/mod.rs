@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod checker;
 pub mod process;
 
 use std::path::{Path, PathBuf};
@@ -119,4 +120,127 @@ pub fn signal(child: &Child, sig: i32) {
 /// Reads a whole file.
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+impl Store {
+    /// Runs `spool ARGS` and parses its stdout as JSON, asserting success.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.spool().args(args).output().expect("run spool");
+        assert!(
+            out.status.success(),
+            "spool {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "spool {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// `topic describe TOPIC -o json`.
+    pub fn describe(&self, topic: &str) -> serde_json::Value {
+        self.json(&["topic", "describe", topic, "-o", "json"])
+    }
+
+    /// `(offset, value)` of every record of a partition, read with `consume -e`.
+    pub fn offsets_and_values(&self, topic: &str, partition: u32) -> Vec<(i64, Vec<u8>)> {
+        let out = self.consume(
+            topic,
+            &[
+                "-p",
+                &partition.to_string(),
+                "--output",
+                "json",
+                "--encoding",
+                "base64",
+            ],
+        );
+        json_lines(&out)
+            .into_iter()
+            .map(|r| {
+                (
+                    r["offset"].as_i64().expect("offset"),
+                    b64(&r["value"]).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Parses JSON lines.
+pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice(l)
+                .unwrap_or_else(|e| panic!("bad JSON line {}: {e}", String::from_utf8_lossy(l)))
+        })
+        .collect()
+}
+
+/// Decodes a base64 JSON string; `None` for JSON null.
+pub fn b64(v: &serde_json::Value) -> Option<Vec<u8>> {
+    use base64::Engine;
+    v.as_str().map(|s| {
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .unwrap_or_else(|e| panic!("bad base64 {s:?}: {e}"))
+    })
+}
+
+/// One batch found in a `.log` file by walking its length fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpan {
+    pub position: u64,
+    pub len: u64,
+    pub base_offset: i64,
+    pub records: i32,
+}
+
+/// Walks the batches of a `.log` file (no CRC check; a short tail ends the walk).
+pub fn batch_spans(log: &[u8]) -> Vec<BatchSpan> {
+    let mut spans = Vec::new();
+    let mut pos = 0usize;
+    while pos + 61 <= log.len() {
+        let len = 12 + i32::from_be_bytes(log[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        if pos + len > log.len() {
+            break;
+        }
+        spans.push(BatchSpan {
+            position: pos as u64,
+            len: len as u64,
+            base_offset: i64::from_be_bytes(log[pos..pos + 8].try_into().unwrap()),
+            records: i32::from_be_bytes(log[pos + 57..pos + 61].try_into().unwrap()),
+        });
+        pos += len;
+    }
+    spans
+}
+
+/// XORs one byte of a file with 0xff.
+pub fn flip_byte(path: &Path, position: u64) {
+    let mut bytes = read(path);
+    bytes[position as usize] ^= 0xff;
+    std::fs::write(path, bytes).expect("write back");
+}
+
+/// Kafka's published `murmur2` vectors (`UtilsTest.testMurmur2`): key and 32-bit hash.
+pub const MURMUR2_VECTORS: [(&str, i32); 6] = [
+    ("21", -973_932_308),
+    ("foobar", -790_332_482),
+    ("a-little-bit-long-string", -985_981_536),
+    ("a-little-bit-longer-string", -1_486_304_829),
+    (
+        "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+        -58_897_971,
+    ),
+    ("abc", 479_470_107),
+];
+
+/// Kafka's partition for a key hash: `toPositive(h) % n`.
+pub fn kafka_partition(hash: i32, partitions: i32) -> i32 {
+    (hash & 0x7fff_ffff) % partitions
 }
