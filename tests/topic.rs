@@ -178,7 +178,7 @@ fn bad_names_are_refused_before_any_path_is_built() {
                 .args(cmd)
                 .arg(name)
                 .assert()
-                .code(1)
+                .code(2)
                 .stderr(predicate::str::starts_with("error: topic name"))
                 .stderr(predicate::str::contains(needle));
         }
@@ -186,7 +186,7 @@ fn bad_names_are_refused_before_any_path_is_built() {
             .args(["produce", name])
             .write_stdin("v\n")
             .assert()
-            .code(1)
+            .code(2)
             .stderr(predicate::str::contains("topic name"));
     }
     // Nothing was created anywhere, not even outside the store.
