@@ -32,7 +32,7 @@ pub const COMPLETE_VAR: &str = "SPOOL_COMPLETE";
 #[command(after_help = "Examples:
   source <(spool completions bash)                       # bash, this shell only
   spool completions bash > ~/.local/share/bash-completion/completions/spool
-  echo 'source <(spool completions zsh)' >> ~/.zshrc
+  echo 'source <(spool completions zsh)' >> ~/.zshrc   # or save it as _spool in $fpath
   spool completions fish > ~/.config/fish/completions/spool.fish
   echo 'eval (spool completions elvish | slurp)' >> ~/.config/elvish/rc.elv
   spool completions powershell >> $PROFILE")]
@@ -91,6 +91,13 @@ pub fn script(shell: Shell) -> Vec<u8> {
         .completer()
         .write_registration(COMPLETE_VAR, "spool", "spool", "spool", &mut buf)
         .expect("writing to a Vec cannot fail");
+    if shell == Shell::Zsh {
+        // Installed in $fpath as `_spool`, the file is the body of an autoloaded function that
+        // zsh runs at the first Tab: complete that Tab too, not only the following ones.
+        buf.extend_from_slice(
+            b"if [ \"$funcstack[1]\" = \"_spool\" ]; then\n    _clap_dynamic_completer_spool \"$@\"\nfi\n",
+        );
+    }
     buf
 }
 
