@@ -259,3 +259,62 @@ fn every_command_has_help_with_an_example() {
     walk(&mut cmd, "spool".into(), &mut missing);
     assert!(missing.is_empty(), "help gaps:\n{}", missing.join("\n"));
 }
+
+/// The scripts work in the shells themselves: bash always (the README's tour needs it too),
+/// zsh and fish where installed.
+#[test]
+fn completion_scripts_work_in_the_shells() {
+    let store = common::Store::new();
+    store.create_topic("orders", 1, &[]);
+    store.create_topic("other", 1, &[]);
+    let bin_dir = assert_cmd::cargo::cargo_bin("spool")
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shell = |program: &str, script: &str| -> Option<String> {
+        let out = std::process::Command::new(program)
+            .args(["-c", script])
+            .env("PATH", &path)
+            .env("SPOOL_DIR", store.dir())
+            .env("HOME", store.tmp.path())
+            .current_dir(store.tmp.path())
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let bash = shell(
+        "bash",
+        r#"source <(spool completions bash)
+COMP_WORDS=(spool consume o); COMP_CWORD=2; COMP_TYPE=9
+_clap_complete_spool spool o consume
+printf '%s\n' "${COMPREPLY[@]}""#,
+    )
+    .expect("bash runs");
+    assert_eq!(bash, "orders\nother\n");
+    if let Some(zsh) = shell(
+        "zsh",
+        r#"autoload -U compinit; compinit -u -d "$HOME/.zcompdump"
+source <(spool completions zsh)
+_describe() { print -l -- "${(@P)${@[-1]}}"; }
+words=(spool topic describe o); CURRENT=4
+_clap_dynamic_completer_spool"#,
+    ) {
+        assert_eq!(zsh, "orders\nother\n");
+    }
+    if let Some(fish) = shell(
+        "fish",
+        "spool completions fish | source; complete -C 'spool produce o'",
+    ) {
+        assert_eq!(fish, "orders\nother\n");
+    }
+}
