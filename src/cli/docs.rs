@@ -100,7 +100,19 @@ pub fn render_completions() -> Vec<GeneratedFile> {
 
 /// `man/spool.1` and a page per subcommand (`man/spool-topic-create.1`, ...).
 pub fn render_man_pages() -> Vec<GeneratedFile> {
-    let mut cmd = super::Cli::command();
+    // No `help` subcommands: they have no pages, and SUBCOMMANDS would list them.
+    fn without_help(cmd: clap::Command) -> clap::Command {
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_owned())
+            .collect();
+        let mut cmd = cmd.disable_help_subcommand(true);
+        for name in names {
+            cmd = cmd.mut_subcommand(name, without_help);
+        }
+        cmd
+    }
+    let mut cmd = without_help(super::Cli::command());
     cmd.build();
     let mut pages = Vec::new();
     walk(&cmd, None, &mut pages);
