@@ -100,6 +100,7 @@ fn fixture() -> common::Store {
 
 struct Outcome {
     line: String,
+    code: Option<i32>,
     problem: Option<String>,
 }
 
@@ -137,6 +138,7 @@ fn run(store: &common::Store, args: &[OsString], stdin: &[u8]) -> Outcome {
             let _ = child.wait();
             return Outcome {
                 line,
+                code: None,
                 problem: Some("did not exit within 20s".into()),
             };
         }
@@ -164,7 +166,11 @@ fn run(store: &common::Store, args: &[OsString], stdin: &[u8]) -> Outcome {
             stderr.lines().next().unwrap_or("")
         );
     }
-    Outcome { line, problem }
+    Outcome {
+        line,
+        code: out.status.code(),
+        problem,
+    }
 }
 
 /// Every leaf subcommand as (path words, clap command).
@@ -280,6 +286,14 @@ fn check_command(path: &[String], cmd: &clap::Command) -> (usize, Vec<String>) {
                         runs += 1;
                         if let Some(p) = outcome.problem {
                             problems.push(format!("{}: {p}", outcome.line));
+                        } else if !arg.get_possible_values().is_empty()
+                            && v == "definitely-not-valid"
+                            && outcome.code != Some(2)
+                        {
+                            problems.push(format!(
+                                "{}: an unknown value of an enum gave {:?}, not 2",
+                                outcome.line, outcome.code
+                            ));
                         }
                     }
                 }
