@@ -13,14 +13,25 @@ pub struct Running {
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
+/// Collects complete lines. A last line without its newline (a process killed in the middle
+/// of a write) is left out: it is not something the process finished printing.
 fn collect(reader: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            match line {
-                Ok(l) => sink.lock().unwrap().push(l),
-                Err(_) => break,
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if buf.last() == Some(&b'\n') => {
+                    buf.pop();
+                    sink.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf).into_owned());
+                }
+                Ok(_) => break,
             }
         }
     });
