@@ -15,7 +15,7 @@
 //!   Kafka's assignors, fenced commits, and the read-only views and offset resets of `spool group`
 //!   and `spool offsets`.
 //! - [`record`]: the record types shared by producers and consumers.
-//! - [`format`]: records as text: output templates (`-F`) and JSON lines in both directions.
+//! - [`format`](mod@format): records as text: output templates (`-F`) and JSON lines in both directions.
 //! - [`spec`]: parsing of offset specs, times, durations, sizes and `key=value` pairs.
 //! - [`name`]: Kafka's rule for topic and group names, checked before any path is built.
 //! - [`cli`]: the command-line interface (clap definitions and rendering), and the man pages and

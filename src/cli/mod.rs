@@ -322,7 +322,12 @@ fn hint_for(e: &anyhow::Error, store: Option<&Store>) -> Option<String> {
                     return Some("pass --if-not-exists to accept an existing topic".into())
                 }
                 StoreError::Corrupt { .. } => {
-                    return Some("run `spool topic verify <TOPIC>` to locate the damage, and `--repair` to cut it".into())
+                    let topic = e.chain().find_map(|c| match c.downcast_ref() {
+                        Some(crate::consume::ConsumeError::Read { topic, .. }) => Some(topic.clone()),
+                        _ => None,
+                    });
+                    let topic = topic.as_deref().unwrap_or("<TOPIC>");
+                    return Some(format!("run `spool topic verify {topic}` to locate the damage, and `spool topic verify {topic} --repair` to cut it"));
                 }
                 StoreError::PartitionNotFound { topic, .. } => {
                     return Some(format!("`spool topic describe {topic}` lists its partitions; `spool topic alter {topic} --partitions N` adds some"))

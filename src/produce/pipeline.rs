@@ -64,7 +64,7 @@ pub enum PipelineError {
         #[source]
         source: DecodeError,
     },
-    #[error("line {line} asks for partition {partition}, but the topic has {count} partitions (0 to {})", count - 1)]
+    #[error("line {line} asks for partition {partition}, but the topic has {count} partition{} (0 to {})", if *count == 1 { "" } else { "s" }, count - 1)]
     NoSuchPartition {
         line: u64,
         partition: i32,

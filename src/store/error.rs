@@ -25,7 +25,7 @@ pub enum StoreError {
     TopicNotFound(String),
     #[error("topic '{0}' already exists")]
     TopicExists(String),
-    #[error("partition {partition} of topic '{topic}' does not exist (the topic has {count} partitions: 0 to {})", count - 1)]
+    #[error("partition {partition} of topic '{topic}' does not exist (the topic has {count} partition{}: 0 to {})", if *count == 1 { "" } else { "s" }, count - 1)]
     PartitionNotFound {
         topic: String,
         partition: i32,
