@@ -97,8 +97,13 @@ struct Progress {
 }
 
 enum Job {
-    /// Seal the batch, append it to the partition, hand the builder back.
-    Append { partition: i32, batch: BatchBuilder },
+    /// Seal the batch, append it to the partition, hand the builder back. `full`: the batch
+    /// was sent for being full, so input is coming in bulk and the builder will be filled again.
+    Append {
+        partition: i32,
+        batch: BatchBuilder,
+        full: bool,
+    },
     /// Sync every partition written to (per the sync policy), after every append before it.
     Sync(Sender<StoreResult<()>>),
 }
@@ -120,6 +125,7 @@ impl Appender {
                 Job::Append {
                     partition,
                     mut batch,
+                    full,
                 } => {
                     if !self.failed {
                         let count = batch.len() as u64;
@@ -127,6 +133,10 @@ impl Appender {
                         self.record(partition, count, result);
                     }
                     batch.reset();
+                    if full {
+                        // Fault its pages in here, off the encoder's time.
+                        batch.touch_capacity();
+                    }
                     // The producer may be gone (dropped after an error): nothing to hand back.
                     let _ = self.recycle.send(batch);
                 }
@@ -337,7 +347,7 @@ impl Producer {
         if let Some(e) = too_large(m) {
             return Err(e);
         }
-        self.send_batch(partition)?;
+        self.send_batch(partition, true)?;
         self.builders[partition as usize].push_measured(timestamp, key, value, headers, m);
         Ok(Some(partition))
     }
@@ -356,12 +366,13 @@ impl Producer {
             && builder.size_with(timestamp, key, value, headers) > self.limit_of(partition)
     }
 
-    /// Sends the pending batch of one partition to be appended, if it has one.
+    /// Sends the pending batch of one partition to be appended, if it has one: a batch the
+    /// caller found full (see [`Producer::would_send`]).
     pub fn send_partition(&mut self, partition: i32) -> Result<bool, ProduceError> {
         if self.builders[partition as usize].is_empty() {
             return Ok(false);
         }
-        self.send_batch(partition)?;
+        self.send_batch(partition, true)?;
         Ok(true)
     }
 
@@ -370,7 +381,7 @@ impl Producer {
         let mut sent = Vec::new();
         for p in 0..self.builders.len() as i32 {
             if !self.builders[p as usize].is_empty() {
-                self.send_batch(p)?;
+                self.send_batch(p, false)?;
                 sent.push(p);
             }
         }
@@ -400,7 +411,7 @@ impl Producer {
             .map_or(ProduceError::Stopped, ProduceError::Store))
     }
 
-    fn send_batch(&mut self, partition: i32) -> Result<(), ProduceError> {
+    fn send_batch(&mut self, partition: i32, full: bool) -> Result<(), ProduceError> {
         self.check()?;
         // A builder the appender is done with, or a new one while fewer than
         // (partitions + in flight + 2) exist: the job queue holds at most IN_FLIGHT.
@@ -413,7 +424,11 @@ impl Producer {
         self.jobs
             .as_ref()
             .expect("the producer is open")
-            .send(Job::Append { partition, batch })
+            .send(Job::Append {
+                partition,
+                batch,
+                full,
+            })
             .expect("the appender thread is running");
         Ok(())
     }
