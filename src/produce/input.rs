@@ -91,7 +91,8 @@ impl Input {
         input
     }
 
-    /// Any reader (for tests and embedding); never polled, never mapped.
+    /// Any reader, read as is (for tests and embedding): never mapped, and polled through
+    /// `poll_fd` when one is given.
     pub fn new(
         reader: Box<dyn Read>,
         poll_fd: Option<RawFd>,
