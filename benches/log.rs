@@ -1,5 +1,6 @@
 //! The log's hot paths: batch encode/decode, appends through `PartitionWriter` (rolls and
-//! retention included), and sequential reads through `PartitionReader`.
+//! retention included), sequential reads through `PartitionReader`, and the whole produce path
+//! in process (a file of keyed lines through `pipeline::run` into an 8-partition topic).
 //!
 //! `cargo bench --bench log` (add `-- --quick` for a fast pass).
 
@@ -185,5 +186,64 @@ fn read(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, append, read);
+/// `spool produce -K : --fsync never` without the process: 100,000 lines of 100 bytes with
+/// 10,000 distinct keys, from a file, into a new 8-partition topic each time.
+fn produce(c: &mut Criterion) {
+    use spool::produce::input::Input;
+    use spool::produce::partitioner::Strategy;
+    use spool::produce::pipeline::{self, InputFormat, PipelineOptions, RecordOptions, Route};
+    use spool::produce::producer::{Producer, ProducerConfig};
+
+    let lines = 100_000;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input_path = tmp.path().join("input");
+    let mut input = Vec::with_capacity(lines * 101);
+    for i in 0..lines {
+        input.extend_from_slice(format!("user-{:06}:{:010}-", i % 10_000, i).as_bytes());
+        input.resize(input.len() + 77, b'v');
+        input.push(b'\n');
+    }
+    std::fs::write(&input_path, &input).expect("input");
+    let options = PipelineOptions {
+        format: InputFormat::Lines,
+        record: RecordOptions {
+            key_separator: Some(b":".to_vec()),
+            ..RecordOptions::default()
+        },
+        route: Route::Strategy(Strategy::Murmur2),
+        linger: std::time::Duration::ZERO,
+    };
+    let config = ProducerConfig {
+        sync: SyncPolicy::Never,
+        ..ProducerConfig::default()
+    };
+    let mut group = c.benchmark_group("produce");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("pipeline", format!("{lines}x100B")), |b| {
+        b.iter_batched(
+            || {
+                let store_dir = tempfile::tempdir_in(tmp.path()).expect("store dir");
+                let store = spool::store::Store::open(store_dir.path()).expect("store");
+                let topic = store
+                    .create_topic("bench", 8, Default::default())
+                    .expect("topic");
+                (store_dir, topic)
+            },
+            |(store_dir, topic)| {
+                let mut input = Input::file(&input_path, b"\n").expect("input");
+                let mut producer = Producer::new(topic, config);
+                pipeline::run(&mut input, &mut producer, &options, 1 << 20, &mut |_| {})
+                    .expect("pipeline");
+                let summary = producer.close().expect("close");
+                assert_eq!(summary.records, lines as u64);
+                store_dir
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec, append, read, produce);
 criterion_main!(benches);

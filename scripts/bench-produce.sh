@@ -58,7 +58,9 @@ echo "   $(numfmt --to=iec "$size") ($size bytes), $(awk 'NR==1 {print length($0
 
 STORE=$WORK/store
 export SPOOL_DIR=$STORE
-reset_store="rm -rf '$STORE' && '$SPOOL' topic create bench -p $PARTITIONS >/dev/null"
+# Each run starts with nothing dirty: the previous run's writeback would otherwise compete with it.
+reset_store="rm -rf '$STORE' && '$SPOOL' topic create bench -p $PARTITIONS >/dev/null && sync"
+reset_cat="rm -f '$WORK/cat-out' && sync"
 produce_never="'$SPOOL' produce bench -q -K : --fsync never < '$INPUT'"
 produce_exit="'$SPOOL' produce bench -q -K : < '$INPUT'"
 cat_cmd="cat '$INPUT' > '$WORK/cat-out'"
@@ -68,21 +70,21 @@ cat_sync_cmd="cat '$INPUT' > '$WORK/cat-out' && sync '$WORK/cat-out'"
 echo "== time: produce vs cat ($RUNS runs each, same directory)" >&2
 if command -v hyperfine >/dev/null; then
     hyperfine --warmup 1 --runs "$RUNS" --export-markdown "$WORK/times.md" \
-        --prepare "rm -f '$WORK/cat-out'" -n "cat input > file" "$cat_cmd" \
+        --prepare "$reset_cat" -n "cat input > file" "$cat_cmd" \
         --prepare "$reset_store" -n "spool produce -K : --fsync never" "$produce_never" \
         --prepare "$reset_store" -n "spool produce -K : (fsync at exit)" "$produce_exit" \
-        --prepare "rm -f '$WORK/cat-out'" -n "cat input > file && sync file" "$cat_sync_cmd"
+        --prepare "$reset_cat" -n "cat input > file && sync file" "$cat_sync_cmd"
     cat "$WORK/times.md"
 else
     TIMEFORMAT='%R s'
     for i in $(seq "$RUNS"); do
-        rm -f "$WORK/cat-out"
+        eval "$reset_cat"
         echo -n "cat input > file:                 " >&2; time (eval "$cat_cmd")
         eval "$reset_store"
         echo -n "spool produce --fsync never:      " >&2; time (eval "$produce_never")
         eval "$reset_store"
         echo -n "spool produce (fsync at exit):    " >&2; time (eval "$produce_exit")
-        rm -f "$WORK/cat-out"
+        eval "$reset_cat"
         echo -n "cat input > file && sync file:    " >&2; time (eval "$cat_sync_cmd")
     done
 fi

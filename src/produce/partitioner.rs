@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 /// Kafka's `Utils.murmur2`: MurmurHash2, 32-bit, seed 0x9747b28c.
+#[inline]
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
     const M: u32 = 0x5bd1_e995;
@@ -43,6 +44,32 @@ pub fn murmur2(data: &[u8]) -> i32 {
 /// The partition Kafka's default partitioner gives a key.
 pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+/// `x % d` for 32-bit `x` by a multiplication instead of a division (a division costs tens of
+/// cycles, once per record): Lemire, Kaser and Kurz, "Faster remainder by direct computation"
+/// (2019), exact for every `x` and every `d > 0`.
+#[derive(Debug, Clone, Copy)]
+struct FastMod {
+    m: u64,
+    d: u32,
+}
+
+impl FastMod {
+    fn new(d: u32) -> FastMod {
+        assert!(d > 0, "modulo by zero");
+        // 2^64 / d rounded up; wraps to 0 for d = 1, for which every remainder is 0.
+        FastMod {
+            m: (u64::MAX / u64::from(d)).wrapping_add(1),
+            d,
+        }
+    }
+
+    #[inline]
+    fn rem(self, x: u32) -> u32 {
+        let low = self.m.wrapping_mul(u64::from(x));
+        ((u128::from(low) * u128::from(self.d)) >> 64) as u32
+    }
 }
 
 /// How records without an explicit partition are spread.
@@ -89,6 +116,7 @@ pub enum PartitionerError {
 #[derive(Debug)]
 pub struct Partitioner {
     partitions: i32,
+    modulo: FastMod,
     strategy: Strategy,
     sticky: i32,
     next_round_robin: i32,
@@ -104,6 +132,7 @@ impl Partitioner {
         );
         let mut p = Partitioner {
             partitions,
+            modulo: FastMod::new(partitions.max(1) as u32),
             strategy,
             sticky: 0,
             next_round_robin: 0,
@@ -114,9 +143,13 @@ impl Partitioner {
         p
     }
 
+    #[inline]
     pub fn partition(&mut self, key: Option<&[u8]>) -> i32 {
         match (self.strategy, key) {
-            (Strategy::Murmur2, Some(key)) => partition_for_key(key, self.partitions),
+            (Strategy::Murmur2, Some(key)) => {
+                // partition_for_key, without its division.
+                self.modulo.rem((murmur2(key) & 0x7fff_ffff) as u32) as i32
+            }
             (Strategy::Murmur2, None) => self.sticky,
             (Strategy::RoundRobin, _) => {
                 let p = self.next_round_robin;
@@ -130,6 +163,7 @@ impl Partitioner {
     /// Whether a record with this key goes to the sticky partition (keyless, murmur2): such a
     /// record that would not fit the sticky partition's batch should start a batch on the next
     /// sticky partition instead, as Kafka's producer does (`onNewBatch`).
+    #[inline]
     pub fn is_sticky(&self, key: Option<&[u8]>) -> bool {
         self.strategy == Strategy::Murmur2 && key.is_none()
     }
@@ -291,6 +325,45 @@ mod tests {
         assert_eq!(p.partition(None), first);
         p.batch_sent(first);
         assert_ne!(p.partition(None), first);
+    }
+
+    #[test]
+    fn fast_modulo_is_exact() {
+        let divisors = [
+            1u32,
+            2,
+            3,
+            7,
+            8,
+            10,
+            12,
+            100,
+            1000,
+            65_535,
+            1 << 20,
+            i32::MAX as u32,
+        ];
+        let mut x: u32 = 0x1234_5678;
+        for d in divisors {
+            let f = FastMod::new(d);
+            for special in [0, 1, d - 1, d, d.wrapping_add(1), u32::MAX, i32::MAX as u32] {
+                assert_eq!(f.rem(special), special % d, "{special} % {d}");
+            }
+            for _ in 0..10_000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                assert_eq!(f.rem(x), x % d, "{x} % {d}");
+            }
+        }
+        let mut p = Partitioner::new(Strategy::Murmur2, 12);
+        for i in 0..1000 {
+            let key = format!("user-{i}");
+            assert_eq!(
+                p.partition(Some(key.as_bytes())),
+                partition_for_key(key.as_bytes(), 12)
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::format::{parse_json_record, DecodeError, Encoding};
 use crate::record::Header;
 use crate::store::StoreError;
 
-use super::input::Input;
+use super::input::{Input, Needle};
 use super::partitioner::{CommandPartitioner, Partitioner, PartitionerError, Strategy};
 use super::producer::{ProduceError, Producer};
 
@@ -82,6 +82,17 @@ pub enum PipelineError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Producer(ProduceError),
+}
+
+impl From<ProduceError> for PipelineError {
+    fn from(e: ProduceError) -> Self {
+        match e {
+            ProduceError::Store(e) => PipelineError::Store(e),
+            e => PipelineError::Producer(e),
+        }
+    }
 }
 
 enum Router {
@@ -120,11 +131,7 @@ pub fn run(
         ),
     };
     // Built once: a memmem searcher costs more to build than to run on one line.
-    let key_finder = options
-        .record
-        .key_separator
-        .as_deref()
-        .map(memchr::memmem::Finder::new);
+    let key_finder = options.record.key_separator.as_deref().map(Needle::new);
     let mut line: u64 = 0;
     let mut pending_since: Option<Instant> = None;
     let mut timestamp = crate::store::fsutil::now_ms();
@@ -191,7 +198,7 @@ pub fn run(
                     ProduceError::RecordTooLarge { size, max } => {
                         PipelineError::TooLarge { line, size, max }
                     }
-                    ProduceError::Store(e) => PipelineError::Store(e),
+                    e => e.into(),
                 })?;
             if let (Some(p), Router::Partitioner(part)) = (sent, &mut router) {
                 part.batch_sent(p);
@@ -237,7 +244,7 @@ struct Parsed<'a> {
 fn parse_line<'a>(
     bytes: &'a [u8],
     options: &'a RecordOptions,
-    key_finder: Option<&memchr::memmem::Finder<'_>>,
+    key_finder: Option<&Needle>,
     line: u64,
 ) -> Result<Parsed<'a>, PipelineError> {
     let (key, value) = match (&options.key_separator, key_finder) {

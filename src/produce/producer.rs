@@ -1,15 +1,37 @@
 //! The producer: records in, batches per partition out to the partition logs.
 //!
-//! Each partition has one [`BatchBuilder`] whose buffer is reused for every batch, so memory
-//! stays at (partitions × batch size) however much is produced. A batch is appended when it is
-//! full, when the caller flushes (its input has nothing more ready), and on close, which also
-//! syncs every partition written to (unless the sync policy says otherwise).
+//! Records are encoded on the caller's thread, each partition's into its own [`BatchBuilder`].
+//! A full (or flushed) batch goes over a bounded channel to one appender thread, which owns the
+//! partitions' [`PartitionWriter`]s, seals the batch (header and CRC) and appends it; so encoding
+//! the next batches overlaps with writing this one. Batches are appended in the order they were
+//! sent, so each partition's records keep their order. The appender hands each builder back to
+//! be reused: memory stays under (partitions + batches in flight + 2) × batch size however much
+//! is produced.
+//!
+//! The first append error stops the appender: nothing after it is appended, the producer's next
+//! call returns the error, and the summary counts only what was appended. [`Producer::close`]
+//! sends what is pending, waits for every append and syncs every partition written to (unless
+//! the sync policy says otherwise); it returns `Ok` only when all of that succeeded.
+
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use serde::Serialize;
 
 use crate::record::Header;
 use crate::store::batch::{BatchBuilder, HEADER_LEN};
+use crate::store::recovery::Truncation;
+use crate::store::writer::Appended;
 use crate::store::{PartitionWriter, Result as StoreResult, StoreError, SyncPolicy, Topic};
+
+/// Batches handed to the appender thread and waiting for it, at most (one more is being
+/// appended). A few absorb an append that takes longer than usual (a page-cache allocation
+/// stall, say) without stopping the encoder; each costs a batch of memory.
+const IN_FLIGHT: usize = 4;
+
+/// Bytes reserved up front for a batch buffer (it grows past this for a batch size above it).
+const MAX_RESERVE: usize = 1 << 20;
 
 /// Producer settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +59,9 @@ pub enum ProduceError {
     Store(#[from] StoreError),
     #[error("the record is {size} bytes as a batch, more than max.message.bytes ({max})")]
     RecordTooLarge { size: usize, max: u64 },
+    /// Returned after the append error itself was: nothing more is appended.
+    #[error("the producer stopped at an earlier append error")]
+    Stopped,
 }
 
 /// What was appended to one partition.
@@ -58,185 +83,125 @@ pub struct Summary {
     pub partitions: Vec<PartitionSummary>,
 }
 
-#[derive(Debug)]
-struct PartitionSlot {
-    writer: Option<PartitionWriter>,
-    builder: BatchBuilder,
-    summary: Option<PartitionSummary>,
-}
-
-/// Batches records per partition and appends them.
-#[derive(Debug)]
-pub struct Producer {
-    topic: Topic,
-    config: ProducerConfig,
-    slots: Vec<PartitionSlot>,
+/// What the appender thread tells the producer: what was appended, and how it failed.
+#[derive(Debug, Default)]
+struct Progress {
     records: u64,
     bytes: u64,
-    now_ms: fn() -> i64,
+    partitions: Vec<Option<PartitionSummary>>,
+    truncations: Vec<Truncation>,
+    /// The first append error, until the producer reports it.
+    error: Option<StoreError>,
+    /// Whether an append failed (the appender appends nothing after it).
+    failed: bool,
 }
 
-impl Producer {
-    pub fn new(topic: Topic, config: ProducerConfig) -> Producer {
-        let slots = (0..topic.partition_count())
-            .map(|_| PartitionSlot {
-                writer: None,
-                builder: BatchBuilder::new(Vec::new()),
-                summary: None,
-            })
-            .collect();
-        Producer {
-            topic,
-            config,
-            slots,
-            records: 0,
-            bytes: 0,
-            now_ms: crate::store::fsutil::now_ms,
+enum Job {
+    /// Seal the batch, append it to the partition, hand the builder back. `full`: the batch
+    /// was sent for being full, so input is coming in bulk and the builder will be filled again.
+    Append {
+        partition: i32,
+        batch: BatchBuilder,
+        full: bool,
+    },
+    /// Sync every partition written to (per the sync policy), after every append before it.
+    Sync(Sender<StoreResult<()>>),
+}
+
+/// The appender thread's state: the partition writers, opened on first use.
+struct Appender {
+    topic: Topic,
+    config: ProducerConfig,
+    writers: Vec<Option<PartitionWriter>>,
+    progress: Arc<Mutex<Progress>>,
+    recycle: Sender<BatchBuilder>,
+    failed: bool,
+}
+
+impl Appender {
+    fn run(mut self, jobs: Receiver<Job>) {
+        for job in jobs {
+            match job {
+                Job::Append {
+                    partition,
+                    mut batch,
+                    full,
+                } => {
+                    if !self.failed {
+                        let count = batch.len() as u64;
+                        let result = self.append(partition, &mut batch);
+                        self.record(partition, count, result);
+                    }
+                    batch.reset();
+                    if full {
+                        // Fault its pages in here, off the encoder's time.
+                        batch.touch_capacity();
+                    }
+                    // The producer may be gone (dropped after an error): nothing to hand back.
+                    let _ = self.recycle.send(batch);
+                }
+                Job::Sync(reply) => {
+                    let _ = reply.send(self.sync());
+                }
+            }
         }
     }
 
-    pub fn topic(&self) -> &Topic {
-        &self.topic
-    }
-
-    /// Largest batch this producer builds.
-    fn batch_limit(&self) -> usize {
-        self.config
-            .batch_size
-            .min(self.config.max_message_bytes as usize)
-            .max(HEADER_LEN + 1)
-    }
-
-    /// Adds a record to its partition's batch. Returns the partition whose batch was sent to
-    /// make room, if one was (for the sticky partitioner).
-    pub fn send(
+    fn append(
         &mut self,
         partition: i32,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &[Header],
-    ) -> Result<Option<i32>, ProduceError> {
-        let limit = self.batch_limit();
-        let max = self.config.max_message_bytes;
-        // Measured once: sizing and encoding do not walk the record again.
-        let m = BatchBuilder::measure(key, value, headers);
-        let too_large = |m| {
-            let alone = BatchBuilder::single_measured_size(m);
-            (alone as u64 > max).then_some(ProduceError::RecordTooLarge { size: alone, max })
-        };
-        let builder = &mut self.slots[partition as usize].builder;
-        // A record that joins a batch within the limit (<= max.message.bytes) is not too large;
-        // only the first record of a batch and one that does not fit need the check.
-        if builder.is_empty() {
-            if let Some(e) = too_large(m) {
-                return Err(e);
-            }
-        }
-        if builder.push_within(limit, timestamp, key, value, headers, m) {
-            return Ok(None);
-        }
-        if let Some(e) = too_large(m) {
-            return Err(e);
-        }
-        self.send_batch(partition)?;
-        self.slots[partition as usize]
-            .builder
-            .push_measured(timestamp, key, value, headers, m);
-        Ok(Some(partition))
-    }
-
-    /// Whether adding this record to its partition's batch would first send that batch.
-    pub fn would_send(
-        &self,
-        partition: i32,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &[Header],
-    ) -> bool {
-        let builder = &self.slots[partition as usize].builder;
-        !builder.is_empty()
-            && builder.size_with(timestamp, key, value, headers) > self.batch_limit()
-    }
-
-    /// Appends the pending batch of one partition, if it has one.
-    pub fn send_partition(&mut self, partition: i32) -> StoreResult<bool> {
-        if self.slots[partition as usize].builder.is_empty() {
-            return Ok(false);
-        }
-        self.send_batch(partition)?;
-        Ok(true)
-    }
-
-    /// Appends every pending batch; returns the partitions that were sent.
-    pub fn flush(&mut self) -> StoreResult<Vec<i32>> {
-        let mut sent = Vec::new();
-        for p in 0..self.slots.len() as i32 {
-            if !self.slots[p as usize].builder.is_empty() {
-                self.send_batch(p)?;
-                sent.push(p);
-            }
-        }
-        Ok(sent)
-    }
-
-    /// Records appended so far (not counting those still in a batch).
-    pub fn records_appended(&self) -> u64 {
-        self.records
-    }
-
-    /// Records waiting in batches.
-    pub fn pending(&self) -> usize {
-        self.slots.iter().map(|s| s.builder.len()).sum()
-    }
-
-    fn send_batch(&mut self, partition: i32) -> StoreResult<()> {
-        let now = (self.now_ms)();
-        let slot = &mut self.slots[partition as usize];
-        if slot.writer.is_none() {
+        batch: &mut BatchBuilder,
+    ) -> StoreResult<(Appended, usize)> {
+        let now = crate::store::fsutil::now_ms();
+        let slot = &mut self.writers[partition as usize];
+        if slot.is_none() {
             let mut config = self.topic.log_config;
             config.max_message_bytes = self.config.max_message_bytes;
             let p = self.topic.partition(partition)?;
-            slot.writer = Some(PartitionWriter::open(&p.dir, config, self.config.sync)?);
+            *slot = Some(PartitionWriter::open(&p.dir, config, self.config.sync)?);
         }
-        let count = slot.builder.len() as u64;
-        let bytes = slot.builder.finish();
-        let size = bytes.len() as u64;
-        let appended = slot
-            .writer
-            .as_mut()
-            .expect("opened above")
-            .append(bytes, now)?;
-        slot.builder.reset();
-        let summary = slot.summary.get_or_insert(PartitionSummary {
-            partition,
-            records: 0,
-            first_offset: appended.base_offset,
-            last_offset: appended.last_offset,
-        });
-        summary.records += count;
-        summary.last_offset = appended.last_offset;
-        self.records += count;
-        self.bytes += size;
-        Ok(())
+        let writer = slot.as_mut().expect("opened above");
+        let bytes = batch.finish();
+        let size = bytes.len();
+        let appended = writer.append(bytes, now);
+        let truncations = writer.take_truncations();
+        if !truncations.is_empty() {
+            self.lock().truncations.extend(truncations);
+        }
+        Ok((appended?, size))
     }
 
-    /// Damage recovery cut from partitions while appending, for the caller to report.
-    pub fn take_truncations(&mut self) -> Vec<crate::store::recovery::Truncation> {
-        self.slots
-            .iter_mut()
-            .filter_map(|s| s.writer.as_mut())
-            .flat_map(|w| w.take_truncations())
-            .collect()
+    fn record(&mut self, partition: i32, count: u64, result: StoreResult<(Appended, usize)>) {
+        let mut progress = self.lock();
+        match result {
+            Ok((appended, size)) => {
+                let summary =
+                    progress.partitions[partition as usize].get_or_insert(PartitionSummary {
+                        partition,
+                        records: 0,
+                        first_offset: appended.base_offset,
+                        last_offset: appended.last_offset,
+                    });
+                summary.records += count;
+                summary.last_offset = appended.last_offset;
+                progress.records += count;
+                progress.bytes += size as u64;
+            }
+            Err(e) => {
+                progress.error = Some(e);
+                progress.failed = true;
+                drop(progress);
+                self.failed = true;
+            }
+        }
     }
 
-    /// Forces everything appended so far to disk (per the sync policy).
-    pub fn sync(&mut self) -> StoreResult<()> {
+    fn sync(&mut self) -> StoreResult<()> {
         let mut writers: Vec<&mut PartitionWriter> = self
-            .slots
+            .writers
             .iter_mut()
-            .filter_map(|s| s.writer.as_mut())
+            .filter_map(Option::as_mut)
+            .filter(|w| w.needs_sync())
             .collect();
         if writers.len() <= 1 {
             return writers.into_iter().try_for_each(PartitionWriter::sync);
@@ -256,20 +221,356 @@ impl Producer {
         Ok(())
     }
 
-    /// Flushes and syncs; the summary covers everything appended.
-    pub fn close(&mut self) -> StoreResult<Summary> {
-        self.flush()?;
-        self.sync()?;
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        lock(&self.progress)
+    }
+}
+
+fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
+    // A panic on the other thread while holding the lock leaves counts that are still valid.
+    progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Batches records per partition and has them appended.
+#[derive(Debug)]
+pub struct Producer {
+    topic: Topic,
+    config: ProducerConfig,
+    builders: Vec<BatchBuilder>,
+    /// Per partition: whether a batch of it was sent yet.
+    started: Vec<bool>,
+    /// `None` once the appender thread was told to finish.
+    jobs: Option<SyncSender<Job>>,
+    recycled: Receiver<BatchBuilder>,
+    progress: Arc<Mutex<Progress>>,
+    appender: Option<JoinHandle<()>>,
+}
+
+impl Producer {
+    pub fn new(topic: Topic, config: ProducerConfig) -> Producer {
+        let partitions = topic.partition_count().max(0) as usize;
+        let progress = Arc::new(Mutex::new(Progress {
+            partitions: vec![None; partitions],
+            ..Progress::default()
+        }));
+        let (jobs, job_rx) = mpsc::sync_channel(IN_FLIGHT);
+        let (recycle, recycled) = mpsc::channel();
+        let appender = Appender {
+            topic: topic.clone(),
+            config,
+            writers: (0..partitions).map(|_| None).collect(),
+            progress: Arc::clone(&progress),
+            recycle,
+            failed: false,
+        };
+        let handle = std::thread::Builder::new()
+            .name("spool-appender".into())
+            .spawn(move || appender.run(job_rx))
+            .expect("cannot start the appender thread");
+        let mut producer = Producer {
+            topic,
+            config,
+            builders: Vec::with_capacity(partitions),
+            started: vec![false; partitions],
+            jobs: Some(jobs),
+            recycled,
+            progress,
+            appender: Some(handle),
+        };
+        producer.builders = (0..partitions).map(|_| producer.new_builder()).collect();
+        producer
+    }
+
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
+    /// Largest batch this producer builds.
+    #[inline]
+    fn batch_limit(&self) -> usize {
+        self.config
+            .batch_size
+            .min(self.config.max_message_bytes as usize)
+            .max(HEADER_LEN + 1)
+    }
+
+    /// Largest batch of `partition` for now. Keyed records spread evenly fill every partition's
+    /// batch at the same pace: all would be sent at once, and the encoder would wait for the
+    /// appender, then the appender for the encoder. Partition `p`'s first batch is cut at
+    /// (p + 1) / partitions of the limit, which spaces the sends evenly from then on.
+    #[inline]
+    fn limit_of(&self, partition: i32) -> usize {
+        let limit = self.batch_limit();
+        if self.started[partition as usize] {
+            return limit;
+        }
+        let n = self.builders.len();
+        (limit / n * (partition as usize % n + 1)).max(HEADER_LEN + 1)
+    }
+
+    fn new_builder(&self) -> BatchBuilder {
+        BatchBuilder::new(Vec::with_capacity(self.batch_limit().min(MAX_RESERVE)))
+    }
+
+    /// Adds a record to its partition's batch. Returns the partition whose batch was sent to
+    /// make room, if one was (for the sticky partitioner).
+    #[inline]
+    pub fn send(
+        &mut self,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Result<Option<i32>, ProduceError> {
+        let limit = self.limit_of(partition);
+        let max = self.config.max_message_bytes;
+        // Measured once: sizing and encoding do not walk the record again.
+        let m = BatchBuilder::measure(key, value, headers);
+        let too_large = |m| {
+            let alone = BatchBuilder::single_measured_size(m);
+            (alone as u64 > max).then_some(ProduceError::RecordTooLarge { size: alone, max })
+        };
+        let builder = &mut self.builders[partition as usize];
+        // A record that joins a batch within the limit (<= max.message.bytes) is not too large;
+        // only the first record of a batch and one that does not fit need the check.
+        if builder.is_empty() {
+            if let Some(e) = too_large(m) {
+                return Err(e);
+            }
+        }
+        if builder.push_within(limit, timestamp, key, value, headers, m) {
+            return Ok(None);
+        }
+        if let Some(e) = too_large(m) {
+            return Err(e);
+        }
+        self.send_batch(partition, true)?;
+        self.builders[partition as usize].push_measured(timestamp, key, value, headers, m);
+        Ok(Some(partition))
+    }
+
+    /// Whether adding this record to its partition's batch would first send that batch.
+    pub fn would_send(
+        &self,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> bool {
+        let builder = &self.builders[partition as usize];
+        !builder.is_empty()
+            && builder.size_with(timestamp, key, value, headers) > self.limit_of(partition)
+    }
+
+    /// Sends the pending batch of one partition to be appended, if it has one: a batch the
+    /// caller found full (see [`Producer::would_send`]).
+    pub fn send_partition(&mut self, partition: i32) -> Result<bool, ProduceError> {
+        if self.builders[partition as usize].is_empty() {
+            return Ok(false);
+        }
+        self.send_batch(partition, true)?;
+        Ok(true)
+    }
+
+    /// Sends every pending batch to be appended; returns the partitions that were sent.
+    pub fn flush(&mut self) -> Result<Vec<i32>, ProduceError> {
+        let mut sent = Vec::new();
+        for p in 0..self.builders.len() as i32 {
+            if !self.builders[p as usize].is_empty() {
+                self.send_batch(p, false)?;
+                sent.push(p);
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Records appended so far (not counting those still in a batch or on their way).
+    pub fn records_appended(&self) -> u64 {
+        lock(&self.progress).records
+    }
+
+    /// Records waiting in batches not yet sent.
+    pub fn pending(&self) -> usize {
+        self.builders.iter().map(BatchBuilder::len).sum()
+    }
+
+    /// The appender's error, if it failed: the error itself the first time, then
+    /// [`ProduceError::Stopped`].
+    fn check(&self) -> Result<(), ProduceError> {
+        let mut progress = lock(&self.progress);
+        if !progress.failed {
+            return Ok(());
+        }
+        Err(progress
+            .error
+            .take()
+            .map_or(ProduceError::Stopped, ProduceError::Store))
+    }
+
+    fn send_batch(&mut self, partition: i32, full: bool) -> Result<(), ProduceError> {
+        self.check()?;
+        // A builder the appender is done with, or a new one while fewer than
+        // (partitions + in flight + 2) exist: the job queue holds at most IN_FLIGHT.
+        let fresh = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| self.new_builder());
+        let batch = std::mem::replace(&mut self.builders[partition as usize], fresh);
+        self.started[partition as usize] = true;
+        self.jobs
+            .as_ref()
+            .expect("the producer is open")
+            .send(Job::Append {
+                partition,
+                batch,
+                full,
+            })
+            .expect("the appender thread is running");
+        Ok(())
+    }
+
+    /// Damage recovery cut from partitions while appending, for the caller to report.
+    pub fn take_truncations(&mut self) -> Vec<Truncation> {
+        std::mem::take(&mut lock(&self.progress).truncations)
+    }
+
+    /// Waits for every batch sent so far to be appended, then forces everything appended to
+    /// disk (per the sync policy). Fails if an append or a sync failed.
+    pub fn sync(&mut self) -> Result<(), ProduceError> {
+        let (reply, synced) = mpsc::channel();
+        self.jobs
+            .as_ref()
+            .expect("the producer is open")
+            .send(Job::Sync(reply))
+            .expect("the appender thread is running");
+        let synced = synced.recv().expect("the appender thread answers");
+        self.check()?;
+        Ok(synced?)
+    }
+
+    /// Sends what is pending, waits for every append and syncs; the summary covers everything
+    /// appended. What was appended before an error is synced too.
+    pub fn close(&mut self) -> Result<Summary, ProduceError> {
+        let flushed = self.flush();
+        let synced = self.sync();
+        flushed?;
+        synced?;
         Ok(self.summary())
     }
 
     /// What has been appended so far.
     pub fn summary(&self) -> Summary {
+        let progress = lock(&self.progress);
         Summary {
             topic: self.topic.name().to_owned(),
-            records: self.records,
-            bytes: self.bytes,
-            partitions: self.slots.iter().filter_map(|s| s.summary).collect(),
+            records: progress.records,
+            bytes: progress.bytes,
+            partitions: progress.partitions.iter().filter_map(|s| *s).collect(),
         }
+    }
+}
+
+impl Drop for Producer {
+    /// Lets the appender finish the batches already sent and waits for it.
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(handle) = self.appender.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::batch::Batch;
+    use crate::store::Store;
+
+    fn producer(partitions: i32, batch_size: usize) -> (tempfile::TempDir, Store, Producer) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let topic = store
+            .create_topic("t", partitions, Default::default())
+            .unwrap();
+        let config = ProducerConfig {
+            batch_size,
+            ..ProducerConfig::default()
+        };
+        (dir, store, Producer::new(topic, config))
+    }
+
+    fn send(p: &mut Producer, partition: i32, value: &str) -> Result<Option<i32>, ProduceError> {
+        p.send(partition, 1, None, Some(value.as_bytes()), &[])
+    }
+
+    #[test]
+    fn appends_in_order_and_counts_what_was_appended() {
+        let (dir, _store, mut p) = producer(2, 200);
+        for i in 0..500 {
+            send(&mut p, i % 2, &format!("v{i}")).unwrap();
+        }
+        assert!(p.pending() > 0);
+        let summary = p.close().unwrap();
+        assert_eq!(summary.records, 500);
+        assert_eq!(p.pending(), 0);
+        assert_eq!(p.records_appended(), 500);
+        for partition in 0..2 {
+            let s = summary.partitions[partition as usize];
+            assert_eq!(
+                (s.partition, s.first_offset, s.last_offset),
+                (partition, 0, 249)
+            );
+            let log = std::fs::read(
+                dir.path()
+                    .join(format!("topics/t/{partition}/00000000000000000000.log")),
+            )
+            .unwrap();
+            let (mut rest, mut values) = (&log[..], Vec::new());
+            while !rest.is_empty() {
+                let batch = Batch::parse(rest).unwrap();
+                for r in batch.records() {
+                    values.push(String::from_utf8(r.unwrap().value.unwrap().to_vec()).unwrap());
+                }
+                rest = &rest[batch.bytes.len()..];
+            }
+            let expected: Vec<String> = (0..500)
+                .filter(|i| i % 2 == partition)
+                .map(|i| format!("v{i}"))
+                .collect();
+            assert_eq!(values, expected, "partition {partition}");
+        }
+    }
+
+    #[test]
+    fn an_append_error_stops_the_producer_and_nothing_after_it_is_appended() {
+        let (dir, _store, mut p) = producer(2, 1 << 20);
+        // Partition 1 cannot be opened: its directory is gone.
+        std::fs::remove_dir_all(dir.path().join("topics/t/1")).unwrap();
+        send(&mut p, 0, "first").unwrap();
+        p.send_partition(0).unwrap();
+        send(&mut p, 1, "lost").unwrap();
+        p.send_partition(1).unwrap();
+        // The error is reported once, by the first call that sees it; then "stopped".
+        assert!(matches!(p.sync(), Err(ProduceError::Store(_))));
+        send(&mut p, 0, "after").unwrap();
+        assert!(matches!(p.send_partition(0), Err(ProduceError::Stopped)));
+        assert!(matches!(p.close(), Err(ProduceError::Stopped)));
+        let summary = p.summary();
+        assert_eq!(summary.records, 1);
+        assert_eq!(summary.partitions.len(), 1);
+        assert_eq!(summary.partitions[0].last_offset, 0);
+    }
+
+    #[test]
+    fn first_batches_are_staggered_then_full() {
+        let (_dir, _store, p) = producer(4, 4000);
+        assert_eq!(
+            (0..4).map(|i| p.limit_of(i)).collect::<Vec<_>>(),
+            vec![1000, 2000, 3000, 4000]
+        );
     }
 }

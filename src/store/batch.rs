@@ -11,6 +11,8 @@
 //! whole batch outside the partition lock and only patches the base offset once it holds the lock
 //! and knows the log end offset ([`set_base_offset`]).
 
+use std::mem::MaybeUninit;
+
 use crate::record::{Header, HeaderRef, Record, RecordRef};
 
 /// Size of the fixed batch header.
@@ -300,6 +302,8 @@ pub struct BatchBuilder {
     count: i32,
     base_timestamp: i64,
     max_timestamp: i64,
+    /// Whether the buffer's whole capacity was written once (see `touch_capacity`).
+    touched: bool,
 }
 
 impl BatchBuilder {
@@ -311,13 +315,16 @@ impl BatchBuilder {
             count: 0,
             base_timestamp: 0,
             max_timestamp: i64::MIN,
+            touched: false,
         }
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.count as usize
     }
@@ -329,6 +336,7 @@ impl BatchBuilder {
 
     /// Measures a record once: what a producer needs to size and push it without walking its
     /// key, value and headers again.
+    #[inline]
     pub fn measure(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> Measured {
         let mut payload =
             nullable_bytes_len(key) + nullable_bytes_len(value) + varint_len(headers.len() as i64);
@@ -339,17 +347,20 @@ impl BatchBuilder {
     }
 
     /// Size of a batch holding only the measured record.
+    #[inline]
     pub fn single_measured_size(m: Measured) -> usize {
         let body = m.body_len(0, 0);
         HEADER_LEN + varint_len(body as i64) + body
     }
 
     /// Size the batch would have after pushing the measured record.
+    #[inline]
     pub fn size_with_measured(&self, timestamp: i64, m: Measured) -> usize {
         let body = m.body_len(timestamp.wrapping_sub(self.base_for(timestamp)), self.count);
         self.buf.len() + varint_len(body as i64) + body
     }
 
+    #[inline]
     fn base_for(&self, timestamp: i64) -> i64 {
         if self.count == 0 {
             timestamp
@@ -359,6 +370,7 @@ impl BatchBuilder {
     }
 
     /// [`BatchBuilder::push`] for a record already measured with [`BatchBuilder::measure`].
+    #[inline]
     pub fn push_measured(
         &mut self,
         timestamp: i64,
@@ -375,6 +387,7 @@ impl BatchBuilder {
     /// Pushes the measured record unless the batch already holds records and would grow past
     /// `limit` bytes with it; returns whether it was pushed. The size is computed once for both.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn push_within(
         &mut self,
         limit: usize,
@@ -393,6 +406,7 @@ impl BatchBuilder {
         true
     }
 
+    #[inline]
     fn write_record(
         &mut self,
         timestamp: i64,
@@ -406,13 +420,13 @@ impl BatchBuilder {
             self.base_timestamp = timestamp;
         }
         self.max_timestamp = self.max_timestamp.max(timestamp);
-        // The record's exact size is known: grow the buffer once and fill it in place,
-        // instead of checking capacity for every byte.
+        // The record's exact size is known: reserve it once and fill it in place, instead of
+        // checking capacity for every byte (or zeroing bytes about to be overwritten).
         let start = self.buf.len();
         let total = varint_len(body as i64) + body;
-        self.buf.resize(start + total, 0);
+        self.buf.reserve(total);
         let mut out = Cursor {
-            buf: &mut self.buf[start..],
+            buf: &mut self.buf.spare_capacity_mut()[..total],
             pos: 0,
         };
         out.varint(body as i64);
@@ -426,7 +440,10 @@ impl BatchBuilder {
             out.nullable_bytes(Some(&h.key));
             out.nullable_bytes(h.value.as_deref());
         }
-        debug_assert_eq!(out.pos, total, "measured and written sizes agree");
+        assert_eq!(out.pos, total, "measured and written sizes agree");
+        // SAFETY: the cursor writes in order from position 0 and has reached `total`, so the
+        // `total` bytes after `start` are initialized.
+        unsafe { self.buf.set_len(start + total) };
         self.count += 1;
     }
 
@@ -500,6 +517,16 @@ impl BatchBuilder {
         &mut self.buf
     }
 
+    /// Writes the buffer's unused capacity once, so that its pages are faulted in by the thread
+    /// calling this (a producer's appender, between batches) rather than one by one by the
+    /// thread that fills the buffer next.
+    pub fn touch_capacity(&mut self) {
+        if !self.touched {
+            self.buf.spare_capacity_mut().fill(MaybeUninit::new(0));
+            self.touched = true;
+        }
+    }
+
     /// Starts the next batch in the same buffer.
     pub fn reset(&mut self) {
         self.buf.truncate(HEADER_LEN);
@@ -512,16 +539,16 @@ impl BatchBuilder {
     }
 }
 
-/// Writes a record into a slice sized for it.
+/// Writes a record into the spare capacity reserved for it (bounds-checked, never zeroed first).
 struct Cursor<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [MaybeUninit<u8>],
     pos: usize,
 }
 
 impl Cursor<'_> {
     #[inline(always)]
     fn byte(&mut self, b: u8) {
-        self.buf[self.pos] = b;
+        self.buf[self.pos].write(b);
         self.pos += 1;
     }
 
@@ -541,7 +568,12 @@ impl Cursor<'_> {
             None => self.varint(-1),
             Some(b) => {
                 self.varint(b.len() as i64);
-                self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+                let dst = &mut self.buf[self.pos..self.pos + b.len()];
+                // SAFETY: `dst` is exactly `b.len()` bytes (bounds-checked just above), a shared
+                // borrow cannot overlap it, and `MaybeUninit<u8>` has the layout of `u8`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(b.as_ptr(), dst.as_mut_ptr().cast(), b.len())
+                };
                 self.pos += b.len();
             }
         }
@@ -556,6 +588,7 @@ pub struct Measured {
 }
 
 impl Measured {
+    #[inline]
     fn body_len(self, timestamp_delta: i64, offset_delta: i32) -> usize {
         1 + varint_len(timestamp_delta) + varint_len(i64::from(offset_delta)) + self.payload
     }
@@ -639,7 +672,8 @@ fn write_varint(out: &mut Vec<u8>, value: i64) {
 fn varint_len(value: i64) -> usize {
     let v = ((value << 1) ^ (value >> 63)) as u64;
     let bits = 64 - (v | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    // ceil(bits / 7) for bits in 1..=64, with a multiply and a shift instead of a division.
+    (bits * 9 + 64) / 64
 }
 
 /// Zig-zag varint as Kafka reads it (`ByteUtils.readVarlong`). One- and two-byte varints (most
@@ -762,14 +796,57 @@ mod tests {
             assert_eq!(out, bytes, "value {value}");
             assert_eq!(varint_len(value), bytes.len());
             assert_eq!(read_varlong(&mut &out[..]).unwrap(), value);
-            let mut buf = [0u8; 10];
+            let mut buf = [MaybeUninit::new(0u8); 10];
             let mut cursor = Cursor {
                 buf: &mut buf,
                 pos: 0,
             };
             cursor.varint(value);
-            assert_eq!(&buf[..bytes.len()], &bytes[..], "cursor, value {value}");
+            assert_eq!(cursor.pos, bytes.len());
+            // SAFETY: initialized above.
+            let written: Vec<u8> = buf[..bytes.len()]
+                .iter()
+                .map(|b| unsafe { b.assume_init() })
+                .collect();
+            assert_eq!(written, bytes, "cursor, value {value}");
         }
+    }
+
+    #[test]
+    fn varint_len_is_seven_bits_a_byte() {
+        for bits in 0..64 {
+            for v in [1u64 << bits, (1u64 << bits) - 1, (1u64 << bits) | 1] {
+                // The zig-zag value v comes from this i64.
+                let value = ((v >> 1) as i64) ^ -((v & 1) as i64);
+                let mut out = Vec::new();
+                write_varint(&mut out, value);
+                assert_eq!(varint_len(value), out.len(), "zig-zag {v:#x}");
+            }
+        }
+        assert_eq!(varint_len(i64::MIN), 10);
+        assert_eq!(varint_len(i64::MAX), 10);
+    }
+
+    #[test]
+    fn touching_the_capacity_changes_nothing_encoded() {
+        let records = [record(Some(b"k"), Some(b"value"), 5), record(None, None, 6)];
+        let mut plain = Vec::new();
+        encode_batch(&mut plain, &records);
+        let mut builder = BatchBuilder::new(Vec::with_capacity(4096));
+        builder.push(1, Some(b"old"), Some(b"batch"), &[]);
+        builder.finish();
+        builder.reset();
+        builder.touch_capacity();
+        assert_eq!((builder.size(), builder.len()), (HEADER_LEN, 0));
+        for r in &records {
+            builder.push(
+                r.timestamp,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                &r.headers,
+            );
+        }
+        assert_eq!(builder.finish(), &plain[..]);
     }
 
     #[test]
