@@ -50,6 +50,17 @@ fn wait_stable(store: &Store, group: &str, members: usize, expected: &[usize]) {
     );
 }
 
+/// Runs `spool ARGS` with fast group timings and expects exit 1 with `needle` on stderr.
+fn refused(store: &Store, args: &[&str], needle: &str) {
+    store
+        .spool()
+        .args(args)
+        .args(FAST)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(needle));
+}
+
 fn produce_numbers(store: &Store, topic: &str, from: u32, to: u32) {
     let input: String = (from..to).map(|i| format!("{i}\n")).collect();
     store.produce(topic, input, &["--partitioner", "round-robin"]);
@@ -264,9 +275,9 @@ fn auto_offset_reset_none_and_latest() {
     let store = Store::new();
     store.create_topic("t", 2, &[]);
     produce_numbers(&store, "t", 0, 10);
-    store
-        .spool()
-        .args([
+    refused(
+        &store,
+        &[
             "consume",
             "t",
             "--group",
@@ -274,11 +285,9 @@ fn auto_offset_reset_none_and_latest() {
             "-e",
             "--auto-offset-reset",
             "none",
-        ])
-        .args(FAST)
-        .assert()
-        .code(1)
-        .stderr(predicates::str::contains("no committed offset for t/"));
+        ],
+        "no committed offset for t/",
+    );
     let out = store.consume("t", &["--group", "g2", "--auto-offset-reset", "latest"]);
     assert!(out.is_empty());
     assert_eq!(committed(&store, "g2"), BTreeMap::from([(0, 5), (1, 5)]));
@@ -335,9 +344,9 @@ fn members_must_agree_on_the_assignor() {
         &[&FAST[..], &["--assignor", "range"]].concat(),
     );
     a.wait_stderr("Generation", WAIT);
-    store
-        .spool()
-        .args([
+    refused(
+        &store,
+        &[
             "consume",
             "t",
             "--group",
@@ -345,11 +354,9 @@ fn members_must_agree_on_the_assignor() {
             "-e",
             "--assignor",
             "roundrobin",
-        ])
-        .args(FAST)
-        .assert()
-        .code(1)
-        .stderr(predicates::str::contains("uses the range assignor"));
+        ],
+        "uses the range assignor",
+    );
 }
 
 #[test]
