@@ -279,21 +279,5 @@ fn save_yaml<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
 
 /// Lists the groups of a store, sorted.
 pub fn list_groups(store: &Store) -> Result<Vec<String>, StoreError> {
-    let dir = store.groups_dir();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).at("list", &dir),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.at("list", &dir)?;
-        if let Some(name) = entry.file_name().to_str() {
-            if name::validate(NameKind::Group, name).is_ok() && entry.path().is_dir() {
-                names.push(name.to_owned());
-            }
-        }
-    }
-    names.sort();
-    Ok(names)
+    crate::store::list_names(&store.groups_dir(), NameKind::Group, Path::is_dir)
 }

@@ -157,25 +157,9 @@ impl Store {
 
     /// Names of all topics, sorted.
     pub fn list_topics(&self) -> Result<Vec<String>> {
-        let dir = self.topics_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).at("list", &dir),
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.at("list", &dir)?;
-            if let Some(name) = entry.file_name().to_str() {
-                if name::validate(NameKind::Topic, name).is_ok()
-                    && entry.path().join(topic::TOPIC_FILE).exists()
-                {
-                    names.push(name.to_owned());
-                }
-            }
-        }
-        names.sort();
-        Ok(names)
+        list_names(&self.topics_dir(), NameKind::Topic, |dir| {
+            dir.join(topic::TOPIC_FILE).exists()
+        })
     }
 
     /// Creates a topic with `partitions` partitions and the given (validated) configs.
@@ -300,6 +284,27 @@ fn staging_name(what: &str, topic: &str) -> String {
         fsutil::now_ms(),
         topic
     )
+}
+
+/// Sorted names of the entries of `dir` (topics or groups) that are valid names of `kind` and
+/// pass `keep`; a missing `dir` has none.
+pub fn list_names(dir: &Path, kind: NameKind, keep: impl Fn(&Path) -> bool) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).at("list", dir),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.at("list", dir)?;
+        if let Some(name) = entry.file_name().to_str() {
+            if name::validate(kind, name).is_ok() && keep(&entry.path()) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Refuses a path that is a symbolic link: a topic or group directory linked elsewhere would let
