@@ -246,20 +246,8 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             if a.exit_at_end {
                 break;
             }
-            // Nothing is written while following an idle topic, so a reader of stdout that went
-            // away (`| head`) would only be noticed at the next record: look for it now.
-            if super::stdout_closed() {
-                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
-            }
-            let idle = match a.timeout {
-                Some(t) => {
-                    let left = t.saturating_sub(last_record.elapsed());
-                    if left.is_zero() {
-                        break;
-                    }
-                    left
-                }
-                None => Duration::from_secs(3600),
+            let Some(idle) = idle_wait(a.timeout, last_record)? else {
+                break;
             };
             consumer.wait(idle);
         }
@@ -309,6 +297,23 @@ fn warn_clamped(topic: &str, partition: i32, clamped: Option<Clamped>) {
 }
 
 /// An invalid argument found after parsing: reported like clap's usage errors, exit 2.
+/// How long an idle consumer may wait for new records: `None` once `--timeout` has passed
+/// since the last record. Nothing is written while following an idle topic, so a reader of
+/// stdout that went away (`| head`) would only be noticed at the next record: it is looked
+/// for here, and reported as a broken pipe.
+pub(super) fn idle_wait(
+    timeout: Option<Duration>,
+    last_record: Instant,
+) -> anyhow::Result<Option<Duration>> {
+    if super::stdout_closed() {
+        return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+    }
+    Ok(match timeout {
+        Some(t) => Some(t.saturating_sub(last_record.elapsed())).filter(|left| !left.is_zero()),
+        None => Some(Duration::from_secs(3600)),
+    })
+}
+
 pub(super) fn usage_error(message: String) -> anyhow::Error {
     anyhow::Error::new(super::UsageError(message))
 }

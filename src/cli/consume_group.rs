@@ -214,18 +214,8 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             if a.exit_at_end && gc.settled() {
                 return Ok(());
             }
-            if super::stdout_closed() {
-                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
-            }
-            let idle = match a.timeout {
-                Some(t) => {
-                    let left = t.saturating_sub(last_record.elapsed());
-                    if left.is_zero() {
-                        return Ok(());
-                    }
-                    left
-                }
-                None => Duration::from_secs(3600),
+            let Some(idle) = super::consume::idle_wait(a.timeout, last_record)? else {
+                return Ok(());
             };
             gc.wait(idle);
         }
