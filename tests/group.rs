@@ -21,7 +21,7 @@ fn member(store: &Store, topic: &str, group: &str, extra: &[&str]) -> Running {
 }
 
 fn state(store: &Store, group: &str) -> GroupState {
-    let s = spool::store::Store::open(store.dir()).unwrap();
+    let s = common::lib_store(store);
     GroupDir::new(&s, group)
         .unwrap()
         .load_state()
@@ -81,12 +81,11 @@ fn deliveries(members: &[&Running]) -> Vec<(i32, i64)> {
         .collect()
 }
 
+/// Committed offsets of a single-topic group: partition to offset.
 fn committed(store: &Store, group: &str) -> BTreeMap<i32, i64> {
-    let s = spool::store::Store::open(store.dir()).unwrap();
-    let offsets = GroupDir::new(&s, group).unwrap().load_offsets().unwrap();
-    offsets
-        .values()
-        .flat_map(|m| m.iter().map(|(p, c)| (*p, c.offset)))
+    common::committed(store, group)
+        .into_iter()
+        .map(|(_, p, o)| (p, o))
         .collect()
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::Store;
 use group_support::{
-    committed, consume_group, json, lib_store, member, produce_numbers, run, wait_until, WAIT,
+    committed, consume_group, json, member, produce_numbers, run, wait_until, WAIT,
 };
 use serde_json::Value;
 use spool::group::assignor::TopicPartition;
@@ -459,7 +459,7 @@ fn history_after_joins_and_a_kill() {
 fn a_rebalancing_group_is_announced() {
     let store = Store::new();
     store.create_topic("t", 1, &[]);
-    let s = lib_store(&store);
+    let s = common::lib_store(&store);
     let dir = GroupDir::new(&s, "g").unwrap();
     dir.ensure_created().unwrap();
     let now = spool::store::fsutil::now_ms();

@@ -244,3 +244,21 @@ pub const MURMUR2_VECTORS: [(&str, i32); 6] = [
 pub fn kafka_partition(hash: i32, partitions: i32) -> i32 {
     (hash & 0x7fff_ffff) % partitions
 }
+
+/// The library's view of a test store.
+pub fn lib_store(store: &Store) -> spool::store::Store {
+    spool::store::Store::open(store.dir()).expect("open the store")
+}
+
+/// Committed offsets of a group, read through the library: (topic, partition, offset).
+pub fn committed(store: &Store, group: &str) -> Vec<(String, i32, i64)> {
+    let s = lib_store(store);
+    let offsets = spool::group::state::GroupDir::new(&s, group)
+        .unwrap()
+        .load_offsets()
+        .unwrap();
+    offsets
+        .iter()
+        .flat_map(|(t, m)| m.iter().map(move |(p, c)| (t.clone(), *p, c.offset)))
+        .collect()
+}

@@ -52,23 +52,7 @@ pub fn json(store: &Store, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
-/// The library's view of the store.
-pub fn lib_store(store: &Store) -> spool::store::Store {
-    spool::store::Store::open(store.dir()).unwrap()
-}
-
-/// Committed offsets of a group: (topic, partition) to offset.
-pub fn committed(store: &Store, group: &str) -> Vec<(String, i32, i64)> {
-    let s = lib_store(store);
-    let offsets = spool::group::state::GroupDir::new(&s, group)
-        .unwrap()
-        .load_offsets()
-        .unwrap();
-    offsets
-        .iter()
-        .flat_map(|(t, m)| m.iter().map(move |(p, c)| (t.clone(), *p, c.offset)))
-        .collect()
-}
+pub use super::common::committed;
 
 /// `n` lines `0..n` produced round-robin.
 pub fn produce_numbers(store: &Store, topic: &str, from: u32, to: u32) {
