@@ -133,6 +133,9 @@ pub(super) enum Renderer {
 }
 
 impl Renderer {
+    /// Appends one record to `out`. Inlined into the read loops: a template is rendered in
+    /// place, JSON (which costs far more than a call) out of line.
+    #[inline(always)]
     pub(super) fn render(
         &self,
         out: &mut Vec<u8>,
@@ -141,16 +144,31 @@ impl Renderer {
         rec: &RecordRef<'_>,
     ) -> anyhow::Result<()> {
         match self {
-            Renderer::Template(t, null) => t.render(out, topic, partition, rec, null),
-            Renderer::Json(enc) => write_json_record(out, topic, partition, rec, *enc).map_err(|e| {
-                super::Hinted {
-                    message: format!("cannot print {topic}/{partition} as JSON: {e}"),
-                    hint: "use --encoding base64 (or hex) for keys, values or headers that are not UTF-8".into(),
-                }
-            })?,
+            Renderer::Template(t, null) => {
+                t.render(out, topic, partition, rec, null);
+                Ok(())
+            }
+            Renderer::Json(enc) => render_json(out, topic, partition, rec, *enc),
         }
-        Ok(())
     }
+}
+
+#[inline(never)]
+fn render_json(
+    out: &mut Vec<u8>,
+    topic: &str,
+    partition: i32,
+    rec: &RecordRef<'_>,
+    encoding: Encoding,
+) -> anyhow::Result<()> {
+    write_json_record(out, topic, partition, rec, encoding).map_err(|e| {
+        super::Hinted {
+            message: format!("cannot print {topic}/{partition} as JSON: {e}"),
+            hint: "use --encoding base64 (or hex) for keys, values or headers that are not UTF-8"
+                .into(),
+        }
+        .into()
+    })
 }
 
 /// Output flushed to stdout past this size, and at every pause.

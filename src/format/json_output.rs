@@ -210,7 +210,7 @@ fn clean_prefix_len(text: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::HeaderRef;
+    use crate::record::{HeaderRef, Headers};
 
     fn record() -> RecordRef<'static> {
         RecordRef {
@@ -218,10 +218,10 @@ mod tests {
             timestamp: 1_732_000_000_000,
             key: Some(b"k"),
             value: Some(b"v"),
-            headers: vec![HeaderRef {
+            headers: Headers::List(&[HeaderRef {
                 key: b"h",
                 value: Some(b"x"),
-            }],
+            }]),
         }
     }
 
@@ -245,7 +245,7 @@ mod tests {
         let rec = RecordRef {
             key: None,
             value: None,
-            headers: vec![
+            headers: Headers::List(&[
                 HeaderRef {
                     key: b"a",
                     value: None,
@@ -254,7 +254,7 @@ mod tests {
                     key: b"",
                     value: Some(b""),
                 },
-            ],
+            ]),
             ..record()
         };
         let line = written(&rec, Encoding::Utf8);
@@ -265,7 +265,7 @@ mod tests {
             "{line}"
         );
         let bare = RecordRef {
-            headers: vec![],
+            headers: Headers::NONE,
             ..record()
         };
         assert!(written(&bare, Encoding::Utf8).ends_with(",\"headers\":[]}\n"));
@@ -300,10 +300,10 @@ mod tests {
         let rec = RecordRef {
             key: Some(b"\x00\xff"),
             value: Some(b"hello"),
-            headers: vec![HeaderRef {
+            headers: Headers::List(&[HeaderRef {
                 key: b"\xfe",
                 value: None,
-            }],
+            }]),
             ..record()
         };
         let line = written(&rec, Encoding::Base64);
@@ -343,7 +343,7 @@ mod tests {
             ),
             (
                 RecordRef {
-                    headers: vec![
+                    headers: Headers::List(&[
                         HeaderRef {
                             key: b"a",
                             value: None,
@@ -352,7 +352,7 @@ mod tests {
                             key: b"\x80",
                             value: None,
                         },
-                    ],
+                    ]),
                     ..record()
                 },
                 RecordField::HeaderKey { index: 1 },
@@ -360,10 +360,10 @@ mod tests {
             ),
             (
                 RecordRef {
-                    headers: vec![HeaderRef {
+                    headers: Headers::List(&[HeaderRef {
                         key: b"a",
                         value: Some(b"x\xff"),
-                    }],
+                    }]),
                     ..record()
                 },
                 RecordField::HeaderValue { index: 0 },

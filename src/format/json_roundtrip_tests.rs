@@ -6,7 +6,7 @@ use proptest::option;
 use proptest::prelude::*;
 
 use super::{parse_json_record, write_json_record, Encoding, JsonInput};
-use crate::record::{Header, HeaderRef, RecordRef};
+use crate::record::{Header, HeaderRef, Headers, RecordRef};
 
 /// Any bytes at all: NUL, control characters, invalid UTF-8.
 fn any_bytes() -> impl Strategy<Value = Vec<u8>> + Clone {
@@ -39,19 +39,20 @@ fn input_of(bytes: impl Strategy<Value = Vec<u8>> + Clone) -> impl Strategy<Valu
 
 /// Writes `input` as consume would, then reads the line back as produce would.
 fn round_trip(input: &JsonInput, offset: i64, enc: Encoding) -> JsonInput {
+    let headers: Vec<HeaderRef> = input
+        .headers
+        .iter()
+        .map(|h| HeaderRef {
+            key: &h.key,
+            value: h.value.as_deref(),
+        })
+        .collect();
     let rec = RecordRef {
         offset,
         timestamp: input.timestamp.unwrap(),
         key: input.key.as_deref(),
         value: input.value.as_deref(),
-        headers: input
-            .headers
-            .iter()
-            .map(|h| HeaderRef {
-                key: &h.key,
-                value: h.value.as_deref(),
-            })
-            .collect(),
+        headers: Headers::List(&headers),
     };
     let mut line = Vec::new();
     write_json_record(

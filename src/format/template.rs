@@ -8,7 +8,7 @@ use std::mem;
 use thiserror::Error;
 
 use super::decimal::write_i64;
-use crate::record::{HeaderRef, RecordRef};
+use crate::record::{Headers, RecordRef};
 use crate::spec::write_rfc3339_millis;
 
 /// Shown in every template error so the user can fix the format without looking it up.
@@ -76,6 +76,9 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// The value followed by a literal (the default `%v\n`), rendered without walking `parts`:
+    /// it is what `consume` prints a million times a second.
+    value_then: Option<Box<[u8]>>,
 }
 
 impl Template {
@@ -120,12 +123,41 @@ impl Template {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal.into_boxed_slice()));
         }
-        Ok(Template { parts })
+        let value_then = match parts.as_slice() {
+            [Part::Field(Field::Value)] => Some(Box::default()),
+            [Part::Field(Field::Value), Part::Literal(suffix)] => Some(suffix.clone()),
+            _ => None,
+        };
+        Ok(Template { parts, value_then })
     }
 
     /// Appends one record rendered through the template to `out`. Keys, values and headers are
     /// copied as raw bytes; a null key, value or header value is written as `null_literal`.
+    #[inline(always)]
     pub fn render(
+        &self,
+        out: &mut Vec<u8>,
+        topic: &str,
+        partition: i32,
+        rec: &RecordRef<'_>,
+        null_literal: &[u8],
+    ) {
+        match &self.value_then {
+            Some(suffix) => {
+                let value = rec.value.unwrap_or(null_literal);
+                out.reserve(value.len() + suffix.len());
+                out.extend_from_slice(value);
+                match **suffix {
+                    [byte] => out.push(byte),
+                    _ => out.extend_from_slice(suffix),
+                }
+            }
+            None => self.render_parts(out, topic, partition, rec, null_literal),
+        }
+    }
+
+    #[inline(never)]
+    fn render_parts(
         &self,
         out: &mut Vec<u8>,
         topic: &str,
@@ -161,7 +193,7 @@ fn length_or_minus_one(bytes: Option<&[u8]>) -> i64 {
 }
 
 /// `k=v,k2=v2` with raw bytes, as kcat prints `%h`.
-fn write_headers(out: &mut Vec<u8>, headers: &[HeaderRef<'_>], null_literal: &[u8]) {
+fn write_headers(out: &mut Vec<u8>, headers: &Headers<'_>, null_literal: &[u8]) {
     for (i, header) in headers.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -175,6 +207,7 @@ fn write_headers(out: &mut Vec<u8>, headers: &[HeaderRef<'_>], null_literal: &[u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::HeaderRef;
     use proptest::prelude::*;
 
     fn record() -> RecordRef<'static> {
@@ -183,7 +216,7 @@ mod tests {
             timestamp: 1_795_514_400_123, // 2026-11-24T10:00:00.123Z
             key: Some(b"user-1"),
             value: Some(b"{\"a\":1}\xff"),
-            headers: vec![
+            headers: Headers::List(&[
                 HeaderRef {
                     key: b"trace",
                     value: Some(b"abc"),
@@ -192,7 +225,7 @@ mod tests {
                     key: b"gone",
                     value: None,
                 },
-            ],
+            ]),
         }
     }
 
@@ -235,7 +268,7 @@ mod tests {
             timestamp: -1,
             key: None,
             value: Some(b""),
-            headers: vec![],
+            headers: Headers::NONE,
         };
         assert_eq!(render("[%k][%v][%K][%V][%h]", &rec), b"[NULL][][-1][0][]");
         let tombstone = RecordRef { value: None, ..rec };
@@ -307,7 +340,7 @@ mod tests {
                 timestamp,
                 key: key.as_deref(),
                 value: value.as_deref(),
-                headers: vec![HeaderRef { key: b"h", value: value.as_deref() }],
+                headers: Headers::List(&[HeaderRef { key: b"h", value: value.as_deref() }]),
             };
             for format in [format, tokens] {
                 if let Ok(template) = Template::parse(&format) {

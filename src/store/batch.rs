@@ -13,7 +13,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::record::{Header, HeaderRef, Record, RecordRef};
+use crate::record::{Header, HeaderRef, Headers, Record, RecordRef};
 
 /// Size of the fixed batch header.
 pub const HEADER_LEN: usize = 61;
@@ -106,6 +106,16 @@ impl BatchHeader {
             max_timestamp: read_i64(buf, MAX_TIMESTAMP_OFFSET),
             records_count: read_i32(buf, RECORDS_COUNT_OFFSET),
         })
+    }
+
+    /// Size of the whole batch starting at `buf`, from its length field alone; `None` when
+    /// `buf` is too short to hold that field or the length is impossible.
+    pub fn length_at(buf: &[u8]) -> Option<usize> {
+        if buf.len() < LOG_OVERHEAD {
+            return None;
+        }
+        let batch_length = read_i32(buf, LENGTH_OFFSET);
+        (batch_length >= MIN_BATCH_LENGTH).then(|| LOG_OVERHEAD + batch_length as usize)
     }
 
     /// Size of the whole batch in bytes, header included.
@@ -217,17 +227,34 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.index >= self.header.records_count {
             return None;
         }
-        let index = self.index;
-        self.index += 1;
-        let result = decode_record(&mut self.rest, &self.header).map_err(|reason| {
-            // After a malformed record nothing further can be trusted.
-            self.index = self.header.records_count;
-            BatchError::BadRecord { index, reason }
-        });
-        Some(result)
+        // Decoding from a local copy keeps the cursor in registers.
+        let mut rest = self.rest;
+        match decode_record(&mut rest, &self.header) {
+            Ok(record) => {
+                self.rest = rest;
+                self.index += 1;
+                Some(Ok(record))
+            }
+            Err(reason) => Some(Err(self.malformed(reason))),
+        }
     }
 }
 
+impl RecordIter<'_> {
+    #[cold]
+    fn malformed(&mut self, reason: &'static str) -> BatchError {
+        let index = self.index;
+        // After a malformed record nothing further can be trusted.
+        self.index = self.header.records_count;
+        BatchError::BadRecord { index, reason }
+    }
+}
+
+/// Decodes the record at the start of `buf` (the rest of the batch) and moves `buf` past it.
+///
+/// Fields are read from the rest of the batch rather than from a slice cut to the record's
+/// length, so that the varint fast paths see enough bytes to skip their bounds checks; whether
+/// the fields add up to exactly the record's length is checked once at the end.
 #[inline(always)]
 fn decode_record<'a>(
     buf: &mut &'a [u8],
@@ -238,30 +265,33 @@ fn decode_record<'a>(
     if buf.len() < length {
         return Err("record length runs past the batch");
     }
-    let (mut body, rest) = buf.split_at(length);
-    *buf = rest;
-    let _attributes = take(&mut body, 1)?;
-    let timestamp_delta = read_varlong(&mut body)?;
-    let offset_delta = read_varint(&mut body)?;
-    let key = read_nullable_bytes(&mut body)?;
-    let value = read_nullable_bytes(&mut body)?;
-    let header_count = read_varint(&mut body)?;
+    let end = buf.len() - length;
+    let _attributes = take(buf, 1)?;
+    let timestamp_delta = read_varlong(buf)?;
+    let offset_delta = read_varint(buf)?;
+    let key = read_nullable_bytes(buf)?;
+    let value = read_nullable_bytes(buf)?;
+    let header_count = read_varint(buf)?;
     let header_count = usize::try_from(header_count).map_err(|_| "negative header count")?;
-    if header_count > body.len() {
+    if header_count > buf.len().saturating_sub(end) {
         return Err("header count runs past the record");
     }
-    // `Vec::new` for the usual record without headers: no call into the allocator at all.
-    let mut headers = Vec::new();
-    if header_count > 0 {
-        headers.reserve_exact(header_count);
-    }
+    // Headers are checked here and decoded again only if they are printed.
+    let header_bytes = *buf;
     for _ in 0..header_count {
-        let key = read_nullable_bytes(&mut body)?.ok_or("null header key")?;
-        let value = read_nullable_bytes(&mut body)?;
-        headers.push(HeaderRef { key, value });
+        read_nullable_bytes(buf)?.ok_or("null header key")?;
+        read_nullable_bytes(buf)?;
     }
-    if !body.is_empty() {
-        return Err("bytes left over after the record's headers");
+    let headers = Headers::Encoded {
+        count: header_count,
+        bytes: &header_bytes[..header_bytes.len() - buf.len()],
+    };
+    if buf.len() != end {
+        return Err(if buf.len() > end {
+            "bytes left over after the record's headers"
+        } else {
+            "field runs past the record"
+        });
     }
     Ok(RecordRef {
         offset: header.base_offset + i64::from(offset_delta),
@@ -270,6 +300,13 @@ fn decode_record<'a>(
         value,
         headers,
     })
+}
+
+/// Decodes the header at the start of `buf` and moves `buf` past it; `None` if it is malformed.
+pub(crate) fn decode_header<'a>(buf: &mut &'a [u8]) -> Option<HeaderRef<'a>> {
+    let key = read_nullable_bytes(buf).ok()??;
+    let value = read_nullable_bytes(buf).ok()?;
+    Some(HeaderRef { key, value })
 }
 
 /// Overwrites the base offset of an encoded batch (not covered by the CRC).
@@ -678,19 +715,35 @@ fn varint_len(value: i64) -> usize {
 
 /// Zig-zag varint as Kafka reads it (`ByteUtils.readVarlong`). One- and two-byte varints (most
 /// lengths, deltas and counts) take a branch each; the loop handles the rest.
+/// Reads an unsigned LEB128 of one to three bytes (every length, offset delta and count of a
+/// usual record) with a single bounds check; `None` sends the caller to the checked slow path.
+#[inline(always)]
+fn read_raw_fast(buf: &mut &[u8]) -> Option<u64> {
+    let bytes = *buf;
+    let [b0, b1, b2, ..] = *bytes else {
+        return None;
+    };
+    if b0 < 0x80 {
+        *buf = &bytes[1..];
+        return Some(u64::from(b0));
+    }
+    let low = u64::from(b0 & 0x7f);
+    if b1 < 0x80 {
+        *buf = &bytes[2..];
+        return Some(low | u64::from(b1) << 7);
+    }
+    if b2 < 0x80 {
+        *buf = &bytes[3..];
+        return Some(low | u64::from(b1 & 0x7f) << 7 | u64::from(b2) << 14);
+    }
+    None
+}
+
 #[inline(always)]
 fn read_varlong(buf: &mut &[u8]) -> Result<i64, &'static str> {
-    let unzigzag = |raw: u64| ((raw >> 1) as i64) ^ -((raw & 1) as i64);
-    match **buf {
-        [b0, ref rest @ ..] if b0 < 0x80 => {
-            *buf = rest;
-            Ok(unzigzag(u64::from(b0)))
-        }
-        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
-            *buf = rest;
-            Ok(unzigzag(u64::from(b0 & 0x7f) | u64::from(b1) << 7))
-        }
-        _ => read_varlong_slow(buf),
+    match read_raw_fast(buf) {
+        Some(raw) => Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64)),
+        None => read_varlong_slow(buf),
     }
 }
 
@@ -710,18 +763,10 @@ fn read_varlong_slow(buf: &mut &[u8]) -> Result<i64, &'static str> {
 
 #[inline(always)]
 fn read_varint(buf: &mut &[u8]) -> Result<i32, &'static str> {
-    // Values of one or two bytes always fit: no range check on the fast paths.
-    let unzigzag = |raw: u32| ((raw >> 1) as i32) ^ -((raw & 1) as i32);
-    match **buf {
-        [b0, ref rest @ ..] if b0 < 0x80 => {
-            *buf = rest;
-            Ok(unzigzag(u32::from(b0)))
-        }
-        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
-            *buf = rest;
-            Ok(unzigzag(u32::from(b0 & 0x7f) | u32::from(b1) << 7))
-        }
-        _ => read_varint_slow(buf),
+    // Three bytes carry 21 bits: any such value is a valid zig-zag i32.
+    match read_raw_fast(buf) {
+        Some(raw) => Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32)),
+        None => read_varint_slow(buf),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod head;
 pub mod index;
 pub mod lock;
 pub mod partition;
+pub mod readahead;
 pub mod reader;
 pub mod recovery;
 pub mod retention;

@@ -10,16 +10,21 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
 use super::error::{IoContext, Result, StoreError};
 use super::head::{Head, LOCK_FILE};
 use super::index;
+use super::readahead::ReadAhead;
 use super::segment::{self, Slot, INDEX_EXT, LOG_EXT};
 use crate::record::RecordRef;
 
-/// How much is read from a segment at once.
-const READ_CHUNK: usize = 1 << 20;
+/// How much is read from a segment at once, unless [`PartitionReader::set_chunk`] says less.
+pub const READ_CHUNK: usize = 1 << 20;
+
+/// The smallest chunk [`PartitionReader::set_chunk`] accepts.
+pub const MIN_READ_CHUNK: usize = 64 << 10;
 
 /// A sequential reader over one partition.
 #[derive(Debug)]
@@ -42,6 +47,15 @@ pub struct PartitionReader {
     listed: Vec<i64>,
     /// Where the last poll stopped inside a batch that is still in `buf` and was checked.
     resume: Option<Resume>,
+    /// Bytes read from a segment at once.
+    chunk: usize,
+    /// The chunk after `buf`, being read on the helper thread while `buf` is decoded.
+    read_ahead: Option<ReadAhead>,
+    /// The buffer the next read-ahead reads into (the one `buf` was before the last swap).
+    spare: Vec<u8>,
+    /// File position up to which the batches in `buf` were already checked by the read-ahead
+    /// thread (0 when nothing was).
+    checked_until: u64,
 }
 
 /// A batch that a poll left half delivered: the next poll continues at `cursor` without
@@ -56,7 +70,8 @@ struct Resume {
 #[derive(Debug)]
 struct OpenSegment {
     base: i64,
-    file: File,
+    /// Shared with the read-ahead thread.
+    file: Arc<File>,
     path: PathBuf,
     /// Position of the next batch to look at.
     position: u64,
@@ -88,9 +103,20 @@ impl PartitionReader {
             resumed_at: offset,
             resume: None,
             listed: Vec::new(),
+            chunk: READ_CHUNK,
+            read_ahead: None,
+            spare: Vec::new(),
+            checked_until: 0,
         };
         reader.seek(offset)?;
         Ok(reader)
+    }
+
+    /// Reads `chunk` bytes at once (at least [`MIN_READ_CHUNK`]) instead of [`READ_CHUNK`]:
+    /// a consumer of many partitions keeps its buffers small. A reader catching up on a backlog
+    /// holds two chunks (one being read ahead).
+    pub fn set_chunk(&mut self, chunk: usize) {
+        self.chunk = chunk.max(MIN_READ_CHUNK);
     }
 
     /// The next offset this reader will deliver.
@@ -111,6 +137,8 @@ impl PartitionReader {
         self.filled = 0;
         self.resume = None;
         self.segment = None;
+        self.read_ahead = None;
+        self.checked_until = 0;
         // Retention may delete the segment between the listing and the open: list again.
         for _ in 0..OPEN_ATTEMPTS {
             let segments = segment::list(&self.dir).at("list", &self.dir)?;
@@ -142,7 +170,7 @@ impl PartitionReader {
         };
         Ok(Some(OpenSegment {
             base,
-            file,
+            file: Arc::new(file),
             path,
             position: 0,
             expected: base,
@@ -191,6 +219,10 @@ impl PartitionReader {
                 // Checked when the previous poll started it, and still in the buffer.
                 Some(r) if r.base == seg.base && r.position == seg.position => {
                     Batch { header, bytes }.records_from(r.cursor)
+                }
+                // Checked by the read-ahead thread.
+                _ if seg.position + total as u64 <= self.checked_until => {
+                    Batch { header, bytes }.records()
                 }
                 _ => parse_batch(bytes, seg)?.records(),
             };
@@ -364,6 +396,8 @@ impl PartitionReader {
             self.segment = Some(seg);
             self.filled = 0;
             self.resume = None;
+            self.read_ahead = None;
+            self.checked_until = 0;
             return Ok(true);
         }
         Err(vanishing_segments(&self.dir))
@@ -378,24 +412,31 @@ impl PartitionReader {
             if have >= need {
                 return Ok(have);
             }
-            // Keep what we have, read the rest behind it.
-            let start = (position - self.buf_pos) as usize;
-            self.buf.copy_within(start..self.filled, 0);
-            self.filled = have;
-        } else {
-            self.filled = 0;
         }
         // Bytes are read anew: a half-delivered batch is checked again before it is trusted.
         self.resume = None;
-        self.buf_pos = position;
+        if !self.take_read_ahead(position)? {
+            if in_buf {
+                // Keep what we have, read the rest behind it.
+                let start = (position - self.buf_pos) as usize;
+                self.buf.copy_within(start..self.filled, 0);
+                self.filled -= start;
+            } else {
+                self.filled = 0;
+            }
+            self.buf_pos = position;
+            // What is read from here on has not been checked (the file may have been cut and
+            // written anew since the buffer held those positions).
+            self.checked_until = self.checked_until.min(position + self.filled as u64);
+        }
         let seg = self.segment.as_ref().expect("called with a segment");
-        let mut want = need.max(READ_CHUNK);
+        let mut want = need.max(self.chunk);
         if self.buf.len() < want {
             // Never more than the file holds: a damaged length field must not make the reader
             // allocate the gigabytes it claims.
             let len = seg.file.metadata().at("read", &seg.path)?.len();
             let in_file = usize::try_from(len.saturating_sub(position)).unwrap_or(usize::MAX);
-            want = want.min(in_file.max(READ_CHUNK));
+            want = want.min(in_file.max(self.chunk));
             if self.buf.len() < want {
                 self.buf.resize(want, 0);
             }
@@ -410,7 +451,55 @@ impl PartitionReader {
             }
             self.filled += n;
         }
+        self.start_read_ahead();
         Ok(self.filled)
+    }
+
+    /// Makes the chunk read ahead from `position` the buffer, if that is what was read ahead;
+    /// false when there was none (one read ahead from elsewhere is dropped).
+    fn take_read_ahead(&mut self, position: u64) -> Result<bool> {
+        let Some(ahead) = self.read_ahead.take() else {
+            return Ok(false);
+        };
+        let seg = self.segment.as_ref().expect("called with a segment");
+        if ahead.segment != seg.base || ahead.position != position {
+            return Ok(false);
+        }
+        let Some(chunk) = ahead.wait() else {
+            return Ok(false);
+        };
+        chunk.result.at("read", &seg.path)?;
+        self.spare = std::mem::replace(&mut self.buf, chunk.buf);
+        self.buf_pos = position;
+        self.filled = chunk.filled;
+        self.checked_until = position + chunk.checked as u64;
+        Ok(true)
+    }
+
+    /// After a read that filled the whole buffer (a backlog), starts reading the next chunk on
+    /// the helper thread, from the first batch the buffer does not hold completely: that is
+    /// where the next fill will ask for.
+    fn start_read_ahead(&mut self) {
+        if self.filled < self.buf.len() || self.read_ahead.is_some() {
+            return;
+        }
+        let seg = self.segment.as_ref().expect("called with a segment");
+        let held = &self.buf[..self.filled];
+        let mut at = 0;
+        while let Some(total) = BatchHeader::length_at(&held[at..]) {
+            if at + total > held.len() {
+                break;
+            }
+            at += total;
+        }
+        let position = self.buf_pos + at as u64;
+        self.read_ahead = ReadAhead::start(
+            Arc::clone(&seg.file),
+            seg.base,
+            position,
+            self.chunk,
+            std::mem::take(&mut self.spare),
+        );
     }
 }
 

@@ -1,0 +1,179 @@
+//! Reading and checking the next chunk of a segment on a helper thread while the current one is
+//! decoded, as a Kafka consumer's fetcher does.
+//!
+//! A reader catching up on a backlog would otherwise alternate between waiting for `pread` to
+//! copy a chunk out of the page cache, checking the CRCs of its batches, and decoding them; the
+//! first two take about as long as the third. With chunk N+1 read and checked on another core
+//! while chunk N is decoded, reading a large log costs about the decoding alone. One helper
+//! thread serves the whole process (started by the first read-ahead); a reader has at most one
+//! chunk in flight and waits for it only when it gets there.
+//!
+//! Bytes read ahead are no different from bytes read a moment earlier into a larger buffer. The
+//! helper checks the complete batches at the start of the chunk exactly as the reader would
+//! ([`Batch::parse`]: length, magic, attributes, CRC) and says how far that went; the reader
+//! checks whatever lies beyond itself, so damage is reported by the reader, as always, and an
+//! incomplete batch at the end is read again.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::batch::{Batch, BatchHeader};
+
+/// A chunk being read ahead.
+#[derive(Debug)]
+pub struct ReadAhead {
+    /// Base offset of the segment and file position the chunk starts at.
+    pub segment: i64,
+    pub position: u64,
+    done: Receiver<Chunk>,
+}
+
+/// A chunk read ahead: `buf[..filled]` holds the file's bytes from the requested position, and
+/// `buf[..checked]` consists of whole batches that passed [`Batch::parse`].
+#[derive(Debug)]
+pub struct Chunk {
+    pub buf: Vec<u8>,
+    pub filled: usize,
+    pub checked: usize,
+    pub result: io::Result<()>,
+}
+
+struct Job {
+    file: Arc<File>,
+    position: u64,
+    len: usize,
+    buf: Vec<u8>,
+    done: SyncSender<Chunk>,
+}
+
+impl ReadAhead {
+    /// Starts reading `len` bytes of `file` from `position` into `buf` (grown as needed) on the
+    /// helper thread. `None` when no helper thread can be started; the caller reads itself.
+    pub fn start(
+        file: Arc<File>,
+        segment: i64,
+        position: u64,
+        len: usize,
+        buf: Vec<u8>,
+    ) -> Option<ReadAhead> {
+        let (done, rx) = sync_channel(1);
+        let job = Job {
+            file,
+            position,
+            len,
+            buf,
+            done,
+        };
+        helper()?.lock().ok()?.send(job).ok()?;
+        Some(ReadAhead {
+            segment,
+            position,
+            done: rx,
+        })
+    }
+
+    /// Waits for the chunk; `None` if the helper thread is gone.
+    pub fn wait(self) -> Option<Chunk> {
+        self.done.recv().ok()
+    }
+}
+
+/// The helper thread's queue, started on first use; `None` if the thread cannot be spawned.
+fn helper() -> Option<&'static Mutex<SyncSender<Job>>> {
+    static HELPER: OnceLock<Option<Mutex<SyncSender<Job>>>> = OnceLock::new();
+    HELPER
+        .get_or_init(|| {
+            // Readers have at most one chunk in flight each; a short queue is plenty.
+            let (tx, rx) = sync_channel::<Job>(64);
+            std::thread::Builder::new()
+                .name("spool-readahead".into())
+                .spawn(move || {
+                    for job in rx {
+                        run(job);
+                    }
+                })
+                .ok()?;
+            Some(Mutex::new(tx))
+        })
+        .as_ref()
+}
+
+fn run(job: Job) {
+    let Job {
+        file,
+        position,
+        len,
+        mut buf,
+        done,
+    } = job;
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    let mut filled = 0;
+    let mut result = Ok(());
+    while filled < len {
+        match file.read_at(&mut buf[filled..len], position + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    let checked = checked_prefix(&buf[..filled]);
+    // The reader may have moved on (seek, next segment) and dropped its end: nothing to do.
+    let _ = done.send(Chunk {
+        buf,
+        filled,
+        checked,
+        result,
+    });
+}
+
+/// How many bytes at the start of `bytes` are whole batches that check out.
+fn checked_prefix(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(total) = BatchHeader::length_at(&bytes[at..]) {
+        if at + total > bytes.len() || Batch::parse(&bytes[at..at + total]).is_err() {
+            break;
+        }
+        at += total;
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn reads_the_requested_range_and_stops_at_the_end_of_the_file() {
+        let mut f = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        f.write_all(&data).unwrap();
+        let file = Arc::new(f);
+
+        let chunk = ReadAhead::start(file.clone(), 0, 100, 500, Vec::new())
+            .unwrap()
+            .wait()
+            .unwrap();
+        chunk.result.unwrap();
+        assert_eq!(chunk.filled, 500);
+        assert_eq!(chunk.checked, 0, "no batches in there");
+        assert_eq!(&chunk.buf[..500], &data[100..600]);
+
+        // Past the end: only what the file holds, into a reused (larger) buffer.
+        let chunk = ReadAhead::start(file, 0, 9_900, 500, vec![7; 2000])
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(chunk.filled, 100);
+        assert_eq!(&chunk.buf[..100], &data[9_900..]);
+    }
+}
