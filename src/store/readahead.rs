@@ -176,4 +176,27 @@ mod tests {
         assert_eq!(chunk.filled, 100);
         assert_eq!(&chunk.buf[..100], &data[9_900..]);
     }
+
+    #[test]
+    fn only_the_whole_batches_that_check_out_are_vouched_for() {
+        use crate::record::Record;
+        use crate::store::batch::encode_batch;
+        let record = Record {
+            value: Some(b"value".to_vec()),
+            ..Record::default()
+        };
+        let mut batch = Vec::new();
+        encode_batch(&mut batch, &[record.clone(), record]);
+        let one = batch.len();
+        let mut bytes = [batch.clone(), batch.clone(), batch.clone()].concat();
+        assert_eq!(checked_prefix(&bytes), 3 * one);
+        assert_eq!(
+            checked_prefix(&bytes[..3 * one - 1]),
+            2 * one,
+            "last one incomplete"
+        );
+        bytes[one + one / 2] ^= 1;
+        assert_eq!(checked_prefix(&bytes), one, "the second one is damaged");
+        assert_eq!(checked_prefix(&[]), 0);
+    }
 }

@@ -56,6 +56,8 @@ pub struct PartitionReader {
     /// File position up to which the batches in `buf` were already checked by the read-ahead
     /// thread (0 when nothing was).
     checked_until: u64,
+    /// Chunks that came from the read-ahead thread.
+    chunks_read_ahead: u64,
 }
 
 /// A batch that a poll left half delivered: the next poll continues at `cursor` without
@@ -107,6 +109,7 @@ impl PartitionReader {
             read_ahead: None,
             spare: Vec::new(),
             checked_until: 0,
+            chunks_read_ahead: 0,
         };
         reader.seek(offset)?;
         Ok(reader)
@@ -117,6 +120,11 @@ impl PartitionReader {
     /// holds two chunks (one being read ahead).
     pub fn set_chunk(&mut self, chunk: usize) {
         self.chunk = chunk.max(MIN_READ_CHUNK);
+    }
+
+    /// How many chunks were read (and checked) ahead on the helper thread.
+    pub fn chunks_read_ahead(&self) -> u64 {
+        self.chunks_read_ahead
     }
 
     /// The next offset this reader will deliver.
@@ -473,6 +481,7 @@ impl PartitionReader {
         self.buf_pos = position;
         self.filled = chunk.filled;
         self.checked_until = position + chunk.checked as u64;
+        self.chunks_read_ahead += 1;
         Ok(true)
     }
 
@@ -625,5 +634,86 @@ mod tests {
         assert_eq!(first, [0, 1, 2, 3]);
         reader.seek(2).unwrap();
         assert_eq!(read_all(&mut reader, 3), (2..30).collect::<Vec<_>>());
+    }
+
+    /// A partition of `batches` batches of `per_batch` records whose values are their offsets,
+    /// zero-padded to 200 bytes: a few hundred KiB, several small chunks.
+    fn large_partition(batches: usize, per_batch: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer =
+            PartitionWriter::open(dir.path(), LogConfig::default(), SyncPolicy::Never).unwrap();
+        writer.initialize(0).unwrap();
+        let mut bytes = Vec::new();
+        for b in 0..batches {
+            let records: Vec<Record> = (0..per_batch)
+                .map(|i| Record {
+                    timestamp: 1,
+                    value: Some(format!("{:0>200}", b * per_batch + i).into_bytes()),
+                    ..Record::default()
+                })
+                .collect();
+            encode_batch(&mut bytes, &records);
+            writer.append(&mut bytes, 1).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_backlog_read_in_chunks_ahead_delivers_every_record_once_in_order() {
+        let dir = large_partition(100, 20);
+        for budget in [1, 7, 20, 1000] {
+            for start in [0, 19, 20, 1001] {
+                let mut reader = PartitionReader::open(dir.path(), start).unwrap();
+                reader.set_chunk(MIN_READ_CHUNK);
+                let got = read_all(&mut reader, budget);
+                assert_eq!(got, (start..2000).collect::<Vec<_>>(), "budget {budget}");
+                assert!(
+                    reader.chunks_read_ahead() >= 2,
+                    "the ~420 KiB log is read in 64 KiB chunks, most of them ahead"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn damage_in_a_chunk_read_ahead_is_reported_where_it_is() {
+        let dir = large_partition(100, 20);
+        let log = segment::path(dir.path(), 0, LOG_EXT);
+        // Batch 60 lies well past the first 64 KiB chunk: flip a byte inside one of its values.
+        let bytes = std::fs::read(&log).unwrap();
+        let mut position = 0;
+        for _ in 0..60 {
+            position += BatchHeader::length_at(&bytes[position..]).unwrap();
+        }
+        let mut damaged = bytes.clone();
+        damaged[position + HEADER_LEN + 100] ^= 0x10;
+        std::fs::write(&log, &damaged).unwrap();
+
+        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+        reader.set_chunk(MIN_READ_CHUNK);
+        let mut got = Vec::new();
+        let err = loop {
+            match reader.poll::<StoreError, _>(50, |r| {
+                got.push(r.offset);
+                Ok(())
+            }) {
+                Ok(polled) => assert!(!polled.at_end, "the damage was never reported"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(
+            got,
+            (0..1200).collect::<Vec<_>>(),
+            "everything before the damage"
+        );
+        assert!(reader.chunks_read_ahead() >= 1);
+        match err {
+            StoreError::Corrupt {
+                position: at,
+                source: BatchError::BadCrc { .. },
+                ..
+            } => assert_eq!(at, position as u64),
+            other => panic!("expected a CRC error at byte {position}, got {other:?}"),
+        }
     }
 }
