@@ -13,6 +13,7 @@
 
 use std::mem::MaybeUninit;
 
+use super::crc;
 use crate::record::{Header, HeaderRef, Headers, Record, RecordRef};
 
 /// Size of the fixed batch header.
@@ -154,7 +155,7 @@ impl<'a> Batch<'a> {
             });
         }
         let bytes = &buf[..total];
-        let computed = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
+        let computed = crc::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
         if computed != header.crc {
             return Err(BatchError::BadCrc {
                 stored: header.crc,
@@ -549,7 +550,7 @@ impl BatchBuilder {
         h[53..57].copy_from_slice(&(-1i32).to_be_bytes()); // baseSequence
         h[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4]
             .copy_from_slice(&self.count.to_be_bytes());
-        let crc = crc32c::crc32c(&self.buf[ATTRIBUTES_OFFSET..]);
+        let crc = crc::crc32c(&self.buf[ATTRIBUTES_OFFSET..]);
         self.buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         &mut self.buf
     }
@@ -969,7 +970,7 @@ mod tests {
             buf[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&count.to_be_bytes());
             let len = (buf.len() - LOG_OVERHEAD) as i32;
             buf[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&len.to_be_bytes());
-            let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
+            let crc = crc::crc32c(&buf[ATTRIBUTES_OFFSET..]);
             buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
             let batch = Batch::parse(&buf).unwrap();
             for r in batch.records() { let _ = r; }

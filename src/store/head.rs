@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use super::crc;
+
 pub const LOCK_FILE: &str = ".lock";
 const MAGIC: &[u8; 4] = b"SPH1";
 const LEN: usize = 88;
@@ -71,7 +73,7 @@ impl Head {
         for (i, f) in fields.iter().enumerate() {
             b[4 + i * 8..12 + i * 8].copy_from_slice(&f.to_be_bytes());
         }
-        let crc = crc32c::crc32c(&b[..84]);
+        let crc = crc::crc32c(&b[..84]);
         b[84..].copy_from_slice(&crc.to_be_bytes());
         b
     }
@@ -81,7 +83,7 @@ impl Head {
             return None;
         }
         let crc = u32::from_be_bytes(b[84..88].try_into().ok()?);
-        if crc32c::crc32c(&b[..84]) != crc {
+        if crc::crc32c(&b[..84]) != crc {
             return None;
         }
         let f = |i: usize| i64::from_be_bytes(b[4 + i * 8..12 + i * 8].try_into().expect("8"));

@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod crc;
 pub mod error;
 pub mod fsutil;
 pub mod head;
