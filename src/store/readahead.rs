@@ -13,10 +13,15 @@
 //! ([`Batch::parse`]: length, magic, attributes, CRC) and says how far that went; the reader
 //! checks whatever lies beyond itself, so damage is reported by the reader, as always, and an
 //! incomplete batch at the end is read again.
+//!
+//! The helper stops checking as soon as the reader asks for the chunk: when reading is the slow
+//! part (a cold page cache), the reader, which would otherwise wait, checks the rest, and the two
+//! threads share the work whichever of them is the busier.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -29,6 +34,8 @@ pub struct ReadAhead {
     pub segment: i64,
     pub position: u64,
     done: Receiver<Chunk>,
+    /// Set when the reader waits for the chunk: the helper then stops checking batches.
+    wanted: Arc<AtomicBool>,
 }
 
 /// A chunk read ahead: `buf[..filled]` holds the file's bytes from the requested position, and
@@ -47,6 +54,7 @@ struct Job {
     len: usize,
     buf: Vec<u8>,
     done: SyncSender<Chunk>,
+    wanted: Arc<AtomicBool>,
 }
 
 impl ReadAhead {
@@ -60,23 +68,27 @@ impl ReadAhead {
         buf: Vec<u8>,
     ) -> Option<ReadAhead> {
         let (done, rx) = sync_channel(1);
+        let wanted = Arc::new(AtomicBool::new(false));
         let job = Job {
             file,
             position,
             len,
             buf,
             done,
+            wanted: Arc::clone(&wanted),
         };
         helper()?.lock().ok()?.send(job).ok()?;
         Some(ReadAhead {
             segment,
             position,
             done: rx,
+            wanted,
         })
     }
 
     /// Waits for the chunk; `None` if the helper thread is gone.
     pub fn wait(self) -> Option<Chunk> {
+        self.wanted.store(true, Ordering::Relaxed);
         self.done.recv().ok()
     }
 }
@@ -108,6 +120,7 @@ fn run(job: Job) {
         len,
         mut buf,
         done,
+        wanted,
     } = job;
     if buf.len() < len {
         buf.resize(len, 0);
@@ -125,7 +138,7 @@ fn run(job: Job) {
             }
         }
     }
-    let checked = checked_prefix(&buf[..filled]);
+    let checked = checked_prefix(&buf[..filled], || wanted.load(Ordering::Relaxed));
     // The reader may have moved on (seek, next segment) and dropped its end: nothing to do.
     let _ = done.send(Chunk {
         buf,
@@ -135,10 +148,14 @@ fn run(job: Job) {
     });
 }
 
-/// How many bytes at the start of `bytes` are whole batches that check out.
-fn checked_prefix(bytes: &[u8]) -> usize {
+/// How many bytes at the start of `bytes` are whole batches that check out, looking no further
+/// once `stop` says so.
+fn checked_prefix(bytes: &[u8], stop: impl Fn() -> bool) -> usize {
     let mut at = 0;
     while let Some(total) = BatchHeader::length_at(&bytes[at..]) {
+        if stop() {
+            break;
+        }
         if at + total > bytes.len() || Batch::parse(&bytes[at..at + total]).is_err() {
             break;
         }
@@ -189,14 +206,19 @@ mod tests {
         encode_batch(&mut batch, &[record.clone(), record]);
         let one = batch.len();
         let mut bytes = [batch.clone(), batch.clone(), batch.clone()].concat();
-        assert_eq!(checked_prefix(&bytes), 3 * one);
+        assert_eq!(checked_prefix(&bytes, || false), 3 * one);
         assert_eq!(
-            checked_prefix(&bytes[..3 * one - 1]),
+            checked_prefix(&bytes[..3 * one - 1], || false),
             2 * one,
             "last one incomplete"
         );
         bytes[one + one / 2] ^= 1;
-        assert_eq!(checked_prefix(&bytes), one, "the second one is damaged");
-        assert_eq!(checked_prefix(&[]), 0);
+        assert_eq!(
+            checked_prefix(&bytes, || false),
+            one,
+            "the second one is damaged"
+        );
+        assert_eq!(checked_prefix(&[], || false), 0);
+        assert_eq!(checked_prefix(&bytes, || true), 0, "asked to stop");
     }
 }
