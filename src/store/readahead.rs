@@ -89,7 +89,7 @@ impl ReadAhead {
     /// Waits for the chunk; `None` if the helper thread is gone.
     pub fn wait(self) -> Option<Chunk> {
         self.wanted.store(true, Ordering::Relaxed);
-        self.done.recv().ok()
+        receive(&self.done)
     }
 }
 
@@ -103,7 +103,7 @@ fn helper() -> Option<&'static Mutex<SyncSender<Job>>> {
             std::thread::Builder::new()
                 .name("spool-readahead".into())
                 .spawn(move || {
-                    for job in rx {
+                    while let Some(job) = receive(&rx) {
                         run(job);
                     }
                 })
@@ -111,6 +111,26 @@ fn helper() -> Option<&'static Mutex<SyncSender<Job>>> {
             Some(Mutex::new(tx))
         })
         .as_ref()
+}
+
+/// How long a thread about to wait for the other spins first. The next chunk or job is usually
+/// a few microseconds away while a backlog is read, and waking a parked thread costs tens of
+/// microseconds, a hundred times per 100 MiB.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Receives from `rx`, spinning for [`SPIN`] before blocking; `None` once the sender is gone.
+fn receive<T>(rx: &Receiver<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(value) => return Some(value),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) if start.elapsed() < SPIN => {
+                std::hint::spin_loop();
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => return rx.recv().ok(),
+        }
+    }
 }
 
 fn run(job: Job) {
