@@ -10,7 +10,7 @@ pub mod watch;
 
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
-use crate::store::reader::READ_CHUNK;
+use crate::store::reader::{BUFFERS, READ_CHUNK};
 use crate::store::{Partition, PartitionReader, StoreError};
 
 use watch::ChangeWaiter;
@@ -20,7 +20,7 @@ pub const FAIR_SHARE: usize = 1000;
 
 /// Read buffers of all partitions together stay around this size: each partition reads
 /// [`READ_CHUNK`] at once when there are few, less when there are many (a partition catching up
-/// holds two chunks, one of them being read ahead).
+/// holds [`BUFFERS`] chunks, the others being read ahead).
 const READ_BUDGET: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +130,7 @@ impl Consumer {
             partition: partition.id,
             reader,
         });
-        let chunk = (READ_BUDGET / self.cursors.len()).min(READ_CHUNK);
+        let chunk = (READ_BUDGET / BUFFERS / self.cursors.len()).min(READ_CHUNK);
         for cursor in &mut self.cursors {
             cursor.reader.set_chunk(chunk);
         }

@@ -1,47 +1,71 @@
-//! Reading and checking the next chunk of a segment on a helper thread while the current one is
-//! decoded, as a Kafka consumer's fetcher does.
+//! Reading and checking the next chunks of a segment on a helper thread while the current one
+//! is decoded, as a Kafka consumer's fetcher does.
 //!
 //! A reader catching up on a backlog would otherwise alternate between waiting for `pread` to
 //! copy a chunk out of the page cache, checking the CRCs of its batches, and decoding them; the
-//! first two take about as long as the third. With chunk N+1 read and checked on another core
-//! while chunk N is decoded, reading a large log costs about the decoding alone. One helper
-//! thread serves the whole process (started by the first read-ahead); a reader has at most one
-//! chunk in flight and waits for it only when it gets there.
+//! first two take about as long as the third. With the next chunks read and checked on another
+//! core while one is decoded, reading a large log costs about the decoding alone.
+//!
+//! One helper thread serves the whole process (started by the first read-ahead). A reader keeps
+//! a [`Stream`] of up to [`DEPTH`] chunks requested: each chunk starts where the complete
+//! batches of the one before it end, which the helper finds as it reads, so the helper always
+//! has the next chunk to read while the reader decodes, and a chunk is usually ready before the
+//! reader asks for it (waking a parked thread costs more than reading a chunk takes).
 //!
 //! Bytes read ahead are no different from bytes read a moment earlier into a larger buffer. The
 //! helper checks the complete batches at the start of the chunk exactly as the reader would
 //! ([`Batch::parse`]: length, magic, attributes, CRC) and says how far that went; the reader
 //! checks whatever lies beyond itself, so damage is reported by the reader, as always, and an
-//! incomplete batch at the end is read again.
-//!
-//! The helper stops checking as soon as the reader asks for the chunk: when reading is the slow
-//! part (a cold page cache), the reader, which would otherwise wait, checks the rest, and the two
-//! threads share the work whichever of them is the busier.
+//! incomplete batch at the end is read again. The helper stops checking as soon as the reader
+//! waits for the chunk: when reading is the slow part (a cold page cache), the reader, which
+//! would otherwise wait, checks the rest.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::batch::{Batch, BatchHeader};
 
-/// A chunk being read ahead.
+/// Chunks a stream keeps requested ahead of the reader.
+pub const DEPTH: usize = 2;
+
+/// The chunks of one segment being read ahead, in file order.
 #[derive(Debug)]
-pub struct ReadAhead {
-    /// Base offset of the segment and file position the chunk starts at.
+pub struct Stream {
+    /// Base offset of the segment.
     pub segment: i64,
-    pub position: u64,
+    file: Arc<File>,
+    len: usize,
+    pending: VecDeque<Pending>,
+    state: Arc<StreamState>,
+}
+
+/// What the helper and the reader share about a stream.
+#[derive(Debug)]
+struct StreamState {
+    /// Where the next chunk starts: set by the reader for the first, then by the helper after
+    /// each chunk (the end of its complete batches).
+    next: AtomicU64,
+    /// The reader dropped the stream: requests still queued are not read.
+    cancelled: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Pending {
     done: Receiver<Chunk>,
     /// Set when the reader waits for the chunk: the helper then stops checking batches.
     wanted: Arc<AtomicBool>,
 }
 
-/// A chunk read ahead: `buf[..filled]` holds the file's bytes from the requested position, and
+/// A chunk read ahead: `buf[..filled]` holds the file's bytes from `position`, and
 /// `buf[..checked]` consists of whole batches that passed [`Batch::parse`].
 #[derive(Debug)]
 pub struct Chunk {
+    pub position: u64,
     pub buf: Vec<u8>,
     pub filled: usize,
     pub checked: usize,
@@ -50,76 +74,106 @@ pub struct Chunk {
 
 struct Job {
     file: Arc<File>,
-    position: u64,
     len: usize,
     buf: Vec<u8>,
+    state: Arc<StreamState>,
     done: SyncSender<Chunk>,
     wanted: Arc<AtomicBool>,
 }
 
-impl ReadAhead {
-    /// Starts reading `len` bytes of `file` from `position` into `buf` (grown as needed) on the
-    /// helper thread. `None` when no helper thread can be started; the caller reads itself.
-    pub fn start(
-        file: Arc<File>,
-        segment: i64,
-        position: u64,
-        len: usize,
-        buf: Vec<u8>,
-    ) -> Option<ReadAhead> {
-        let (done, rx) = sync_channel(1);
-        let wanted = Arc::new(AtomicBool::new(false));
-        let job = Job {
-            file,
-            position,
-            len,
-            buf,
-            done,
-            wanted: Arc::clone(&wanted),
-        };
-        helper()?.lock().ok()?.send(job).ok()?;
-        Some(ReadAhead {
+impl Stream {
+    /// A stream of `len`-byte chunks of `file` (the log of segment `segment`) from `position`
+    /// on. Nothing is requested before [`Stream::top_up`].
+    pub fn new(file: Arc<File>, segment: i64, position: u64, len: usize) -> Stream {
+        Stream {
             segment,
-            position,
-            done: rx,
-            wanted,
-        })
+            file,
+            len,
+            pending: VecDeque::with_capacity(DEPTH),
+            state: Arc::new(StreamState {
+                next: AtomicU64::new(position),
+                cancelled: AtomicBool::new(false),
+            }),
+        }
     }
 
-    /// Waits for the chunk; `None` if the helper thread is gone.
-    pub fn wait(self) -> Option<Chunk> {
-        self.wanted.store(true, Ordering::Relaxed);
-        receive(&self.done)
+    /// Requests chunks until [`DEPTH`] are pending, reading into buffers from `spares` (new
+    /// ones when it is empty). False when no helper thread can be started; the caller then
+    /// reads itself.
+    pub fn top_up(&mut self, spares: &mut Vec<Vec<u8>>) -> bool {
+        let Some(helper) = helper() else {
+            return false;
+        };
+        while self.pending.len() < DEPTH {
+            let (done, rx) = sync_channel(1);
+            let wanted = Arc::new(AtomicBool::new(false));
+            let job = Job {
+                file: Arc::clone(&self.file),
+                len: self.len,
+                buf: spares.pop().unwrap_or_default(),
+                state: Arc::clone(&self.state),
+                done,
+                wanted: Arc::clone(&wanted),
+            };
+            if helper.send(job).is_err() {
+                return false;
+            }
+            self.pending.push_back(Pending { done: rx, wanted });
+        }
+        true
+    }
+
+    /// The next chunk, waiting for it up to [`PATIENCE`]; `None` when none is pending, the
+    /// helper thread is gone, or it is late: a helper that is not running (its CPU busy with
+    /// something else) must not hold the reader up, which then reads for itself.
+    pub fn next_chunk(&mut self) -> Option<Chunk> {
+        let pending = self.pending.pop_front()?;
+        pending.wanted.store(true, Ordering::Relaxed);
+        receive_within(&pending.done, PATIENCE)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.state.cancelled.store(true, Ordering::Relaxed);
     }
 }
 
 /// The helper thread's queue, started on first use; `None` if the thread cannot be spawned.
-fn helper() -> Option<&'static Mutex<SyncSender<Job>>> {
-    static HELPER: OnceLock<Option<Mutex<SyncSender<Job>>>> = OnceLock::new();
-    HELPER
-        .get_or_init(|| {
-            // Readers have at most one chunk in flight each; a short queue is plenty.
-            let (tx, rx) = sync_channel::<Job>(64);
-            std::thread::Builder::new()
-                .name("spool-readahead".into())
-                .spawn(move || {
-                    while let Some(job) = receive(&rx) {
-                        run(job);
-                    }
-                })
-                .ok()?;
-            Some(Mutex::new(tx))
-        })
-        .as_ref()
+fn helper() -> Option<Sender<Job>> {
+    static HELPER: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
+    let queue = HELPER.get_or_init(|| {
+        // Unbounded, but each stream has at most DEPTH requests in it.
+        let (tx, rx) = channel::<Job>();
+        std::thread::Builder::new()
+            .name("spool-readahead".into())
+            .spawn(move || {
+                while let Some(job) = receive(&rx) {
+                    run(job);
+                }
+            })
+            .ok()?;
+        Some(Mutex::new(tx))
+    });
+    queue.as_ref()?.lock().ok().map(|tx| tx.clone())
 }
 
-/// How long a thread about to wait for the other spins first. The next chunk or job is usually
-/// a few microseconds away while a backlog is read, and waking a parked thread costs tens of
-/// microseconds, a hundred times per 100 MiB.
+/// How long a thread about to wait for the other spins first: waking a parked thread costs tens
+/// of microseconds, which a backlog would pay a hundred times per 100 MiB.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// How long a reader waits for a chunk read ahead before it reads the chunk itself. Reading a
+/// chunk from the page cache takes a fraction of this; a chunk that is later than this is held
+/// up by the helper not being scheduled, or by a disk read the reader would wait for anyway.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Receives from `rx`, spinning for [`SPIN`] before blocking; `None` once the sender is gone.
 fn receive<T>(rx: &Receiver<T>) -> Option<T> {
+    receive_within(rx, std::time::Duration::MAX)
+}
+
+/// [`receive`], giving up after `limit`.
+fn receive_within<T>(rx: &Receiver<T>, limit: std::time::Duration) -> Option<T> {
     let start = std::time::Instant::now();
     loop {
         match rx.try_recv() {
@@ -128,7 +182,13 @@ fn receive<T>(rx: &Receiver<T>) -> Option<T> {
             Err(std::sync::mpsc::TryRecvError::Empty) if start.elapsed() < SPIN => {
                 std::hint::spin_loop();
             }
-            Err(std::sync::mpsc::TryRecvError::Empty) => return rx.recv().ok(),
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                let left = limit.saturating_sub(start.elapsed());
+                return match std::time::Instant::now().checked_add(left) {
+                    Some(_) => rx.recv_timeout(left).ok(),
+                    None => rx.recv().ok(),
+                };
+            }
         }
     }
 }
@@ -136,12 +196,16 @@ fn receive<T>(rx: &Receiver<T>) -> Option<T> {
 fn run(job: Job) {
     let Job {
         file,
-        position,
         len,
         mut buf,
+        state,
         done,
         wanted,
     } = job;
+    if state.cancelled.load(Ordering::Relaxed) {
+        return;
+    }
+    let position = state.next.load(Ordering::Relaxed);
     if buf.len() < len {
         buf.resize(len, 0);
     }
@@ -158,14 +222,36 @@ fn run(job: Job) {
             }
         }
     }
-    let checked = checked_prefix(&buf[..filled], || wanted.load(Ordering::Relaxed));
+    let complete = complete_prefix(&buf[..filled]);
+    if complete == 0 && filled == len {
+        // A batch larger than a chunk: the reader reads it itself, and the stream ends here
+        // (the next chunk would start at the same place).
+        state.cancelled.store(true, Ordering::Relaxed);
+    }
+    state
+        .next
+        .store(position + complete as u64, Ordering::Relaxed);
+    let checked = checked_prefix(&buf[..complete], || wanted.load(Ordering::Relaxed));
     // The reader may have moved on (seek, next segment) and dropped its end: nothing to do.
     let _ = done.send(Chunk {
+        position,
         buf,
         filled,
         checked,
         result,
     });
+}
+
+/// How many bytes at the start of `bytes` are whole batches, by their length fields alone.
+pub fn complete_prefix(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(total) = BatchHeader::length_at(&bytes[at..]) {
+        if at + total > bytes.len() {
+            break;
+        }
+        at += total;
+    }
+    at
 }
 
 /// How many bytes at the start of `bytes` are whole batches that check out, looking no further
@@ -196,20 +282,20 @@ mod tests {
         f.write_all(&data).unwrap();
         let file = Arc::new(f);
 
-        let chunk = ReadAhead::start(file.clone(), 0, 100, 500, Vec::new())
-            .unwrap()
-            .wait()
-            .unwrap();
+        let mut stream = Stream::new(file.clone(), 0, 100, 500);
+        assert!(stream.top_up(&mut Vec::new()));
+        let chunk = stream.next_chunk().unwrap();
         chunk.result.unwrap();
+        assert_eq!(chunk.position, 100);
         assert_eq!(chunk.filled, 500);
         assert_eq!(chunk.checked, 0, "no batches in there");
         assert_eq!(&chunk.buf[..500], &data[100..600]);
 
         // Past the end: only what the file holds, into a reused (larger) buffer.
-        let chunk = ReadAhead::start(file, 0, 9_900, 500, vec![7; 2000])
-            .unwrap()
-            .wait()
-            .unwrap();
+        let mut stream = Stream::new(file, 0, 9_900, 500);
+        assert!(stream.top_up(&mut vec![vec![7; 2000]]));
+        let chunk = stream.next_chunk().unwrap();
+        assert_eq!(chunk.position, 9_900);
         assert_eq!(chunk.filled, 100);
         assert_eq!(&chunk.buf[..100], &data[9_900..]);
     }

@@ -16,7 +16,7 @@ use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
 use super::error::{IoContext, Result, StoreError};
 use super::head::{Head, LOCK_FILE};
 use super::index;
-use super::readahead::ReadAhead;
+use super::readahead::{self, Stream};
 use super::segment::{self, Slot, INDEX_EXT, LOG_EXT};
 use crate::record::RecordRef;
 
@@ -25,6 +25,9 @@ pub const READ_CHUNK: usize = 1 << 20;
 
 /// The smallest chunk [`PartitionReader::set_chunk`] accepts.
 pub const MIN_READ_CHUNK: usize = 64 << 10;
+
+/// Chunks a reader catching up on a backlog holds: its own and those read ahead.
+pub const BUFFERS: usize = 1 + readahead::DEPTH;
 
 /// A sequential reader over one partition.
 #[derive(Debug)]
@@ -49,10 +52,10 @@ pub struct PartitionReader {
     resume: Option<Resume>,
     /// Bytes read from a segment at once.
     chunk: usize,
-    /// The chunk after `buf`, being read on the helper thread while `buf` is decoded.
-    read_ahead: Option<ReadAhead>,
-    /// The buffer the next read-ahead reads into (the one `buf` was before the last swap).
-    spare: Vec<u8>,
+    /// The chunks after `buf`, being read on the helper thread while `buf` is decoded.
+    read_ahead: Option<Stream>,
+    /// Buffers for the next chunks read ahead (those `buf` was before).
+    spares: Vec<Vec<u8>>,
     /// File position up to which the batches in `buf` were already checked by the read-ahead
     /// thread (0 when nothing was).
     checked_until: u64,
@@ -107,7 +110,7 @@ impl PartitionReader {
             listed: Vec::new(),
             chunk: READ_CHUNK,
             read_ahead: None,
-            spare: Vec::new(),
+            spares: Vec::new(),
             checked_until: 0,
             chunks_read_ahead: 0,
         };
@@ -117,7 +120,7 @@ impl PartitionReader {
 
     /// Reads `chunk` bytes at once (at least [`MIN_READ_CHUNK`]) instead of [`READ_CHUNK`]:
     /// a consumer of many partitions keeps its buffers small. A reader catching up on a backlog
-    /// holds two chunks (one being read ahead).
+    /// holds [`BUFFERS`] chunks (the others being read ahead).
     pub fn set_chunk(&mut self, chunk: usize) {
         self.chunk = chunk.max(MIN_READ_CHUNK);
     }
@@ -459,25 +462,27 @@ impl PartitionReader {
             }
             self.filled += n;
         }
-        self.start_read_ahead();
+        self.read_ahead_more();
         Ok(self.filled)
     }
 
-    /// Makes the chunk read ahead from `position` the buffer, if that is what was read ahead;
-    /// false when there was none (one read ahead from elsewhere is dropped).
+    /// Makes the next chunk read ahead the buffer, if it starts at `position`; false when there
+    /// was none (read-ahead from elsewhere is dropped).
     fn take_read_ahead(&mut self, position: u64) -> Result<bool> {
-        let Some(ahead) = self.read_ahead.take() else {
+        let Some(stream) = self.read_ahead.as_mut() else {
             return Ok(false);
         };
         let seg = self.segment.as_ref().expect("called with a segment");
-        if ahead.segment != seg.base || ahead.position != position {
-            return Ok(false);
-        }
-        let Some(chunk) = ahead.wait() else {
-            return Ok(false);
+        let chunk = match stream.next_chunk() {
+            Some(chunk) if stream.segment == seg.base && chunk.position == position => chunk,
+            _ => {
+                self.read_ahead = None;
+                return Ok(false);
+            }
         };
         chunk.result.at("read", &seg.path)?;
-        self.spare = std::mem::replace(&mut self.buf, chunk.buf);
+        self.spares
+            .push(std::mem::replace(&mut self.buf, chunk.buf));
         self.buf_pos = position;
         self.filled = chunk.filled;
         self.checked_until = position + chunk.checked as u64;
@@ -485,30 +490,28 @@ impl PartitionReader {
         Ok(true)
     }
 
-    /// After a read that filled the whole buffer (a backlog), starts reading the next chunk on
-    /// the helper thread, from the first batch the buffer does not hold completely: that is
-    /// where the next fill will ask for.
-    fn start_read_ahead(&mut self) {
-        if self.filled < self.buf.len() || self.read_ahead.is_some() {
+    /// After a read that filled the whole buffer (a backlog), keeps the next chunks being read
+    /// on the helper thread, the first from the first batch the buffer does not hold
+    /// completely: that is where the next fill will ask for. After a short read (the end of the
+    /// log), stops reading ahead.
+    fn read_ahead_more(&mut self) {
+        if self.filled < self.buf.len() {
+            self.read_ahead = None;
             return;
         }
         let seg = self.segment.as_ref().expect("called with a segment");
-        let held = &self.buf[..self.filled];
-        let mut at = 0;
-        while let Some(total) = BatchHeader::length_at(&held[at..]) {
-            if at + total > held.len() {
-                break;
-            }
-            at += total;
+        let stream = self.read_ahead.get_or_insert_with(|| {
+            let complete = readahead::complete_prefix(&self.buf[..self.filled]);
+            Stream::new(
+                Arc::clone(&seg.file),
+                seg.base,
+                self.buf_pos + complete as u64,
+                self.chunk,
+            )
+        });
+        if !stream.top_up(&mut self.spares) {
+            self.read_ahead = None;
         }
-        let position = self.buf_pos + at as u64;
-        self.read_ahead = ReadAhead::start(
-            Arc::clone(&seg.file),
-            seg.base,
-            position,
-            self.chunk,
-            std::mem::take(&mut self.spare),
-        );
     }
 }
 
