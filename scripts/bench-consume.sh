@@ -7,7 +7,11 @@
 #    (so in 1 MiB batches, one segment). With the page cache warm, it times RUNS runs each of
 #      cat <the partition's .log files> > /dev/null
 #      spool consume bench -e -q > /dev/null          (default template, value + newline)
-#    alternately, and reports the median wall time of each and their ratio (goal: <= 2x cat).
+#    with hyperfine when it is installed (`apt-get install hyperfine`; the commands run back to
+#    back, no shell in between), else alternately from this shell, and reports the median wall
+#    time of each and their ratio (goal: <= 2x cat). Reading uses two threads (one reads and
+#    checks ahead): on a virtual machine whose second CPU was idle, runs started from a shell
+#    one by one vary more than hyperfine's.
 #    For reference it also times --output json and -F '%p %o %k %v\n', and prints the peak
 #    RSS of a full read next to the log size (memory stays flat whatever the topic size).
 # 2. Start-up at any offset: `consume -o N -n 1` at the start, middle and end of the log,
@@ -61,12 +65,26 @@ cat "${logs[@]}" >/dev/null
 
 echo "== throughput: median of $runs runs, page cache warm"
 : >"$work/cat"; : >"$work/consume"; : >"$work/json"; : >"$work/fmt"
-for _ in $(seq "$runs"); do
-    time_ns cat "${logs[@]}" >>"$work/cat"
-    time_ns "$spool" consume bench -e -q >>"$work/consume"
-    time_ns "$spool" consume bench -e -q --output json >>"$work/json"
-    time_ns "$spool" consume bench -e -q -F '%p %o %k %v\n' >>"$work/fmt"
-done
+if command -v hyperfine >/dev/null; then
+    echo "(hyperfine)"
+    hyperfine -N -w 3 -r "$runs" --export-json "$work/h.json" \
+        "cat ${logs[*]}" \
+        "$spool consume bench -e -q" \
+        "$spool consume bench -e -q --output json" \
+        "$spool consume bench -e -q -F '%p %o %k %v\n'" >/dev/null
+    python3 -c "
+import json, sys
+results = json.load(open(sys.argv[1]))['results']
+for name, r in zip(['cat', 'consume', 'json', 'fmt'], results):
+    open(sys.argv[2] + '/' + name, 'w').write('%d\n' % (r['median'] * 1e9))" "$work/h.json" "$work"
+else
+    for _ in $(seq "$runs"); do
+        time_ns cat "${logs[@]}" >>"$work/cat"
+        time_ns "$spool" consume bench -e -q >>"$work/consume"
+        time_ns "$spool" consume bench -e -q --output json >>"$work/json"
+        time_ns "$spool" consume bench -e -q -F '%p %o %k %v\n' >>"$work/fmt"
+    done
+fi
 cat_ns=$(median <"$work/cat")
 consume_ns=$(median <"$work/consume")
 ratio=$(awk -v a="$consume_ns" -v b="$cat_ns" 'BEGIN { printf "%.2f", a / b }')

@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
+use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, RecordIter, HEADER_LEN};
 use super::error::{IoContext, Result, StoreError};
 use super::head::{Head, LOCK_FILE};
 use super::index;
@@ -52,6 +52,10 @@ pub struct PartitionReader {
     resume: Option<Resume>,
     /// Bytes read from a segment at once.
     chunk: usize,
+    /// Bytes the next read asks for: from [`MIN_READ_CHUNK`] after a seek, doubling with each
+    /// read that fills the buffer up to `chunk`, so that reading a record or two costs a small
+    /// read and a backlog soon gets whole chunks (and read-ahead, once at `chunk`).
+    read_len: usize,
     /// The chunks after `buf`, being read on the helper thread while `buf` is decoded.
     read_ahead: Option<Stream>,
     /// Buffers for the next chunks read ahead (those `buf` was before).
@@ -109,6 +113,7 @@ impl PartitionReader {
             resume: None,
             listed: Vec::new(),
             chunk: READ_CHUNK,
+            read_len: MIN_READ_CHUNK,
             read_ahead: None,
             spares: Vec::new(),
             checked_until: 0,
@@ -123,6 +128,7 @@ impl PartitionReader {
     /// holds [`BUFFERS`] chunks (the others being read ahead).
     pub fn set_chunk(&mut self, chunk: usize) {
         self.chunk = chunk.max(MIN_READ_CHUNK);
+        self.read_len = self.read_len.min(self.chunk);
     }
 
     /// How many chunks were read (and checked) ahead on the helper thread.
@@ -150,6 +156,7 @@ impl PartitionReader {
         self.segment = None;
         self.read_ahead = None;
         self.checked_until = 0;
+        self.read_len = MIN_READ_CHUNK.min(self.chunk);
         // Retention may delete the segment between the listing and the open: list again.
         for _ in 0..OPEN_ATTEMPTS {
             let segments = segment::list(&self.dir).at("list", &self.dir)?;
@@ -237,23 +244,21 @@ impl PartitionReader {
                 }
                 _ => parse_batch(bytes, seg)?.records(),
             };
-            loop {
-                if delivered == budget {
-                    break;
-                }
-                let Some(record) = records.next() else { break };
-                let record = record.map_err(|source| StoreError::Corrupt {
+            let taken = deliver(
+                &mut records,
+                budget - delivered,
+                &mut self.next_offset,
+                &mut sink,
+            )
+            .map_err(|e| match e {
+                Undelivered::Damaged(source) => E::from(StoreError::Corrupt {
                     path: seg.path.clone(),
                     position: seg.position,
                     source,
-                })?;
-                if record.offset < self.next_offset {
-                    continue;
-                }
-                self.next_offset = record.offset + 1;
-                delivered += 1;
-                sink(record)?;
-            }
+                }),
+                Undelivered::Sink(e) => e,
+            })?;
+            delivered += taken;
             if records.remaining() > 0 {
                 self.resume = Some(Resume {
                     base: seg.base,
@@ -441,16 +446,19 @@ impl PartitionReader {
             self.checked_until = self.checked_until.min(position + self.filled as u64);
         }
         let seg = self.segment.as_ref().expect("called with a segment");
-        let mut want = need.max(self.chunk);
+        let mut want = need.max(self.read_len);
         if self.buf.len() < want {
             // Never more than the file holds: a damaged length field must not make the reader
             // allocate the gigabytes it claims.
             let len = seg.file.metadata().at("read", &seg.path)?.len();
             let in_file = usize::try_from(len.saturating_sub(position)).unwrap_or(usize::MAX);
-            want = want.min(in_file.max(self.chunk));
+            want = want.min(in_file.max(self.read_len));
             if self.buf.len() < want {
                 self.buf.resize(want, 0);
             }
+        } else if self.buf.len() > want && self.filled <= want {
+            // Back to a small read after a seek; the capacity stays for the reads to come.
+            self.buf.truncate(want);
         }
         while self.filled < need {
             let n = seg
@@ -499,6 +507,10 @@ impl PartitionReader {
             self.read_ahead = None;
             return;
         }
+        if self.read_len < self.chunk {
+            self.read_len = (self.read_len * 2).min(self.chunk);
+            return;
+        }
         let seg = self.segment.as_ref().expect("called with a segment");
         let stream = self.read_ahead.get_or_insert_with(|| {
             let complete = readahead::complete_prefix(&self.buf[..self.filled]);
@@ -513,6 +525,49 @@ impl PartitionReader {
             self.read_ahead = None;
         }
     }
+}
+
+/// Why [`deliver`] stopped early.
+enum Undelivered<E> {
+    Damaged(BatchError),
+    Sink(E),
+}
+
+/// Hands up to `budget` records of a batch to `sink`, skipping those below `next_offset` (a
+/// batch the reader was positioned inside of) and moving `next_offset` past each one handed
+/// over. Kept out of line: the loop that runs once per record gets the registers to itself.
+#[inline(never)]
+fn deliver<'a, E, F>(
+    records: &mut RecordIter<'a>,
+    budget: usize,
+    next_offset: &mut i64,
+    sink: &mut F,
+) -> std::result::Result<usize, Undelivered<E>>
+where
+    F: FnMut(RecordRef<'a>) -> std::result::Result<(), E>,
+{
+    let mut delivered = 0;
+    let mut next = *next_offset;
+    let result = loop {
+        if delivered == budget {
+            break Ok(delivered);
+        }
+        let record = match records.next() {
+            None => break Ok(delivered),
+            Some(Ok(record)) => record,
+            Some(Err(e)) => break Err(Undelivered::Damaged(e)),
+        };
+        if record.offset < next {
+            continue;
+        }
+        next = record.offset + 1;
+        delivered += 1;
+        if let Err(e) = sink(record) {
+            break Err(Undelivered::Sink(e));
+        }
+    };
+    *next_offset = next;
+    result
 }
 
 /// How often a segment is looked up again when retention deletes it between the listing of the
