@@ -6,6 +6,13 @@
 //! the next one, and when retention deleted segments it has not read, it continues from the new
 //! log start (counting what it skipped). A segment deleted while it is being read stays readable
 //! through the open file.
+//!
+//! Reads start small after a seek (64 KiB, so fetching a record or two is cheap) and double up
+//! to a chunk (1 MiB) while each fills the buffer. A reader catching up on a backlog of whole
+//! chunks has the next ones read and CRC-checked ahead on a helper thread ([`super::readahead`])
+//! and trusts the checks only for the batches the helper vouched for. Nothing is memory-mapped:
+//! `topic verify --repair` and crash recovery may cut a segment while it is read, which a
+//! mapping would turn into SIGBUS.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
