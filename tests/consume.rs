@@ -529,6 +529,76 @@ fn exit_at_end_reads_everything_there_is() {
     assert_eq!(err, "Processed 1000 records\n");
 }
 
+/// Lines `value-<i>` padded to 120 bytes, for logs of several MiB.
+fn padded_lines(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("value-{i:0>114}")).collect()
+}
+
+#[test]
+fn a_backlog_of_many_chunks_reads_back_exactly_from_anywhere() {
+    // ~5 MiB per partition in 16 KiB batches: read in growing reads, then 1 MiB chunks read and
+    // checked ahead on the helper thread.
+    let s = Store::new();
+    s.create_topic("big", 2, &[]);
+    let values = padded_lines(40_000);
+    for p in 0..2 {
+        let input: String = values.iter().map(|v| format!("{v}\n")).collect();
+        s.produce(
+            "big",
+            input,
+            &["-p", &p.to_string(), "--batch-size", "16KiB"],
+        );
+    }
+    assert!(std::fs::metadata(&s.segments("big", 0)[0]).unwrap().len() > 4 << 20);
+
+    let got = read_lines(&s, "big", &["-p", "0"]);
+    assert_eq!(got, values, "every record once, in order");
+    let got = read_lines(&s, "big", &["-p", "1", "-o", "23456"]);
+    assert_eq!(got, values[23_456..], "from the middle of a batch");
+    let got = read_lines(&s, "big", &["-p", "0", "-n", "31000"]);
+    assert_eq!(got, values[..31_000]);
+
+    // Both partitions, interleaved: each in order, nothing lost or doubled.
+    let out = s.consume("big", &["-F", "%p %v\\n"]);
+    for p in ["0", "1"] {
+        let mine: Vec<String> = lines(&out)
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("{p} ")).map(str::to_owned))
+            .collect();
+        assert_eq!(mine, values, "partition {p}");
+    }
+}
+
+#[test]
+fn damage_deep_in_a_backlog_stops_the_read_right_before_it() {
+    let s = Store::new();
+    s.create_topic("big", 1, &[]);
+    let values = padded_lines(40_000);
+    let input: String = values.iter().map(|v| format!("{v}\n")).collect();
+    s.produce("big", input, &["--batch-size", "16KiB"]);
+    let log = &s.segments("big", 0)[0];
+    let spans = common::batch_spans(&common::read(log));
+    // A batch about 3.5 MiB in: well past the first reads, inside a chunk read ahead.
+    let damaged = spans
+        .iter()
+        .find(|b| b.position > 3_500_000)
+        .copied()
+        .expect("a batch 3.5 MiB in");
+    common::flip_byte(log, damaged.position + damaged.len - 10);
+
+    let (code, out, err) = run(&s, &["big", "-e"]);
+    assert_eq!(code, 1, "{err}");
+    let before = damaged.base_offset as usize;
+    assert_eq!(
+        lines(&out),
+        values[..before],
+        "everything before the damage"
+    );
+    assert!(err.contains(&format!("offset {before}")), "{err}");
+    assert!(err.contains("CRC"), "{err}");
+    assert!(err.contains("spool topic verify"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Following
 
