@@ -261,6 +261,18 @@ fn decode_record<'a>(
     buf: &mut &'a [u8],
     header: &BatchHeader,
 ) -> Result<RecordRef<'a>, &'static str> {
+    match decode_usual_record(buf, header) {
+        Some(record) => Ok(record),
+        None => decode_record_checked(buf, header),
+    }
+}
+
+/// [`decode_record`] field by field, each checked: any record, and what is wrong with a
+/// malformed one.
+fn decode_record_checked<'a>(
+    buf: &mut &'a [u8],
+    header: &BatchHeader,
+) -> Result<RecordRef<'a>, &'static str> {
     let length = read_varint(buf)?;
     let length = usize::try_from(length).map_err(|_| "negative record length")?;
     if buf.len() < length {
@@ -301,6 +313,82 @@ fn decode_record<'a>(
         value,
         headers,
     })
+}
+
+/// The usual record, decoded with as few checks as its shape allows: no headers, and every
+/// varint of at most three bytes (record lengths, offset deltas and key and value lengths under
+/// a million). `None` for anything else, malformed records included, which
+/// [`decode_record`]'s checked path then decodes (or reports) field by field.
+#[inline(always)]
+fn decode_usual_record<'a>(buf: &mut &'a [u8], header: &BatchHeader) -> Option<RecordRef<'a>> {
+    let bytes: &'a [u8] = buf;
+    // Length, attributes, timestamp delta, offset delta and key length lie in the first 13
+    // bytes: one bounds check for all of them.
+    let window: &[u8; 16] = bytes.first_chunk()?;
+    let mut at = 0;
+    let length = usize::try_from(small_varint(window, &mut at)?).ok()?;
+    let body = at;
+    let end = body.checked_add(length)?;
+    if end > bytes.len() {
+        return None;
+    }
+    at += 1; // attributes
+    let timestamp_delta = small_varint(window, &mut at)?;
+    let offset_delta = small_varint(window, &mut at)?;
+    let key = match small_varint(window, &mut at)? {
+        -1 => None,
+        len => {
+            let key = bytes[..end].get(at..at + usize::try_from(len).ok()?)?;
+            at += key.len();
+            Some(key)
+        }
+    };
+    let value = match small_varint(&bytes[..end], &mut at)? {
+        -1 => None,
+        len => {
+            let value = bytes[..end].get(at..at + usize::try_from(len).ok()?)?;
+            at += value.len();
+            Some(value)
+        }
+    };
+    // No headers: a header count of zero ends the record.
+    if bytes.get(at) != Some(&0) || at + 1 != end {
+        return None;
+    }
+    *buf = &bytes[end..];
+    Some(RecordRef {
+        offset: header.base_offset + i64::from(offset_delta),
+        timestamp: header
+            .base_timestamp
+            .wrapping_add(i64::from(timestamp_delta)),
+        key,
+        value,
+        headers: Headers::NONE,
+    })
+}
+
+/// A zig-zag varint of one to three bytes at `bytes[*at]`, moving `*at` past it.
+#[inline(always)]
+fn small_varint(bytes: &[u8], at: &mut usize) -> Option<i32> {
+    let unzigzag = |raw: u32| ((raw >> 1) as i32) ^ -((raw & 1) as i32);
+    let b0 = *bytes.get(*at)?;
+    if b0 < 0x80 {
+        *at += 1;
+        return Some(unzigzag(u32::from(b0)));
+    }
+    let b1 = *bytes.get(*at + 1)?;
+    if b1 < 0x80 {
+        *at += 2;
+        return Some(unzigzag(u32::from(b0 & 0x7f) | u32::from(b1) << 7));
+    }
+    let b2 = *bytes.get(*at + 2)?;
+    if b2 < 0x80 {
+        *at += 3;
+        return Some(unzigzag(
+            u32::from(b0 & 0x7f) | u32::from(b1 & 0x7f) << 7 | u32::from(b2) << 14,
+        ));
+    }
+    None
 }
 
 /// Decodes the header at the start of `buf` and moves `buf` past it; `None` if it is malformed.
@@ -950,6 +1038,34 @@ mod tests {
                 prop_assert_eq!(d.offset, base + i as i64);
                 prop_assert_eq!(&d.to_owned_record(), r);
             }
+        }
+
+        /// The fast path decodes a record only when the checked path decodes the same record
+        /// from the same bytes, leaving the same rest: on valid records with any fields, and on
+        /// garbage and valid records with bytes changed.
+        #[test]
+        fn the_usual_record_path_agrees_with_the_checked_one(
+            records in proptest::collection::vec(arb_record(), 1..6),
+            garbage in proptest::collection::vec(any::<u8>(), 0..40),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        ) {
+            let mut buf = Vec::new();
+            encode_batch(&mut buf, &records);
+            let header = BatchHeader::parse(&buf).unwrap();
+            let mut body = buf[HEADER_LEN..].to_vec();
+            body.extend_from_slice(&garbage);
+            for (at, bits) in flips {
+                let len = body.len();
+                body[at % len] ^= bits;
+            }
+            let mut fast: &[u8] = &body;
+            let mut checked: &[u8] = &body;
+            while let Some(record) = decode_usual_record(&mut fast, &header) {
+                let other = decode_record_checked(&mut checked, &header);
+                prop_assert_eq!(Ok(record), other);
+                prop_assert_eq!(fast.len(), checked.len());
+            }
+            prop_assert_eq!(fast.len(), checked.len(), "the fast path moved only past what it decoded");
         }
 
         #[test]
