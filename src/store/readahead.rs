@@ -30,8 +30,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::batch::{Batch, BatchHeader};
 
-/// Chunks a stream keeps requested ahead of the reader.
-pub const DEPTH: usize = 2;
+/// Chunks a stream keeps requested ahead of the reader. Requests go out in groups of half of
+/// these: waking a parked helper can take longer than reading a chunk (on a virtual machine,
+/// a millisecond), which the chunks still requested cover.
+pub const DEPTH: usize = 4;
 
 /// The chunks of one segment being read ahead, in file order.
 #[derive(Debug)]
@@ -101,6 +103,9 @@ impl Stream {
     /// ones when it is empty). False when no helper thread can be started; the caller then
     /// reads itself.
     pub fn top_up(&mut self, spares: &mut Vec<Vec<u8>>) -> bool {
+        if self.pending.len() > DEPTH / 2 {
+            return true;
+        }
         let Some(helper) = helper() else {
             return false;
         };
@@ -123,14 +128,31 @@ impl Stream {
         true
     }
 
-    /// The next chunk, waiting for it up to [`PATIENCE`]; `None` when none is pending, the
-    /// helper thread is gone, or it is late: a helper that is not running (its CPU busy with
-    /// something else) must not hold the reader up, which then reads for itself.
-    pub fn next_chunk(&mut self) -> Option<Chunk> {
-        let pending = self.pending.pop_front()?;
+    /// The next chunk, waiting for it up to [`PATIENCE`]. A helper that is not running (its
+    /// CPU busy with something else) must not hold the reader up: a late chunk is given up
+    /// ([`Next::Late`]) and the reader reads it itself, while the chunks after it stay requested
+    /// (they start where this one's complete batches end, whoever reads it).
+    pub fn next_chunk(&mut self) -> Next {
+        let Some(pending) = self.pending.pop_front() else {
+            return Next::Gone;
+        };
         pending.wanted.store(true, Ordering::Relaxed);
-        receive_within(&pending.done, PATIENCE)
+        match receive_within(&pending.done, PATIENCE) {
+            Received::Value(chunk) => Next::Chunk(chunk),
+            Received::TimedOut => Next::Late,
+            Received::Disconnected => Next::Gone,
+        }
     }
+}
+
+/// What [`Stream::next_chunk`] found.
+#[derive(Debug)]
+pub enum Next {
+    Chunk(Chunk),
+    /// Not read yet after [`PATIENCE`].
+    Late,
+    /// Nothing requested, or the helper thread is gone.
+    Gone,
 }
 
 impl Drop for Stream {
@@ -169,24 +191,37 @@ pub const PATIENCE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Receives from `rx`, spinning for [`SPIN`] before blocking; `None` once the sender is gone.
 fn receive<T>(rx: &Receiver<T>) -> Option<T> {
-    receive_within(rx, std::time::Duration::MAX)
+    match receive_within(rx, std::time::Duration::MAX) {
+        Received::Value(value) => Some(value),
+        Received::TimedOut | Received::Disconnected => None,
+    }
+}
+
+enum Received<T> {
+    Value(T),
+    TimedOut,
+    Disconnected,
 }
 
 /// [`receive`], giving up after `limit`.
-fn receive_within<T>(rx: &Receiver<T>, limit: std::time::Duration) -> Option<T> {
+fn receive_within<T>(rx: &Receiver<T>, limit: std::time::Duration) -> Received<T> {
+    use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
     let start = std::time::Instant::now();
     loop {
         match rx.try_recv() {
-            Ok(value) => return Some(value),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
-            Err(std::sync::mpsc::TryRecvError::Empty) if start.elapsed() < SPIN => {
-                std::hint::spin_loop();
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => {
+            Ok(value) => return Received::Value(value),
+            Err(TryRecvError::Disconnected) => return Received::Disconnected,
+            Err(TryRecvError::Empty) if start.elapsed() < SPIN => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => {
                 let left = limit.saturating_sub(start.elapsed());
-                return match std::time::Instant::now().checked_add(left) {
-                    Some(_) => rx.recv_timeout(left).ok(),
-                    None => rx.recv().ok(),
+                let received = match std::time::Instant::now().checked_add(left) {
+                    Some(_) => rx.recv_timeout(left),
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                return match received {
+                    Ok(value) => Received::Value(value),
+                    Err(RecvTimeoutError::Timeout) => Received::TimedOut,
+                    Err(RecvTimeoutError::Disconnected) => Received::Disconnected,
                 };
             }
         }
@@ -284,7 +319,9 @@ mod tests {
 
         let mut stream = Stream::new(file.clone(), 0, 100, 500);
         assert!(stream.top_up(&mut Vec::new()));
-        let chunk = stream.next_chunk().unwrap();
+        let Next::Chunk(chunk) = stream.next_chunk() else {
+            panic!("no chunk")
+        };
         chunk.result.unwrap();
         assert_eq!(chunk.position, 100);
         assert_eq!(chunk.filled, 500);
@@ -294,7 +331,9 @@ mod tests {
         // Past the end: only what the file holds, into a reused (larger) buffer.
         let mut stream = Stream::new(file, 0, 9_900, 500);
         assert!(stream.top_up(&mut vec![vec![7; 2000]]));
-        let chunk = stream.next_chunk().unwrap();
+        let Next::Chunk(chunk) = stream.next_chunk() else {
+            panic!("no chunk")
+        };
         assert_eq!(chunk.position, 9_900);
         assert_eq!(chunk.filled, 100);
         assert_eq!(&chunk.buf[..100], &data[9_900..]);

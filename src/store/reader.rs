@@ -23,7 +23,7 @@ use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, RecordIter, HEA
 use super::error::{IoContext, Result, StoreError};
 use super::head::{Head, LOCK_FILE};
 use super::index;
-use super::readahead::{self, Stream};
+use super::readahead::{self, Next, Stream};
 use super::segment::{self, Slot, INDEX_EXT, LOG_EXT};
 use crate::record::RecordRef;
 
@@ -489,8 +489,10 @@ impl PartitionReader {
         };
         let seg = self.segment.as_ref().expect("called with a segment");
         let chunk = match stream.next_chunk() {
-            Some(chunk) if stream.segment == seg.base && chunk.position == position => chunk,
-            _ => {
+            Next::Chunk(chunk) if stream.segment == seg.base && chunk.position == position => chunk,
+            // Read here instead; the chunks after it are still good.
+            Next::Late => return Ok(false),
+            Next::Chunk(_) | Next::Gone => {
                 self.read_ahead = None;
                 return Ok(false);
             }
