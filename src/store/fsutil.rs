@@ -76,3 +76,43 @@ pub fn random_bytes() -> [u8; 16] {
     }
     bytes
 }
+
+/// Makes `buf` at least `len` bytes long. A buffer that must grow by a lot is allocated anew,
+/// zeroed (keeping its first `buf.len()` bytes): a large zeroed allocation comes from the kernel
+/// already zero, page by page as it is first written, instead of being filled with zeros here.
+pub fn grow_zeroed(buf: &mut Vec<u8>, len: usize) {
+    if buf.len() >= len {
+        return;
+    }
+    if buf.capacity() >= len {
+        buf.resize(len, 0);
+        return;
+    }
+    let mut grown = vec![0u8; len];
+    grown[..buf.len()].copy_from_slice(buf);
+    *buf = grown;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grow_zeroed;
+
+    #[test]
+    fn growing_keeps_the_bytes_there_and_zeroes_the_rest() {
+        let mut buf = vec![7u8; 10];
+        grow_zeroed(&mut buf, 5);
+        assert_eq!(buf, [7; 10], "never shrinks");
+        grow_zeroed(&mut buf, 1 << 20);
+        assert_eq!(buf.len(), 1 << 20);
+        assert_eq!(&buf[..10], &[7; 10]);
+        assert!(buf[10..].iter().all(|&b| b == 0));
+        buf.truncate(100);
+        buf[99] = 9;
+        grow_zeroed(&mut buf, 200);
+        assert_eq!(buf[99], 9);
+        assert!(
+            buf[100..].iter().all(|&b| b == 0),
+            "within capacity: zeroed too"
+        );
+    }
+}

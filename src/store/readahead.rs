@@ -241,9 +241,7 @@ fn run(job: Job) {
         return;
     }
     let position = state.next.load(Ordering::Relaxed);
-    if buf.len() < len {
-        buf.resize(len, 0);
-    }
+    super::fsutil::grow_zeroed(&mut buf, len);
     let mut filled = 0;
     let mut result = Ok(());
     while filled < len {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, RecordIter, HEADER_LEN};
 use super::error::{IoContext, Result, StoreError};
+use super::fsutil;
 use super::head::{Head, LOCK_FILE};
 use super::index;
 use super::readahead::{self, Next, Stream};
@@ -460,9 +461,7 @@ impl PartitionReader {
             let len = seg.file.metadata().at("read", &seg.path)?.len();
             let in_file = usize::try_from(len.saturating_sub(position)).unwrap_or(usize::MAX);
             want = want.min(in_file.max(self.read_len));
-            if self.buf.len() < want {
-                self.buf.resize(want, 0);
-            }
+            fsutil::grow_zeroed(&mut self.buf, want);
         } else if self.buf.len() > want && self.filled <= want {
             // Back to a small read after a seek; the capacity stays for the reads to come.
             self.buf.truncate(want);
