@@ -10,7 +10,7 @@ pub mod watch;
 
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
-use crate::store::reader::{BUFFERS, READ_CHUNK};
+use crate::store::reader::{BUFFERS, MIN_READ_CHUNK, READ_CHUNK};
 use crate::store::{Partition, PartitionReader, StoreError};
 
 use watch::ChangeWaiter;
@@ -20,7 +20,8 @@ pub const FAIR_SHARE: usize = 1000;
 
 /// Read buffers of all partitions together stay around this size: each partition reads
 /// [`READ_CHUNK`] at once when there are few, less when there are many (a partition catching up
-/// holds [`BUFFERS`] chunks, the others being read ahead).
+/// holds [`BUFFERS`] chunks, the others being read ahead), and with more than a hundred, 64 KiB
+/// at once and nothing ahead.
 const READ_BUDGET: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,21 @@ pub enum ConsumeError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How much each of `partitions` readers reads at once, and whether it reads ahead. Few
+/// partitions: chunks of up to [`READ_CHUNK`], read ahead. So many that even the smallest
+/// chunks read ahead would pass [`READ_BUDGET`]: the smallest chunks and nothing ahead (memory
+/// then grows with the number of partitions, by 64 KiB each).
+fn read_plan(partitions: usize) -> (usize, bool) {
+    let share = READ_BUDGET / partitions.max(1);
+    let read_ahead = share >= BUFFERS * MIN_READ_CHUNK;
+    let chunk = if read_ahead {
+        share / BUFFERS
+    } else {
+        MIN_READ_CHUNK
+    };
+    (chunk.min(READ_CHUNK), read_ahead)
 }
 
 /// Where a requested start offset fell outside the log and was moved into it.
@@ -130,9 +146,9 @@ impl Consumer {
             partition: partition.id,
             reader,
         });
-        let chunk = (READ_BUDGET / BUFFERS / self.cursors.len()).min(READ_CHUNK);
+        let (chunk, read_ahead) = read_plan(self.cursors.len());
         for cursor in &mut self.cursors {
-            cursor.reader.set_chunk(chunk);
+            cursor.reader.set_chunk(chunk, read_ahead);
         }
         Ok(())
     }
@@ -247,5 +263,29 @@ enum PollError<E> {
 impl<E> From<StoreError> for PollError<E> {
     fn from(e: StoreError) -> Self {
         PollError::Store(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_buffers_stay_within_the_budget_until_the_smallest_chunks() {
+        assert_eq!(read_plan(1), (READ_CHUNK, true));
+        for partitions in [1, 2, 6, 7, 50, 100, 102, 1000] {
+            let (chunk, ahead) = read_plan(partitions);
+            let held = partitions * chunk * if ahead { BUFFERS } else { 1 };
+            assert!(
+                chunk >= MIN_READ_CHUNK && chunk <= READ_CHUNK,
+                "{partitions}"
+            );
+            assert!(
+                held <= READ_BUDGET || (chunk == MIN_READ_CHUNK && !ahead),
+                "{partitions} partitions hold {held} bytes"
+            );
+        }
+        assert!(read_plan(100).1, "a hundred partitions still read ahead");
+        assert!(!read_plan(1000).1, "a thousand do not");
     }
 }

@@ -68,6 +68,8 @@ pub struct PartitionReader {
     read_ahead: Option<Stream>,
     /// Buffers for the next chunks read ahead (those `buf` was before).
     spares: Vec<Vec<u8>>,
+    /// Whether a backlog is read ahead at all (see [`PartitionReader::set_chunk`]).
+    read_ahead_allowed: bool,
     /// File position up to which the batches in `buf` were already checked by the read-ahead
     /// thread (0 when nothing was).
     checked_until: u64,
@@ -124,6 +126,7 @@ impl PartitionReader {
             read_len: MIN_READ_CHUNK,
             read_ahead: None,
             spares: Vec::new(),
+            read_ahead_allowed: true,
             checked_until: 0,
             chunks_read_ahead: 0,
         };
@@ -133,10 +136,16 @@ impl PartitionReader {
 
     /// Reads `chunk` bytes at once (at least [`MIN_READ_CHUNK`]) instead of [`READ_CHUNK`]:
     /// a consumer of many partitions keeps its buffers small. A reader catching up on a backlog
-    /// holds [`BUFFERS`] chunks (the others being read ahead).
-    pub fn set_chunk(&mut self, chunk: usize) {
+    /// holds [`BUFFERS`] chunks (the others being read ahead) unless `read_ahead` is false,
+    /// then one.
+    pub fn set_chunk(&mut self, chunk: usize, read_ahead: bool) {
         self.chunk = chunk.max(MIN_READ_CHUNK);
         self.read_len = self.read_len.min(self.chunk);
+        self.read_ahead_allowed = read_ahead;
+        if !read_ahead {
+            self.read_ahead = None;
+            self.spares = Vec::new();
+        }
     }
 
     /// How many chunks were read (and checked) ahead on the helper thread.
@@ -511,7 +520,7 @@ impl PartitionReader {
     /// completely: that is where the next fill will ask for. After a short read (the end of the
     /// log), stops reading ahead.
     fn read_ahead_more(&mut self) {
-        if self.filled < self.buf.len() {
+        if self.filled < self.buf.len() || !self.read_ahead_allowed {
             self.read_ahead = None;
             return;
         }
@@ -730,7 +739,7 @@ mod tests {
         for budget in [1, 7, 20, 1000] {
             for start in [0, 19, 20, 1001] {
                 let mut reader = PartitionReader::open(dir.path(), start).unwrap();
-                reader.set_chunk(MIN_READ_CHUNK);
+                reader.set_chunk(MIN_READ_CHUNK, true);
                 let got = read_all(&mut reader, budget);
                 assert_eq!(got, (start..2000).collect::<Vec<_>>(), "budget {budget}");
                 assert!(
@@ -756,7 +765,7 @@ mod tests {
         std::fs::write(&log, &damaged).unwrap();
 
         let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
-        reader.set_chunk(MIN_READ_CHUNK);
+        reader.set_chunk(MIN_READ_CHUNK, true);
         let mut got = Vec::new();
         let err = loop {
             match reader.poll::<StoreError, _>(50, |r| {
