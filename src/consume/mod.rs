@@ -277,7 +277,7 @@ mod tests {
             let (chunk, ahead) = read_plan(partitions);
             let held = partitions * chunk * if ahead { BUFFERS } else { 1 };
             assert!(
-                chunk >= MIN_READ_CHUNK && chunk <= READ_CHUNK,
+                (MIN_READ_CHUNK..=READ_CHUNK).contains(&chunk),
                 "{partitions}"
             );
             assert!(
