@@ -642,6 +642,15 @@ mod tests {
 
     /// A partition of `batches` batches of `per_batch` records; values are the offsets.
     fn partition(batches: usize, per_batch: usize) -> tempfile::TempDir {
+        partition_of(batches, per_batch, |offset| offset.to_string())
+    }
+
+    /// A partition of `batches` batches of `per_batch` records, valued `value(offset)`.
+    fn partition_of(
+        batches: usize,
+        per_batch: usize,
+        value: impl Fn(usize) -> String,
+    ) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let mut writer =
             PartitionWriter::open(dir.path(), LogConfig::default(), SyncPolicy::Never).unwrap();
@@ -651,7 +660,7 @@ mod tests {
             let records: Vec<Record> = (0..per_batch)
                 .map(|i| Record {
                     timestamp: 1,
-                    value: Some((b * per_batch + i).to_string().into_bytes()),
+                    value: Some(value(b * per_batch + i).into_bytes()),
                     ..Record::default()
                 })
                 .collect();
@@ -714,23 +723,7 @@ mod tests {
     /// A partition of `batches` batches of `per_batch` records whose values are their offsets,
     /// zero-padded to 200 bytes: a few hundred KiB, several small chunks.
     fn large_partition(batches: usize, per_batch: usize) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let mut writer =
-            PartitionWriter::open(dir.path(), LogConfig::default(), SyncPolicy::Never).unwrap();
-        writer.initialize(0).unwrap();
-        let mut bytes = Vec::new();
-        for b in 0..batches {
-            let records: Vec<Record> = (0..per_batch)
-                .map(|i| Record {
-                    timestamp: 1,
-                    value: Some(format!("{:0>200}", b * per_batch + i).into_bytes()),
-                    ..Record::default()
-                })
-                .collect();
-            encode_batch(&mut bytes, &records);
-            writer.append(&mut bytes, 1).unwrap();
-        }
-        dir
+        partition_of(batches, per_batch, |offset| format!("{offset:0>200}"))
     }
 
     #[test]
