@@ -4,13 +4,16 @@
 //! A reader catching up on a backlog would otherwise alternate between waiting for `pread` to
 //! copy a chunk out of the page cache, checking the CRCs of its batches, and decoding them; the
 //! first two take about as long as the third. With the next chunks read and checked on another
-//! core while one is decoded, reading a large log costs about the decoding alone.
+//! core while one is decoded, the two halves overlap (on an idle 2-core machine a 100 MiB
+//! backlog reads in about 60% of the time one thread takes).
 //!
 //! One helper thread serves the whole process (started by the first read-ahead). A reader keeps
 //! a [`Stream`] of up to [`DEPTH`] chunks requested: each chunk starts where the complete
 //! batches of the one before it end, which the helper finds as it reads, so the helper always
 //! has the next chunk to read while the reader decodes, and a chunk is usually ready before the
-//! reader asks for it (waking a parked thread costs more than reading a chunk takes).
+//! reader asks for it (waking a parked thread costs more than reading a chunk takes). A chunk
+//! that is late by more than [`PATIENCE`] (the helper not scheduled) is read by the reader
+//! itself; the ones after it stay requested.
 //!
 //! Bytes read ahead are no different from bytes read a moment earlier into a larger buffer. The
 //! helper checks the complete batches at the start of the chunk exactly as the reader would
