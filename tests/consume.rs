@@ -277,9 +277,24 @@ fn offset_numbers() {
     assert_eq!(read_lines(&s, "t", &["-o", "+8"]), ["v8", "v9"]);
     assert_eq!(read_lines(&s, "t", &["-o", "-0"]), Vec::<String>::new());
     assert_eq!(read_lines(&s, "t", &["-o", "+0"]).len(), 10);
-    // -N and +N beyond the partition stop at its ends.
-    assert_eq!(read_lines(&s, "t", &["-o", "-100"]).len(), 10);
-    assert!(read_lines(&s, "t", &["-o", "+100"]).is_empty());
+    // -N and +N beyond the partition stop at its ends, with a warning like any offset outside
+    // the log; one that stays inside warns of nothing.
+    let (code, out, err) = run(&s, &["t", "-e", "-o", "-100"]);
+    assert_eq!((code, lines(&out).len()), (0, 10));
+    assert!(
+        err.contains(
+            "warning: t/0: -100 (10 records there) goes back past the log start; starting at 0"
+        ),
+        "{err}"
+    );
+    let (code, out, err) = run(&s, &["t", "-e", "-o", "+100"]);
+    assert_eq!((code, out.len()), (0, 0));
+    assert!(
+        err.contains("warning: t/0: +100 (10 records there) goes past the log end; starting at 10"),
+        "{err}"
+    );
+    let (_, _, err) = run(&s, &["t", "-e", "-o", "-10"]);
+    assert!(!err.contains("warning"), "{err}");
 }
 
 #[test]

@@ -219,7 +219,7 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             }
             let (offset, clamped) = resolve_start(&p, start)?;
             if !a.quiet {
-                warn_clamped(&p.topic, p.id, clamped);
+                warn_clamped(&p.topic, p.id, start, clamped);
             }
             consumer.assign(&p, offset)?;
             assigned.push((p.topic.clone(), p.id));
@@ -299,19 +299,55 @@ fn write_out(stdout: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn warn_clamped(topic: &str, partition: i32, clamped: Option<Clamped>) {
-    match clamped {
-        Some(Clamped::BelowStart {
-            requested,
+fn warn_clamped(topic: &str, partition: i32, spec: OffsetSpec, clamped: Option<Clamped>) {
+    let Some(clamped) = clamped else {
+        return;
+    };
+    let (wanted, beyond, at) = match (spec, clamped) {
+        (
+            OffsetSpec::FromEnd(n),
+            Clamped::BelowStart {
+                log_start, log_end, ..
+            },
+        ) => (
+            format!("-{n} ({} records there)", log_end - log_start),
+            "goes back past the log start",
             log_start,
-        }) => eprintln!(
-            "warning: {topic}/{partition}: offset {requested} is below the log start; starting at {log_start}"
         ),
-        Some(Clamped::PastEnd { requested, log_end }) => eprintln!(
-            "warning: {topic}/{partition}: offset {requested} is past the log end; starting at {log_end}"
+        (
+            OffsetSpec::FromStart(n),
+            Clamped::PastEnd {
+                log_start, log_end, ..
+            },
+        ) => (
+            format!("+{n} ({} records there)", log_end - log_start),
+            "goes past the log end",
+            log_end,
         ),
-        None => {}
-    }
+        (
+            _,
+            Clamped::BelowStart {
+                requested,
+                log_start,
+                ..
+            },
+        ) => (
+            format!("offset {requested}"),
+            "is below the log start",
+            log_start,
+        ),
+        (
+            _,
+            Clamped::PastEnd {
+                requested, log_end, ..
+            },
+        ) => (
+            format!("offset {requested}"),
+            "is past the log end",
+            log_end,
+        ),
+    };
+    eprintln!("warning: {topic}/{partition}: {wanted} {beyond}; starting at {at}");
 }
 
 /// An invalid argument found after parsing: reported like clap's usage errors, exit 2.

@@ -56,8 +56,16 @@ fn read_plan(partitions: usize) -> (usize, bool) {
 /// Where a requested start offset fell outside the log and was moved into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clamped {
-    BelowStart { requested: i64, log_start: i64 },
-    PastEnd { requested: i64, log_end: i64 },
+    BelowStart {
+        requested: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    PastEnd {
+        requested: i64,
+        log_start: i64,
+        log_end: i64,
+    },
 }
 
 /// Turns an offset spec into an offset of `partition`, clamped to [log start, log end].
@@ -67,8 +75,13 @@ pub fn resolve_start(
 ) -> Result<(i64, Option<Clamped>), StoreError> {
     let start = partition.log_start_offset()?;
     let end = partition.log_end_offset()?.max(start);
+    // -N and +N are taken as given here, so that reaching past an end is clamped with the
+    // same warning as an absolute offset would be.
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let requested = match spec {
         OffsetSpec::Timestamp(ts) => partition.offset_for_timestamp(ts)?.unwrap_or(end),
+        OffsetSpec::FromEnd(n) => end.saturating_sub(count(n)),
+        OffsetSpec::FromStart(n) => start.saturating_add(count(n)),
         other => other.resolve(start, end).unwrap_or(end),
     };
     Ok(if requested < start {
@@ -77,6 +90,7 @@ pub fn resolve_start(
             Some(Clamped::BelowStart {
                 requested,
                 log_start: start,
+                log_end: end,
             }),
         )
     } else if requested > end {
@@ -84,6 +98,7 @@ pub fn resolve_start(
             end,
             Some(Clamped::PastEnd {
                 requested,
+                log_start: start,
                 log_end: end,
             }),
         )
