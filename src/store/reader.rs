@@ -626,6 +626,14 @@ fn indexed_position(dir: &Path, seg: &OpenSegment, offset: i64) -> Result<(u64, 
     };
     let len = seg.file.metadata().at("read", &seg.path)?.len();
     match segment::header_at(&seg.file, len, u64::from(entry.position)).at("read", &seg.path)? {
+        // The entry names the last offset of the batch at its position, so the batch often
+        // ends before `offset` (Kafka's lookup gives where to start scanning): start at the
+        // batch after it, whose position the header gives, rather than read this one only to
+        // skip it.
+        Slot::Header(h) if h.last_offset() == entry.offset && h.last_offset() < offset => Ok((
+            u64::from(entry.position) + h.total_len() as u64,
+            h.next_offset(),
+        )),
         Slot::Header(h) if h.last_offset() == entry.offset && h.base_offset <= offset => {
             Ok((u64::from(entry.position), h.base_offset))
         }
