@@ -1249,6 +1249,54 @@ fn concurrent_producers_and_readers_never_see_partial_batches() {
     }
 }
 
+#[test]
+fn reading_a_backlog_while_it_grows_gives_an_unbroken_run_of_offsets() {
+    // A reader reading ahead near an end that keeps moving: chunks end inside batches being
+    // written, read-ahead starts and stops. Whatever it prints is offsets 0, 1, 2, ... with
+    // nothing missing, doubled or half written.
+    let s = Store::new();
+    s.create_topic("t", 1, &[]);
+    let input: String = padded_lines(60_000)
+        .iter()
+        .map(|v| format!("{v}\n"))
+        .collect();
+    let mut producer = s
+        .spool_process()
+        .args([
+            "produce",
+            "t",
+            "-q",
+            "--batch-size",
+            "16KiB",
+            "--linger",
+            "0s",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start produce");
+    let mut stdin = producer.stdin.take().unwrap();
+    let feeder = thread::spawn(move || {
+        // In pieces, so the log grows while the readers read.
+        for piece in input.as_bytes().chunks(256 << 10) {
+            stdin.write_all(piece).unwrap();
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let mut reads = 0;
+    while !feeder.is_finished() || reads == 0 {
+        let (code, out, err) = run(&s, &["t", "-e", "-q", "-F", "%o\\n"]);
+        assert_eq!(code, 0, "{err}");
+        for (i, line) in lines(&out).iter().enumerate() {
+            assert_eq!(line, &i.to_string(), "read {reads}");
+        }
+        reads += 1;
+    }
+    feeder.join().unwrap();
+    assert!(producer.wait().unwrap().success());
+    eprintln!("{reads} reads while the log grew");
+    assert_eq!(read_lines(&s, "t", &[]), padded_lines(60_000));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Retention under a reader
 
