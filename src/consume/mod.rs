@@ -20,7 +20,7 @@ pub const FAIR_SHARE: usize = 1000;
 
 /// Read buffers of all partitions together stay around this size: each partition reads
 /// [`READ_CHUNK`] at once when there are few, less when there are many (a partition catching up
-/// holds [`BUFFERS`] chunks, the others being read ahead), and with more than a hundred, 64 KiB
+/// holds [`BUFFERS`] chunks, the others being read ahead), and with more than ~170, 64 KiB
 /// at once and nothing ahead.
 const READ_BUDGET: usize = 32 << 20;
 
