@@ -252,10 +252,6 @@ impl RecordIter<'_> {
 }
 
 /// Decodes the record at the start of `buf` (the rest of the batch) and moves `buf` past it.
-///
-/// Fields are read from the rest of the batch rather than from a slice cut to the record's
-/// length, so that the varint fast paths see enough bytes to skip their bounds checks; whether
-/// the fields add up to exactly the record's length is checked once at the end.
 #[inline(always)]
 fn decode_record<'a>(
     buf: &mut &'a [u8],
@@ -268,7 +264,8 @@ fn decode_record<'a>(
 }
 
 /// [`decode_record`] field by field, each checked: any record, and what is wrong with a
-/// malformed one.
+/// malformed one. Fields are read from the rest of the batch rather than from a slice cut to
+/// the record's length; whether they add up to exactly that length is checked once at the end.
 fn decode_record_checked<'a>(
     buf: &mut &'a [u8],
     header: &BatchHeader,
@@ -370,23 +367,29 @@ fn decode_usual_record<'a>(buf: &mut &'a [u8], header: &BatchHeader) -> Option<R
 /// A zig-zag varint of one to three bytes at `bytes[*at]`, moving `*at` past it.
 #[inline(always)]
 fn small_varint(bytes: &[u8], at: &mut usize) -> Option<i32> {
-    let unzigzag = |raw: u32| ((raw >> 1) as i32) ^ -((raw & 1) as i32);
+    // Three bytes carry 21 bits: any such value is a valid zig-zag i32.
+    let raw = small_raw_varint(bytes, at)?;
+    Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// An unsigned LEB128 of one to three bytes at `bytes[*at]`, moving `*at` past it; `None` when
+/// it is longer or `bytes` ends first.
+#[inline(always)]
+fn small_raw_varint(bytes: &[u8], at: &mut usize) -> Option<u32> {
     let b0 = *bytes.get(*at)?;
     if b0 < 0x80 {
         *at += 1;
-        return Some(unzigzag(u32::from(b0)));
+        return Some(u32::from(b0));
     }
     let b1 = *bytes.get(*at + 1)?;
     if b1 < 0x80 {
         *at += 2;
-        return Some(unzigzag(u32::from(b0 & 0x7f) | u32::from(b1) << 7));
+        return Some(u32::from(b0 & 0x7f) | u32::from(b1) << 7);
     }
     let b2 = *bytes.get(*at + 2)?;
     if b2 < 0x80 {
         *at += 3;
-        return Some(unzigzag(
-            u32::from(b0 & 0x7f) | u32::from(b1 & 0x7f) << 7 | u32::from(b2) << 14,
-        ));
+        return Some(u32::from(b0 & 0x7f) | u32::from(b1 & 0x7f) << 7 | u32::from(b2) << 14);
     }
     None
 }
@@ -802,32 +805,18 @@ fn varint_len(value: i64) -> usize {
     (bits * 9 + 64) / 64
 }
 
-/// Zig-zag varint as Kafka reads it (`ByteUtils.readVarlong`). One- and two-byte varints (most
-/// lengths, deltas and counts) take a branch each; the loop handles the rest.
 /// Reads an unsigned LEB128 of one to three bytes (every length, offset delta and count of a
-/// usual record) with a single bounds check; `None` sends the caller to the checked slow path.
+/// usual record); `None` sends the caller to the checked slow path.
 #[inline(always)]
 fn read_raw_fast(buf: &mut &[u8]) -> Option<u64> {
-    let bytes = *buf;
-    let [b0, b1, b2, ..] = *bytes else {
-        return None;
-    };
-    if b0 < 0x80 {
-        *buf = &bytes[1..];
-        return Some(u64::from(b0));
-    }
-    let low = u64::from(b0 & 0x7f);
-    if b1 < 0x80 {
-        *buf = &bytes[2..];
-        return Some(low | u64::from(b1) << 7);
-    }
-    if b2 < 0x80 {
-        *buf = &bytes[3..];
-        return Some(low | u64::from(b1 & 0x7f) << 7 | u64::from(b2) << 14);
-    }
-    None
+    let mut at = 0;
+    let raw = small_raw_varint(buf, &mut at)?;
+    *buf = &buf[at..];
+    Some(u64::from(raw))
 }
 
+/// Zig-zag varint as Kafka reads it (`ByteUtils.readVarlong`): one to three bytes on the fast
+/// path, the loop handles the rest.
 #[inline(always)]
 fn read_varlong(buf: &mut &[u8]) -> Result<i64, &'static str> {
     match read_raw_fast(buf) {
