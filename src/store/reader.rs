@@ -19,7 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, RecordIter, HEADER_LEN};
+use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
 use super::error::{IoContext, Result, StoreError};
 use super::fsutil;
 use super::head::{Head, LOCK_FILE};
@@ -168,11 +168,8 @@ impl PartitionReader {
     /// Repositions the reader at `offset`, found through the offset index.
     pub fn seek(&mut self, offset: i64) -> Result<()> {
         self.next_offset = offset;
-        self.filled = 0;
-        self.resume = None;
         self.segment = None;
-        self.read_ahead = None;
-        self.checked_until = 0;
+        self.forget_buffer();
         self.read_len = MIN_READ_CHUNK.min(self.chunk);
         // Retention may delete the segment between the listing and the open: list again.
         for _ in 0..OPEN_ATTEMPTS {
@@ -193,6 +190,14 @@ impl PartitionReader {
             return Ok(());
         }
         Err(vanishing_segments(&self.dir))
+    }
+
+    /// Forgets what the buffer holds and what was read ahead: the segment changed.
+    fn forget_buffer(&mut self) {
+        self.filled = 0;
+        self.resume = None;
+        self.read_ahead = None;
+        self.checked_until = 0;
     }
 
     /// Opens a segment's log; `None` when it no longer exists (deleted by retention).
@@ -261,21 +266,23 @@ impl PartitionReader {
                 }
                 _ => parse_batch(bytes, seg)?.records(),
             };
-            let taken = deliver(
-                &mut records,
-                budget - delivered,
-                &mut self.next_offset,
-                &mut sink,
-            )
-            .map_err(|e| match e {
-                Undelivered::Damaged(source) => E::from(StoreError::Corrupt {
+            loop {
+                if delivered == budget {
+                    break;
+                }
+                let Some(record) = records.next() else { break };
+                let record = record.map_err(|source| StoreError::Corrupt {
                     path: seg.path.clone(),
                     position: seg.position,
                     source,
-                }),
-                Undelivered::Sink(e) => e,
-            })?;
-            delivered += taken;
+                })?;
+                if record.offset < self.next_offset {
+                    continue;
+                }
+                self.next_offset = record.offset + 1;
+                delivered += 1;
+                sink(record)?;
+            }
             if records.remaining() > 0 {
                 self.resume = Some(Resume {
                     base: seg.base,
@@ -427,10 +434,7 @@ impl PartitionReader {
                 self.resumed_at = next;
             }
             self.segment = Some(seg);
-            self.filled = 0;
-            self.resume = None;
-            self.read_ahead = None;
-            self.checked_until = 0;
+            self.forget_buffer();
             return Ok(true);
         }
         Err(vanishing_segments(&self.dir))
@@ -542,49 +546,6 @@ impl PartitionReader {
             self.read_ahead = None;
         }
     }
-}
-
-/// Why [`deliver`] stopped early.
-enum Undelivered<E> {
-    Damaged(BatchError),
-    Sink(E),
-}
-
-/// Hands up to `budget` records of a batch to `sink`, skipping those below `next_offset` (a
-/// batch the reader was positioned inside of) and moving `next_offset` past each one handed
-/// over. Kept out of line: the loop that runs once per record gets the registers to itself.
-#[inline(never)]
-fn deliver<'a, E, F>(
-    records: &mut RecordIter<'a>,
-    budget: usize,
-    next_offset: &mut i64,
-    sink: &mut F,
-) -> std::result::Result<usize, Undelivered<E>>
-where
-    F: FnMut(RecordRef<'a>) -> std::result::Result<(), E>,
-{
-    let mut delivered = 0;
-    let mut next = *next_offset;
-    let result = loop {
-        if delivered == budget {
-            break Ok(delivered);
-        }
-        let record = match records.next() {
-            None => break Ok(delivered),
-            Some(Ok(record)) => record,
-            Some(Err(e)) => break Err(Undelivered::Damaged(e)),
-        };
-        if record.offset < next {
-            continue;
-        }
-        next = record.offset + 1;
-        delivered += 1;
-        if let Err(e) = sink(record) {
-            break Err(Undelivered::Sink(e));
-        }
-    };
-    *next_offset = next;
-    result
 }
 
 /// How often a segment is looked up again when retention deletes it between the listing of the
