@@ -300,54 +300,22 @@ fn write_out(stdout: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
 }
 
 fn warn_clamped(topic: &str, partition: i32, spec: OffsetSpec, clamped: Option<Clamped>) {
-    let Some(clamped) = clamped else {
+    let Some(c) = clamped else {
         return;
     };
-    let (wanted, beyond, at) = match (spec, clamped) {
-        (
-            OffsetSpec::FromEnd(n),
-            Clamped::BelowStart {
-                log_start, log_end, ..
-            },
-        ) => (
-            format!("-{n} ({} records there)", log_end - log_start),
-            "goes back past the log start",
-            log_start,
-        ),
-        (
-            OffsetSpec::FromStart(n),
-            Clamped::PastEnd {
-                log_start, log_end, ..
-            },
-        ) => (
-            format!("+{n} ({} records there)", log_end - log_start),
-            "goes past the log end",
-            log_end,
-        ),
-        (
-            _,
-            Clamped::BelowStart {
-                requested,
-                log_start,
-                ..
-            },
-        ) => (
-            format!("offset {requested}"),
-            "is below the log start",
-            log_start,
-        ),
-        (
-            _,
-            Clamped::PastEnd {
-                requested, log_end, ..
-            },
-        ) => (
-            format!("offset {requested}"),
-            "is past the log end",
-            log_end,
-        ),
+    let records = c.log_end - c.log_start;
+    let what = match spec {
+        OffsetSpec::FromEnd(n) => {
+            format!("-{n} ({records} records there) goes back past the log start")
+        }
+        OffsetSpec::FromStart(n) => format!("+{n} ({records} records there) goes past the log end"),
+        _ if c.below_start() => format!("offset {} is below the log start", c.requested),
+        _ => format!("offset {} is past the log end", c.requested),
     };
-    eprintln!("warning: {topic}/{partition}: {wanted} {beyond}; starting at {at}");
+    eprintln!(
+        "warning: {topic}/{partition}: {what}; starting at {}",
+        c.start()
+    );
 }
 
 /// An invalid argument found after parsing: reported like clap's usage errors, exit 2.

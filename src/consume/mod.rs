@@ -53,19 +53,24 @@ fn read_plan(partitions: usize) -> (usize, bool) {
     (chunk.min(READ_CHUNK), read_ahead)
 }
 
-/// Where a requested start offset fell outside the log and was moved into it.
+/// A requested start offset outside the log, and the log's ends it was moved between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clamped {
-    BelowStart {
-        requested: i64,
-        log_start: i64,
-        log_end: i64,
-    },
-    PastEnd {
-        requested: i64,
-        log_start: i64,
-        log_end: i64,
-    },
+pub struct Clamped {
+    pub requested: i64,
+    pub log_start: i64,
+    pub log_end: i64,
+}
+
+impl Clamped {
+    /// Whether the offset lay below the log start (else past its end).
+    pub fn below_start(&self) -> bool {
+        self.requested < self.log_start
+    }
+
+    /// Where reading starts instead.
+    pub fn start(&self) -> i64 {
+        self.requested.clamp(self.log_start, self.log_end)
+    }
 }
 
 /// Turns an offset spec into an offset of `partition`, clamped to [log start, log end].
@@ -84,27 +89,15 @@ pub fn resolve_start(
         OffsetSpec::FromStart(n) => start.saturating_add(count(n)),
         other => other.resolve(start, end).unwrap_or(end),
     };
-    Ok(if requested < start {
-        (
-            start,
-            Some(Clamped::BelowStart {
-                requested,
-                log_start: start,
-                log_end: end,
-            }),
-        )
-    } else if requested > end {
-        (
-            end,
-            Some(Clamped::PastEnd {
-                requested,
-                log_start: start,
-                log_end: end,
-            }),
-        )
-    } else {
-        (requested, None)
-    })
+    let clamped = Clamped {
+        requested,
+        log_start: start,
+        log_end: end,
+    };
+    Ok((
+        clamped.start(),
+        (clamped.start() != requested).then_some(clamped),
+    ))
 }
 
 struct Cursor {
