@@ -318,7 +318,6 @@ fn warn_clamped(topic: &str, partition: i32, spec: OffsetSpec, clamped: Option<C
     );
 }
 
-/// An invalid argument found after parsing: reported like clap's usage errors, exit 2.
 /// How long an idle consumer may wait for new records: `None` once `--timeout` has passed
 /// since the last record. Nothing is written while following an idle topic, so a reader of
 /// stdout that went away (`| head`) would only be noticed at the next record: it is looked
@@ -336,6 +335,7 @@ pub(super) fn idle_wait(
     })
 }
 
+/// An invalid argument found after parsing: reported like clap's usage errors, exit 2.
 pub(super) fn usage_error(message: String) -> anyhow::Error {
     anyhow::Error::new(super::UsageError(message))
 }

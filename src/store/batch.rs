@@ -332,6 +332,8 @@ fn decode_usual_record<'a>(buf: &mut &'a [u8], header: &BatchHeader) -> Option<R
     at += 1; // attributes
     let timestamp_delta = small_varint(window, &mut at)?;
     let offset_delta = small_varint(window, &mut at)?;
+    // Key and value are cut out alike, written out twice: one shared helper returning
+    // `Option<Option<&[u8]>>` measured 28% slower for a whole read (23.6 against 18.4 ms).
     let key = match small_varint(window, &mut at)? {
         -1 => None,
         len => {
@@ -901,6 +903,41 @@ mod tests {
         assert_eq!(recs[1].timestamp, 7);
         assert_eq!(recs[1].value, None);
         assert_eq!(recs[0].value, Some(&b"a"[..]));
+    }
+
+    #[test]
+    fn the_usual_record_takes_the_fast_path_and_others_do_not() {
+        // The property test below holds trivially if the fast path declines everything: pin
+        // that it decodes the usual records (keys, values and nulls up to a 3-byte length).
+        let value = vec![b'v'; 100_000];
+        let usual = [
+            record(None, Some(b"a"), 10),
+            record(Some(b"k"), None, 7),
+            record(Some(b"key"), Some(&value), 8),
+        ];
+        let mut buf = Vec::new();
+        encode_batch(&mut buf, &usual);
+        let header = BatchHeader::parse(&buf).unwrap();
+        let mut rest = &buf[HEADER_LEN..];
+        for (i, r) in usual.iter().enumerate() {
+            let got = decode_usual_record(&mut rest, &header).expect("a usual record");
+            assert_eq!(
+                (got.offset, got.key, got.value),
+                (i as i64, r.key.as_deref(), r.value.as_deref())
+            );
+        }
+        assert!(rest.is_empty());
+
+        // A record with headers goes the checked way.
+        let mut with_header = record(None, Some(b"a"), 10);
+        with_header.headers.push(Header {
+            key: "h".into(),
+            value: None,
+        });
+        let mut buf = Vec::new();
+        encode_batch(&mut buf, &[with_header]);
+        let header = BatchHeader::parse(&buf).unwrap();
+        assert!(decode_usual_record(&mut &buf[HEADER_LEN..], &header).is_none());
     }
 
     #[test]
