@@ -91,8 +91,10 @@ impl GroupConsumer {
         };
         let mut consumer = Consumer::new();
         let (member, state) = Member::join(store, config.member.clone(), consumer.notifier())?;
+        // The group directory only: `group.yaml` changes with every generation and ownership
+        // change. Leases change with every heartbeat of every member, which is the watcher
+        // thread's business (see `member`), not the consuming thread's.
         consumer.watch(&member.coordinator.group.dir);
-        consumer.watch(&member.coordinator.group.members_dir());
         let events = vec![GroupEvent::Joined {
             member_id: member.member_id.clone(),
             generation: state.generation,
@@ -151,13 +153,18 @@ impl GroupConsumer {
         let retry_due = self.last_acquire_try.elapsed() >= self.config.member.heartbeat_interval;
         if changed || (pending && retry_due) {
             self.stamp = stamp;
-            self.state = self
-                .member
-                .coordinator
-                .group
-                .load_state()
-                .map_err(GroupError::from)?;
-            self.member.watch_peers(&self.state);
+            // Every member wakes at every write of group.yaml; only a new generation, or
+            // partitions still to take up, need the whole file read and parsed.
+            let group_file = self.member.coordinator.group.group_file();
+            if pending || peek_generation(&group_file) != Some(self.state.generation) {
+                self.state = self
+                    .member
+                    .coordinator
+                    .group
+                    .load_state()
+                    .map_err(GroupError::from)?;
+                self.member.watch_peers(&self.state);
+            }
         }
         if !self.state.members.contains_key(&self.member.member_id) {
             self.member.mark_fenced();
@@ -198,6 +205,17 @@ impl GroupConsumer {
         } else {
             self.held.difference(&target).cloned().collect()
         };
+        let generation = self.state.generation;
+        if revoked.is_empty() && !self.eager {
+            // Cooperative, nothing to give up: nothing to write either.
+            self.seen_generation = generation;
+            self.events.push(GroupEvent::Rebalanced {
+                generation,
+                assigned: target.into_iter().collect(),
+                revoked,
+            });
+            return Ok(());
+        }
         if !revoked.is_empty() {
             flush().map_err(MaintainError::Output)?;
             self.mark_flushed();
@@ -213,6 +231,23 @@ impl GroupConsumer {
                 (tp.clone(), o)
             })
             .collect();
+        // Nothing is read between here and the release (this thread does both), and what was
+        // read is flushed above; if another process holds the group lock (it may be stopped),
+        // the partitions are kept, still read, and given up at a later call.
+        match self.member.coordinator.try_revoke(
+            &self.member.member_id,
+            generation,
+            &offsets,
+            fsutil::now_ms(),
+        ) {
+            Ok(Some(state)) => self.state = state,
+            Ok(None) => return Ok(()),
+            Err(GroupError::Fenced(_)) => {
+                self.member.mark_fenced();
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
         for tp in &revoked {
             if let Ok(p) = self.partition(tp) {
                 self.consumer.unassign(&p);
@@ -220,20 +255,6 @@ impl GroupConsumer {
             self.held.remove(tp);
             self.committable.remove(tp);
             self.committed.remove(tp);
-        }
-        let generation = self.state.generation;
-        match self.member.coordinator.revoke(
-            &self.member.member_id,
-            generation,
-            &offsets,
-            fsutil::now_ms(),
-        ) {
-            Ok(state) => self.state = state,
-            Err(GroupError::Fenced(_)) => {
-                self.member.mark_fenced();
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
         }
         self.seen_generation = generation;
         // Our own write changed group.yaml; read it again next time rather than risk taking a
@@ -253,9 +274,10 @@ impl GroupConsumer {
             match self
                 .member
                 .coordinator
-                .acquire(&self.member.member_id, self.eager, &self.held)
+                .try_acquire(&self.member.member_id, self.eager, &self.held)
             {
-                Ok(r) => r,
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(()), // the lock is busy: tried again after an interval
                 Err(GroupError::Fenced(_)) => {
                     self.member.mark_fenced();
                     return Ok(());
@@ -395,12 +417,14 @@ impl GroupConsumer {
         match self
             .member
             .coordinator
-            .commit(&self.member.member_id, &offsets, fsutil::now_ms())
+            .try_commit(&self.member.member_id, &offsets, fsutil::now_ms())
         {
-            Ok(()) => {
+            Ok(true) => {
                 self.committed.extend(offsets);
                 Ok(())
             }
+            // The lock is busy: committed at the next interval (or on the way out).
+            Ok(false) => Ok(()),
             Err(GroupError::Fenced(_)) => {
                 self.member.mark_fenced();
                 Ok(())
@@ -446,6 +470,18 @@ pub enum MaintainError {
     Group(#[from] GroupError),
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
+}
+
+/// The generation of a `group.yaml`, from its first line (`generation` is the first field
+/// written), without parsing the rest; `None` if the file is missing or starts otherwise.
+fn peek_generation(path: &std::path::Path) -> Option<i32> {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let mut file = std::fs::File::open(path).ok()?;
+    let n = file.read(&mut head).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
+    let line = text.lines().next()?;
+    line.strip_prefix("generation:")?.trim().parse().ok()
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<(u64, i128, u64)> {

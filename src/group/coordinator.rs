@@ -1,10 +1,26 @@
 //! Kafka's group coordinator, replaced by operations on the group directory under its lock.
 //!
-//! Every operation takes the group lock, reads `group.yaml` (and `offsets.yaml` when it
-//! commits), checks the caller's right to do what it asks, writes the result and releases the
-//! lock. [`Coordinator::reconcile`], run by whoever notices a change, compares the live leases
-//! and the subscribed topics' partition counts with the generation's and starts a new
-//! generation when they differ.
+//! The operations are Kafka's: [`Coordinator::join`], [`Coordinator::heartbeat`],
+//! [`Coordinator::revoke`], [`Coordinator::acquire`], [`Coordinator::commit`],
+//! [`Coordinator::leave`], plus [`Coordinator::expire`] and [`Coordinator::check_members`] for
+//! the one member that noticed a peer die or fall silent. A member need not be a local process:
+//! whoever holds a lease (e.g. a server on behalf of a remote client) calls them.
+//!
+//! Every operation but the heartbeat takes the group lock, reads `group.yaml` (and
+//! `offsets.yaml` when it commits), checks the caller's right to do what it asks, writes the
+//! result and releases the lock; the section is bounded (a few file reads and writes). The
+//! heartbeat takes no lock: it rewrites the member's own lease only, one write whatever the
+//! group's size. The consuming thread uses the `try_` forms, which return `None` instead of
+//! waiting when another process holds the lock, so a member keeps reading its partitions
+//! whatever another member (maybe a stopped one) does with the lock.
+//!
+//! Joins and leaves change the generation incrementally (the joiner or leaver knows what
+//! changed); [`Coordinator::reconcile`], run by whoever noticed a death, compares every lease
+//! and the subscribed topics' partition counts with the generation's. Liveness decisions never
+//! compare a lease's wall-clock heartbeat with this process's clock: a locked lease is alive
+//! until the member watching it saw its heartbeat value stay the same for a whole session
+//! timeout on its own monotonic clock ([`Coordinator::expire`]), so a wall-clock jump expires
+//! nobody.
 //!
 //! The four invariants of DESIGN.md rest on two rules enforced here:
 //! - a partition is taken up only when `owners` names nobody for it, and its owner clears that
@@ -18,7 +34,12 @@ use super::assignor::{self, MemberSubscription, TopicPartition};
 use super::lease::{self, HeldLease, Lease, Liveness};
 use super::state::{Committed, GroupDir, GroupState, MemberInfo, RebalanceEvent, Trigger};
 use super::GroupError;
+use crate::store::error::IoContext;
 use crate::store::{Store, StoreError};
+
+fn fenced_by_timeout() -> GroupError {
+    GroupError::Fenced("its lease was removed: the session timed out".into())
+}
 
 /// A partition taken up, with its committed offset if it has one.
 pub type Acquired = (TopicPartition, Option<i64>);
@@ -34,7 +55,30 @@ pub struct Coordinator {
 #[derive(Debug, Clone)]
 pub struct LeaseEntry {
     pub lease: Lease,
+    /// As shown to users (heartbeat age by this process's clock included).
     pub liveness: Liveness,
+    /// Whether a process holds the lease's lock.
+    pub locked: bool,
+}
+
+impl LeaseEntry {
+    /// Whether the member stays in the group when the group is reconciled. A locked lease
+    /// stays, however old its heartbeat looks by this process's clock: only the member that
+    /// watched its heartbeat stand still for a session timeout expires it
+    /// ([`Coordinator::expire`]). A static member away (unlocked) stays until its session
+    /// timeout by the wall clock (the skew tolerated is the clocks' difference).
+    pub fn stays(&self) -> bool {
+        self.locked || self.liveness == Liveness::Away
+    }
+}
+
+/// What makes a member part of a generation.
+fn member_info(lease: &Lease) -> MemberInfo {
+    MemberInfo {
+        instance_id: lease.instance_id.clone(),
+        client_id: lease.client_id.clone(),
+        topics: lease.topics.clone(),
+    }
 }
 
 impl Coordinator {
@@ -86,8 +130,13 @@ impl Coordinator {
                 }
                 Err(e) => return Err(e),
             };
-            let liveness = lease.liveness(&path, now_ms);
-            leases.push(LeaseEntry { lease, liveness });
+            let locked = lease::is_locked(&path);
+            let liveness = lease.liveness_given(locked, now_ms);
+            leases.push(LeaseEntry {
+                lease,
+                liveness,
+                locked,
+            });
         }
         leases.sort_by(|a, b| a.lease.member_id.cmp(&b.lease.member_id));
         Ok(leases)
@@ -116,8 +165,9 @@ impl Coordinator {
     }
 
     /// Starts a new generation if the live members or the subscribed topics' partition counts
-    /// differ from the current one's. Removes the leases of dead and expired members. `hints`
-    /// name members that removed their own lease, and why. Call under the group lock.
+    /// differ from the current one's. Removes the leases of dead members. `hints` name members
+    /// that left or were expired, and why. Call under the group lock. Reads every lease: for
+    /// whoever noticed a death (so a storm of deaths is one generation), not for heartbeats.
     pub fn reconcile(
         &self,
         state: &mut GroupState,
@@ -126,37 +176,49 @@ impl Coordinator {
     ) -> Result<bool, StoreError> {
         self.remove_damaged_leases()?;
         let mut reasons: Vec<(String, Trigger)> = hints.to_vec();
-        let mut live: BTreeMap<String, Lease> = BTreeMap::new();
+        let mut live: BTreeMap<String, MemberInfo> = BTreeMap::new();
+        let mut protocol = None;
         for entry in self.scan_leases(now_ms)? {
             let id = entry.lease.member_id.clone();
-            match entry.liveness {
-                Liveness::Alive | Liveness::Away => {
-                    live.insert(id, entry.lease);
-                }
-                Liveness::Dead | Liveness::Expired => {
-                    let path = Lease::path(&self.group.members_dir(), &id);
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(StoreError::Io {
-                                op: "remove",
-                                path,
-                                source: e,
-                            })
-                        }
-                    }
-                    let trigger = if entry.liveness == Liveness::Dead {
-                        Trigger::Died
-                    } else {
-                        Trigger::TimedOut
-                    };
-                    if !reasons.iter().any(|(m, _)| *m == id) {
-                        reasons.push((id, trigger));
-                    }
+            if entry.stays() {
+                protocol.get_or_insert_with(|| entry.lease.assignor.clone());
+                live.insert(id, member_info(&entry.lease));
+                continue;
+            }
+            let path = Lease::path(&self.group.members_dir(), &id);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        op: "remove",
+                        path,
+                        source: e,
+                    })
                 }
             }
+            let trigger = if entry.liveness == Liveness::Dead {
+                Trigger::Died
+            } else {
+                Trigger::TimedOut
+            };
+            if !reasons.iter().any(|(m, _)| *m == id) {
+                reasons.push((id, trigger));
+            }
         }
+        self.advance(state, live, protocol, reasons, now_ms)
+    }
+
+    /// Starts a new generation with the members `live` if they or the subscribed topics'
+    /// partition counts differ from the current generation's.
+    fn advance(
+        &self,
+        state: &mut GroupState,
+        live: BTreeMap<String, MemberInfo>,
+        protocol: Option<String>,
+        mut reasons: Vec<(String, Trigger)>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let counts = self.partition_counts(live.values())?;
         let before: Vec<String> = state.members.keys().cloned().collect();
         let after: Vec<String> = live.keys().cloned().collect();
@@ -195,32 +257,19 @@ impl Coordinator {
             (Trigger::PartitionsAdded, Vec::new())
         };
 
-        let protocol = live
-            .values()
-            .next()
-            .map(|l| l.assignor.clone())
-            .or_else(|| state.protocol.clone());
+        let protocol = protocol.or_else(|| state.protocol.clone());
         let previous = std::mem::take(&mut state.assignment);
         state.generation += 1;
-        state.members = live
-            .iter()
-            .map(|(id, l)| {
-                (
-                    id.clone(),
-                    MemberInfo {
-                        instance_id: l.instance_id.clone(),
-                        client_id: l.client_id.clone(),
-                        topics: l.topics.clone(),
-                    },
-                )
-            })
-            .collect();
+        state.members = live;
         state.drop_foreign_owners();
-        state.acked.retain(|m, _| live.contains_key(m));
+        let members = &state.members;
+        state.acked.retain(|m, _| members.contains_key(m));
         state.partition_counts = counts;
         state.protocol = protocol.clone();
         state.assignment = match protocol.as_deref() {
-            Some(name) if !live.is_empty() => self.compute_assignment(name, state, &previous),
+            Some(name) if !state.members.is_empty() => {
+                self.compute_assignment(name, state, &previous)
+            }
             _ => BTreeMap::new(),
         };
         state.push_history(RebalanceEvent {
@@ -269,10 +318,10 @@ impl Coordinator {
 
     fn partition_counts<'a>(
         &self,
-        leases: impl Iterator<Item = &'a Lease>,
+        members: impl Iterator<Item = &'a MemberInfo>,
     ) -> Result<BTreeMap<String, i32>, StoreError> {
-        let topics: BTreeSet<&str> = leases
-            .flat_map(|l| l.topics.iter().map(String::as_str))
+        let topics: BTreeSet<&str> = members
+            .flat_map(|m| m.topics.iter().map(String::as_str))
             .collect();
         let mut counts = BTreeMap::new();
         for topic in topics {
@@ -288,22 +337,30 @@ impl Coordinator {
     }
 
     /// Adds a member: creates (or, for a returning static member, takes over) its lease and
-    /// starts a new generation if membership changed.
+    /// starts a new generation if membership changed. Reads `group.yaml`, not every lease: the
+    /// members that died meanwhile are the business of the members watching them.
     pub fn join(&self, lease: Lease, now_ms: i64) -> Result<(HeldLease, GroupState), GroupError> {
         let _lock = self.group.lock()?;
         let mut state = self.group.load_state()?;
-        let others = self.scan_leases(now_ms)?;
-        if let Some(other) = others.iter().find(|e| {
-            matches!(e.liveness, Liveness::Alive | Liveness::Away)
-                && e.lease.member_id != lease.member_id
-                && e.lease.assignor != lease.assignor
-        }) {
-            return Err(GroupError::ProtocolMismatch {
-                group: self.group.name.clone(),
-                ours: lease.assignor.clone(),
-                theirs: other.lease.assignor.clone(),
-                member: other.lease.member_id.clone(),
-            });
+        let others_protocol = state
+            .protocol
+            .as_ref()
+            .filter(|p| **p != lease.assignor)
+            .and_then(|_| state.members.keys().find(|m| **m != lease.member_id));
+        if others_protocol.is_some() {
+            // The generation may list members that died unnoticed: only live leases count.
+            self.reconcile(&mut state, now_ms, &[])?;
+            self.group.save_state(&state)?;
+            if let Some(other) = self.scan_leases(now_ms)?.iter().find(|e| {
+                e.stays() && e.lease.member_id != lease.member_id && e.lease.assignor != lease.assignor
+            }) {
+                return Err(GroupError::ProtocolMismatch {
+                    group: self.group.name.clone(),
+                    ours: lease.assignor.clone(),
+                    theirs: other.lease.assignor.clone(),
+                    member: other.lease.member_id.clone(),
+                });
+            }
         }
         let members_dir = self.group.members_dir();
         let path = Lease::path(&members_dir, &lease.member_id);
@@ -323,7 +380,13 @@ impl Coordinator {
             HeldLease::create(&members_dir, lease)?
         };
         let me = held.lease.member_id.clone();
-        self.reconcile(&mut state, now_ms, &[])?;
+        let mut live = state.members.clone();
+        live.insert(me.clone(), member_info(&held.lease));
+        let protocol = state
+            .protocol
+            .clone()
+            .or_else(|| Some(held.lease.assignor.clone()));
+        self.advance(&mut state, live, protocol, Vec::new(), now_ms)?;
         if state.owned_by(&me).is_empty() {
             // Nothing to revoke: the new member acknowledges its first generation at once.
             state.acked.insert(me, state.generation);
@@ -332,21 +395,35 @@ impl Coordinator {
         Ok((held, state))
     }
 
-    /// Heartbeat: renews the lease and reconciles. Fails with [`GroupError::Fenced`] when the
-    /// lease was removed by a peer (this member had expired).
+    /// Heartbeat: renews the lease, one write of the member's own file and no lock, whatever
+    /// the group's size. Fails with [`GroupError::Fenced`] when the lease is no longer at its
+    /// path (a peer expired this member); the check follows the write, so a member whose
+    /// heartbeat succeeded was not expired before it (see [`Coordinator::expire`]).
     pub fn heartbeat(
         &self,
         held: &mut HeldLease,
         last_poll_ms: i64,
         now_ms: i64,
-    ) -> Result<GroupState, GroupError> {
-        let _lock = self.group.lock()?;
+    ) -> Result<(), GroupError> {
         if !held.is_current() {
-            return Err(GroupError::Fenced(
-                "its lease was removed: the session timed out".into(),
-            ));
+            return Err(fenced_by_timeout());
         }
         held.renew(now_ms, last_poll_ms)?;
+        if !held.is_current() {
+            return Err(fenced_by_timeout());
+        }
+        Ok(())
+    }
+
+    /// The group's current state (no lock: `group.yaml` is replaced whole).
+    pub fn state(&self) -> Result<GroupState, StoreError> {
+        self.group.load_state()
+    }
+
+    /// Re-reads membership after a peer's lease lock was released (it died or left): removes
+    /// every dead lease at once and starts a new generation if needed.
+    pub fn check_members(&self, now_ms: i64) -> Result<GroupState, StoreError> {
+        let _lock = self.group.lock()?;
         let mut state = self.group.load_state()?;
         if self.reconcile(&mut state, now_ms, &[])? {
             self.group.save_state(&state)?;
@@ -354,14 +431,53 @@ impl Coordinator {
         Ok(state)
     }
 
-    /// Re-reads membership after a peer's lease lock was released (it died or left).
-    pub fn check_members(&self, now_ms: i64) -> Result<(), StoreError> {
+    /// Expires `member`, whose heartbeat the caller saw stay at `observed_heartbeat_ms` for a
+    /// whole session timeout on its own monotonic clock. `Ok(None)` when the member renewed
+    /// after all.
+    ///
+    /// The lease is first renamed out of `members/`, then read again: a heartbeat written
+    /// before the rename shows there (and the lease is put back), one written after it cannot
+    /// pass the member's own check that follows its write ([`Coordinator::heartbeat`]). So a
+    /// member whose heartbeat succeeded is never expired by a decision taken before it.
+    pub fn expire(
+        &self,
+        member: &str,
+        observed_heartbeat_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<GroupState>, StoreError> {
         let _lock = self.group.lock()?;
+        let dir = self.group.members_dir();
+        let path = Lease::path(&dir, member);
+        let grave = dir.join(format!(".{member}.expired"));
+        match std::fs::rename(&path, &grave) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).at("remove", &path),
+        }
+        if let Ok(lease) = Lease::read(&grave) {
+            if lease.heartbeat_ms != observed_heartbeat_ms {
+                std::fs::rename(&grave, &path).at("restore", &path)?;
+                return Ok(None);
+            }
+        }
+        match std::fs::remove_file(&grave) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).at("remove", &grave),
+        }
         let mut state = self.group.load_state()?;
-        if self.reconcile(&mut state, now_ms, &[])? {
+        if self.reconcile(&mut state, now_ms, &[(member.to_owned(), Trigger::TimedOut)])? {
             self.group.save_state(&state)?;
         }
-        Ok(())
+        Ok(Some(state))
+    }
+
+    fn lock_or_wait(&self, wait: bool) -> Result<Option<crate::store::lock::OwnedLock>, StoreError> {
+        if wait {
+            self.group.lock().map(Some)
+        } else {
+            self.group.try_lock()
+        }
     }
 
     /// Commits offsets and gives up the partitions in `revoked`, then acknowledges
@@ -373,7 +489,32 @@ impl Coordinator {
         revoked: &[(TopicPartition, Option<i64>)],
         now_ms: i64,
     ) -> Result<GroupState, GroupError> {
-        let _lock = self.group.lock()?;
+        self.revoke_if(true, me, generation, revoked, now_ms)
+            .map(|s| s.expect("waited for the lock"))
+    }
+
+    /// [`Coordinator::revoke`] if the group lock is free now; `Ok(None)` when it is not.
+    pub fn try_revoke(
+        &self,
+        me: &str,
+        generation: i32,
+        revoked: &[(TopicPartition, Option<i64>)],
+        now_ms: i64,
+    ) -> Result<Option<GroupState>, GroupError> {
+        self.revoke_if(false, me, generation, revoked, now_ms)
+    }
+
+    fn revoke_if(
+        &self,
+        wait: bool,
+        me: &str,
+        generation: i32,
+        revoked: &[(TopicPartition, Option<i64>)],
+        now_ms: i64,
+    ) -> Result<Option<GroupState>, GroupError> {
+        let Some(_lock) = self.lock_or_wait(wait)? else {
+            return Ok(None);
+        };
         let mut state = self.group.load_state()?;
         self.check_member(&state, me)?;
         let commits: Vec<(TopicPartition, i64)> = revoked
@@ -389,7 +530,7 @@ impl Coordinator {
         let acked = state.acked.entry(me.to_owned()).or_insert(-1);
         *acked = (*acked).max(generation.min(state.generation));
         self.group.save_state(&state)?;
-        Ok(state)
+        Ok(Some(state))
     }
 
     /// Takes up the partitions of our target assignment that nobody owns. With an eager
@@ -403,7 +544,30 @@ impl Coordinator {
         eager: bool,
         held: &BTreeSet<TopicPartition>,
     ) -> Result<(GroupState, Vec<Acquired>), GroupError> {
-        let _lock = self.group.lock()?;
+        self.acquire_if(true, me, eager, held)
+            .map(|r| r.expect("waited for the lock"))
+    }
+
+    /// [`Coordinator::acquire`] if the group lock is free now; `Ok(None)` when it is not.
+    pub fn try_acquire(
+        &self,
+        me: &str,
+        eager: bool,
+        held: &BTreeSet<TopicPartition>,
+    ) -> Result<Option<(GroupState, Vec<Acquired>)>, GroupError> {
+        self.acquire_if(false, me, eager, held)
+    }
+
+    fn acquire_if(
+        &self,
+        wait: bool,
+        me: &str,
+        eager: bool,
+        held: &BTreeSet<TopicPartition>,
+    ) -> Result<Option<(GroupState, Vec<Acquired>)>, GroupError> {
+        let Some(_lock) = self.lock_or_wait(wait)? else {
+            return Ok(None);
+        };
         let mut state = self.group.load_state()?;
         self.check_member(&state, me)?;
         let barrier_open = !eager
@@ -434,7 +598,7 @@ impl Coordinator {
                 self.group.save_state(&state)?;
             }
         }
-        Ok((state, taken))
+        Ok(Some((state, taken)))
     }
 
     /// Commits offsets of partitions this member owns.
@@ -444,13 +608,36 @@ impl Coordinator {
         offsets: &[(TopicPartition, i64)],
         now_ms: i64,
     ) -> Result<(), GroupError> {
+        self.commit_if(true, me, offsets, now_ms).map(|_| ())
+    }
+
+    /// [`Coordinator::commit`] if the group lock is free now; `Ok(false)` when it is not.
+    pub fn try_commit(
+        &self,
+        me: &str,
+        offsets: &[(TopicPartition, i64)],
+        now_ms: i64,
+    ) -> Result<bool, GroupError> {
+        self.commit_if(false, me, offsets, now_ms)
+    }
+
+    fn commit_if(
+        &self,
+        wait: bool,
+        me: &str,
+        offsets: &[(TopicPartition, i64)],
+        now_ms: i64,
+    ) -> Result<bool, GroupError> {
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
-        let _lock = self.group.lock()?;
+        let Some(_lock) = self.lock_or_wait(wait)? else {
+            return Ok(false);
+        };
         let state = self.group.load_state()?;
         self.check_member(&state, me)?;
-        self.write_commits(&state, me, offsets, now_ms)
+        self.write_commits(&state, me, offsets, now_ms)?;
+        Ok(true)
     }
 
     /// Leaves the group: commits, releases every partition, removes the lease (a static
@@ -480,18 +667,19 @@ impl Coordinator {
             }
         }
         let is_static = held.lease.instance_id.is_some() && trigger == Trigger::Left;
-        if !is_static {
-            held.remove()?;
-        } else {
+        if is_static {
             drop(held);
+            self.group.save_state(&state)?;
+            return Ok(());
         }
-        let hints = if is_static {
-            vec![]
-        } else {
-            vec![(me, trigger)]
-        };
-        self.reconcile(&mut state, now_ms, &hints)?;
-        self.group.save_state(&state)?;
+        held.remove()?;
+        if is_member {
+            let mut live = state.members.clone();
+            live.remove(&me);
+            let protocol = state.protocol.clone();
+            self.advance(&mut state, live, protocol, vec![(me, trigger)], now_ms)?;
+            self.group.save_state(&state)?;
+        }
         Ok(())
     }
 

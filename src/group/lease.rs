@@ -5,9 +5,12 @@
 //! whole life; the kernel releases it when the process dies, however it dies. The heartbeat
 //! thread rewrites the lease in place (the lock belongs to the inode, which must not change).
 //!
-//! A lease is *alive* while it is locked and its heartbeat is younger than its session timeout.
-//! A static member's lease (one with an instance id) that is unlocked but younger than its
-//! session timeout is *away*: its member keeps its partitions, waiting for a restart.
+//! A lease is *alive* while it is locked and its heartbeat moves: the member watching it
+//! expires it after seeing the heartbeat value stand still for a session timeout on its own
+//! monotonic clock (a lease's heartbeat older than the session timeout by the reader's clock
+//! is only *shown* as expired). A static member's lease (one with an instance id) that is
+//! unlocked but younger than its session timeout is *away*: its member keeps its partitions,
+//! waiting for a restart.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -83,11 +86,17 @@ impl Lease {
         })
     }
 
-    /// Decides liveness. Briefly locks the lease when nobody holds it (which is harmless: the
-    /// lock is released before returning).
+    /// Liveness as shown to users. Briefly locks the lease when nobody holds it (which is
+    /// harmless: the lock is released before returning).
     pub fn liveness(&self, path: &Path, now_ms: i64) -> Liveness {
+        self.liveness_given(is_locked(path), now_ms)
+    }
+
+    /// Liveness given whether the lease is locked. `Expired` compares the heartbeat with this
+    /// process's wall clock, so it is for display: the group expires a locked lease only on
+    /// the observation of the member watching it (see `coordinator::Coordinator::expire`).
+    pub fn liveness_given(&self, locked: bool, now_ms: i64) -> Liveness {
         let expired = now_ms - self.heartbeat_ms > self.session_timeout_ms as i64;
-        let locked = is_locked(path);
         match (locked, expired, self.instance_id.is_some()) {
             (true, false, _) => Liveness::Alive,
             (true, true, _) => Liveness::Expired,

@@ -1,25 +1,44 @@
-//! One member of a group: its lease, its heartbeat thread and its watchers of peers.
+//! One member of a group: its lease, its heartbeat thread and its watcher of one peer.
 //!
-//! The heartbeat thread renews the lease every `heartbeat.interval` under the group lock, and
-//! reconciles the group while it is there, so an expired peer or partitions added to a topic
-//! are acted on within one interval. If the member made no progress for `max.poll.interval`
-//! (its output is blocked), the thread takes it out of the group, as Kafka's consumer does.
+//! Two threads per member, whatever the group's size:
 //!
-//! A peer's death is seen at once: a watcher thread per live peer blocks on that peer's lease
-//! lock, which the kernel hands over the moment the peer's process dies.
+//! - The heartbeat thread rewrites the member's own lease every `heartbeat.interval`: one
+//!   write, no group lock, nothing read. If the member made no progress for
+//!   `max.poll.interval` (its output is blocked), it takes the member out of the group, as
+//!   Kafka's consumer does.
+//! - The watcher thread watches one peer: the next member of the generation in member-id order
+//!   (the last watches the first), so every member is watched by exactly one other, and a
+//!   change is handled by that one member instead of every member racing for the group lock.
+//!   The watcher waits on a pidfd of the peer's process (a local peer) or looks at the peer's
+//!   lease lock at a short interval (a peer on another host), so a crash (even kill -9) is
+//!   seen at once; it then reconciles the whole group, which removes every dead member in one
+//!   generation (a storm of deaths needs no chain of handlers). It also reads the peer's
+//!   heartbeat value every heartbeat interval: when that value stayed the same for a whole
+//!   session timeout by this process's monotonic clock, the peer is hung (SIGSTOP, a stalled
+//!   disk) and is expired. No wall clock is compared with another process's, so a clock jump
+//!   expires nobody. The member with the smallest id (the leader) also looks, every heartbeat
+//!   interval, whether a subscribed topic gained partitions, and every session timeout sweeps
+//!   every lease (a safety net for a peer whose watcher is itself stopped).
+//!
+//! A member's own session is valid for a session timeout from the start of its last successful
+//! heartbeat, by its monotonic clock; a watcher expires a peer only after seeing its heartbeat
+//! unchanged for a session timeout from a moment after it was written. A member stopped and
+//! resumed therefore delivers nothing until its heartbeat thread has renewed the lease (and
+//! checked it is still in place) or found it removed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::coordinator::Coordinator;
 use super::lease::{self, HeldLease, Lease};
 use super::state::{GroupState, Trigger};
 use super::GroupError;
-use crate::store::{fsutil, lock, Store};
+use crate::store::{fsutil, Store, StoreError};
 
 /// A member's identity and timing.
 #[derive(Debug, Clone)]
@@ -34,22 +53,81 @@ pub struct MemberConfig {
     pub max_poll_interval: Duration,
 }
 
+/// Milliseconds on this process's monotonic clock (never jumps, runs while stopped).
+pub fn mono_ms() -> i64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as i64
+}
+
+/// What the watcher needs to know of the generation.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Ring {
+    /// The peer this member watches.
+    successor: Option<String>,
+    /// Whether this member has the smallest id of the generation.
+    leader: bool,
+    partition_counts: BTreeMap<String, i32>,
+}
+
+impl Ring {
+    fn of(state: &GroupState, me: &str) -> Ring {
+        let ids = &state.members;
+        if !ids.contains_key(me) {
+            return Ring::default();
+        }
+        let successor = ids
+            .range::<str, _>((std::ops::Bound::Excluded(me), std::ops::Bound::Unbounded))
+            .next()
+            .or_else(|| ids.iter().next())
+            .map(|(id, _)| id.clone())
+            .filter(|id| id != me);
+        Ring {
+            successor,
+            leader: ids.keys().next().is_some_and(|id| id == me),
+            partition_counts: state.partition_counts.clone(),
+        }
+    }
+}
+
 /// State shared between the member's threads.
 pub struct Shared {
     /// Set when the member lost its membership (lease removed, generation left, poll interval).
     pub fenced: AtomicBool,
-    pub last_heartbeat_ok_ms: AtomicI64,
-    /// The consumer's last progress (records written, or nothing left to write).
-    pub last_progress_ms: AtomicI64,
+    /// [`mono_ms`] when the last successful heartbeat began.
+    last_renewed_mono: AtomicI64,
+    /// [`mono_ms`] of the consumer's last progress (records written, or nothing to write).
+    last_progress_mono: AtomicI64,
     stop: AtomicBool,
     lease: Mutex<Option<HeldLease>>,
-    watched: Mutex<BTreeSet<String>>,
+    ring: Mutex<Ring>,
+    /// Wakes the watcher when its peer changes or the member stops.
+    nudge: EventFd,
     waker: SyncSender<()>,
 }
 
 impl Shared {
     fn wake(&self) {
         let _ = self.waker.try_send(());
+    }
+
+    fn set_ring(&self, state: &GroupState, me: &str) {
+        let ring = Ring::of(state, me);
+        let mut current = self.ring.lock().expect("ring lock");
+        if *current != ring {
+            let moved = current.successor != ring.successor;
+            *current = ring;
+            if moved {
+                self.nudge.signal();
+            }
+        }
+    }
+
+    fn me(&self) -> Option<String> {
+        self.lease
+            .lock()
+            .expect("lease lock")
+            .as_ref()
+            .map(|h| h.lease.member_id.clone())
     }
 }
 
@@ -59,13 +137,13 @@ pub struct Member {
     pub config: MemberConfig,
     pub shared: Arc<Shared>,
     pub member_id: String,
-    heartbeat: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     stop_heartbeat: Sender<()>,
 }
 
 impl Member {
-    /// Joins the group and starts the heartbeat thread. `waker` is signalled whenever the
-    /// member's view may have changed (a peer died, the member was fenced).
+    /// Joins the group and starts the heartbeat and watcher threads. `waker` is signalled
+    /// whenever the member's view may have changed (a peer died, the member was fenced).
     pub fn join(
         store: &Store,
         config: MemberConfig,
@@ -73,52 +151,69 @@ impl Member {
     ) -> Result<(Member, GroupState), GroupError> {
         let coordinator = Coordinator::new(store, &config.group)?;
         let now = fsutil::now_ms();
+        let started = mono_ms();
         let (held, state) = coordinator.join(new_lease(&config, now), now)?;
         let member_id = held.lease.member_id.clone();
+        let nudge = EventFd::new()
+            .map_err(|e| GroupError::Fenced(format!("cannot create an eventfd: {e}")))?;
         let shared = Arc::new(Shared {
             fenced: AtomicBool::new(false),
-            last_heartbeat_ok_ms: AtomicI64::new(now),
-            last_progress_ms: AtomicI64::new(now),
+            last_renewed_mono: AtomicI64::new(started),
+            last_progress_mono: AtomicI64::new(started),
             stop: AtomicBool::new(false),
             lease: Mutex::new(Some(held)),
-            watched: Mutex::new(BTreeSet::new()),
+            ring: Mutex::new(Ring::default()),
+            nudge,
             waker,
         });
+        shared.set_ring(&state, &member_id);
         let (stop_heartbeat, stop_rx) = channel();
+        let spawn_error =
+            |e: std::io::Error| GroupError::Fenced(format!("cannot start a member thread: {e}"));
         let heartbeat = {
             let (coordinator, shared, config) =
                 (coordinator.clone(), shared.clone(), config.clone());
             std::thread::Builder::new()
                 .name("spool-heartbeat".into())
+                .stack_size(256 * 1024)
                 .spawn(move || heartbeat_loop(&coordinator, &shared, &config, &stop_rx))
-                .map_err(|e| {
-                    GroupError::Fenced(format!("cannot start the heartbeat thread: {e}"))
-                })?
+                .map_err(spawn_error)?
+        };
+        let watcher = {
+            let (coordinator, shared, config) =
+                (coordinator.clone(), shared.clone(), config.clone());
+            std::thread::Builder::new()
+                .name("spool-watch".into())
+                .stack_size(256 * 1024)
+                .spawn(move || Watcher::new(coordinator, shared, config).run())
+                .map_err(spawn_error)?
         };
         let member = Member {
             coordinator,
             config,
             shared,
             member_id,
-            heartbeat: Some(heartbeat),
+            threads: vec![heartbeat, watcher],
             stop_heartbeat,
         };
-        member.watch_peers(&state);
         Ok((member, state))
     }
 
     /// Joins again after being fenced, with a fresh lease (and, unless static, a new id).
     pub fn rejoin(&mut self) -> Result<GroupState, GroupError> {
         let now = fsutil::now_ms();
+        let started = mono_ms();
         let old = self.shared.lease.lock().expect("lease lock").take();
         drop(old); // releases the old lease's lock; its file is already gone
         let (held, state) = self.coordinator.join(new_lease(&self.config, now), now)?;
         self.member_id = held.lease.member_id.clone();
         *self.shared.lease.lock().expect("lease lock") = Some(held);
         self.shared
-            .last_heartbeat_ok_ms
-            .store(now, Ordering::SeqCst);
-        self.shared.last_progress_ms.store(now, Ordering::SeqCst);
+            .last_renewed_mono
+            .store(started, Ordering::SeqCst);
+        self.shared
+            .last_progress_mono
+            .store(started, Ordering::SeqCst);
         self.shared.fenced.store(false, Ordering::SeqCst);
         self.watch_peers(&state);
         Ok(state)
@@ -135,16 +230,17 @@ impl Member {
     /// Records progress, for the max poll interval.
     pub fn note_progress(&self) {
         self.shared
-            .last_progress_ms
-            .store(fsutil::now_ms(), Ordering::Relaxed);
+            .last_progress_mono
+            .store(mono_ms(), Ordering::Relaxed);
     }
 
-    /// Whether this member may still act as a member: its last successful heartbeat is within
-    /// the session timeout. After a long stop (SIGSTOP) this turns false until the heartbeat
-    /// thread has either renewed the lease or found the member fenced.
+    /// Whether this member may still act as a member: its last successful heartbeat began
+    /// within the session timeout (monotonic clock). After a long stop (SIGSTOP) this turns
+    /// false until the heartbeat thread has either renewed the lease or found the member
+    /// fenced.
     pub fn session_valid(&self) -> bool {
-        let last = self.shared.last_heartbeat_ok_ms.load(Ordering::SeqCst);
-        fsutil::now_ms() - last <= self.config.session_timeout.as_millis() as i64
+        let last = self.shared.last_renewed_mono.load(Ordering::SeqCst);
+        mono_ms() - last < self.config.session_timeout.as_millis() as i64
     }
 
     /// Blocks until the session is confirmed (true) or the member is fenced (false).
@@ -160,9 +256,9 @@ impl Member {
         }
     }
 
-    /// Starts a watcher for every live peer of `state` not watched yet.
+    /// Tells the watcher the generation `state` (which peer to watch).
     pub fn watch_peers(&self, state: &GroupState) {
-        spawn_watchers(&self.coordinator, &self.shared, state, &self.member_id);
+        self.shared.set_ring(state, &self.member_id);
     }
 
     /// Leaves the group (committing `offsets` first) and stops the threads.
@@ -183,8 +279,9 @@ impl Member {
 
     fn stop_threads(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.nudge.signal();
         let _ = self.stop_heartbeat.send(());
-        if let Some(h) = self.heartbeat.take() {
+        for h in self.threads.drain(..) {
             let _ = h.join();
         }
     }
@@ -236,12 +333,13 @@ fn heartbeat_loop(
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
+        let started = mono_ms();
         let now = fsutil::now_ms();
         let mut guard = shared.lease.lock().expect("lease lock");
         let Some(held) = guard.as_mut() else {
             continue; // fenced and not rejoined yet
         };
-        let idle = now - shared.last_progress_ms.load(Ordering::Relaxed);
+        let idle = started - shared.last_progress_mono.load(Ordering::Relaxed);
         if idle > config.max_poll_interval.as_millis() as i64 {
             // Stuck (e.g. blocked on a full pipe): leave so the others take over, as Kafka's
             // consumer does when max.poll.interval.ms passes.
@@ -251,18 +349,9 @@ fn heartbeat_loop(
             shared.wake();
             continue;
         }
-        let last_poll = shared.last_progress_ms.load(Ordering::Relaxed);
+        let last_poll = now - idle;
         match coordinator.heartbeat(held, last_poll, now) {
-            Ok(state) => {
-                shared.last_heartbeat_ok_ms.store(now, Ordering::SeqCst);
-                let me = held.lease.member_id.clone();
-                drop(guard);
-                if !state.members.contains_key(&me) {
-                    shared.fenced.store(true, Ordering::SeqCst);
-                }
-                spawn_watchers(coordinator, shared, &state, &me);
-                shared.wake();
-            }
+            Ok(()) => shared.last_renewed_mono.store(started, Ordering::SeqCst),
             Err(GroupError::Fenced(_)) => {
                 shared.fenced.store(true, Ordering::SeqCst);
                 shared.wake();
@@ -275,46 +364,373 @@ fn heartbeat_loop(
     }
 }
 
-fn spawn_watchers(coordinator: &Coordinator, shared: &Arc<Shared>, state: &GroupState, me: &str) {
-    let mut watched = shared.watched.lock().expect("watched lock");
-    for peer in state.members.keys() {
-        if peer == me || watched.contains(peer) {
-            continue;
+/// How often a peer whose process cannot be waited on (another host, no pidfd) has its lease
+/// lock looked at.
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// The peer being watched.
+struct Watched {
+    id: String,
+    /// Readable when the peer's process exits; `None` when it cannot be had or already fired.
+    pidfd: Option<OwnedFd>,
+    /// The heartbeat value last read and when (monotonic) it was first seen.
+    heartbeat: Option<(i64, Instant)>,
+    next_read: Instant,
+}
+
+/// The watcher thread's state.
+struct Watcher {
+    coordinator: Coordinator,
+    shared: Arc<Shared>,
+    config: MemberConfig,
+    host: String,
+    watched: Option<Watched>,
+    next_partition_check: Instant,
+    next_sweep: Instant,
+    /// The leader's sweeps: lease heartbeat values and when each was first seen.
+    swept: HashMap<String, (i64, Instant)>,
+}
+
+impl Watcher {
+    fn new(coordinator: Coordinator, shared: Arc<Shared>, config: MemberConfig) -> Watcher {
+        let now = Instant::now();
+        Watcher {
+            coordinator,
+            shared,
+            next_partition_check: now + config.heartbeat_interval,
+            next_sweep: now + config.session_timeout,
+            config,
+            host: lease::host_name(),
+            watched: None,
+            swept: HashMap::new(),
         }
-        watched.insert(peer.clone());
-        let path = Lease::path(&coordinator.group.members_dir(), peer);
-        let (coordinator, shared2, peer2) = (coordinator.clone(), shared.clone(), peer.clone());
-        if std::thread::Builder::new()
-            .name("spool-peer-watch".into())
-            .stack_size(64 * 1024)
-            .spawn(move || watch_peer(&coordinator, &shared2, &peer2, &path))
-            .is_err()
-        {
-            watched.remove(peer);
+    }
+
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+
+    fn run(mut self) {
+        while !self.stopped() {
+            let ring = self.shared.ring.lock().expect("ring lock").clone();
+            if ring.leader {
+                self.leader_duties(&ring);
+            } else {
+                self.swept.clear();
+            }
+            if self.watched.as_ref().map(|w| &w.id) != ring.successor.as_ref() {
+                self.watched = ring.successor.as_ref().map(|id| self.start_watching(id));
+            }
+            let timeout = match self.watched.is_some() {
+                true => self.check_peer(),
+                false => self.config.heartbeat_interval,
+            };
+            let timeout = if ring.leader {
+                timeout.min(self.next_partition_check.saturating_duration_since(Instant::now()))
+            } else {
+                timeout
+            };
+            let pidfd = self
+                .watched
+                .as_ref()
+                .and_then(|w| w.pidfd.as_ref().map(AsRawFd::as_raw_fd));
+            if wait(&self.shared.nudge, pidfd, timeout) == Woken::Exited {
+                // The process is gone; its lock may live on in a child that inherited it, so
+                // from now on the lock itself is looked at.
+                if let Some(w) = self.watched.as_mut() {
+                    w.pidfd = None;
+                    w.next_read = Instant::now();
+                }
+            }
+        }
+    }
+
+    fn start_watching(&self, id: &str) -> Watched {
+        let path = Lease::path(&self.coordinator.group.members_dir(), id);
+        let pidfd = match Lease::read(&path) {
+            Ok(l) if l.host == self.host => pidfd_open(l.pid),
+            _ => None,
+        };
+        Watched {
+            id: id.to_owned(),
+            pidfd,
+            heartbeat: None,
+            next_read: Instant::now(),
+        }
+    }
+
+    /// Looks at the watched peer if due; acts if it is dead or hung. Returns how long to wait
+    /// before looking again.
+    fn check_peer(&mut self) -> Duration {
+        let now = Instant::now();
+        let Some(w) = self.watched.as_mut() else {
+            return self.config.heartbeat_interval;
+        };
+        if now < w.next_read {
+            return w.next_read - now;
+        }
+        let poll = if w.pidfd.is_some() {
+            self.config.heartbeat_interval
+        } else {
+            LOCK_POLL.min(self.config.heartbeat_interval)
+        };
+        w.next_read = now + poll;
+        let path = Lease::path(&self.coordinator.group.members_dir(), &w.id);
+        let peer = Lease::read(&path);
+        let locked = lease::is_locked(&path);
+        let is_static = peer.as_ref().is_ok_and(|l| l.instance_id.is_some());
+        enum Act {
+            Reconcile,
+            Expire(String, i64),
+            Nothing,
+        }
+        let act = match peer {
+            Err(StoreError::Io { ref source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                // Gone without a new generation (a crash mid-leave, a removed file).
+                Act::Reconcile
+            }
+            _ if !locked && !is_static => Act::Reconcile,
+            Ok(l) => {
+                let stalled = match w.heartbeat {
+                    Some((value, since)) if value == l.heartbeat_ms => {
+                        now.duration_since(since) >= self.config.session_timeout
+                    }
+                    _ => {
+                        w.heartbeat = Some((l.heartbeat_ms, now));
+                        false
+                    }
+                };
+                if stalled {
+                    Act::Expire(l.member_id, l.heartbeat_ms)
+                } else {
+                    if let Some((_, since)) = w.heartbeat {
+                        // Look again when the session would run out, or at the next interval.
+                        let due = since + self.config.session_timeout;
+                        w.next_read = w.next_read.min(due.max(now + Duration::from_millis(1)));
+                    }
+                    Act::Nothing
+                }
+            }
+            Err(_) => Act::Nothing, // a damaged lease a live process holds: looked at again later
+        };
+        match act {
+            Act::Reconcile => self.handle(|c| c.check_members(fsutil::now_ms()).map(Some)),
+            Act::Expire(id, value) => self.handle(|c| c.expire(&id, value, fsutil::now_ms())),
+            Act::Nothing => {}
+        }
+        self.watched
+            .as_ref()
+            .map_or(poll, |w| w.next_read.saturating_duration_since(Instant::now()))
+    }
+
+    /// Runs a change of the group and follows the generation it leaves.
+    fn handle(
+        &mut self,
+        change: impl FnOnce(&Coordinator) -> Result<Option<GroupState>, StoreError>,
+    ) {
+        if let Ok(Some(state)) = change(&self.coordinator) {
+            if let Some(me) = self.shared.me() {
+                if !state.members.contains_key(&me) {
+                    self.shared.fenced.store(true, Ordering::SeqCst);
+                }
+                self.shared.set_ring(&state, &me);
+            }
+            self.shared.wake();
+        }
+        // Whatever happened, the peer is looked at afresh (a new pidfd if it is still there).
+        if let Some(w) = self.watched.take() {
+            let mut fresh = self.start_watching(&w.id);
+            fresh.next_read = Instant::now() + LOCK_POLL;
+            self.watched = Some(fresh);
+        }
+    }
+
+    /// The leader notices partitions added to subscribed topics, and sweeps every lease once
+    /// per session timeout in case a watcher is itself stopped.
+    fn leader_duties(&mut self, ring: &Ring) {
+        let now = Instant::now();
+        if now >= self.next_partition_check {
+            self.next_partition_check = now + self.config.heartbeat_interval;
+            let grown = self.config.topics.iter().any(|t| {
+                self.coordinator
+                    .store
+                    .topic(t)
+                    .is_ok_and(|topic| ring.partition_counts.get(t) != Some(&topic.partition_count()))
+            });
+            if grown {
+                self.handle(|c| c.check_members(fsutil::now_ms()).map(Some));
+            }
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + self.config.session_timeout;
+            self.sweep();
+        }
+    }
+
+    fn sweep(&mut self) {
+        let Ok(leases) = self.coordinator.scan_leases(fsutil::now_ms()) else {
+            return;
+        };
+        let me = self.shared.me();
+        let now = Instant::now();
+        let mut seen = HashMap::new();
+        let mut stalled = Vec::new();
+        let mut dead = false;
+        for e in leases {
+            if !e.stays() {
+                dead = true;
+                continue;
+            }
+            let id = e.lease.member_id;
+            if Some(&id) == me.as_ref() {
+                continue;
+            }
+            let since = match self.swept.get(&id) {
+                Some(&(value, since)) if value == e.lease.heartbeat_ms => {
+                    if now.duration_since(since) >= self.config.session_timeout {
+                        stalled.push((id.clone(), value));
+                    }
+                    since
+                }
+                _ => now,
+            };
+            seen.insert(id, (e.lease.heartbeat_ms, since));
+        }
+        self.swept = seen;
+        if dead {
+            self.handle(|c| c.check_members(fsutil::now_ms()).map(Some));
+        }
+        for (id, value) in stalled {
+            self.handle(|c| c.expire(&id, value, fsutil::now_ms()));
         }
     }
 }
 
-/// Blocks on a peer's lease lock; when it is handed over, the peer is gone: reconcile.
-fn watch_peer(coordinator: &Coordinator, shared: &Arc<Shared>, peer: &str, path: &std::path::Path) {
-    let done = |shared: &Arc<Shared>| {
-        shared.watched.lock().expect("watched lock").remove(peer);
-    };
-    let Ok(file) = std::fs::File::open(path) else {
-        return done(shared);
-    };
-    // An unlocked lease (a static member away, or one that already died) needs no watcher:
-    // the heartbeat's reconcile deals with it.
-    match lock::ExclusiveLock::try_acquire(&file) {
-        Ok(Some(_)) | Err(_) => return done(shared),
-        Ok(None) => {}
+/// An eventfd: a counter another thread bumps to wake a `poll`.
+struct EventFd(OwnedFd);
+
+impl EventFd {
+    fn new() -> std::io::Result<EventFd> {
+        // SAFETY: eventfd has no pointer arguments; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by eventfd and is owned by nobody else.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
-    let got = lock::ExclusiveLock::acquire(&file).is_ok();
-    done(shared);
-    if !got || shared.stop.load(Ordering::SeqCst) {
-        return;
+
+    fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our own eventfd.
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
-    if coordinator.check_members(fsutil::now_ms()).is_ok() {
-        shared.wake();
+
+    fn drain(&self) {
+        let mut value: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64 from our own non-blocking eventfd.
+        let _ = unsafe { libc::read(self.0.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+    }
+}
+
+/// A pidfd for `pid` (Linux 5.3+); `None` where unavailable or the process is gone.
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; a non-negative result is a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Woken {
+    Timeout,
+    Nudged,
+    Exited,
+}
+
+/// Sleeps until `nudge` is signalled, the process behind `pidfd` exits, or `timeout` passes.
+fn wait(nudge: &EventFd, pidfd: Option<RawFd>, timeout: Duration) -> Woken {
+    let mut fds = [
+        libc::pollfd {
+            fd: nudge.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pidfd.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+    // SAFETY: fds is a valid array of two pollfds (a negative fd is ignored by poll).
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n <= 0 {
+        return Woken::Timeout;
+    }
+    if fds[0].revents != 0 {
+        nudge.drain();
+        return Woken::Nudged;
+    }
+    if fds[1].revents != 0 {
+        return Woken::Exited;
+    }
+    Woken::Timeout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::state::MemberInfo;
+
+    fn state(ids: &[&str]) -> GroupState {
+        let mut s = GroupState::default();
+        for id in ids {
+            s.members.insert(
+                (*id).into(),
+                MemberInfo {
+                    instance_id: None,
+                    client_id: "c".into(),
+                    topics: vec![],
+                },
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn every_member_is_watched_by_exactly_one_other() {
+        let s = state(&["a", "b", "c", "d"]);
+        let successors: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|m| Ring::of(&s, m).successor.unwrap())
+            .collect();
+        assert_eq!(successors, ["b", "c", "d", "a"]);
+        assert!(Ring::of(&s, "a").leader);
+        assert!(!Ring::of(&s, "b").leader);
+        assert_eq!(Ring::of(&state(&["a"]), "a").successor, None);
+        assert_eq!(Ring::of(&s, "x"), Ring::default(), "not a member: watches nobody");
+    }
+
+    #[test]
+    fn a_nudge_wakes_the_watcher_and_an_exit_is_seen() {
+        let nudge = EventFd::new().unwrap();
+        assert_eq!(wait(&nudge, None, Duration::from_millis(1)), Woken::Timeout);
+        nudge.signal();
+        assert_eq!(wait(&nudge, None, Duration::from_secs(5)), Woken::Nudged);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let fd = pidfd_open(child.id()).expect("pidfd_open");
+        let t = Instant::now();
+        assert_eq!(
+            wait(&nudge, Some(fd.as_raw_fd()), Duration::from_secs(5)),
+            Woken::Exited
+        );
+        assert!(t.elapsed() < Duration::from_secs(4));
+        child.wait().unwrap();
     }
 }

@@ -26,6 +26,10 @@ pub const MEMBERS_DIR: &str = "members";
 pub const LOCK_FILE: &str = ".lock";
 /// Rebalances remembered for `group describe --history`.
 pub const HISTORY_LEN: usize = 50;
+/// At most this many member ids over the history's `members_before`/`members_after` lists:
+/// a group of hundreds keeps fewer events, so `group.yaml`, which every member reads after
+/// every change, stays small.
+pub const HISTORY_IDS: usize = 2_000;
 
 /// A member as the group's generation knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,12 +168,24 @@ impl GroupState {
         self.owners.retain(|_, m| !m.is_empty());
     }
 
-    /// The group's phase, derived from the generation's acknowledgements and owners.
+    /// Whether the group's protocol makes every member give up everything at each generation
+    /// (range, roundrobin, sticky) rather than only what moves (cooperative-sticky).
+    pub fn is_eager(&self) -> bool {
+        self.protocol
+            .as_deref()
+            .and_then(super::assignor::by_name)
+            .is_some_and(|a| a.protocol() == super::assignor::RebalanceProtocol::Eager)
+    }
+
+    /// The group's phase, derived from the generation's acknowledgements and owners. A
+    /// cooperative group needs no acknowledgements (a member with nothing to give up writes
+    /// nothing): it is rebalancing until every target partition is owned by its target member.
     pub fn phase(&self) -> GroupPhase {
         if self.members.is_empty() {
             return GroupPhase::Empty;
         }
-        if self
+        if self.is_eager()
+            && self
             .members
             .keys()
             .any(|m| self.acked.get(m).copied().unwrap_or(-1) < self.generation)
@@ -192,6 +208,11 @@ impl GroupState {
         if self.history.len() > HISTORY_LEN {
             let excess = self.history.len() - HISTORY_LEN;
             self.history.drain(..excess);
+        }
+        let ids = |e: &RebalanceEvent| e.members_before.len() + e.members_after.len();
+        let mut total: usize = self.history.iter().map(ids).sum();
+        while self.history.len() > 1 && total > HISTORY_IDS {
+            total -= ids(&self.history.remove(0));
         }
     }
 }
@@ -248,6 +269,15 @@ impl GroupDir {
         self.ensure_created()?;
         let path = self.dir.join(LOCK_FILE);
         lock::OwnedLock::acquire_path(&path).at("lock", &path)
+    }
+
+    /// Takes the group lock if nobody holds it: `None` when another process does. For the
+    /// consuming thread, which must keep reading its partitions whatever another member (maybe
+    /// a stopped one) does with the lock.
+    pub fn try_lock(&self) -> Result<Option<lock::OwnedLock>, StoreError> {
+        self.ensure_created()?;
+        let path = self.dir.join(LOCK_FILE);
+        lock::OwnedLock::try_acquire_path(&path).at("lock", &path)
     }
 
     pub fn load_state(&self) -> Result<GroupState, StoreError> {

@@ -55,6 +55,17 @@ impl OwnedLock {
         Ok(OwnedLock { file })
     }
 
+    /// Opens (creating if needed) `path` and locks it if nobody holds it; `None` when someone
+    /// does.
+    pub fn try_acquire_path(path: &Path) -> io::Result<Option<Self>> {
+        let file = open_lock_file(path)?;
+        if try_lock_for_life(&file)? {
+            Ok(Some(OwnedLock { file }))
+        } else {
+            Ok(None)
+        }
+    }
+
     pub fn file(&self) -> &File {
         &self.file
     }
