@@ -90,7 +90,10 @@ impl ChangeWaiter {
                 state.armed = true;
                 let signal = self.tx.clone();
                 state.watcher =
-                    notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+                    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                        if event.is_ok_and(|e| !e.paths.is_empty() && e.paths.iter().all(|p| scratch(p))) {
+                            return;
+                        }
                         // Full means a wake-up is already pending: nothing is lost by dropping
                         // this one.
                         let _ = signal.try_send(());
@@ -110,6 +113,17 @@ impl ChangeWaiter {
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => false,
         }
     }
+}
+
+/// Files whose changes wake nobody: hidden ones (lock files, temporary files renamed into place
+/// later, which then show under their real name) and the previous versions kept of YAML files.
+/// A group directory sees several of these at every write of `group.yaml`, and every member
+/// watches it.
+fn scratch(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name.starts_with('.') || name.ends_with(".prev") || name.contains(".prev.tmp")
 }
 
 impl Default for ChangeWaiter {

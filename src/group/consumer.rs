@@ -80,6 +80,9 @@ pub struct GroupConsumer {
     /// (inode, mtime ns, len) of `group.yaml` when last read: a cheap change test.
     stamp: Option<(u64, i128, u64)>,
     last_acquire_try: Instant,
+    /// When an operation found the group lock busy: when to try again (soon, with jitter, so
+    /// the members that found it busy do not all come back at once).
+    retry_at: Option<Instant>,
     events: Vec<GroupEvent>,
 }
 
@@ -113,6 +116,7 @@ impl GroupConsumer {
             last_commit: Instant::now(),
             stamp: None,
             last_acquire_try: Instant::now(),
+            retry_at: None,
             events,
         })
     }
@@ -148,10 +152,17 @@ impl GroupConsumer {
         }
         let stamp = file_stamp(&self.member.coordinator.group.group_file());
         let changed = stamp != self.stamp;
-        let target: BTreeSet<TopicPartition> = self.target();
-        let pending = !target.is_subset(&self.held);
-        let retry_due = self.last_acquire_try.elapsed() >= self.config.member.heartbeat_interval;
-        if changed || (pending && retry_due) {
+        let pending = !self.target().is_subset(&self.held);
+        let busy_retry = self.retry_at.is_some_and(|t| Instant::now() >= t);
+        if busy_retry {
+            self.retry_at = None;
+        }
+        // A look now and then whatever the notifications said (one may have been missed).
+        let periodic = self.last_acquire_try.elapsed() >= self.config.member.heartbeat_interval;
+        if periodic {
+            self.last_acquire_try = Instant::now();
+        }
+        if changed || (pending && periodic) {
             self.stamp = stamp;
             // Every member wakes at every write of group.yaml; only a new generation, or
             // partitions still to take up, need the whole file read and parsed.
@@ -170,11 +181,13 @@ impl GroupConsumer {
             self.member.mark_fenced();
             return Ok(());
         }
-        if self.state.generation > self.seen_generation {
+        let look = changed || busy_retry || periodic;
+        if self.state.generation > self.seen_generation && (look || self.seen_generation < 0) {
             self.on_new_generation(flush)?;
         }
-        let target = self.target();
-        if !target.is_subset(&self.held) && (changed || retry_due) {
+        // The lock is taken only when a target partition is free to take: a member waiting
+        // for another to release one waits for group.yaml to change, not on the lock.
+        if look && self.state.generation <= self.seen_generation && self.can_take() {
             self.acquire()?;
         }
         if self.config.commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
@@ -183,6 +196,22 @@ impl GroupConsumer {
             self.commit()?;
         }
         Ok(())
+    }
+
+    /// Whether, by the state last read, a target partition can be taken up now.
+    fn can_take(&self) -> bool {
+        let me = self.member.member_id.as_str();
+        let barrier_open = !self.eager
+            || self
+                .state
+                .members
+                .keys()
+                .all(|m| self.state.acked.get(m).copied().unwrap_or(-1) >= self.state.generation);
+        barrier_open
+            && self.target().iter().any(|tp| match self.state.owner(tp) {
+                None => true,
+                Some(owner) => owner == me && !self.held.contains(tp),
+            })
     }
 
     fn target(&self) -> BTreeSet<TopicPartition> {
@@ -241,7 +270,10 @@ impl GroupConsumer {
             fsutil::now_ms(),
         ) {
             Ok(Some(state)) => self.state = state,
-            Ok(None) => return Ok(()),
+            Ok(None) => {
+                self.lock_busy();
+                return Ok(());
+            }
             Err(GroupError::Fenced(_)) => {
                 self.member.mark_fenced();
                 return Ok(());
@@ -277,7 +309,10 @@ impl GroupConsumer {
                 .try_acquire(&self.member.member_id, self.eager, &self.held)
             {
                 Ok(Some(r)) => r,
-                Ok(None) => return Ok(()), // the lock is busy: tried again after an interval
+                Ok(None) => {
+                    self.lock_busy();
+                    return Ok(());
+                }
                 Err(GroupError::Fenced(_)) => {
                     self.member.mark_fenced();
                     return Ok(());
@@ -339,6 +374,13 @@ impl GroupConsumer {
             return Err(GroupError::NoCommittedOffset { partitions }.into());
         }
         Ok(())
+    }
+
+    /// Another process holds the group lock: try again in a few milliseconds.
+    fn lock_busy(&mut self) {
+        let jitter = u64::from(fsutil::random_bytes()[0] % 16);
+        let at = Instant::now() + Duration::from_millis(2 + jitter);
+        self.retry_at = Some(self.retry_at.map_or(at, |t| t.min(at)));
     }
 
     fn partition(&self, tp: &TopicPartition) -> Result<Partition, GroupError> {
@@ -445,6 +487,10 @@ impl GroupConsumer {
             .member
             .heartbeat_interval
             .min(self.config.auto_commit_interval);
+        let cap = match self.retry_at {
+            Some(t) => cap.min(t.saturating_duration_since(Instant::now())),
+            None => cap,
+        };
         self.consumer.wait(timeout.min(cap));
     }
 

@@ -29,7 +29,7 @@ pub const HISTORY_LEN: usize = 50;
 /// At most this many member ids over the history's `members_before`/`members_after` lists:
 /// a group of hundreds keeps fewer events, so `group.yaml`, which every member reads after
 /// every change, stays small.
-pub const HISTORY_IDS: usize = 2_000;
+pub const HISTORY_IDS: usize = 500;
 
 /// A member as the group's generation knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

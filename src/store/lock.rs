@@ -77,14 +77,19 @@ impl Drop for OwnedLock {
     }
 }
 
-/// Opens a lock file for reading and writing, creating it if missing.
+/// Opens a lock file, creating it if missing. An existing one is opened read-only (`flock`
+/// needs no more): closing a file opened for writing is a change event (inotify's
+/// IN_CLOSE_WRITE) that would wake everyone watching the directory at every lock taken.
 pub fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
+    match File::open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path),
+        other => other,
+    }
 }
 
 fn is_contended(e: &io::Error) -> bool {
