@@ -4,6 +4,8 @@
 Starts N `spool consume --group g` members (default timings unless told otherwise) on a
 P-partition topic while a producer keeps records flowing, and prints:
 
+- all in the generation: from starting the last member to N members in the generation (the
+  last join done: process start-up and the joins themselves);
 - settle after join: from starting the last member to a balanced group (N members in the
   generation, every partition owned, owner counts differing by at most one, owners = target);
 - settle after kill -9 of one member, and after SIGTERM of one member (the group has N-1,
@@ -86,6 +88,14 @@ def balanced(state, n, partitions, excluded=()):
     return target == owners
 
 
+def wait_members(store, n, t0, cap):
+    while time.monotonic() - t0 < cap:
+        if len(load_state(store).get("members") or {}) == n:
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    return None
+
+
 def wait_balanced(store, n, partitions, t0, cap, excluded=()):
     while time.monotonic() - t0 < cap:
         if balanced(load_state(store), n, partitions, excluded):
@@ -139,6 +149,7 @@ def run(opts, n):
                     [spool, "consume", "t", "--group", "g", "-q", "-F", "%p %o\n", *opts.extra],
                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             t0 = time.monotonic()
+            joined = wait_members(store, n, t0, opts.cap)
             join = wait_balanced(store, n, opts.partitions, t0, opts.cap)
             ids = {pid: m for m, pid in lease_pids(store).items()}
             victims = random.sample(procs, 2)
@@ -184,16 +195,16 @@ def run(opts, n):
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-        print(f"| {n} | {opts.partitions} | {fmt(join, opts.cap)} | {fmt(kill, opts.cap)} | "
+        print(f"| {n} | {opts.partitions} | {fmt(joined, opts.cap)} | {fmt(join, opts.cap)} | {fmt(kill, opts.cap)} | "
               f"{fmt(term, opts.cap)} | {fmt(exited, opts.cap)} | {min(nthreads)}-{max(nthreads)} | "
               f"{cpu:.3f}% | {generation} |", flush=True)
 
 
 def main():
     opts = args()
-    print("| members | partitions | settled after last join | after kill -9 of one | after SIGTERM of one "
+    print("| members | partitions | all in the generation | settled after last start | after kill -9 of one | after SIGTERM of one "
           "| all exited after SIGTERM | threads per member | idle CPU per member | last generation |")
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for n in [int(x) for x in opts.members.split(",")]:
         run(opts, n)
 

@@ -187,8 +187,13 @@ impl GroupConsumer {
         }
         // The lock is taken only when a target partition is free to take: a member waiting
         // for another to release one waits for group.yaml to change, not on the lock.
-        if look && self.state.generation <= self.seen_generation && self.can_take() {
-            self.acquire()?;
+        if look && self.state.generation <= self.seen_generation {
+            if self.granted_waiting() {
+                self.take_granted()?;
+            }
+            if self.can_take() {
+                self.acquire()?;
+            }
         }
         if self.config.commit && self.last_commit.elapsed() >= self.config.auto_commit_interval {
             flush().map_err(MaintainError::Output)?;
@@ -198,7 +203,33 @@ impl GroupConsumer {
         Ok(())
     }
 
-    /// Whether, by the state last read, a target partition can be taken up now.
+    /// Whether, by the state last read, the group gave us a partition we do not read yet.
+    fn granted_waiting(&self) -> bool {
+        let me = self.member.member_id.as_str();
+        self.target()
+            .iter()
+            .any(|tp| self.state.owner(tp) == Some(me) && !self.held.contains(tp))
+    }
+
+    /// Takes up what the group gave us (no lock, no write).
+    fn take_granted(&mut self) -> Result<(), MaintainError> {
+        let (state, taken) = match self
+            .member
+            .coordinator
+            .granted(&self.member.member_id, &self.held)
+        {
+            Ok(r) => r,
+            Err(GroupError::Fenced(_)) => {
+                self.member.mark_fenced();
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.state = state;
+        self.start(taken)
+    }
+
+    /// Whether, by the state last read, a target partition nobody owns can be taken up now.
     fn can_take(&self) -> bool {
         let me = self.member.member_id.as_str();
         let barrier_open = !self.eager
@@ -210,7 +241,7 @@ impl GroupConsumer {
         barrier_open
             && self.target().iter().any(|tp| match self.state.owner(tp) {
                 None => true,
-                Some(owner) => owner == me && !self.held.contains(tp),
+                Some(owner) => self.eager && owner == me && !self.held.contains(tp),
             })
     }
 
@@ -323,6 +354,12 @@ impl GroupConsumer {
         // Our own write changed group.yaml; read it again next time rather than risk taking a
         // peer's write that landed just after ours for our own.
         self.stamp = None;
+        self.start(taken)
+    }
+
+    /// Starts reading partitions just taken up, each from its committed offset or where the
+    /// reset policy says.
+    fn start(&mut self, taken: Vec<super::coordinator::Acquired>) -> Result<(), MaintainError> {
         let mut missing = Vec::new();
         for (tp, committed) in taken {
             let partition = self.partition(&tp)?;

@@ -272,6 +272,9 @@ impl Coordinator {
             }
             _ => BTreeMap::new(),
         };
+        if !state.is_eager() {
+            state.grant_free();
+        }
         state.push_history(RebalanceEvent {
             generation: state.generation,
             time_ms: now_ms,
@@ -522,9 +525,13 @@ impl Coordinator {
             .filter_map(|(tp, o)| o.map(|o| (tp.clone(), o)))
             .collect();
         self.write_commits(&state, me, &commits, now_ms)?;
+        // A cooperative group hands the partition straight to its new owner in the same
+        // write: one write per partition moved, none by the taker.
+        let eager = state.is_eager();
         for (tp, _) in revoked {
             if state.owner(tp) == Some(me) {
-                state.set_owner(tp, None);
+                let next = state.target_of(tp).filter(|m| *m != me && !eager);
+                state.set_owner(tp, next.map(str::to_owned).as_deref());
             }
         }
         let acked = state.acked.entry(me.to_owned()).or_insert(-1);
@@ -599,6 +606,43 @@ impl Coordinator {
             }
         }
         Ok(Some((state, taken)))
+    }
+
+    /// The partitions of our target that the group already gave us (a cooperative group hands
+    /// a partition to its new owner when the old one releases it, or when a generation starts
+    /// with it free) and that we do not read yet, each with its committed offset. Takes no lock
+    /// and writes nothing: only the owner changes its own entries, and `offsets.yaml` is read
+    /// after `group.yaml`, so it holds the previous owner's last commit.
+    pub fn granted(
+        &self,
+        me: &str,
+        held: &BTreeSet<TopicPartition>,
+    ) -> Result<(GroupState, Vec<Acquired>), GroupError> {
+        let state = self.group.load_state()?;
+        self.check_member(&state, me)?;
+        let mine: Vec<TopicPartition> = state
+            .assignment
+            .get(me)
+            .into_iter()
+            .flatten()
+            .filter(|tp| state.owner(tp) == Some(me) && !held.contains(*tp))
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            return Ok((state, Vec::new()));
+        }
+        let offsets = self.group.load_offsets()?;
+        let taken = mine
+            .into_iter()
+            .map(|tp| {
+                let committed = offsets
+                    .get(&tp.topic)
+                    .and_then(|m| m.get(&tp.partition))
+                    .map(|c| c.offset);
+                (tp, committed)
+            })
+            .collect();
+        Ok((state, taken))
     }
 
     /// Commits offsets of partitions this member owns.

@@ -147,6 +147,29 @@ impl GroupState {
         }
     }
 
+    /// The member whose target assignment holds `tp`.
+    pub fn target_of(&self, tp: &TopicPartition) -> Option<&str> {
+        self.assignment
+            .iter()
+            .find(|(_, tps)| tps.contains(tp))
+            .map(|(m, _)| m.as_str())
+    }
+
+    /// Gives every partition nobody owns to the member whose target holds it (cooperative
+    /// groups: the member takes it up when it reads the state, without a write of its own).
+    pub fn grant_free(&mut self) {
+        let grants: Vec<(TopicPartition, String)> = self
+            .assignment
+            .iter()
+            .flat_map(|(m, tps)| tps.iter().map(move |tp| (tp, m)))
+            .filter(|(tp, _)| self.owner(tp).is_none())
+            .map(|(tp, m)| (tp.clone(), m.clone()))
+            .collect();
+        for (tp, m) in grants {
+            self.set_owner(&tp, Some(&m));
+        }
+    }
+
     /// Partitions owned by `member`.
     pub fn owned_by(&self, member: &str) -> Vec<TopicPartition> {
         self.owners

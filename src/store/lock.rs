@@ -50,7 +50,7 @@ pub struct OwnedLock {
 impl OwnedLock {
     /// Opens (creating if needed) `path` and blocks until it is locked.
     pub fn acquire_path(path: &Path) -> io::Result<Self> {
-        let file = open_lock_file(path)?;
+        let file = open_lock_only(path)?;
         fs2::FileExt::lock_exclusive(&file)?;
         Ok(OwnedLock { file })
     }
@@ -58,7 +58,7 @@ impl OwnedLock {
     /// Opens (creating if needed) `path` and locks it if nobody holds it; `None` when someone
     /// does.
     pub fn try_acquire_path(path: &Path) -> io::Result<Option<Self>> {
-        let file = open_lock_file(path)?;
+        let file = open_lock_only(path)?;
         if try_lock_for_life(&file)? {
             Ok(Some(OwnedLock { file }))
         } else {
@@ -77,10 +77,20 @@ impl Drop for OwnedLock {
     }
 }
 
-/// Opens a lock file, creating it if missing. An existing one is opened read-only (`flock`
-/// needs no more): closing a file opened for writing is a change event (inotify's
-/// IN_CLOSE_WRITE) that would wake everyone watching the directory at every lock taken.
+/// Opens a lock file for reading and writing, creating it if missing.
 pub fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+/// Opens a lock file only to lock it, creating it if missing. An existing one is opened
+/// read-only (`flock` needs no more): closing a file opened for writing is a change event
+/// (inotify's IN_CLOSE_WRITE) that would wake everyone watching the directory at every lock.
+fn open_lock_only(path: &Path) -> io::Result<File> {
     match File::open(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
             .read(true)
