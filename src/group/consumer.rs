@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::assignor::{self, RebalanceProtocol, TopicPartition};
 use super::member::{Member, MemberConfig};
-use super::state::{GroupPhase, GroupState};
+use super::state::{GroupPhase, GroupState, StoredState};
 use super::GroupError;
 use crate::consume::{resolve_start, Consumer, Polled};
 use crate::record::RecordRef;
@@ -168,12 +168,22 @@ impl GroupConsumer {
             // partitions still to take up, need the whole file read and parsed.
             let group_file = self.member.coordinator.group.group_file();
             if pending || peek_generation(&group_file) != Some(self.state.generation) {
-                self.state = self
+                match self
                     .member
                     .coordinator
                     .group
-                    .load_state()
-                    .map_err(GroupError::from)?;
+                    .read_state()
+                    .map_err(GroupError::from)?
+                {
+                    StoredState::Found(state) => self.state = state,
+                    // Lost (removed, garbled): stop reading everything and rejoin; the join
+                    // rebuilds it without handing out what live members may still read.
+                    _ => {
+                        self.drop_all();
+                        self.member.mark_fenced();
+                        return Ok(());
+                    }
+                }
                 self.member.watch_peers(&self.state);
             }
         }

@@ -32,10 +32,25 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::assignor::{self, MemberSubscription, TopicPartition};
 use super::lease::{self, HeldLease, Lease, Liveness};
-use super::state::{Committed, GroupDir, GroupState, MemberInfo, RebalanceEvent, Trigger};
+use super::state::{
+    Committed, GroupDir, GroupState, MemberInfo, RebalanceEvent, StoredState, Trigger,
+};
 use super::GroupError;
 use crate::store::error::IoContext;
-use crate::store::{Store, StoreError};
+use crate::store::{fsutil, Store, StoreError};
+
+fn lost_state() -> GroupError {
+    GroupError::Fenced("the group's state (group.yaml) was lost; rejoining".into())
+}
+
+/// Whether an eager group's members all acknowledged the generation (always, for others).
+fn barrier_open(state: &GroupState, eager: bool) -> bool {
+    !eager
+        || state
+            .members
+            .keys()
+            .all(|m| state.acked.get(m).copied().unwrap_or(-1) >= state.generation)
+}
 
 fn fenced_by_timeout() -> GroupError {
     GroupError::Fenced("its lease was removed: the session timed out".into())
@@ -272,7 +287,8 @@ impl Coordinator {
             }
             _ => BTreeMap::new(),
         };
-        if !state.is_eager() {
+        self.clear_quarantine(state, now_ms);
+        if !state.is_eager() && state.quarantine.is_empty() {
             state.grant_free();
         }
         state.push_history(RebalanceEvent {
@@ -344,7 +360,7 @@ impl Coordinator {
     /// members that died meanwhile are the business of the members watching them.
     pub fn join(&self, lease: Lease, now_ms: i64) -> Result<(HeldLease, GroupState), GroupError> {
         let _lock = self.group.lock()?;
-        let mut state = self.group.load_state()?;
+        let mut state = self.load_for_change(now_ms)?;
         let others_protocol = state
             .protocol
             .as_ref()
@@ -423,11 +439,93 @@ impl Coordinator {
         self.group.load_state()
     }
 
+    /// The state to change, under the group lock. A lost state (`group.yaml` removed or
+    /// garbled) is rebuilt, and written, as a generation of no members after the last one
+    /// known, with every member whose lease is locked in quarantine (see
+    /// [`GroupState::quarantine`]): each member then finds itself out of the generation, stops
+    /// reading and rejoins, and nothing is handed out meanwhile.
+    fn load_for_change(&self, now_ms: i64) -> Result<GroupState, StoreError> {
+        let previous_generation = match self.group.read_state()? {
+            StoredState::Found(state) => return Ok(state),
+            StoredState::Missing => None,
+            StoredState::Lost {
+                previous_generation,
+            } => Some(previous_generation.unwrap_or(0)),
+        };
+        let quarantine: BTreeMap<String, i64> = self
+            .scan_leases(now_ms)?
+            .into_iter()
+            .filter(|e| e.locked)
+            .map(|e| (e.lease.member_id, e.lease.heartbeat_ms))
+            .collect();
+        if previous_generation.is_none() && quarantine.is_empty() {
+            return Ok(GroupState::default()); // a new group
+        }
+        let state = GroupState {
+            generation: previous_generation.unwrap_or(0) + 1,
+            quarantine_since_ms: (!quarantine.is_empty()).then_some(now_ms),
+            quarantine,
+            ..GroupState::default()
+        };
+        self.group.save_state(&state)?;
+        Ok(state)
+    }
+
+    /// Takes out of quarantine the members that left, rejoined, or stood still for their
+    /// session timeout (whose leases are then removed, which fences them). True when it
+    /// changed something.
+    fn clear_quarantine(&self, state: &mut GroupState, now_ms: i64) -> bool {
+        if state.quarantine.is_empty() {
+            return false;
+        }
+        let before = state.quarantine.len();
+        let since = state.quarantine_since_ms.unwrap_or(now_ms);
+        let dir = self.group.members_dir();
+        let members = &state.members;
+        state.quarantine.retain(|id, heartbeat| {
+            if members.contains_key(id) {
+                return false; // rejoined: it stopped reading before it did
+            }
+            let path = Lease::path(&dir, id);
+            let Ok(lease) = Lease::read(&path) else {
+                return false;
+            };
+            if !lease::is_locked(&path) {
+                return false;
+            }
+            if lease.heartbeat_ms != *heartbeat {
+                return true; // running: it will find itself out of the generation
+            }
+            if now_ms - since <= lease.session_timeout_ms as i64 {
+                return true;
+            }
+            // Stopped all along: fence it as `expire` does.
+            let grave = dir.join(format!(".{id}.expired"));
+            if std::fs::rename(&path, &grave).is_err() {
+                return true;
+            }
+            match Lease::read(&grave) {
+                Ok(l) if l.heartbeat_ms != *heartbeat => {
+                    let _ = std::fs::rename(&grave, &path);
+                    true
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&grave);
+                    false
+                }
+            }
+        });
+        if state.quarantine.is_empty() {
+            state.quarantine_since_ms = None;
+        }
+        state.quarantine.len() != before
+    }
+
     /// Re-reads membership after a peer's lease lock was released (it died or left): removes
     /// every dead lease at once and starts a new generation if needed.
     pub fn check_members(&self, now_ms: i64) -> Result<GroupState, StoreError> {
         let _lock = self.group.lock()?;
-        let mut state = self.group.load_state()?;
+        let mut state = self.load_for_change(now_ms)?;
         if self.reconcile(&mut state, now_ms, &[])? {
             self.group.save_state(&state)?;
         }
@@ -468,7 +566,7 @@ impl Coordinator {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).at("remove", &grave),
         }
-        let mut state = self.group.load_state()?;
+        let mut state = self.load_for_change(now_ms)?;
         if self.reconcile(&mut state, now_ms, &[(member.to_owned(), Trigger::TimedOut)])? {
             self.group.save_state(&state)?;
         }
@@ -518,7 +616,7 @@ impl Coordinator {
         let Some(_lock) = self.lock_or_wait(wait)? else {
             return Ok(None);
         };
-        let mut state = self.group.load_state()?;
+        let mut state = self.load_for_change(now_ms)?;
         self.check_member(&state, me)?;
         let commits: Vec<(TopicPartition, i64)> = revoked
             .iter()
@@ -575,13 +673,12 @@ impl Coordinator {
         let Some(_lock) = self.lock_or_wait(wait)? else {
             return Ok(None);
         };
-        let mut state = self.group.load_state()?;
+        let now_ms = fsutil::now_ms();
+        let mut state = self.load_for_change(now_ms)?;
         self.check_member(&state, me)?;
-        let barrier_open = !eager
-            || state
-                .members
-                .keys()
-                .all(|m| state.acked.get(m).copied().unwrap_or(-1) >= state.generation);
+        let cleared = self.clear_quarantine(&mut state, now_ms);
+        let barrier_open = state.quarantine.is_empty()
+            && barrier_open(&state, eager);
         let mut taken = Vec::new();
         if barrier_open {
             let targets = state.assignment.get(me).cloned().unwrap_or_default();
@@ -602,8 +699,10 @@ impl Coordinator {
                         .map(|c| c.offset);
                     taken.push((tp, committed));
                 }
-                self.group.save_state(&state)?;
             }
+        }
+        if !taken.is_empty() || cleared {
+            self.group.save_state(&state)?;
         }
         Ok(Some((state, taken)))
     }
@@ -618,7 +717,10 @@ impl Coordinator {
         me: &str,
         held: &BTreeSet<TopicPartition>,
     ) -> Result<(GroupState, Vec<Acquired>), GroupError> {
-        let state = self.group.load_state()?;
+        let state = match self.group.read_state()? {
+            StoredState::Found(state) => state,
+            _ => return Err(lost_state()),
+        };
         self.check_member(&state, me)?;
         let mine: Vec<TopicPartition> = state
             .assignment
@@ -678,7 +780,7 @@ impl Coordinator {
         let Some(_lock) = self.lock_or_wait(wait)? else {
             return Ok(false);
         };
-        let state = self.group.load_state()?;
+        let state = self.load_for_change(now_ms)?;
         self.check_member(&state, me)?;
         self.write_commits(&state, me, offsets, now_ms)?;
         Ok(true)
@@ -695,7 +797,7 @@ impl Coordinator {
         now_ms: i64,
     ) -> Result<(), GroupError> {
         let _lock = self.group.lock()?;
-        let mut state = self.group.load_state()?;
+        let mut state = self.load_for_change(now_ms)?;
         let me = held.lease.member_id.clone();
         let is_member = state.members.contains_key(&me) && held.is_current();
         if is_member {

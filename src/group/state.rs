@@ -102,6 +102,28 @@ pub struct GroupState {
     pub partition_counts: BTreeMap<String, i32>,
     #[serde(default)]
     pub history: Vec<RebalanceEvent>,
+    /// Members of a state that was lost (`group.yaml` removed or garbled while they ran), with
+    /// the heartbeat value their lease showed then. They may still be reading partitions the
+    /// lost state gave them, so no partition is handed out until each has left, rejoined (a
+    /// member that finds itself out of the generation stops reading first), or stood still for
+    /// its session timeout (its lease is then removed, which fences it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quarantine: BTreeMap<String, i64>,
+    /// When the state was found lost (this process's wall clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_since_ms: Option<i64>,
+}
+
+/// What `group.yaml` itself holds (its previous version is not looked at: an older state
+/// would give partitions back to members that have handed them over since).
+#[derive(Debug)]
+pub enum StoredState {
+    Found(GroupState),
+    /// Neither `group.yaml` nor its previous version exists.
+    Missing,
+    /// `group.yaml` is missing while its previous version exists, or does not parse; the
+    /// previous version's generation, if it parses.
+    Lost { previous_generation: Option<i32> },
 }
 
 /// Kafka's names for a group's state.
@@ -303,8 +325,38 @@ impl GroupDir {
         lock::OwnedLock::try_acquire_path(&path).at("lock", &path)
     }
 
+    /// Reads `group.yaml` (or its previous version if it is damaged): for display.
     pub fn load_state(&self) -> Result<GroupState, StoreError> {
         load_yaml(&self.group_file())
+    }
+
+    /// Reads `group.yaml` itself, for decisions (see [`StoredState`]).
+    pub fn read_state(&self) -> Result<StoredState, StoreError> {
+        let path = self.group_file();
+        let previous_generation = || {
+            std::fs::read_to_string(crate::store::yaml::prev_path(&path))
+                .ok()
+                .and_then(|t| serde_yaml::from_str::<GroupState>(&t).ok())
+                .map(|s| s.generation)
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match serde_yaml::from_str::<GroupState>(&text) {
+                Ok(state) if !text.trim().is_empty() => Ok(StoredState::Found(state)),
+                _ => Ok(StoredState::Lost {
+                    previous_generation: previous_generation(),
+                }),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if crate::store::yaml::prev_path(&path).exists() {
+                    Ok(StoredState::Lost {
+                        previous_generation: previous_generation(),
+                    })
+                } else {
+                    Ok(StoredState::Missing)
+                }
+            }
+            Err(e) => Err(e).at("read", &path),
+        }
     }
 
     pub fn save_state(&self, state: &GroupState) -> Result<(), StoreError> {
