@@ -91,7 +91,9 @@ impl ChangeWaiter {
                 let signal = self.tx.clone();
                 state.watcher =
                     notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                        if event.is_ok_and(|e| !e.paths.is_empty() && e.paths.iter().all(|p| scratch(p))) {
+                        if event.is_ok_and(|e| {
+                            !e.paths.is_empty() && e.paths.iter().all(|p| scratch(p))
+                        }) {
                             return;
                         }
                         // Full means a wake-up is already pending: nothing is lost by dropping

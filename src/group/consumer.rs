@@ -167,7 +167,8 @@ impl GroupConsumer {
             // Every member wakes at every write of group.yaml; only a new generation, or
             // partitions still to take up, need the whole file read and parsed.
             let group_file = self.member.coordinator.group.group_file();
-            if pending || peek_generation(&group_file) != Some(self.state.generation) {
+            let known = (self.state.generation, self.state.incarnation);
+            if pending || peek_generation(&group_file) != Some(known) {
                 match self
                     .member
                     .coordinator
@@ -242,12 +243,11 @@ impl GroupConsumer {
     /// Whether, by the state last read, a target partition nobody owns can be taken up now.
     fn can_take(&self) -> bool {
         let me = self.member.member_id.as_str();
-        let barrier_open = !self.eager
-            || self
-                .state
-                .members
-                .keys()
-                .all(|m| self.state.acked.get(m).copied().unwrap_or(-1) >= self.state.generation);
+        let barrier_open =
+            !self.eager
+                || self.state.members.keys().all(|m| {
+                    self.state.acked.get(m).copied().unwrap_or(-1) >= self.state.generation
+                });
         barrier_open
             && self.target().iter().any(|tp| match self.state.owner(tp) {
                 None => true,
@@ -343,23 +343,22 @@ impl GroupConsumer {
 
     fn acquire(&mut self) -> Result<(), MaintainError> {
         self.last_acquire_try = Instant::now();
-        let (state, taken) =
-            match self
-                .member
-                .coordinator
-                .try_acquire(&self.member.member_id, self.eager, &self.held)
-            {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    self.lock_busy();
-                    return Ok(());
-                }
-                Err(GroupError::Fenced(_)) => {
-                    self.member.mark_fenced();
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let (state, taken) = match self.member.coordinator.try_acquire(
+            &self.member.member_id,
+            self.eager,
+            &self.held,
+        ) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.lock_busy();
+                return Ok(());
+            }
+            Err(GroupError::Fenced(_)) => {
+                self.member.mark_fenced();
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.state = state;
         // Our own write changed group.yaml; read it again next time rather than risk taking a
         // peer's write that landed just after ours for our own.
@@ -565,16 +564,28 @@ pub enum MaintainError {
     Output(#[source] std::io::Error),
 }
 
-/// The generation of a `group.yaml`, from its first line (`generation` is the first field
-/// written), without parsing the rest; `None` if the file is missing or starts otherwise.
-fn peek_generation(path: &std::path::Path) -> Option<i32> {
+/// The generation and incarnation of a `group.yaml`, from its first lines (the first two
+/// fields written), without parsing the rest; `None` if the file is missing or starts otherwise.
+fn peek_generation(path: &std::path::Path) -> Option<(i32, u64)> {
     use std::io::Read;
-    let mut head = [0u8; 64];
+    let mut head = [0u8; 96];
     let mut file = std::fs::File::open(path).ok()?;
     let n = file.read(&mut head).ok()?;
     let text = std::str::from_utf8(&head[..n]).ok()?;
-    let line = text.lines().next()?;
-    line.strip_prefix("generation:")?.trim().parse().ok()
+    let mut lines = text.lines();
+    let generation = lines
+        .next()?
+        .strip_prefix("generation:")?
+        .trim()
+        .parse()
+        .ok()?;
+    let incarnation = lines
+        .next()?
+        .strip_prefix("incarnation:")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((generation, incarnation))
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<(u64, i128, u64)> {

@@ -371,7 +371,9 @@ impl Coordinator {
             self.reconcile(&mut state, now_ms, &[])?;
             self.group.save_state(&state)?;
             if let Some(other) = self.scan_leases(now_ms)?.iter().find(|e| {
-                e.stays() && e.lease.member_id != lease.member_id && e.lease.assignor != lease.assignor
+                e.stays()
+                    && e.lease.member_id != lease.member_id
+                    && e.lease.assignor != lease.assignor
             }) {
                 return Err(GroupError::ProtocolMismatch {
                     group: self.group.name.clone(),
@@ -459,10 +461,15 @@ impl Coordinator {
             .map(|e| (e.lease.member_id, e.lease.heartbeat_ms))
             .collect();
         if previous_generation.is_none() && quarantine.is_empty() {
-            return Ok(GroupState::default()); // a new group
+            // A new group.
+            return Ok(GroupState {
+                incarnation: GroupState::new_incarnation(),
+                ..GroupState::default()
+            });
         }
         let state = GroupState {
             generation: previous_generation.unwrap_or(0) + 1,
+            incarnation: GroupState::new_incarnation(),
             quarantine_since_ms: (!quarantine.is_empty()).then_some(now_ms),
             quarantine,
             ..GroupState::default()
@@ -567,13 +574,20 @@ impl Coordinator {
             Err(e) => return Err(e).at("remove", &grave),
         }
         let mut state = self.load_for_change(now_ms)?;
-        if self.reconcile(&mut state, now_ms, &[(member.to_owned(), Trigger::TimedOut)])? {
+        if self.reconcile(
+            &mut state,
+            now_ms,
+            &[(member.to_owned(), Trigger::TimedOut)],
+        )? {
             self.group.save_state(&state)?;
         }
         Ok(Some(state))
     }
 
-    fn lock_or_wait(&self, wait: bool) -> Result<Option<crate::store::lock::OwnedLock>, StoreError> {
+    fn lock_or_wait(
+        &self,
+        wait: bool,
+    ) -> Result<Option<crate::store::lock::OwnedLock>, StoreError> {
         if wait {
             self.group.lock().map(Some)
         } else {
@@ -677,8 +691,7 @@ impl Coordinator {
         let mut state = self.load_for_change(now_ms)?;
         self.check_member(&state, me)?;
         let cleared = self.clear_quarantine(&mut state, now_ms);
-        let barrier_open = state.quarantine.is_empty()
-            && barrier_open(&state, eager);
+        let barrier_open = state.quarantine.is_empty() && barrier_open(&state, eager);
         let mut taken = Vec::new();
         if barrier_open {
             let targets = state.assignment.get(me).cloned().unwrap_or_default();

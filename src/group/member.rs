@@ -426,7 +426,10 @@ impl Watcher {
                 false => self.config.heartbeat_interval,
             };
             let timeout = if ring.leader {
-                timeout.min(self.next_partition_check.saturating_duration_since(Instant::now()))
+                timeout.min(
+                    self.next_partition_check
+                        .saturating_duration_since(Instant::now()),
+                )
             } else {
                 timeout
             };
@@ -520,9 +523,9 @@ impl Watcher {
             Act::Expire(id, value) => self.handle(|c| c.expire(&id, value, fsutil::now_ms())),
             Act::Nothing => {}
         }
-        self.watched
-            .as_ref()
-            .map_or(poll, |w| w.next_read.saturating_duration_since(Instant::now()))
+        self.watched.as_ref().map_or(poll, |w| {
+            w.next_read.saturating_duration_since(Instant::now())
+        })
     }
 
     /// Runs a change of the group and follows the generation it leaves.
@@ -554,10 +557,9 @@ impl Watcher {
         if now >= self.next_partition_check {
             self.next_partition_check = now + self.config.heartbeat_interval;
             let grown = self.config.topics.iter().any(|t| {
-                self.coordinator
-                    .store
-                    .topic(t)
-                    .is_ok_and(|topic| ring.partition_counts.get(t) != Some(&topic.partition_count()))
+                self.coordinator.store.topic(t).is_ok_and(|topic| {
+                    ring.partition_counts.get(t) != Some(&topic.partition_count())
+                })
             });
             if grown {
                 self.handle(|c| c.check_members(fsutil::now_ms()).map(Some));
@@ -714,7 +716,11 @@ mod tests {
         assert!(Ring::of(&s, "a").leader);
         assert!(!Ring::of(&s, "b").leader);
         assert_eq!(Ring::of(&state(&["a"]), "a").successor, None);
-        assert_eq!(Ring::of(&s, "x"), Ring::default(), "not a member: watches nobody");
+        assert_eq!(
+            Ring::of(&s, "x"),
+            Ring::default(),
+            "not a member: watches nobody"
+        );
     }
 
     #[test]

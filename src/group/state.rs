@@ -82,6 +82,12 @@ pub struct RebalanceEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct GroupState {
     pub generation: i32,
+    /// Drawn at random when the state is created, or rebuilt after it was lost: a rebuilt
+    /// state may restart the generations, and a member must not take generation N of the
+    /// new state for the N it knew. (Second field: read with the generation from the file's
+    /// first lines.)
+    #[serde(default)]
+    pub incarnation: u64,
     /// The assignor every member must use (the group's protocol).
     #[serde(default)]
     pub protocol: Option<String>,
@@ -123,7 +129,9 @@ pub enum StoredState {
     Missing,
     /// `group.yaml` is missing while its previous version exists, or does not parse; the
     /// previous version's generation, if it parses.
-    Lost { previous_generation: Option<i32> },
+    Lost {
+        previous_generation: Option<i32>,
+    },
 }
 
 /// Kafka's names for a group's state.
@@ -222,6 +230,15 @@ impl GroupState {
             .is_some_and(|a| a.protocol() == super::assignor::RebalanceProtocol::Eager)
     }
 
+    /// A fresh state's incarnation.
+    pub fn new_incarnation() -> u64 {
+        u64::from_le_bytes(
+            crate::store::fsutil::random_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        )
+    }
+
     /// The group's phase, derived from the generation's acknowledgements and owners. A
     /// cooperative group needs no acknowledgements (a member with nothing to give up writes
     /// nothing): it is rebalancing until every target partition is owned by its target member.
@@ -231,9 +248,9 @@ impl GroupState {
         }
         if self.is_eager()
             && self
-            .members
-            .keys()
-            .any(|m| self.acked.get(m).copied().unwrap_or(-1) < self.generation)
+                .members
+                .keys()
+                .any(|m| self.acked.get(m).copied().unwrap_or(-1) < self.generation)
         {
             return GroupPhase::PreparingRebalance;
         }

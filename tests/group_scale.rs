@@ -1,0 +1,300 @@
+//! Consumer groups at scale and under stops: tens of members, members stopped (SIGSTOP) in any
+//! step of the protocol, heartbeats that look far off by the deciders' clocks. Kept quick with
+//! short timeouts; scripts/group-scale.py measures hundreds of members.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::{wait_until, Running};
+use common::Store;
+use spool::group::lease::Lease;
+use spool::group::state::{GroupDir, GroupPhase, GroupState};
+
+const FAST: [&str; 6] = [
+    "--heartbeat-interval",
+    "200ms",
+    "--session-timeout",
+    "2s",
+    "--auto-commit-interval",
+    "100ms",
+];
+const WAIT: Duration = Duration::from_secs(30);
+
+fn member(store: &Store, timings: &[&str]) -> Running {
+    let mut cmd = store.spool_process();
+    cmd.args(["consume", "t", "--group", "g", "-F", "%p %o %v\\n"])
+        .args(timings);
+    Running::spawn(cmd)
+}
+
+fn state(store: &Store) -> GroupState {
+    let s = common::lib_store(store);
+    match GroupDir::new(&s, "g").unwrap().load_state() {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("cannot load the group state: {e}");
+            GroupState::default()
+        }
+    }
+}
+
+/// The group is stable with `n` members, every partition of `partitions` owned, counts within
+/// one of each other.
+fn balanced(store: &Store, n: usize, partitions: usize) -> bool {
+    let s = state(store);
+    if s.members.len() != n || s.phase() != GroupPhase::Stable {
+        return false;
+    }
+    let counts: Vec<usize> = s.members.keys().map(|m| s.owned_by(m).len()).collect();
+    counts.iter().sum::<usize>() == partitions
+        && counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1
+}
+
+fn wait_balanced(store: &Store, n: usize, partitions: usize) {
+    assert!(
+        wait_until(WAIT, || balanced(store, n, partitions)),
+        "never balanced at {n} members: {:#?}",
+        state(store)
+    );
+}
+
+/// Produces numbered records in a background thread until dropped.
+struct Feeder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Feeder {
+    fn start(store: &Store) -> Feeder {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dir = store.dir();
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let input: String = (i..i + 40).map(|n| format!("{n}\n")).collect();
+                let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spool"))
+                    .args(["produce", "t", "-q", "--partitioner", "round-robin"])
+                    .args(["--fsync", "never"])
+                    .env("SPOOL_DIR", &dir)
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
+                child.wait().unwrap();
+                i += 40;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Feeder {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Whether every member in `members` printed something new within `window`.
+fn all_keep_printing(members: &[&Running], window: Duration) -> bool {
+    let before: Vec<usize> = members.iter().map(|m| m.stdout_lines().len()).collect();
+    wait_until(window, || {
+        members
+            .iter()
+            .zip(&before)
+            .all(|(m, b)| m.stdout_lines().len() > *b)
+    })
+}
+
+/// Whether any process holds the lock of `path` (a flock probe that lets go at once).
+fn locked(path: &std::path::Path) -> bool {
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    match fs2::FileExt::try_lock_exclusive(&f) {
+        Ok(()) => {
+            let _ = fs2::FileExt::unlock(&f);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// One member stopped: the others never stop printing, a new member joins at once, the stopped
+/// member's partitions move after its session timeout, and once resumed it is fenced and
+/// rejoins.
+#[test]
+fn a_stopped_member_costs_the_others_nothing_but_its_partitions() {
+    let store = Store::new();
+    store.create_topic("t", 12, &[]);
+    let members: Vec<Running> = (0..6).map(|_| member(&store, &FAST)).collect();
+    wait_balanced(&store, 6, 12);
+    let _feed = Feeder::start(&store);
+    let stopped = &members[2];
+    stopped.signal(libc::SIGSTOP);
+    let since = Instant::now();
+    let others: Vec<&Running> = members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(
+        all_keep_printing(&others, Duration::from_secs(1)),
+        "a member stopped printing while another was stopped"
+    );
+    let newcomer = member(&store, &FAST);
+    newcomer.wait_stderr("Joined group g", Duration::from_secs(1));
+    wait_balanced(&store, 6, 12);
+    assert!(
+        since.elapsed() >= Duration::from_millis(1800),
+        "the stopped member was expired before its session timeout"
+    );
+    let mut everyone = others.clone();
+    everyone.push(&newcomer);
+    assert!(all_keep_printing(&everyone, Duration::from_secs(2)));
+    stopped.signal(libc::SIGCONT);
+    stopped.wait_stderr("removed from group", WAIT);
+    wait_balanced(&store, 7, 12);
+}
+
+/// A member stopped while it holds the group lock: the others keep printing their partitions.
+#[test]
+fn a_member_stopped_holding_the_group_lock_does_not_stop_the_others() {
+    let store = Store::new();
+    store.create_topic("t", 8, &[]);
+    let members: Vec<Running> = (0..4).map(|_| member(&store, &FAST)).collect();
+    wait_balanced(&store, 4, 8);
+    let _feed = Feeder::start(&store);
+    let lock = store.dir().join("groups/g/.lock");
+    // Commits every 100 ms take the lock for a moment: stop members until one is caught in it.
+    let mut caught = None;
+    for attempt in 0..2_000 {
+        let m = &members[attempt % 4];
+        m.signal(libc::SIGSTOP);
+        std::thread::sleep(Duration::from_millis(2));
+        if locked(&lock) {
+            std::thread::sleep(Duration::from_millis(20));
+            if locked(&lock) {
+                caught = Some(attempt % 4);
+                break;
+            }
+        }
+        m.signal(libc::SIGCONT);
+    }
+    let Some(holder) = caught else {
+        panic!("no member was ever caught holding the group lock");
+    };
+    let others: Vec<&Running> = members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != holder)
+        .map(|(_, m)| m)
+        .collect();
+    for _ in 0..3 {
+        assert!(
+            all_keep_printing(&others, Duration::from_secs(1)),
+            "the others stopped printing while a member held the group lock stopped"
+        );
+    }
+    members[holder].signal(libc::SIGCONT);
+}
+
+/// Every lease's heartbeat rewritten far in the past, then far in the future (as a clock jump
+/// between the members and the member deciding would show it): nobody is expired, the
+/// generation stays.
+#[test]
+fn heartbeats_far_off_by_the_deciders_clock_expire_nobody() {
+    let store = Store::new();
+    store.create_topic("t", 4, &[]);
+    let members: Vec<Running> = (0..4).map(|_| member(&store, &FAST)).collect();
+    wait_balanced(&store, 4, 4);
+    let generation = state(&store).generation;
+    let leases = store.dir().join("groups/g/members");
+    for offset_ms in [-3_600_000i64, 3_600_000] {
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            for entry in std::fs::read_dir(&leases).unwrap().flatten() {
+                let path = entry.path();
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let Ok(mut lease) = Lease::read(&path) else {
+                    continue;
+                };
+                // Shift the value the member wrote (kept moving, as a live member's does).
+                lease.heartbeat_ms += offset_ms;
+                let text = serde_yaml::to_string(&lease).unwrap();
+                if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                    use std::os::unix::fs::FileExt;
+                    let _ = f.write_all_at(text.as_bytes(), 0);
+                    let _ = f.set_len(text.len() as u64);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let s = state(&store);
+    assert_eq!(s.generation, generation, "{:#?}", s.history);
+    assert_eq!(s.members.len(), 4);
+    for m in &members {
+        assert!(
+            !m.stderr_text().contains("removed from group"),
+            "{}",
+            m.stderr_text()
+        );
+    }
+}
+
+/// Thirty members on thirty partitions settle, and a third of them killed at once settle again
+/// long before any session timeout.
+#[test]
+fn thirty_members_settle_and_a_kill_storm_settles_at_once() {
+    let store = Store::new();
+    store.create_topic("t", 30, &[]);
+    let slow = [
+        "--session-timeout",
+        "60s",
+        "--heartbeat-interval",
+        "1s",
+        "--auto-commit-interval",
+        "100ms",
+    ];
+    let mut members: Vec<Running> = (0..30).map(|_| member(&store, &slow)).collect();
+    wait_balanced(&store, 30, 30);
+    // Threads per member do not grow with the group: main, heartbeat, watcher, notifications.
+    for m in &members {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", m.child.id())).unwrap_or_default();
+        let threads: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .map_or(0, |t| t.trim().parse().unwrap());
+        assert!(threads <= 6, "{threads} threads");
+    }
+    let started = Instant::now();
+    for mut m in members.drain(..10) {
+        m.signal(libc::SIGKILL);
+        m.wait_exit(WAIT);
+    }
+    wait_balanced(&store, 20, 30);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}: waited for a session timeout",
+        started.elapsed()
+    );
+}
