@@ -346,6 +346,9 @@ impl Coordinator {
                 "its lease was removed: the session timed out".into(),
             ));
         }
+        // Stamped now that the lock is held: a heartbeat written after a long wait must not
+        // carry the time before the wait (already expired, it would get the member removed).
+        let now_ms = crate::store::fsutil::now_ms().max(now_ms);
         held.renew(now_ms, last_poll_ms)?;
         let mut state = self.group.load_state()?;
         if self.reconcile(&mut state, now_ms, &[])? {

@@ -100,7 +100,7 @@ impl PartitionWriter {
     pub fn open(dir: &Path, config: LogConfig, sync_policy: SyncPolicy) -> Result<Self> {
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = lock::open_lock_file(&lock_path).at("open", &lock_path)?;
-        let identity = fsutil::dir_identity(dir).at("open", dir)?;
+        let identity = fsutil::file_identity(dir).at("open", dir)?;
         Ok(PartitionWriter {
             identity,
             dir: dir.to_owned(),
@@ -148,7 +148,7 @@ impl PartitionWriter {
         let lock = ExclusiveLock::acquire(&lock_file).at("lock", &self.dir)?;
         // Topic deletion renames the topic away under every partition's lock: checked under
         // ours, the directory is either still the topic's or the batch is refused.
-        if !fsutil::same_dir(&self.dir, self.identity).at("open", &self.dir)? {
+        if !fsutil::same_file(&self.dir, self.identity).at("open", &self.dir)? {
             return Err(StoreError::TopicDeleted {
                 partition_dir: self.dir.clone(),
             });
