@@ -76,7 +76,14 @@ pub struct CreateArgs {
 fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
     let mut configs: BTreeMap<String, String> = a.configs.into_iter().collect();
     if let Some(d) = a.retention {
-        configs.insert("retention.ms".into(), d.as_millis().to_string());
+        let ms = i64::try_from(d.as_millis()).map_err(|_| {
+            super::UsageError(format!(
+                "--retention {} is too long: retention.ms is at most {} ms (about 292 million years); leave --retention out to keep records forever",
+                humantime::format_duration(d),
+                i64::MAX
+            ))
+        })?;
+        configs.insert("retention.ms".into(), ms.to_string());
     }
     if let Some(n) = a.retention_bytes {
         configs.insert("retention.bytes".into(), n.to_string());
