@@ -270,6 +270,14 @@ fn check_read_only_verify(mut spool: std::process::Command, dir: std::path::Path
     );
 }
 
+/// Topic `t` with `partitions` partitions and `records` records of about 1 KB.
+fn backlog(s: &Store, partitions: u32, records: usize) {
+    s.create_topic("t", partitions, &[]);
+    let value = "v".repeat(1000);
+    let input: String = (0..records).map(|i| format!("{i:05}{value}\n")).collect();
+    s.produce("t", input, &["--fsync", "never"]);
+}
+
 fn numbers(n: usize) -> String {
     (1..=n).map(|i| format!("{i}\n")).collect()
 }
@@ -401,10 +409,7 @@ fn a_following_consumer_whose_topic_is_deleted_stops_and_says_so() {
 #[test]
 fn a_member_removed_for_blocked_output_prints_nothing_more() {
     let s = Store::new();
-    s.create_topic("t", 1, &[]);
-    let value = "v".repeat(1000);
-    let input: String = (0..20_000).map(|i| format!("{i:05}{value}\n")).collect();
-    s.produce("t", input, &["--fsync", "never"]);
+    backlog(&s, 1, 20_000);
     let timing = [
         "--heartbeat-interval",
         "100ms",
@@ -461,10 +466,7 @@ fn a_member_removed_for_blocked_output_prints_nothing_more() {
 #[test]
 fn a_member_resumed_after_its_session_expired_prints_nothing_of_lost_partitions() {
     let s = Store::new();
-    s.create_topic("t", 4, &[]);
-    let value = "w".repeat(1000);
-    let input: String = (0..40_000).map(|i| format!("{i:05}{value}\n")).collect();
-    s.produce("t", input, &["--fsync", "never"]);
+    backlog(&s, 4, 40_000);
     let timing = ["--heartbeat-interval", "100ms", "--session-timeout", "1s"];
     let stopped = Running::spawn({
         let mut c = s.spool_process();
