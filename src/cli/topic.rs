@@ -76,7 +76,14 @@ pub struct CreateArgs {
 fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
     let mut configs: BTreeMap<String, String> = a.configs.into_iter().collect();
     if let Some(d) = a.retention {
-        configs.insert("retention.ms".into(), d.as_millis().to_string());
+        let ms = i64::try_from(d.as_millis()).map_err(|_| {
+            super::UsageError(format!(
+                "--retention {} is too long: retention.ms is at most {} ms (about 292 million years); leave --retention out to keep records forever",
+                humantime::format_duration(d),
+                i64::MAX
+            ))
+        })?;
+        configs.insert("retention.ms".into(), ms.to_string());
     }
     if let Some(n) = a.retention_bytes {
         configs.insert("retention.bytes".into(), n.to_string());
@@ -345,9 +352,10 @@ pub struct DeleteArgs {
 
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     for name in &a.topics {
-        match ctx.store.delete_topic(name) {
+        match crate::group::reset::delete_topic(&ctx.store, name) {
             Ok(()) => println!("Deleted topic {name}."),
-            Err(StoreError::TopicNotFound(_)) if a.if_exists => {}
+            Err(crate::group::reset::AdminError::Store(StoreError::TopicNotFound(_)))
+                if a.if_exists => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -420,6 +428,12 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
                         problem.file.display(),
                         problem.position,
                         problem.message
+                    );
+                }
+                for lost in &p.lost_to_damage {
+                    println!(
+                        "  offsets {}..{} were lost to damage (cut by crash recovery or a repair; never reused)",
+                        lost.from, lost.to
                     );
                 }
                 for repair in &p.repairs {

@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,9 +54,8 @@ pub struct MemberConfig {
 }
 
 /// Milliseconds on this process's monotonic clock (never jumps, runs while stopped).
-pub fn mono_ms() -> i64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as i64
+fn mono_ms() -> i64 {
+    fsutil::monotonic_ms()
 }
 
 /// What the watcher needs to know of the generation.
@@ -239,20 +238,21 @@ impl Member {
     /// false until the heartbeat thread has either renewed the lease or found the member
     /// fenced.
     pub fn session_valid(&self) -> bool {
-        let last = self.shared.last_renewed_mono.load(Ordering::SeqCst);
-        mono_ms() - last < self.config.session_timeout.as_millis() as i64
+        self.output_gate().session_valid()
     }
 
     /// Blocks until the session is confirmed (true) or the member is fenced (false).
     pub fn await_session(&self) -> bool {
-        loop {
-            if self.is_fenced() {
-                return false;
-            }
-            if self.session_valid() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        self.output_gate().check()
+    }
+
+    /// What the consumer asks before every write of records (DESIGN's invariant 5).
+    pub fn output_gate(&self) -> OutputGate {
+        let lease = self.shared.lease.lock().expect("lease lock");
+        OutputGate {
+            shared: self.shared.clone(),
+            lease: lease.as_ref().map(|l| (l.path.clone(), l.inode())),
+            session_timeout_ms: self.config.session_timeout.as_millis() as i64,
         }
     }
 
@@ -290,6 +290,53 @@ impl Member {
 impl Drop for Member {
     fn drop(&mut self) {
         self.stop_threads();
+    }
+}
+
+/// Whether a member may still write records out: it is not fenced, its lease is still its own
+/// (not removed by a peer that found it expired), and its last heartbeat began less than a
+/// session timeout ago on its own monotonic clock, so no peer can have expired it yet (a peer
+/// expires it only after seeing its heartbeat value unchanged for a session timeout on the
+/// peer's clock, from a moment after that value was written). After a stop (SIGSTOP) longer
+/// than the session timeout, [`OutputGate::check`] waits until the heartbeat thread has either
+/// renewed the lease or found the member fenced.
+#[derive(Clone)]
+pub struct OutputGate {
+    shared: Arc<Shared>,
+    lease: Option<(std::path::PathBuf, (u64, u64))>,
+    session_timeout_ms: i64,
+}
+
+impl OutputGate {
+    fn session_valid(&self) -> bool {
+        let last = self.shared.last_renewed_mono.load(Ordering::SeqCst);
+        mono_ms() - last < self.session_timeout_ms
+    }
+
+    fn lease_is_ours(&self) -> bool {
+        let Some((path, inode)) = &self.lease else {
+            return false;
+        };
+        fsutil::same_file(path, *inode).unwrap_or(false)
+    }
+
+    /// True when records may be written now; false when the member lost its partitions (it
+    /// is then marked fenced, and what was rendered must be dropped).
+    pub fn check(&self) -> bool {
+        loop {
+            if self.shared.fenced.load(Ordering::SeqCst) {
+                return false;
+            }
+            if !self.lease_is_ours() {
+                self.shared.fenced.store(true, Ordering::SeqCst);
+                self.shared.wake();
+                return false;
+            }
+            if self.session_valid() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
