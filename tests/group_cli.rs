@@ -479,6 +479,7 @@ fn a_rebalancing_group_is_announced() {
             joined_at_ms: now,
             heartbeat_ms: now,
             last_poll_ms: now,
+            acked_generation: None,
         },
     )
     .unwrap();

@@ -296,7 +296,8 @@ impl GroupConsumer {
         };
         let generation = self.state.generation;
         if revoked.is_empty() && !self.eager {
-            // Cooperative, nothing to give up: nothing to write either.
+            // Cooperative, nothing to give up: acknowledged in the lease, no group lock.
+            self.member.acknowledge(generation)?;
             self.seen_generation = generation;
             self.events.push(GroupEvent::Rebalanced {
                 generation,
@@ -548,7 +549,14 @@ impl GroupConsumer {
 
     /// The group is stable and this member holds all its target partitions.
     pub fn settled(&self) -> bool {
-        self.state.phase() == GroupPhase::Stable && self.target() == self.held
+        if self.target() != self.held || self.state.phase() != GroupPhase::Stable {
+            return false;
+        }
+        // Every member took the generation in (a blocked one has not: its partitions may move).
+        self.member
+            .coordinator
+            .lease_acks()
+            .is_ok_and(|acks| self.state.phase_with(&acks) == GroupPhase::Stable)
     }
 
     /// Sleeps until something changes (records, the group) or `timeout` passes.

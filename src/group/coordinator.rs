@@ -439,6 +439,16 @@ impl Coordinator {
         Ok(())
     }
 
+    /// The generations the members acknowledged in their leases (see
+    /// [`Lease::acked_generation`]). Reads every lease: for `--exit-at-end` and views.
+    pub fn lease_acks(&self) -> Result<BTreeMap<String, i32>, StoreError> {
+        Ok(self
+            .scan_leases(fsutil::now_ms())?
+            .into_iter()
+            .filter_map(|e| Some((e.lease.member_id, e.lease.acked_generation?)))
+            .collect())
+    }
+
     /// The group's current state (no lock: `group.yaml` is replaced whole).
     pub fn state(&self) -> Result<GroupState, StoreError> {
         self.group.load_state()

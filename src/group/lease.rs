@@ -40,6 +40,11 @@ pub struct Lease {
     pub heartbeat_ms: i64,
     /// When the member last made progress (delivered output or waited with nothing to read).
     pub last_poll_ms: i64,
+    /// The latest generation the member took in when it had nothing to give up (a cooperative
+    /// group's acknowledgement, written here rather than in `group.yaml`: no lock, no write
+    /// the others wake up for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_generation: Option<i32>,
 }
 
 /// Whether a lease's member is still in the group.
@@ -203,6 +208,13 @@ impl HeldLease {
     /// The (device, inode) of the lease file this member holds.
     pub fn inode(&self) -> (u64, u64) {
         self.inode
+    }
+
+    /// Records that the member took in `generation` (see [`Lease::acked_generation`]).
+    pub fn acknowledge(&mut self, generation: i32) -> Result<(), StoreError> {
+        self.lease.acked_generation = Some(generation);
+        let path = self.path.clone();
+        self.write().at("write", &path)
     }
 
     /// Whether the lease file at our path is still ours (not removed by a peer that found us

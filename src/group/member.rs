@@ -256,6 +256,14 @@ impl Member {
         }
     }
 
+    /// Acknowledges `generation` in the lease (a cooperative member with nothing to give up).
+    pub fn acknowledge(&self, generation: i32) -> Result<(), GroupError> {
+        if let Some(held) = self.shared.lease.lock().expect("lease lock").as_mut() {
+            held.acknowledge(generation)?;
+        }
+        Ok(())
+    }
+
     /// Tells the watcher the generation `state` (which peer to watch).
     pub fn watch_peers(&self, state: &GroupState) {
         self.shared.set_ring(state, &self.member_id);
@@ -363,6 +371,7 @@ fn new_lease(config: &MemberConfig, now_ms: i64) -> Lease {
         joined_at_ms: now_ms,
         heartbeat_ms: now_ms,
         last_poll_ms: now_ms,
+        acked_generation: None,
     }
 }
 

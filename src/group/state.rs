@@ -239,19 +239,30 @@ impl GroupState {
         )
     }
 
-    /// The group's phase, derived from the generation's acknowledgements and owners. A
-    /// cooperative group needs no acknowledgements (a member with nothing to give up writes
-    /// nothing): it is rebalancing until every target partition is owned by its target member.
+    /// The group's phase by `group.yaml` alone. A cooperative group's members acknowledge a
+    /// generation in their leases when they have nothing to give up (see
+    /// [`GroupState::phase_with`]), so here such a group is rebalancing until every target
+    /// partition is owned by its target member.
     pub fn phase(&self) -> GroupPhase {
+        let eager = self.is_eager();
+        self.phase_given(|m| !eager || self.acked.get(m).copied().unwrap_or(-1) >= self.generation)
+    }
+
+    /// The group's phase given the acknowledgements the members wrote in their leases: every
+    /// member must have taken in the generation (in `group.yaml` or in its lease) and every
+    /// target partition must be owned by its target member.
+    pub fn phase_with(&self, lease_acks: &BTreeMap<String, i32>) -> GroupPhase {
+        self.phase_given(|m| {
+            let acked = self.acked.get(m).copied().unwrap_or(-1);
+            acked.max(lease_acks.get(m).copied().unwrap_or(-1)) >= self.generation
+        })
+    }
+
+    fn phase_given(&self, acked: impl Fn(&str) -> bool) -> GroupPhase {
         if self.members.is_empty() {
             return GroupPhase::Empty;
         }
-        if self.is_eager()
-            && self
-                .members
-                .keys()
-                .any(|m| self.acked.get(m).copied().unwrap_or(-1) < self.generation)
-        {
+        if self.members.keys().any(|m| !acked(m)) {
             return GroupPhase::PreparingRebalance;
         }
         let settled = self

@@ -264,6 +264,10 @@ fn build(
 ) -> Result<GroupView, StoreError> {
     // Members: every lease, and every member of the generation without one.
     let mut members: BTreeMap<String, MemberView> = BTreeMap::new();
+    let lease_acks: BTreeMap<String, i32> = leases
+        .iter()
+        .filter_map(|e| Some((e.lease.member_id.clone(), e.lease.acked_generation?)))
+        .collect();
     for entry in leases {
         let l = entry.lease;
         let id = l.member_id.clone();
@@ -346,7 +350,7 @@ fn build(
     } else if live != generation_members || partitions_added(state, &live, &members, topics)? {
         GroupPhase::PreparingRebalance
     } else {
-        state.phase()
+        state.phase_with(&lease_acks)
     };
 
     let mut partitions = Vec::new();

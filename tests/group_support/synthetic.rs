@@ -92,6 +92,7 @@ pub fn build_group(
                     joined_at_ms: now,
                     heartbeat_ms: now,
                     last_poll_ms: now,
+                    acked_generation: None,
                 },
             )
             .unwrap(),
