@@ -195,7 +195,7 @@ impl GroupConsumer {
                     .read_state()
                     .map_err(GroupError::from)?
                 {
-                    StoredState::Found(state) => self.state = state,
+                    StoredState::Found(state) => self.state = *state,
                     // Lost (removed, garbled): stop reading everything and rejoin; the join
                     // rebuilds it without handing out what live members may still read.
                     _ => {

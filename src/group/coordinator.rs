@@ -33,11 +33,31 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::assignor::{self, MemberSubscription, TopicPartition};
 use super::lease::{self, HeldLease, Lease, Liveness};
 use super::state::{
-    Committed, GroupDir, GroupState, MemberInfo, RebalanceEvent, StoredState, Trigger,
+    Committed, GroupDir, GroupLock, GroupState, MemberInfo, RebalanceEvent, StoredState, Trigger,
 };
 use super::GroupError;
 use crate::store::error::IoContext;
 use crate::store::{fsutil, Store, StoreError};
+
+/// Why one attempt to join failed.
+enum JoinError {
+    Group(GroupError),
+    /// The group lock was taken over while this process held it: try again.
+    LockLost,
+}
+
+impl From<GroupError> for JoinError {
+    fn from(e: GroupError) -> Self {
+        JoinError::Group(e)
+    }
+}
+
+fn lock_lost() -> GroupError {
+    GroupError::Fenced(
+        "its hold of the group lock was taken over (it was stopped for longer than the others wait)"
+            .into(),
+    )
+}
 
 fn lost_state() -> GroupError {
     GroupError::Fenced("the group's state (group.yaml) was lost; rejoining".into())
@@ -64,6 +84,9 @@ pub type Acquired = (TopicPartition, Option<i64>);
 pub struct Coordinator {
     pub store: Store,
     pub group: GroupDir,
+    /// How long the group lock may stay with one holder before a waiter takes it over (the
+    /// holder is then fenced: see [`GroupLock`]). A member sets its session timeout.
+    pub lock_break: std::time::Duration,
 }
 
 /// One lease file found in `members/`.
@@ -101,6 +124,7 @@ impl Coordinator {
         Ok(Coordinator {
             store: store.clone(),
             group: GroupDir::new(store, group)?,
+            lock_break: super::state::DEFAULT_LOCK_BREAK,
         })
     }
 
@@ -359,8 +383,41 @@ impl Coordinator {
     /// starts a new generation if membership changed. Reads `group.yaml`, not every lease: the
     /// members that died meanwhile are the business of the members watching them.
     pub fn join(&self, lease: Lease, now_ms: i64) -> Result<(HeldLease, GroupState), GroupError> {
-        let _lock = self.group.lock()?;
-        let mut state = self.load_for_change(now_ms)?;
+        let mut attempts = 0;
+        loop {
+            match self.join_once(lease.clone(), now_ms) {
+                Err(JoinError::LockLost) if attempts < 5 => attempts += 1,
+                Err(JoinError::LockLost) => return Err(lock_lost()),
+                Err(JoinError::Group(e)) => return Err(e),
+                Ok(joined) => return Ok(joined),
+            }
+        }
+    }
+
+    fn join_once(&self, lease: Lease, now_ms: i64) -> Result<(HeldLease, GroupState), JoinError> {
+        let lock = self.lock().map_err(GroupError::from)?;
+        let mut created: Option<std::path::PathBuf> = None;
+        let result = self.join_locked(&lock, lease, now_ms, &mut created);
+        match result {
+            Err(_) if lock.is_lost() => {
+                // Taken over while this process was stopped: undo the lease and start again.
+                if let Some(path) = created {
+                    let _ = std::fs::remove_file(path);
+                }
+                Err(JoinError::LockLost)
+            }
+            other => other.map_err(JoinError::Group),
+        }
+    }
+
+    fn join_locked(
+        &self,
+        lock: &GroupLock,
+        lease: Lease,
+        now_ms: i64,
+        created: &mut Option<std::path::PathBuf>,
+    ) -> Result<(HeldLease, GroupState), GroupError> {
+        let mut state = self.load_for_change(lock, now_ms)?;
         let others_protocol = state
             .protocol
             .as_ref()
@@ -369,7 +426,7 @@ impl Coordinator {
         if others_protocol.is_some() {
             // The generation may list members that died unnoticed: only live leases count.
             self.reconcile(&mut state, now_ms, &[])?;
-            self.group.save_state(&state)?;
+            self.group.save_state_with(lock, &state)?;
             if let Some(other) = self.scan_leases(now_ms)?.iter().find(|e| {
                 e.stays()
                     && e.lease.member_id != lease.member_id
@@ -398,7 +455,9 @@ impl Coordinator {
                 }
             }
         } else {
-            HeldLease::create(&members_dir, lease)?
+            let held = HeldLease::create(&members_dir, lease)?;
+            *created = Some(held.path.clone());
+            held
         };
         let me = held.lease.member_id.clone();
         let mut live = state.members.clone();
@@ -412,7 +471,7 @@ impl Coordinator {
             // Nothing to revoke: the new member acknowledges its first generation at once.
             state.acked.insert(me, state.generation);
         }
-        self.group.save_state(&state)?;
+        self.group.save_state_with(lock, &state)?;
         Ok((held, state))
     }
 
@@ -459,9 +518,9 @@ impl Coordinator {
     /// known, with every member whose lease is locked in quarantine (see
     /// [`GroupState::quarantine`]): each member then finds itself out of the generation, stops
     /// reading and rejoins, and nothing is handed out meanwhile.
-    fn load_for_change(&self, now_ms: i64) -> Result<GroupState, StoreError> {
+    fn load_for_change(&self, lock: &GroupLock, now_ms: i64) -> Result<GroupState, StoreError> {
         let previous_generation = match self.group.read_state()? {
-            StoredState::Found(state) => return Ok(state),
+            StoredState::Found(state) => return Ok(*state),
             StoredState::Missing => None,
             StoredState::Lost {
                 previous_generation,
@@ -487,7 +546,7 @@ impl Coordinator {
             quarantine,
             ..GroupState::default()
         };
-        self.group.save_state(&state)?;
+        self.group.save_state_with(lock, &state)?;
         Ok(state)
     }
 
@@ -544,10 +603,10 @@ impl Coordinator {
     /// Re-reads membership after a peer's lease lock was released (it died or left): removes
     /// every dead lease at once and starts a new generation if needed.
     pub fn check_members(&self, now_ms: i64) -> Result<GroupState, StoreError> {
-        let _lock = self.group.lock()?;
-        let mut state = self.load_for_change(now_ms)?;
+        let lock = self.lock()?;
+        let mut state = self.load_for_change(&lock, now_ms)?;
         if self.reconcile(&mut state, now_ms, &[])? {
-            self.group.save_state(&state)?;
+            self.group.save_state_with(&lock, &state)?;
         }
         Ok(state)
     }
@@ -566,10 +625,34 @@ impl Coordinator {
         observed_heartbeat_ms: i64,
         now_ms: i64,
     ) -> Result<Option<GroupState>, StoreError> {
-        let _lock = self.group.lock()?;
+        let lock = self.lock()?;
+        if !self.remove_lease_if_still(&lock, member, observed_heartbeat_ms)? {
+            return Ok(None);
+        }
+        let mut state = self.load_for_change(&lock, now_ms)?;
+        if self.reconcile(
+            &mut state,
+            now_ms,
+            &[(member.to_owned(), Trigger::TimedOut)],
+        )? {
+            self.group.save_state_with(&lock, &state)?;
+        }
+        Ok(Some(state))
+    }
+
+    /// Removes `member`'s lease if its heartbeat is still `observed_heartbeat_ms` (see
+    /// [`Coordinator::expire`]); false when it moved.
+    fn remove_lease_if_still(
+        &self,
+        lock: &GroupLock,
+        member: &str,
+        observed_heartbeat_ms: i64,
+    ) -> Result<bool, StoreError> {
         let dir = self.group.members_dir();
         let path = Lease::path(&dir, member);
-        let grave = dir.join(format!(".{member}.expired"));
+        // Into the lock holder's own directory: if this process was stopped and its lock
+        // taken over meanwhile, the rename fails and nobody is expired on a stale decision.
+        let grave = lock.work_dir().join(format!("{member}.expired"));
         match std::fs::rename(&path, &grave) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -578,7 +661,7 @@ impl Coordinator {
         if let Ok(lease) = Lease::read(&grave) {
             if lease.heartbeat_ms != observed_heartbeat_ms {
                 std::fs::rename(&grave, &path).at("restore", &path)?;
-                return Ok(None);
+                return Ok(false);
             }
         }
         match std::fs::remove_file(&grave) {
@@ -586,26 +669,42 @@ impl Coordinator {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).at("remove", &grave),
         }
-        let mut state = self.load_for_change(now_ms)?;
-        if self.reconcile(
-            &mut state,
-            now_ms,
-            &[(member.to_owned(), Trigger::TimedOut)],
-        )? {
-            self.group.save_state(&state)?;
-        }
-        Ok(Some(state))
+        Ok(true)
     }
 
-    fn lock_or_wait(
-        &self,
-        wait: bool,
-    ) -> Result<Option<crate::store::lock::OwnedLock>, StoreError> {
+    /// For commands run from outside the group (`spool offsets reset`, which found the group
+    /// inactive): removes the leases whose heartbeat is older than their session timeout by
+    /// this process's clock (the skew tolerated is the clocks' difference) and ends their
+    /// generation. Members never decide this way; see [`Coordinator::expire`].
+    pub fn evict_expired(&self, lock: &GroupLock, now_ms: i64) -> Result<(), StoreError> {
+        let mut hints = Vec::new();
+        for e in self.scan_leases(now_ms)? {
+            if e.locked
+                && e.liveness == Liveness::Expired
+                && self.remove_lease_if_still(lock, &e.lease.member_id, e.lease.heartbeat_ms)?
+            {
+                hints.push((e.lease.member_id, Trigger::TimedOut));
+            }
+        }
+        let mut state = self.load_for_change(lock, now_ms)?;
+        if self.reconcile(&mut state, now_ms, &hints)? {
+            self.group.save_state_with(lock, &state)?;
+        }
+        Ok(())
+    }
+
+    fn lock_or_wait(&self, wait: bool) -> Result<Option<GroupLock>, StoreError> {
         if wait {
-            self.group.lock().map(Some)
+            self.lock().map(Some)
         } else {
             self.group.try_lock()
         }
+    }
+
+    /// Takes the group lock, breaking it if its holder keeps it longer than
+    /// [`Coordinator::lock_break`] (see [`GroupLock`]).
+    fn lock(&self) -> Result<GroupLock, StoreError> {
+        self.group.lock_breaking(self.lock_break)
     }
 
     /// Commits offsets and gives up the partitions in `revoked`, then acknowledges
@@ -617,8 +716,8 @@ impl Coordinator {
         revoked: &[(TopicPartition, Option<i64>)],
         now_ms: i64,
     ) -> Result<GroupState, GroupError> {
-        self.revoke_if(true, me, generation, revoked, now_ms)
-            .map(|s| s.expect("waited for the lock"))
+        self.revoke_if(true, me, generation, revoked, now_ms)?
+            .ok_or_else(lock_lost)
     }
 
     /// [`Coordinator::revoke`] if the group lock is free now; `Ok(None)` when it is not.
@@ -640,29 +739,36 @@ impl Coordinator {
         revoked: &[(TopicPartition, Option<i64>)],
         now_ms: i64,
     ) -> Result<Option<GroupState>, GroupError> {
-        let Some(_lock) = self.lock_or_wait(wait)? else {
+        let Some(lock) = self.lock_or_wait(wait)? else {
             return Ok(None);
         };
-        let mut state = self.load_for_change(now_ms)?;
-        self.check_member(&state, me)?;
-        let commits: Vec<(TopicPartition, i64)> = revoked
-            .iter()
-            .filter_map(|(tp, o)| o.map(|o| (tp.clone(), o)))
-            .collect();
-        self.write_commits(&state, me, &commits, now_ms)?;
-        // A cooperative group hands the partition straight to its new owner in the same
-        // write: one write per partition moved, none by the taker.
-        let eager = state.is_eager();
-        for (tp, _) in revoked {
-            if state.owner(tp) == Some(me) {
-                let next = state.target_of(tp).filter(|m| *m != me && !eager);
-                state.set_owner(tp, next.map(str::to_owned).as_deref());
+        let result = (|| -> Result<Option<GroupState>, GroupError> {
+            let mut state = self.load_for_change(&lock, now_ms)?;
+            self.check_member(&state, me)?;
+            let commits: Vec<(TopicPartition, i64)> = revoked
+                .iter()
+                .filter_map(|(tp, o)| o.map(|o| (tp.clone(), o)))
+                .collect();
+            self.write_commits(&lock, &state, me, &commits, now_ms)?;
+            // A cooperative group hands the partition straight to its new owner in the same
+            // write: one write per partition moved, none by the taker.
+            let eager = state.is_eager();
+            for (tp, _) in revoked {
+                if state.owner(tp) == Some(me) {
+                    let next = state.target_of(tp).filter(|m| *m != me && !eager);
+                    state.set_owner(tp, next.map(str::to_owned).as_deref());
+                }
             }
+            let acked = state.acked.entry(me.to_owned()).or_insert(-1);
+            *acked = (*acked).max(generation.min(state.generation));
+            self.group.save_state_with(&lock, &state)?;
+            Ok(Some(state))
+        })();
+        match result {
+            // Taken over while this process was stopped: nothing it wrote counted; again later.
+            Err(_) if lock.is_lost() => Ok(None),
+            other => other,
         }
-        let acked = state.acked.entry(me.to_owned()).or_insert(-1);
-        *acked = (*acked).max(generation.min(state.generation));
-        self.group.save_state(&state)?;
-        Ok(Some(state))
     }
 
     /// Takes up the partitions of our target assignment that nobody owns. With an eager
@@ -676,8 +782,8 @@ impl Coordinator {
         eager: bool,
         held: &BTreeSet<TopicPartition>,
     ) -> Result<(GroupState, Vec<Acquired>), GroupError> {
-        self.acquire_if(true, me, eager, held)
-            .map(|r| r.expect("waited for the lock"))
+        self.acquire_if(true, me, eager, held)?
+            .ok_or_else(lock_lost)
     }
 
     /// [`Coordinator::acquire`] if the group lock is free now; `Ok(None)` when it is not.
@@ -697,40 +803,47 @@ impl Coordinator {
         eager: bool,
         held: &BTreeSet<TopicPartition>,
     ) -> Result<Option<(GroupState, Vec<Acquired>)>, GroupError> {
-        let Some(_lock) = self.lock_or_wait(wait)? else {
+        let Some(lock) = self.lock_or_wait(wait)? else {
             return Ok(None);
         };
-        let now_ms = fsutil::now_ms();
-        let mut state = self.load_for_change(now_ms)?;
-        self.check_member(&state, me)?;
-        let cleared = self.clear_quarantine(&mut state, now_ms);
-        let barrier_open = state.quarantine.is_empty() && barrier_open(&state, eager);
-        let mut taken = Vec::new();
-        if barrier_open {
-            let targets = state.assignment.get(me).cloned().unwrap_or_default();
-            let free: Vec<TopicPartition> = targets
-                .into_iter()
-                .filter(|tp| match state.owner(tp) {
-                    None => true,
-                    Some(owner) => owner == me && !held.contains(tp),
-                })
-                .collect();
-            if !free.is_empty() {
-                let (offsets, _stale) = self.group.load_current_offsets(&self.store)?;
-                for tp in free {
-                    state.set_owner(&tp, Some(me));
-                    let committed = offsets
-                        .get(&tp.topic)
-                        .and_then(|m| m.get(&tp.partition))
-                        .map(|c| c.offset);
-                    taken.push((tp, committed));
+        let result = (|| -> Result<Option<(GroupState, Vec<Acquired>)>, GroupError> {
+            let now_ms = fsutil::now_ms();
+            let mut state = self.load_for_change(&lock, now_ms)?;
+            self.check_member(&state, me)?;
+            let cleared = self.clear_quarantine(&mut state, now_ms);
+            let barrier_open = state.quarantine.is_empty() && barrier_open(&state, eager);
+            let mut taken = Vec::new();
+            if barrier_open {
+                let targets = state.assignment.get(me).cloned().unwrap_or_default();
+                let free: Vec<TopicPartition> = targets
+                    .into_iter()
+                    .filter(|tp| match state.owner(tp) {
+                        None => true,
+                        Some(owner) => owner == me && !held.contains(tp),
+                    })
+                    .collect();
+                if !free.is_empty() {
+                    let (offsets, _stale) = self.group.load_current_offsets(&self.store)?;
+                    for tp in free {
+                        state.set_owner(&tp, Some(me));
+                        let committed = offsets
+                            .get(&tp.topic)
+                            .and_then(|m| m.get(&tp.partition))
+                            .map(|c| c.offset);
+                        taken.push((tp, committed));
+                    }
                 }
             }
+            if !taken.is_empty() || cleared {
+                self.group.save_state_with(&lock, &state)?;
+            }
+            Ok(Some((state, taken)))
+        })();
+        match result {
+            // Taken over while this process was stopped: nothing it wrote counted; again later.
+            Err(_) if lock.is_lost() => Ok(None),
+            other => other,
         }
-        if !taken.is_empty() || cleared {
-            self.group.save_state(&state)?;
-        }
-        Ok(Some((state, taken)))
     }
 
     /// The partitions of our target that the group already gave us (a cooperative group hands
@@ -744,7 +857,7 @@ impl Coordinator {
         held: &BTreeSet<TopicPartition>,
     ) -> Result<(GroupState, Vec<Acquired>), GroupError> {
         let state = match self.group.read_state()? {
-            StoredState::Found(state) => state,
+            StoredState::Found(state) => *state,
             _ => return Err(lost_state()),
         };
         self.check_member(&state, me)?;
@@ -803,13 +916,20 @@ impl Coordinator {
         if offsets.is_empty() {
             return Ok(true);
         }
-        let Some(_lock) = self.lock_or_wait(wait)? else {
+        let Some(lock) = self.lock_or_wait(wait)? else {
             return Ok(false);
         };
-        let state = self.load_for_change(now_ms)?;
-        self.check_member(&state, me)?;
-        self.write_commits(&state, me, offsets, now_ms)?;
-        Ok(true)
+        let result = (|| -> Result<bool, GroupError> {
+            let state = self.load_for_change(&lock, now_ms)?;
+            self.check_member(&state, me)?;
+            self.write_commits(&lock, &state, me, offsets, now_ms)?;
+            Ok(true)
+        })();
+        match result {
+            // Taken over while this process was stopped: nothing it wrote counted; again later.
+            Err(_) if lock.is_lost() => Ok(false),
+            other => other,
+        }
     }
 
     /// Leaves the group: commits, releases every partition, removes the lease (a static
@@ -822,37 +942,44 @@ impl Coordinator {
         trigger: Trigger,
         now_ms: i64,
     ) -> Result<(), GroupError> {
-        let _lock = self.group.lock()?;
-        let mut state = self.load_for_change(now_ms)?;
-        let me = held.lease.member_id.clone();
-        let is_member = state.members.contains_key(&me) && held.is_current();
-        if is_member {
-            let owned: BTreeSet<TopicPartition> = state.owned_by(&me).into_iter().collect();
-            let commits: Vec<_> = offsets
-                .iter()
-                .filter(|(tp, _)| owned.contains(tp))
-                .cloned()
-                .collect();
-            self.write_commits(&state, &me, &commits, now_ms)?;
-            for tp in owned {
-                state.set_owner(&tp, None);
+        let lock = self.lock()?;
+        let result = (|| -> Result<(), GroupError> {
+            let mut state = self.load_for_change(&lock, now_ms)?;
+            let me = held.lease.member_id.clone();
+            let is_member = state.members.contains_key(&me) && held.is_current();
+            if is_member {
+                let owned: BTreeSet<TopicPartition> = state.owned_by(&me).into_iter().collect();
+                let commits: Vec<_> = offsets
+                    .iter()
+                    .filter(|(tp, _)| owned.contains(tp))
+                    .cloned()
+                    .collect();
+                self.write_commits(&lock, &state, &me, &commits, now_ms)?;
+                for tp in owned {
+                    state.set_owner(&tp, None);
+                }
             }
+            let is_static = held.lease.instance_id.is_some() && trigger == Trigger::Left;
+            if is_static {
+                drop(held);
+                self.group.save_state_with(&lock, &state)?;
+                return Ok(());
+            }
+            held.remove()?;
+            if is_member {
+                let mut live = state.members.clone();
+                live.remove(&me);
+                let protocol = state.protocol.clone();
+                self.advance(&mut state, live, protocol, vec![(me, trigger)], now_ms)?;
+                self.group.save_state_with(&lock, &state)?;
+            }
+            Ok(())
+        })();
+        match result {
+            // Taken over while this process was stopped: it is gone anyway.
+            Err(_) if lock.is_lost() => Ok(()),
+            other => other,
         }
-        let is_static = held.lease.instance_id.is_some() && trigger == Trigger::Left;
-        if is_static {
-            drop(held);
-            self.group.save_state(&state)?;
-            return Ok(());
-        }
-        held.remove()?;
-        if is_member {
-            let mut live = state.members.clone();
-            live.remove(&me);
-            let protocol = state.protocol.clone();
-            self.advance(&mut state, live, protocol, vec![(me, trigger)], now_ms)?;
-            self.group.save_state(&state)?;
-        }
-        Ok(())
     }
 
     fn check_member(&self, state: &GroupState, me: &str) -> Result<(), GroupError> {
@@ -868,6 +995,7 @@ impl Coordinator {
 
     fn write_commits(
         &self,
+        lock: &GroupLock,
         state: &GroupState,
         me: &str,
         commits: &[(TopicPartition, i64)],
@@ -909,7 +1037,7 @@ impl Coordinator {
             }
         }
         if changed {
-            self.group.save_offsets(&offsets)?;
+            self.group.save_offsets_with(lock, &offsets)?;
         }
         Ok(())
     }

@@ -148,7 +148,10 @@ impl Member {
         config: MemberConfig,
         waker: SyncSender<()>,
     ) -> Result<(Member, GroupState), GroupError> {
-        let coordinator = Coordinator::new(store, &config.group)?;
+        let mut coordinator = Coordinator::new(store, &config.group)?;
+        // A holder of the group lock stopped for longer than a session loses it (and is
+        // fenced), as it would lose its membership.
+        coordinator.lock_break = config.session_timeout;
         let now = fsutil::now_ms();
         let started = mono_ms();
         let (held, state) = coordinator.join(new_lease(&config, now), now)?;

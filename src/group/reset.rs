@@ -308,9 +308,9 @@ pub fn execute_reset(
     // Check before taking the lock, so a refused reset does not create the group.
     ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
     store.ensure_created()?;
-    let _lock = coordinator.group.lock()?;
+    let lock = coordinator.group.lock()?;
     ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
-    clear_departed(&coordinator, now_ms)?;
+    clear_departed(&coordinator, &lock, now_ms)?;
     let (mut offsets, _stale) = coordinator.group.load_current_offsets(store)?;
     let mut plan = compute(store, group, &offsets, scope, to, new_group)?;
     for p in &plan.offsets {
@@ -324,18 +324,19 @@ pub fn execute_reset(
             },
         );
     }
-    coordinator.group.save_offsets(&offsets)?;
+    coordinator.group.save_offsets_with(&lock, &offsets)?;
     plan.executed = true;
     Ok(plan)
 }
 
 /// Under the group lock, with no live member: removes the leases of dead and expired members
 /// and ends their generation, as the next member to heartbeat would.
-fn clear_departed(coordinator: &Coordinator, now_ms: i64) -> Result<(), StoreError> {
-    let mut state = coordinator.group.load_state()?;
-    if coordinator.reconcile(&mut state, now_ms, &[])? {
-        coordinator.group.save_state(&state)?;
-    }
+fn clear_departed(
+    coordinator: &Coordinator,
+    lock: &super::state::GroupLock,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    coordinator.evict_expired(lock, now_ms)?;
     Ok(())
 }
 
@@ -517,7 +518,7 @@ pub fn delete_offsets(
         return Err(AdminError::NotFound(group.to_owned()));
     }
     let coordinator = Coordinator::new(store, group)?;
-    let _lock = dir.lock()?;
+    let lock = dir.lock()?;
     let leases = coordinator.scan_leases(now_ms)?;
     let live = live_members(&leases, now_ms);
     for (topic, _) in topics {
@@ -571,7 +572,7 @@ pub fn delete_offsets(
     }
     offsets.retain(|_, m| !m.is_empty());
     if result.iter().any(|d| d.offset.is_some()) {
-        dir.save_offsets(&offsets)?;
+        dir.save_offsets_with(&lock, &offsets)?;
     }
     Ok(result)
 }

@@ -1,7 +1,9 @@
 //! The files of a group directory and their formats.
 //!
 //! ```text
-//! groups/<group>/.lock                 the group lock: every change below is made under it
+//! groups/<group>/.lock-holder          the group lock: every change below is made under it; a
+//!                                      symlink to its holder's directory .w-<token>/ (see
+//!                                      [`GroupLock`])
 //! groups/<group>/group.yaml            generation, members, target assignment, owners, history
 //! groups/<group>/offsets.yaml          committed offsets
 //! groups/<group>/members/<id>.yaml     one lease per member (see `lease`)
@@ -23,7 +25,16 @@ use crate::store::{fsutil, lock, Store, StoreError, TopicMeta};
 pub const GROUP_FILE: &str = "group.yaml";
 pub const OFFSETS_FILE: &str = "offsets.yaml";
 pub const MEMBERS_DIR: &str = "members";
-pub const LOCK_FILE: &str = ".lock";
+/// The group lock: a symlink naming its holder's directory (see [`GroupLock`]).
+pub const LOCK_FILE: &str = ".lock-holder";
+/// How long one holder may keep the group lock before a waiter that is not a member (a
+/// command such as `spool offsets reset`) takes it over; members use their session timeout.
+pub const DEFAULT_LOCK_BREAK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The group lock, held for bounded sections (read `group.yaml`, decide, write). A holder
+/// stopped inside one (SIGSTOP, a stalled disk) for longer than the waiters allow loses it,
+/// and its writes fail from then on: see [`lock::BreakableLock`].
+pub type GroupLock = lock::BreakableLock;
 /// Rebalances remembered for `group describe --history`.
 pub const HISTORY_LEN: usize = 50;
 /// At most this many member ids over the history's `members_before`/`members_after` lists:
@@ -124,7 +135,7 @@ pub struct GroupState {
 /// would give partitions back to members that have handed them over since).
 #[derive(Debug)]
 pub enum StoredState {
-    Found(GroupState),
+    Found(Box<GroupState>),
     /// Neither `group.yaml` nor its previous version exists.
     Missing,
     /// `group.yaml` is missing while its previous version exists, or does not parse; the
@@ -394,20 +405,42 @@ impl GroupDir {
         fsutil::create_dir_all_synced(&members).at("create", &members)
     }
 
-    /// Takes the group lock (blocking).
-    pub fn lock(&self) -> Result<lock::OwnedLock, StoreError> {
+    /// Takes the group lock, breaking it if one holder keeps it [`DEFAULT_LOCK_BREAK`].
+    pub fn lock(&self) -> Result<GroupLock, StoreError> {
+        self.lock_breaking(DEFAULT_LOCK_BREAK)
+    }
+
+    /// Takes the group lock, breaking it if one holder keeps it `after` (it is stopped or its
+    /// disk stalled: see [`GroupLock`]).
+    pub fn lock_breaking(&self, after: std::time::Duration) -> Result<GroupLock, StoreError> {
         self.ensure_created()?;
         let path = self.dir.join(LOCK_FILE);
-        lock::OwnedLock::acquire_path(&path).at("lock", &path)
+        lock::BreakableLock::acquire(&self.dir, LOCK_FILE, lock::Wait::BreakAfter(after))
+            .at("lock", &path)
+            .map(|l| l.expect("waits until had"))
     }
 
     /// Takes the group lock if nobody holds it: `None` when another process does. For the
     /// consuming thread, which must keep reading its partitions whatever another member (maybe
     /// a stopped one) does with the lock.
-    pub fn try_lock(&self) -> Result<Option<lock::OwnedLock>, StoreError> {
+    pub fn try_lock(&self) -> Result<Option<GroupLock>, StoreError> {
         self.ensure_created()?;
         let path = self.dir.join(LOCK_FILE);
-        lock::OwnedLock::try_acquire_path(&path).at("lock", &path)
+        lock::BreakableLock::acquire(&self.dir, LOCK_FILE, lock::Wait::No).at("lock", &path)
+    }
+
+    /// Replaces `group.yaml` as the holder of `lock` (refused once the lock was broken).
+    pub fn save_state_with(&self, lock: &GroupLock, state: &GroupState) -> Result<(), StoreError> {
+        let path = self.group_file();
+        let text = serde_yaml::to_string(state).expect("group state serializes");
+        lock.replace(&path, text.as_bytes()).at("write", &path)
+    }
+
+    /// Replaces `offsets.yaml` as the holder of `lock` (refused once the lock was broken).
+    pub fn save_offsets_with(&self, lock: &GroupLock, offsets: &Offsets) -> Result<(), StoreError> {
+        let path = self.dir.join(OFFSETS_FILE);
+        let text = serde_yaml::to_string(offsets).expect("offsets serialize");
+        lock.replace(&path, text.as_bytes()).at("write", &path)
     }
 
     /// Reads `group.yaml` (or its previous version if it is damaged): for display.
@@ -426,7 +459,7 @@ impl GroupDir {
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => match serde_yaml::from_str::<GroupState>(&text) {
-                Ok(state) if !text.trim().is_empty() => Ok(StoredState::Found(state)),
+                Ok(state) if !text.trim().is_empty() => Ok(StoredState::Found(Box::new(state))),
                 _ => Ok(StoredState::Lost {
                     previous_generation: previous_generation(),
                 }),

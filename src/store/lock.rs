@@ -115,3 +115,299 @@ pub fn try_lock_for_life(file: &File) -> io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+/// A lock that a stopped holder cannot keep: a symlink `<dir>/<name>` naming the holder's own
+/// directory `<dir>/.w-<token>`, created with symlink(2), which fails while the link exists.
+///
+/// Nothing waits in the kernel on it. A waiter that sees the same holder for longer than its
+/// `break_after` (the holder is stopped or its disk stalled), or whose holder died (the
+/// holder keeps a `flock` on `alive` in its directory, released by the kernel at its death),
+/// breaks the lock: it moves the link away and removes the directory it names. A holder writes
+/// only through its directory ([`BreakableLock::replace`]: a temporary file there, renamed
+/// into place), so a holder resumed after its lock was broken finds its directory gone and
+/// every write it attempts fails; it cannot overwrite what the next holder wrote.
+///
+/// Releasing moves the link into the holder's own directory before removing it, so a holder
+/// whose lock was broken (its directory gone) cannot remove the next holder's link either.
+#[derive(Debug)]
+pub struct BreakableLock {
+    dir: std::path::PathBuf,
+    link: std::path::PathBuf,
+    work: std::path::PathBuf,
+    token: String,
+    /// Whether the link was created (a failed attempt has only its directory to remove).
+    held: bool,
+    _alive: File,
+}
+
+/// How long a breakable lock acquisition waits.
+#[derive(Debug, Clone, Copy)]
+pub enum Wait {
+    /// Not at all: `None` when the lock is held.
+    No,
+    /// Until the lock is had, breaking it when its holder stays the same this long.
+    BreakAfter(std::time::Duration),
+}
+
+impl BreakableLock {
+    /// Takes the lock `<dir>/<name>`.
+    pub fn acquire(dir: &Path, name: &str, wait: Wait) -> io::Result<Option<BreakableLock>> {
+        let token = format!(
+            "{}-{}",
+            std::process::id(),
+            super::fsutil::random_bytes()[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let target = format!(".w-{token}");
+        let work = dir.join(&target);
+        std::fs::create_dir(&work)?;
+        let alive = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(work.join("alive"));
+        let alive = match alive.and_then(|f| try_lock_for_life(&f).map(|_| f)) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&work);
+                return Err(e);
+            }
+        };
+        let mut lock = BreakableLock {
+            dir: dir.to_owned(),
+            link: dir.join(name),
+            work,
+            token: target,
+            held: false,
+            _alive: alive,
+        };
+        let wants = dir.join(format!("{name}.wants"));
+        if matches!(wait, Wait::No) && wanted(&wants) {
+            return Ok(None);
+        }
+        let mut want: Option<Want> = None;
+        let mut seen: Option<(std::path::PathBuf, std::time::Instant)> = None;
+        let mut backoff_ms = 1u64;
+        loop {
+            match std::os::unix::fs::symlink(&lock.token, &lock.link) {
+                Ok(()) => {
+                    lock.held = true;
+                    return Ok(Some(lock));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e), // the work directory goes with `lock`
+            }
+            let Wait::BreakAfter(break_after) = wait else {
+                return Ok(None);
+            };
+            match &mut want {
+                Some(w) => w.refresh(),
+                None => want = Want::new(&wants, &lock.token).ok(),
+            }
+            match std::fs::read_link(&lock.link) {
+                Ok(holder) => {
+                    let stalled = match &seen {
+                        Some((h, since)) if *h == holder => since.elapsed() >= break_after,
+                        _ => {
+                            seen = Some((holder.clone(), std::time::Instant::now()));
+                            false
+                        }
+                    };
+                    if stalled || holder_is_gone(&dir.join(&holder)) {
+                        lock.break_current();
+                        seen = None;
+                        continue;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // just released
+                Err(e) => return Err(e),
+            }
+            let jitter = u64::from(super::fsutil::random_bytes()[0] % 4);
+            std::thread::sleep(std::time::Duration::from_millis(backoff_ms + jitter));
+            backoff_ms = (backoff_ms * 2).min(16);
+        }
+    }
+
+    /// Moves the current link away and removes the directory it names, which fences its holder.
+    /// The rename cannot check whom the link names: if another holder took the lock since it
+    /// was looked at, that holder is the one fenced (its writes fail and it tries again), which
+    /// costs it a retry but never lets two holders write.
+    fn break_current(&self) {
+        let grave = self.work.join("broken");
+        if std::fs::rename(&self.link, &grave).is_err() {
+            return; // released or broken by someone else meanwhile
+        }
+        if let Ok(holder) = std::fs::read_link(&grave) {
+            if holder.as_os_str() != self.token.as_str() {
+                let _ = std::fs::remove_dir_all(self.dir.join(holder));
+            }
+        }
+        let _ = std::fs::remove_file(&grave);
+    }
+
+    /// The holder's own directory: temporary files go there.
+    pub fn work_dir(&self) -> &Path {
+        &self.work
+    }
+
+    /// Whether the lock was broken (this holder's directory is gone).
+    pub fn is_lost(&self) -> bool {
+        !self.work.is_dir()
+    }
+
+    /// An error for a write refused because the lock was broken.
+    pub fn lost_error(&self) -> io::Error {
+        io::Error::other(
+            "the lock was taken over while this process held it (it was stopped or its disk \
+             stalled for longer than the others wait)",
+        )
+    }
+
+    /// Replaces `path` with `bytes` (temporary file in the holder's directory, fsync, rename,
+    /// directory fsync), keeping the replaced version as `<path>.prev`; fails once the lock
+    /// was broken.
+    pub fn replace(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = self.work.join(format!("{name}.tmp"));
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            if path.exists() {
+                let staging = self.work.join(format!("{name}.prev"));
+                let _ = std::fs::remove_file(&staging);
+                std::fs::hard_link(path, &staging)?;
+                let mut prev = path.as_os_str().to_owned();
+                prev.push(".prev");
+                std::fs::rename(&staging, prev)?;
+            }
+            std::fs::rename(&tmp, path)?;
+            super::fsutil::sync_dir(path.parent().unwrap_or(Path::new(".")))
+        })();
+        match result {
+            Err(_) if self.is_lost() => Err(self.lost_error()),
+            other => other,
+        }
+    }
+}
+
+/// A waiter's announcement (`<name>.wants/<token>`, its time refreshed while it waits): those
+/// who only try the lock in passing (`Wait::No`) leave it to the waiters, who would otherwise
+/// rarely find it free.
+struct Want {
+    path: std::path::PathBuf,
+    file: File,
+    refreshed: std::time::Instant,
+}
+
+/// How old a want may be and still count (an older one is a stopped waiter's).
+const WANT_FRESH: std::time::Duration = std::time::Duration::from_millis(1000);
+
+impl Want {
+    fn new(wants: &Path, token: &str) -> io::Result<Want> {
+        std::fs::create_dir_all(wants)?;
+        let path = wants.join(token);
+        let file = File::create(&path)?;
+        Ok(Want {
+            path,
+            file,
+            refreshed: std::time::Instant::now(),
+        })
+    }
+
+    fn refresh(&mut self) {
+        if self.refreshed.elapsed() >= WANT_FRESH / 4 {
+            let _ = self.file.set_modified(std::time::SystemTime::now());
+            self.refreshed = std::time::Instant::now();
+        }
+    }
+}
+
+impl Drop for Want {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a waiter announced itself recently.
+fn wanted(wants: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(wants) else {
+        return false;
+    };
+    let now = std::time::SystemTime::now();
+    entries.flatten().any(|e| {
+        e.metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).map_or(true, |age| age < WANT_FRESH))
+    })
+}
+
+/// Whether the holder behind `work` died: its `alive` file is there and nobody holds its lock.
+/// (A holder keeps that lock until its directory is removed, so a missing directory means a
+/// release or a break under way: the waiter just tries again.)
+fn holder_is_gone(work: &Path) -> bool {
+    match File::open(work.join("alive")) {
+        Ok(f) => matches!(ExclusiveLock::try_acquire(&f), Ok(Some(_))),
+        Err(_) => false,
+    }
+}
+
+impl Drop for BreakableLock {
+    fn drop(&mut self) {
+        let released = self.work.join("released");
+        if self.held && std::fs::rename(&self.link, &released).is_ok() {
+            // Ours unless we were broken and the directory lived on a moment: then the link
+            // moved is the next holder's, whose lock is now gone, so it is fenced too.
+            if let Ok(holder) = std::fs::read_link(&released) {
+                if holder.as_os_str() != self.token.as_str() {
+                    let _ = std::fs::remove_dir_all(self.dir.join(holder));
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_breakable_lock_excludes_and_a_broken_holder_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let first = BreakableLock::acquire(d, "l", Wait::No).unwrap().unwrap();
+        // Trying while it is held fails and leaves the holder alone.
+        assert!(BreakableLock::acquire(d, "l", Wait::No).unwrap().is_none());
+        assert!(!first.is_lost());
+        first.replace(&d.join("f"), b"one").unwrap();
+        // A waiter that sees the same holder longer than it allows takes the lock over.
+        let second = BreakableLock::acquire(d, "l", Wait::BreakAfter(Duration::from_millis(50)))
+            .unwrap()
+            .unwrap();
+        assert!(first.is_lost());
+        let err = first.replace(&d.join("f"), b"stale").unwrap_err();
+        assert!(err.to_string().contains("taken over"), "{err}");
+        second.replace(&d.join("f"), b"two").unwrap();
+        // The broken holder's release leaves the new holder's lock in place.
+        drop(first);
+        assert!(!second.is_lost());
+        assert!(BreakableLock::acquire(d, "l", Wait::No).unwrap().is_none());
+        assert_eq!(std::fs::read(d.join("f")).unwrap(), b"two");
+        assert_eq!(std::fs::read(d.join("f.prev")).unwrap(), b"one");
+        drop(second);
+        assert!(BreakableLock::acquire(d, "l", Wait::No).unwrap().is_some());
+    }
+}
