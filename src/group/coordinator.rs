@@ -460,6 +460,11 @@ impl Coordinator {
             held
         };
         let me = held.lease.member_id.clone();
+        if state.members.is_empty() {
+            // The first member (again): the leases left behind (crashed, damaged) are few and
+            // nobody else would clear them.
+            self.reconcile(&mut state, now_ms, &[])?;
+        }
         let mut live = state.members.clone();
         live.insert(me.clone(), member_info(&held.lease));
         let protocol = state
@@ -514,10 +519,11 @@ impl Coordinator {
     }
 
     /// The state to change, under the group lock. A lost state (`group.yaml` removed or
-    /// garbled) is rebuilt, and written, as a generation of no members after the last one
-    /// known, with every member whose lease is locked in quarantine (see
+    /// garbled) while leases are locked is rebuilt, and written, as a generation of no members
+    /// after the last one known, with every member whose lease is locked in quarantine (see
     /// [`GroupState::quarantine`]): each member then finds itself out of the generation, stops
-    /// reading and rejoins, and nothing is handed out meanwhile.
+    /// reading and rejoins, and nothing is handed out meanwhile. With no live lease, the
+    /// previous version serves (nobody can be reading), as for every other YAML file.
     fn load_for_change(&self, lock: &GroupLock, now_ms: i64) -> Result<GroupState, StoreError> {
         let previous_generation = match self.group.read_state()? {
             StoredState::Found(state) => return Ok(*state),
@@ -532,12 +538,14 @@ impl Coordinator {
             .filter(|e| e.locked)
             .map(|e| (e.lease.member_id, e.lease.heartbeat_ms))
             .collect();
-        if previous_generation.is_none() && quarantine.is_empty() {
-            // A new group.
-            return Ok(GroupState {
-                incarnation: GroupState::new_incarnation(),
-                ..GroupState::default()
-            });
+        if quarantine.is_empty() {
+            // Nobody may be reading: a new group, or the previous version of a damaged file
+            // (an error naming the file when that is damaged too).
+            let mut state = self.group.load_state()?;
+            if state.incarnation == 0 {
+                state.incarnation = GroupState::new_incarnation();
+            }
+            return Ok(state);
         }
         let state = GroupState {
             generation: previous_generation.unwrap_or(0) + 1,
