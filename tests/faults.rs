@@ -413,7 +413,15 @@ fn losing_or_garbling_the_group_state_never_gives_a_partition_to_two_members() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    assert!(drain(&all_runs, &everyone), "the group did not catch up");
+    assert!(
+        drain(&all_runs, &everyone),
+        "the group did not catch up: {}\n{}",
+        std::fs::read_to_string(group.join("group.yaml")).unwrap_or_default(),
+        live.iter()
+            .map(|m| m.stderr_text())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
     let consumed: Vec<ConsumerRun> = everyone.iter().map(|m| consumer_run(m)).collect();
     let report = checker::check(&all_runs, &consumed);
     report.assert_ok(false);

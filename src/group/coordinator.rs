@@ -8,7 +8,9 @@
 //!
 //! Every operation but the heartbeat takes the group lock, reads `group.yaml` (and
 //! `offsets.yaml` when it commits), checks the caller's right to do what it asks, writes the
-//! result and releases the lock; the section is bounded (a few file reads and writes). The
+//! result and releases the lock; the section is bounded (a few file reads and writes), and a
+//! holder stopped inside it for longer than a session timeout loses the lock to the next
+//! waiter, its own writes failing from then on (see [`GroupLock`]). The
 //! heartbeat takes no lock: it rewrites the member's own lease only, one write whatever the
 //! group's size. The consuming thread uses the `try_` forms, which return `None` instead of
 //! waiting when another process holds the lock, so a member keeps reading its partitions

@@ -12,6 +12,32 @@
 //!   `spool group list|describe`; looking never changes a group.
 //! - [`reset`]: changes made from outside an inactive group: offset resets, offset deletion,
 //!   group deletion.
+//!
+//! # The protocol at scale
+//!
+//! A group of hundreds of members on one machine behaves like a small one:
+//!
+//! - **Two threads per member**, whatever the group's size (see [`member`]): a heartbeat that
+//!   rewrites only the member's own lease (no lock, O(1) file operations), and a watcher of one
+//!   peer, the next member by id (a ring). A death is seen at once by exactly one member (a
+//!   pidfd of the peer's process), which reconciles the whole group in one generation.
+//! - **Liveness by observation**: a locked lease is expired only by the member watching it,
+//!   after its heartbeat value stood still for a session timeout on the watcher's monotonic
+//!   clock; the removal is checked against the value (rename, read back), so a member whose
+//!   heartbeat succeeded is never expired by a decision taken before it.
+//! - **No member waits on another**: the group lock is held for bounded sections and is
+//!   breakable ([`state::GroupLock`]): a holder stopped longer than a session timeout loses it,
+//!   and its later writes fail. The consuming thread only ever tries the lock, so it keeps
+//!   reading while another process holds it.
+//! - **One write per change**: joins and leaves change the generation incrementally; in a
+//!   cooperative group the old owner hands a partition straight to its new owner in the write
+//!   that releases it, and a generation grants free partitions, so taking a partition up takes
+//!   no lock; a member with nothing to give up acknowledges a generation in its own lease.
+//!   Members wake on `group.yaml` changes only and parse it only when its generation (read
+//!   from its first line) changed or they wait for a partition.
+//! - **Lost state**: a `group.yaml` removed or garbled while leases are locked is rebuilt with
+//!   those members in quarantine: nothing is handed out until each rejoined (having stopped
+//!   reading), left, or stood still for its session timeout.
 
 pub mod assignor;
 pub mod consumer;

@@ -189,6 +189,7 @@ impl BreakableLock {
             return Ok(None);
         }
         let mut want: Option<Want> = None;
+        let mut released: Option<Released> = None;
         let mut seen: Option<(std::path::PathBuf, std::time::Instant)> = None;
         let mut backoff_ms = 1u64;
         loop {
@@ -225,9 +226,19 @@ impl BreakableLock {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // just released
                 Err(e) => return Err(e),
             }
+            // Sleep until the link goes (released or broken), or a while to look at the
+            // holder again (the breaking rules need a clock, not an event).
+            if released.is_none() {
+                released = Released::watch(dir);
+            }
             let jitter = u64::from(super::fsutil::random_bytes()[0] % 4);
-            std::thread::sleep(std::time::Duration::from_millis(backoff_ms + jitter));
-            backoff_ms = (backoff_ms * 2).min(16);
+            match &released {
+                Some(r) => r.wait(std::time::Duration::from_millis(50 + jitter)),
+                None => {
+                    std::thread::sleep(std::time::Duration::from_millis(backoff_ms + jitter));
+                    backoff_ms = (backoff_ms * 2).min(16);
+                }
+            }
         }
     }
 
@@ -298,6 +309,57 @@ impl BreakableLock {
         match result {
             Err(_) if self.is_lost() => Err(self.lost_error()),
             other => other,
+        }
+    }
+}
+
+/// Notifications of names leaving a directory (inotify): a waiter sleeps until the lock's link
+/// goes rather than polling for it, so hundreds of waiters cost nothing while they wait.
+struct Released {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Released {
+    fn watch(dir: &Path) -> Option<Released> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: inotify_init1 takes flags only; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd was just returned by inotify_init1 and is owned by nobody else.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid inotify fd and a NUL-terminated path.
+        let wd = unsafe {
+            libc::inotify_add_watch(
+                fd.as_raw_fd(),
+                path.as_ptr(),
+                libc::IN_DELETE | libc::IN_MOVED_FROM,
+            )
+        };
+        (wd >= 0).then_some(Released { fd })
+    }
+
+    /// Waits for a name to leave the directory, at most `timeout`, and drains the events.
+    fn wait(&self, timeout: std::time::Duration) {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n > 0 {
+            let mut buf = [0u8; 4096];
+            // SAFETY: reads into a valid buffer from our own non-blocking inotify fd.
+            while unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0
+            {
+            }
         }
     }
 }
