@@ -289,10 +289,15 @@ impl GroupConsumer {
         flush: &mut dyn FnMut() -> std::io::Result<()>,
     ) -> Result<(), MaintainError> {
         let target = self.target();
+        // What the group says we own counts as much as what we read: a partition handed to us
+        // that we had not taken up yet when the generation moved it elsewhere must be given
+        // back too, or its new owner would wait for it forever.
+        let mut ours: BTreeSet<TopicPartition> = self.held.clone();
+        ours.extend(self.state.owned_by(&self.member.member_id));
         let revoked: Vec<TopicPartition> = if self.eager {
-            self.held.iter().cloned().collect()
+            ours.into_iter().collect()
         } else {
-            self.held.difference(&target).cloned().collect()
+            ours.difference(&target).cloned().collect()
         };
         let generation = self.state.generation;
         if revoked.is_empty() && !self.eager {
@@ -341,6 +346,11 @@ impl GroupConsumer {
             }
             Err(e) => return Err(e.into()),
         }
+        let given_up: Vec<TopicPartition> = revoked
+            .iter()
+            .filter(|tp| self.held.contains(*tp))
+            .cloned()
+            .collect();
         for tp in &revoked {
             if let Ok(p) = self.partition(tp) {
                 self.consumer.unassign(&p);
@@ -356,7 +366,7 @@ impl GroupConsumer {
         self.events.push(GroupEvent::Rebalanced {
             generation,
             assigned: target.into_iter().collect(),
-            revoked,
+            revoked: given_up,
         });
         Ok(())
     }
