@@ -14,6 +14,7 @@
 //! - [`group`]: consumer groups without a coordinator: leases, heartbeats, rebalancing with
 //!   Kafka's assignors, fenced commits, and the read-only views and offset resets of `spool group`
 //!   and `spool offsets`.
+//! - [`serve`]: `spool serve`, Kafka's wire protocol over the store, for Kafka clients.
 //! - [`record`]: the record types shared by producers and consumers.
 //! - [`format`](mod@format): records as text: output templates (`-F`) and JSON lines in both directions.
 //! - [`spec`]: parsing of offset specs, times, durations, sizes and `key=value` pairs.
@@ -28,5 +29,6 @@ pub mod group;
 pub mod name;
 pub mod produce;
 pub mod record;
+pub mod serve;
 pub mod spec;
 pub mod store;

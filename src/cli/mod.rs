@@ -21,6 +21,7 @@ pub mod group;
 pub mod offsets;
 pub mod produce;
 pub mod render;
+pub mod serve;
 pub mod topic;
 
 use std::ffi::OsString;
@@ -101,6 +102,7 @@ pub enum Command {
         after_help = "Examples:\n  spool offsets reset --group billing --topic orders --to-earliest             # dry run\n  spool offsets reset --group billing --topic orders --to-earliest --execute\n  spool offsets reset --group billing --all-topics --shift-by -10 --execute"
     )]
     Offsets(offsets::OffsetsCommand),
+    Serve(serve::ServeArgs),
     Completions(complete::CompletionsArgs),
 }
 
@@ -141,6 +143,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
             Command::Consume(args) => consume::run(&ctx, args),
             Command::Group(cmd) => group::run(&ctx, cmd),
             Command::Offsets(cmd) => offsets::run(&ctx, cmd),
+            Command::Serve(args) => serve::run(&ctx, args),
             Command::Completions(_) => unreachable!("handled above"),
         }),
     };

@@ -20,6 +20,7 @@ pub mod head;
 pub mod index;
 pub mod lock;
 pub mod partition;
+pub mod raw;
 pub mod readahead;
 pub mod reader;
 pub mod recovery;
@@ -48,6 +49,8 @@ use error::IoContext;
 /// The store format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
 pub const STORE_FILE: &str = "spool.yaml";
+/// Taken while `spool.yaml` is rewritten (the cluster id is chosen once).
+const STORE_LOCK_FILE: &str = ".spool.lock";
 /// Kafka's limit is far higher, but a local directory with more partitions than this is a typo.
 pub const MAX_PARTITIONS: i32 = 10_000;
 
@@ -56,6 +59,10 @@ struct StoreMeta {
     format_version: u32,
     #[serde(default)]
     created_at: Option<String>,
+    /// The cluster id `spool serve` reports (Kafka's form: 16 random bytes, URL-safe base64),
+    /// chosen by the first server on this store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster_id: Option<String>,
 }
 
 /// A store directory.
@@ -129,11 +136,35 @@ impl Store {
             let meta = StoreMeta {
                 format_version: FORMAT_VERSION,
                 created_at: Some(topic::rfc3339_ms(fsutil::now_ms())),
+                cluster_id: None,
             };
             let text = serde_yaml::to_string(&meta).expect("store metadata serializes");
             fsutil::write_atomic(&meta_path, text.as_bytes()).at("write", &meta_path)?;
         }
         Ok(())
+    }
+
+    /// The store's cluster id (for `spool serve`), chosen and recorded in `spool.yaml` the
+    /// first time it is asked for.
+    pub fn cluster_id(&self) -> Result<String> {
+        self.ensure_created()?;
+        let meta_path = self.root.join(STORE_FILE);
+        let _lock = lock::OwnedLock::acquire_path(&self.root.join(STORE_LOCK_FILE))
+            .at("lock", &meta_path)?;
+        let text = std::fs::read_to_string(&meta_path).at("read", &meta_path)?;
+        let mut meta: StoreMeta =
+            serde_yaml::from_str(&text).map_err(|e| StoreError::BadMetadata {
+                path: meta_path.clone(),
+                reason: e.to_string(),
+            })?;
+        if let Some(id) = &meta.cluster_id {
+            return Ok(id.clone());
+        }
+        let id = topic::new_topic_id();
+        meta.cluster_id = Some(id.clone());
+        let text = serde_yaml::to_string(&meta).expect("store metadata serializes");
+        fsutil::write_atomic(&meta_path, text.as_bytes()).at("write", &meta_path)?;
+        Ok(id)
     }
 
     /// The directory of a topic, after checking its name and that it is no symbolic link.
