@@ -38,11 +38,14 @@ struct Slot {
     windows: Option<Windows>,
 }
 
+/// A partition by its topic's id and its number.
+type PartitionKey = (String, i32);
+
 /// The server's open partition writers, by topic id and partition (a topic deleted and
 /// created again under its name is another topic).
 pub(crate) struct Writers {
     sync: SyncPolicy,
-    slots: Mutex<HashMap<(String, i32), Arc<Mutex<Slot>>>>,
+    slots: Mutex<HashMap<PartitionKey, Arc<Mutex<Slot>>>>,
     next_producer_id: AtomicI64,
 }
 
