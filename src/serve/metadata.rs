@@ -24,8 +24,13 @@ pub const SERVED: &[ApiKey] = &[
     ApiKey::Fetch,
     ApiKey::ListOffsets,
     ApiKey::Metadata,
+    ApiKey::OffsetCommit,
     ApiKey::OffsetFetch,
     ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::SyncGroup,
     ApiKey::DescribeGroups,
     ApiKey::ListGroups,
     ApiKey::ApiVersions,
@@ -38,6 +43,8 @@ pub const SERVED: &[ApiKey] = &[
     ApiKey::CreatePartitions,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::OffsetDelete,
+    ApiKey::DeleteGroups,
 ];
 
 /// "Not asked for" in Kafka's authorized-operations fields.

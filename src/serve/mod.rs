@@ -18,8 +18,10 @@
 //! - [`produce`]: Produce and InitProducerId, with idempotent producers' sequence checks.
 //! - [`fetch`]: Fetch, long-polling on change notifications.
 //! - [`offsets`]: ListOffsets and DeleteRecords.
-//! - [`groups`]: FindCoordinator, and read-only views of spool's groups (ListGroups,
-//!   DescribeGroups, OffsetFetch).
+//! - [`groups`]: the group APIs: Kafka clients as members of spool's groups (JoinGroup,
+//!   SyncGroup, Heartbeat, LeaveGroup, OffsetCommit) through the `members` adapter over the
+//!   group coordinator's operations, read-only views (ListGroups, DescribeGroups,
+//!   OffsetFetch), OffsetDelete and DeleteGroups.
 //! - [`admin`]: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs,
 //!   IncrementalAlterConfigs.
 
@@ -29,6 +31,7 @@ pub mod codec;
 mod connection;
 pub mod fetch;
 pub mod groups;
+mod members;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -113,6 +116,7 @@ pub struct Broker {
     pub(crate) topics: topics::TopicCache,
     pub(crate) writers: produce::Writers,
     pub(crate) wake: wake::Wake,
+    pub(crate) members: members::KafkaMembers,
     shutting_down: AtomicBool,
 }
 
@@ -192,6 +196,7 @@ impl Server {
             topics: topics::TopicCache::new(store.clone()),
             writers: produce::Writers::new(options.fsync.sync_policy()),
             wake: wake::Wake::new(),
+            members: members::KafkaMembers::default(),
             store,
             cluster_id,
             host,
@@ -280,6 +285,8 @@ impl Server {
         for t in threads {
             let _ = t.join();
         }
+        // Kafka members' partitions go back to the group at once, for CLI members to take.
+        self.broker.members.release_all();
         self.broker.writers.sync_all()?;
         Ok(())
     }
