@@ -492,6 +492,10 @@ pub fn leave_group(
     LeaveGroupResponse::default().with_members(members)
 }
 
+/// A topic of an OffsetCommit: as named in the request (name, id), its resolved name, and
+/// (partition, offset) pairs.
+type CommitTopic = (TopicName, uuid::Uuid, String, Vec<(i32, i64)>);
+
 pub fn offset_commit(
     broker: &Broker,
     request: OffsetCommitRequest,
@@ -499,7 +503,7 @@ pub fn offset_commit(
 ) -> OffsetCommitResponse {
     let group = request.group_id.to_string();
     // Topic names (topic ids from version 10 on).
-    let topics: Vec<(TopicName, uuid::Uuid, String, Vec<(i32, i64)>)> = request
+    let topics: Vec<CommitTopic> = request
         .topics
         .iter()
         .map(|t| {
