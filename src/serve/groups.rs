@@ -75,11 +75,13 @@ pub fn find_coordinator(
         .with_port(c.port)
 }
 
-fn describe(broker: &Broker, group: &str) -> Result<Option<GroupView>, StoreError> {
+/// The view of a group; `offsets` adds its committed offsets (and the logs' ends, which the
+/// view reads with them).
+fn describe(broker: &Broker, group: &str, offsets: bool) -> Result<Option<GroupView>, StoreError> {
     view::describe_group(
         &broker.store,
         group,
-        ViewOptions { offsets: false },
+        ViewOptions { offsets },
         fsutil::now_ms(),
     )
 }
@@ -158,7 +160,7 @@ pub fn describe_groups(
         .into_iter()
         .map(|id| {
             let described = DescribedGroup::default().with_group_id(id.clone());
-            match describe(broker, id.as_str()) {
+            match describe(broker, id.as_str(), false) {
                 Ok(Some(v)) => {
                     let members = v
                         .live()
@@ -192,7 +194,7 @@ pub fn describe_groups(
 /// A group's committed offsets: topic to partition to offset.
 fn committed(broker: &Broker, group: &str) -> Result<BTreeMap<String, BTreeMap<i32, i64>>, i16> {
     let mut out: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
-    match describe(broker, group) {
+    match describe(broker, group, true) {
         Ok(Some(v)) => {
             for p in v.partitions {
                 if let Some(offset) = p.current_offset {
@@ -358,7 +360,7 @@ fn decode_subscription(metadata: &Bytes) -> Option<(Vec<String>, Vec<TopicPartit
 
 /// The group's current assignor, if it has live members (their protocol must be kept).
 fn group_protocol(broker: &Broker, group: &str) -> Option<String> {
-    describe(broker, group)
+    describe(broker, group, false)
         .ok()
         .flatten()
         .filter(|v| v.live_members > 0)
