@@ -269,3 +269,128 @@ fn check_read_only_verify(mut spool: std::process::Command, dir: std::path::Path
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn numbers(n: usize) -> String {
+    (1..=n).map(|i| format!("{i}\n")).collect()
+}
+
+/// Deleting a topic deletes its committed offsets in every group, as Kafka does: a topic
+/// created again under the name is read from its start.
+#[test]
+fn committed_offsets_do_not_outlive_their_topic() {
+    let s = Store::new();
+    s.produce("t", numbers(5000), &[]);
+    assert_eq!(
+        common::lines(&s.consume("t", &["--group", "g"])).len(),
+        5000
+    );
+    assert_eq!(
+        common::lines(&s.consume("t", &["--group", "other"])).len(),
+        5000
+    );
+    s.spool().args(["topic", "delete", "t"]).assert().success();
+    assert!(common::committed(&s, "g").is_empty());
+    assert!(common::committed(&s, "other").is_empty());
+    s.produce("t", numbers(8000), &[]);
+    let read = common::lines(&s.consume("t", &["--group", "g"]));
+    assert_eq!(
+        read.len(),
+        8000,
+        "the new topic's first records were skipped"
+    );
+    assert_eq!(read[0], "1");
+}
+
+/// Offsets left by a spool that did not delete them with their topic (no topic id, committed
+/// before the topic of that name was created) are ignored with a warning.
+#[test]
+fn offsets_older_than_their_topic_are_ignored_with_a_warning() {
+    let s = Store::new();
+    s.produce("t", numbers(10), &[]);
+    let group_dir = s.dir().join("groups").join("g");
+    std::fs::create_dir_all(&group_dir).unwrap();
+    std::fs::write(
+        group_dir.join("offsets.yaml"),
+        "t:\n  0:\n    offset: 7\n    committed_at_ms: 1000\n",
+    )
+    .unwrap();
+    let out = s
+        .spool()
+        .args(["consume", "t", "--group", "g", "-e"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(common::lines(&out.stdout).len(), 10);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("earlier topic named t"), "{stderr}");
+}
+
+/// A producer whose topic is deleted under it stops with exit 1 and says how far it got; none
+/// of its later records land in a topic created again under the name.
+#[test]
+fn a_producer_whose_topic_is_deleted_stops_and_says_so() {
+    let s = Store::new();
+    s.create_topic("t", 1, &[]);
+    let mut producer = s.spool_process();
+    producer
+        .args(["produce", "t", "--fsync", "never"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = producer.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    stdin.write_all(numbers(100).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        s.describe("t")["partitions"][0]["log_end_offset"] == 100
+    }));
+    s.spool().args(["topic", "delete", "t"]).assert().success();
+    s.create_topic("t", 1, &[]);
+    // The next lines must not land in the new topic.
+    let _ = stdin.write_all(numbers(50).as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("topic 't' was deleted"), "{stderr}");
+    assert!(
+        stderr.contains("100 records"),
+        "how many were written before: {stderr}"
+    );
+    assert_eq!(
+        s.describe("t")["partitions"][0]["log_end_offset"],
+        0,
+        "nothing went into the new topic"
+    );
+}
+
+/// A following consumer whose topic is deleted stops with a clear message and exit 1.
+#[test]
+fn a_following_consumer_whose_topic_is_deleted_stops_and_says_so() {
+    let s = Store::new();
+    s.produce("t", numbers(10), &[]);
+    for group in [None, Some("g")] {
+        let mut consumer = Running::spawn({
+            let mut c = s.spool_process();
+            c.args(["consume", "t"]);
+            if let Some(g) = group {
+                c.args(["--group", g]);
+            }
+            c
+        });
+        assert!(wait_until(Duration::from_secs(10), || consumer
+            .stdout_lines()
+            .len()
+            == 10));
+        s.spool().args(["topic", "delete", "t"]).assert().success();
+        let status = consumer.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(1), "{}", consumer.stderr_text());
+        assert!(
+            consumer.stderr_text().contains("topic 't' was deleted"),
+            "{}",
+            consumer.stderr_text()
+        );
+        s.produce("t", numbers(10), &[]);
+    }
+}

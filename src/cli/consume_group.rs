@@ -327,6 +327,10 @@ fn report(group: &str, gc: &mut GroupConsumer, quiet: bool) {
                 "warning: {}/{}: committed offset {committed} is outside the log; starting at {now}",
                 partition.topic, partition.partition
             ),
+            GroupEvent::StaleOffsets { topic, partitions } => eprintln!(
+                "warning: group {group} has committed offsets for {partitions} partition{} of an earlier topic named {topic}, deleted since; ignoring them",
+                if partitions == 1 { "" } else { "s" }
+            ),
             GroupEvent::Fenced => eprintln!(
                 "warning: this member was removed from group {group} (session expired or output blocked); rejoining"
             ),

@@ -61,6 +61,12 @@ pub enum GroupEvent {
         now: i64,
     },
     Fenced,
+    /// The group had committed offsets for an earlier topic of this name (deleted since, by
+    /// a spool that did not delete offsets with their topic): they are ignored.
+    StaleOffsets {
+        topic: String,
+        partitions: usize,
+    },
 }
 
 pub struct GroupConsumer {
@@ -93,10 +99,23 @@ impl GroupConsumer {
         let (member, state) = Member::join(store, config.member.clone(), consumer.notifier())?;
         consumer.watch(&member.coordinator.group.dir);
         consumer.watch(&member.coordinator.group.members_dir());
-        let events = vec![GroupEvent::Joined {
+        let mut events = vec![GroupEvent::Joined {
             member_id: member.member_id.clone(),
             generation: state.generation,
         }];
+        let (_, stale) = member
+            .coordinator
+            .group
+            .load_current_offsets(store)
+            .map_err(GroupError::from)?;
+        for s in stale {
+            if config.member.topics.contains(&s.topic) {
+                events.push(GroupEvent::StaleOffsets {
+                    topic: s.topic,
+                    partitions: s.partitions,
+                });
+            }
+        }
         Ok(GroupConsumer {
             store: store.clone(),
             member,

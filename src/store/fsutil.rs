@@ -93,6 +93,23 @@ pub fn grow_zeroed(buf: &mut Vec<u8>, len: usize) {
     *buf = grown;
 }
 
+/// The identity (device, inode) of a directory: a topic deleted and created again under the
+/// same name has new directories, so a reader or writer can tell that its topic is gone.
+pub fn dir_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// Whether `path` is still the directory whose identity was `identity`.
+pub fn same_dir(path: &Path, identity: (u64, u64)) -> std::io::Result<bool> {
+    match dir_identity(path) {
+        Ok(now) => Ok(now == identity),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::grow_zeroed;
