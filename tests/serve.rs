@@ -808,3 +808,53 @@ const kafka = new Kafka({ brokers: [process.env.BOOTSTRAP], logLevel: logLevel.E
     values.sort();
     assert_eq!(values, ["x", "y"]);
 }
+
+#[test]
+fn compressed_batches_are_stored_as_sent_or_refused_whole() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    let server = Server::start(&store, &[]);
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("z-{codec}");
+        store.create_topic(&topic, 3, &[]);
+        let out = peers::python(
+            &python,
+            &server,
+            &format!(
+                r#"
+import os
+from confluent_kafka import Producer
+p = Producer({{"bootstrap.servers": os.environ["BOOTSTRAP"], "compression.codec": "{codec}",
+              "partitioner": "murmur2_random", "enable.idempotence": True, "linger.ms": 20}})
+errors = set()
+def done(err, msg):
+    if err is not None:
+        errors.add(err.name())
+for i in range(50):
+    k = f"{codec}{{i}}"
+    p.produce("{topic}", key=k.encode(), value=(f"value-of-{{k}}" + " " * 0).encode(),
+              headers=[("pad", b"x" * 200)], on_delivery=done)
+p.flush(30)
+print(",".join(sorted(errors)))
+"#
+            ),
+        );
+        let errors = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let keys: Vec<String> = (0..50).map(|i| format!("{codec}{i}")).collect();
+        if errors.is_empty() {
+            // The store reads this codec: stored as sent, read by spool on its partitions.
+            check_keyed(&store, &topic, 3, &keys);
+        } else {
+            // It does not (yet): refused with Kafka's code, and nothing half-stored.
+            assert_eq!(errors, "UNSUPPORTED_COMPRESSION_TYPE", "{codec}");
+            assert!(spool_records(&store, &topic).is_empty());
+        }
+        store
+            .spool()
+            .args(["topic", "verify", &topic])
+            .assert()
+            .success();
+    }
+}

@@ -305,9 +305,9 @@ pub(crate) use kafka_protocol::ResponseError as KafkaError;
 /// The error code a Kafka broker answers for a store error.
 pub(crate) fn error_code(e: &StoreError) -> i16 {
     match e {
-        StoreError::TopicNotFound(_) | StoreError::PartitionNotFound { .. } => {
-            KafkaError::UnknownTopicOrPartition.code()
-        }
+        StoreError::TopicNotFound(_)
+        | StoreError::PartitionNotFound { .. }
+        | StoreError::TopicDeleted { .. } => KafkaError::UnknownTopicOrPartition.code(),
         StoreError::Name(_) => KafkaError::InvalidTopicException.code(),
         StoreError::Config(_) => KafkaError::InvalidConfig.code(),
         StoreError::TopicExists(_) => KafkaError::TopicAlreadyExists.code(),

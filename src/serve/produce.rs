@@ -4,7 +4,8 @@
 //! idempotent producers) and appended as it came, through the same [`PartitionWriter`] as
 //! `spool produce`, which writes the base offset in; the leader epoch (0) is written here.
 //! Neither is covered by the CRC, and no record is decoded or re-encoded, so compressed batches
-//! are stored as sent. acks=1 and acks=-1 are answered after the append (and its fsync with
+//! are stored as sent, for every codec the store's readers decode (one they cannot is refused
+//! with UNSUPPORTED_COMPRESSION_TYPE rather than stored unreadable). acks=1 and acks=-1 are answered after the append (and its fsync with
 //! `--fsync batch`); acks=0 is not answered.
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use kafka_protocol::messages::{
 
 use super::sequence::{Check, Windows};
 use super::{error_code, Broker, KafkaError};
-use crate::store::batch::{BatchError, BatchHeader};
+use crate::store::batch::{Batch, BatchError, BatchHeader};
 use crate::store::raw::{self, ProducerFields};
 use crate::store::{fsutil, PartitionWriter, StoreError, SyncPolicy, Topic};
 
@@ -184,10 +185,16 @@ fn append(
             Check::Fenced => return Err(KafkaError::InvalidProducerEpoch.code()),
         }
     }
-    let appended = slot
-        .writer
-        .append(&mut batch, fsutil::now_ms())
-        .map_err(|e| error_code(&e))?;
+    let appended = match slot.writer.append(&mut batch, fsutil::now_ms()) {
+        Ok(a) => a,
+        Err(e) => {
+            drop(slot);
+            if matches!(e, StoreError::TopicDeleted { .. }) {
+                broker.writers.forget_topic(&topic.meta.id);
+            }
+            return Err(error_code(&e));
+        }
+    };
     if idempotent {
         if let Some(w) = slot.windows.as_mut() {
             w.record(fields, header.records_count, appended.base_offset);
@@ -199,23 +206,28 @@ fn append(
     Ok(appended.base_offset)
 }
 
-/// The checks a broker makes of a produced batch before storing it unchanged.
+/// The checks a broker makes of a produced batch before storing it unchanged: the store's own
+/// batch check (length, magic, CRC, attributes it can read), so that the server accepts
+/// exactly what spool's readers read. (A codec the store's readers cannot decode is refused
+/// with UNSUPPORTED_COMPRESSION_TYPE rather than stored unreadable.)
 fn check_batch(records: &[u8]) -> Result<BatchHeader, i16> {
     let corrupt = KafkaError::CorruptMessage.code();
-    let header = match BatchHeader::parse(records) {
-        Ok(h) => h,
+    let header = match Batch::parse(records) {
+        Ok(b) => b.header,
         Err(BatchError::BadMagic(_)) => return Err(KafkaError::UnsupportedForMessageFormat.code()),
+        Err(BatchError::UnsupportedAttributes(a)) if a & TRANSACTIONAL_OR_CONTROL != 0 => {
+            // Transactions are not provided.
+            return Err(KafkaError::UnsupportedVersion.code());
+        }
+        Err(BatchError::UnsupportedAttributes(_)) => {
+            return Err(KafkaError::UnsupportedCompressionType.code())
+        }
         Err(_) => return Err(corrupt),
     };
-    let total = header.total_len();
-    if total < records.len() {
+    if header.total_len() < records.len() {
         // Kafka takes exactly one batch per partition from a v2 producer.
         return Err(KafkaError::InvalidRecord.code());
     }
-    if total > records.len() {
-        return Err(corrupt);
-    }
-    raw::check_crc(records).map_err(|_| corrupt)?;
     if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
         return Err(KafkaError::InvalidRecord.code());
     }
