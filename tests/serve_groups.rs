@@ -361,3 +361,60 @@ const kafka = new Kafka({ brokers: [process.env.BOOTSTRAP], logLevel: logLevel.E
     let committed: i64 = common::committed(&store, "js").iter().map(|c| c.2).sum();
     assert_eq!(committed, 50);
 }
+
+#[test]
+fn stopping_the_server_hands_kafka_members_partitions_to_cli_members_at_once() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("handover", 2, &[]);
+    let mut server = Server::start(&store, &[]);
+    let _cli = {
+        let mut cmd = store.spool_process();
+        cmd.args(["consume", "handover", "--group", "ho", "-F", "%p %o %v\\n"]);
+        Collecting::spawn(cmd)
+    };
+    wait_for("the CLI member", Duration::from_secs(20), || {
+        live_members(&store, "ho").len() == 1
+    });
+    // A Kafka member with a long session: only its release, not its expiry, can free its
+    // partition within the wait below.
+    let mut cmd = Command::new(&python);
+    cmd.args([
+        "-u",
+        "-c",
+        r#"
+import os
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": os.environ["BOOTSTRAP"], "group.id": "ho",
+              "partition.assignment.strategy": "cooperative-sticky",
+              "session.timeout.ms": 45000, "heartbeat.interval.ms": 300})
+c.subscribe(["handover"])
+while True:
+    c.poll(0.2)
+"#,
+    ])
+    .env("BOOTSTRAP", &server.addr);
+    let _kafka = Collecting::spawn(cmd);
+    let owned = |store: &Store| -> Vec<usize> {
+        live_members(store, "ho")
+            .iter()
+            .map(|m| m["owned"].as_array().map_or(0, |o| o.len()))
+            .collect()
+    };
+    wait_for("one partition each", Duration::from_secs(30), || {
+        owned(&store) == [1, 1]
+    });
+    let status = server.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    let stopped = Instant::now();
+    wait_for("the CLI member to own both", Duration::from_secs(20), || {
+        owned(&store) == [2]
+    });
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "the handover waited {:?}",
+        stopped.elapsed()
+    );
+}
