@@ -858,3 +858,38 @@ print(",".join(sorted(errors)))
             .success();
     }
 }
+
+#[test]
+fn a_thousand_idle_connections_leave_the_server_serving() {
+    let store = Store::new();
+    store.create_topic("busy", 1, &[]);
+    let server = Server::start(&store, &[]);
+    // This test process needs a descriptor per connection too.
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(&server.addr).expect("connect"))
+        .collect();
+    // Each idle connection is a parked thread: the server still answers at once.
+    let started = Instant::now();
+    let mut c = RawClient::connect(&server);
+    let Some(ResponseKind::ApiVersions(v)) = c.request(
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    ) else {
+        panic!("no answer with 1000 idle connections");
+    };
+    assert_eq!(v.error_code, 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let (code, offset) =
+        produce_answer(&mut c, produce_request("busy", 0, batch(2, -1, -1, -1), -1));
+    assert_eq!((code, offset), (0, 0));
+    drop(idle);
+    assert_eq!(spool_records(&store, "busy").len(), 2);
+}

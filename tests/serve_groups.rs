@@ -409,9 +409,11 @@ while True:
     let status = server.stop_with(libc::SIGTERM);
     assert!(status.success(), "{status:?}");
     let stopped = Instant::now();
-    wait_for("the CLI member to own both", Duration::from_secs(20), || {
-        owned(&store) == [2]
-    });
+    wait_for(
+        "the CLI member to own both",
+        Duration::from_secs(20),
+        || owned(&store) == [2],
+    );
     assert!(
         stopped.elapsed() < Duration::from_secs(15),
         "the handover waited {:?}",

@@ -104,6 +104,7 @@ pub fn run(ctx: &Context, a: ServeArgs) -> anyhow::Result<ExitCode> {
     // Before any thread exists, so every thread inherits the mask and the signals are
     // taken by the waiting thread alone.
     let signals = block_shutdown_signals();
+    raise_descriptor_limit();
     let server = Server::bind(ctx.store.clone(), options).context("spool serve")?;
     let local = server.local_addr().context("spool serve")?;
     let (host, port) = server.advertised();
@@ -134,6 +135,19 @@ pub fn run(ctx: &Context, a: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("spool serve: starting the signal thread")?;
     server.run().context("spool serve")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Lifts the soft limit on open descriptors to the hard one: each connection holds one, and
+/// the usual soft limit of 1024 would refuse the thousandth idle client.
+fn raise_descriptor_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 fn block_shutdown_signals() -> libc::sigset_t {

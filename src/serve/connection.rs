@@ -18,11 +18,8 @@ pub struct Client {
 
 /// Serves one connection until the client leaves, sends something unusable, or the server
 /// shuts down.
-pub fn serve(broker: &Broker, stream: TcpStream, peer: SocketAddr) {
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::with_capacity(64 << 10, read_half);
+pub fn serve(broker: &Broker, stream: &TcpStream, peer: SocketAddr) {
+    let mut reader = BufReader::with_capacity(64 << 10, stream);
     let mut writer = BufWriter::with_capacity(64 << 10, stream);
     let mut client = Client {
         peer,
@@ -75,7 +72,7 @@ pub fn serve(broker: &Broker, stream: TcpStream, peer: SocketAddr) {
 }
 
 fn respond(
-    writer: &mut BufWriter<TcpStream>,
+    writer: &mut BufWriter<&TcpStream>,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,

@@ -434,6 +434,7 @@ pub fn sync_group(broker: &Broker, request: SyncGroupRequest, _version: i16) -> 
         request.group_id.as_str(),
         request.member_id.as_str(),
         request.generation_id,
+        &|| broker.shutting_down(),
     ) {
         Ok(assigned) => SyncGroupResponse::default()
             .with_protocol_type(request.protocol_type)

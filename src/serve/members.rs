@@ -248,6 +248,7 @@ impl KafkaMembers {
         group: &str,
         member_id: &str,
         generation: i32,
+        stopping: &dyn Fn() -> bool,
     ) -> Result<Vec<TopicPartition>, MemberError> {
         let member = self
             .get(group, member_id)
@@ -289,8 +290,13 @@ impl KafkaMembers {
             if !m.eager || owned.len() == target.len() || Instant::now() >= deadline {
                 return Ok(owned);
             }
+            if stopping() {
+                return Err(MemberError::RebalanceInProgress);
+            }
             drop(m);
-            std::thread::sleep(Duration::from_millis(10));
+            // The members still to give up partitions do so within their heartbeat interval
+            // (CLI members at once, on the change notification).
+            std::thread::sleep(Duration::from_millis(25));
             m = member.lock().unwrap_or_else(|e| e.into_inner());
         }
     }

@@ -40,7 +40,8 @@ mod topics;
 mod wake;
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,11 +127,13 @@ impl Broker {
     }
 }
 
-/// Connections being served, so that shutdown can stop them reading.
+/// Connections being served, so that shutdown can stop them reading: their descriptors, each
+/// removed (under the lock) before its socket is closed, so a descriptor here is always the
+/// connection's own.
 #[derive(Default)]
 struct Connections {
     next_id: AtomicU64,
-    open: Mutex<HashMap<u64, TcpStream>>,
+    open: Mutex<HashMap<u64, RawFd>>,
 }
 
 /// Stops a running [`Server`] from another thread (a signal handler's thread).
@@ -157,9 +160,12 @@ impl ShutdownHandle {
             .open
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for stream in open.values() {
+        for &fd in open.values() {
             // Reading ends; the response being prepared can still be written.
-            let _ = stream.shutdown(std::net::Shutdown::Read);
+            // SAFETY: the descriptor is open (see `Connections`).
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RD);
+            }
         }
         self.broker.wake.wake_all();
     }
@@ -222,7 +228,6 @@ impl Server {
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        use std::os::fd::AsRawFd;
         ShutdownHandle {
             broker: Arc::clone(&self.broker),
             connections: Arc::clone(&self.connections),
@@ -250,25 +255,24 @@ impl Server {
             }
             let _ = stream.set_nodelay(true);
             let id = self.connections.next_id.fetch_add(1, Ordering::Relaxed);
-            if let Ok(clone) = stream.try_clone() {
-                self.connections
-                    .open
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, clone);
-            }
+            self.connections
+                .open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, stream.as_raw_fd());
             let broker = Arc::clone(&self.broker);
             let connections = Arc::clone(&self.connections);
             let spawned = std::thread::Builder::new()
                 .name(format!("conn-{id}"))
                 .stack_size(256 << 10)
                 .spawn(move || {
-                    connection::serve(&broker, stream, peer);
+                    connection::serve(&broker, &stream, peer);
                     connections
                         .open
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&id);
+                    drop(stream);
                 });
             match spawned {
                 Ok(handle) => threads.push(handle),
