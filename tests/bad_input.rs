@@ -56,6 +56,9 @@ fn base(path: &str, heading: Option<&str>) -> Base {
             &[&["--group", "g"], &["--topic", "t"], &["--to-earliest"]],
         ),
         "completions" => b(&["bash"], &[]),
+        // A server runs until stopped: an address nobody can bind makes each run end at once,
+        // after every other option was parsed (and a bad --listen is the option under test).
+        "serve" => b(&[], &[&["--listen", "256.0.0.1:0"]]),
         other => panic!("no base invocation for `spool {other}`: add one to tests/bad_input.rs"),
     }
 }
