@@ -270,15 +270,18 @@ impl Store {
             return Err(StoreError::TopicNotFound(name.to_owned()));
         }
         self.ensure_created()?;
-        // Under every partition's lock, so an append is either complete before the topic goes
-        // (and counted by its producer) or finds it gone (and fails): none lands in a topic
-        // already deleted.
+        // Under every partition's lock, a tombstone where the head was: an append is either
+        // complete before the topic goes (and counted by its producer) or finds the tombstone
+        // (and fails): none lands in a topic already deleted.
         let topic = Topic::load(&dir)?;
         let mut locks = Vec::new();
         for p in topic.partitions() {
             let path = p.dir.join(head::LOCK_FILE);
             match lock::OwnedLock::acquire_path(&path) {
-                Ok(l) => locks.push(l),
+                Ok(l) => {
+                    head::Head::store_tombstone(l.file()).at("write", &path)?;
+                    locks.push(l);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).at("lock", &path),
             }
