@@ -710,10 +710,10 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     }
     if !deleted.is_empty() {
         let names: Vec<String> = deleted.iter().map(|g| format!("'{g}'")).collect();
-        println!(
+        outln!(
             "Deletion of requested consumer groups ({}) was successful.",
             names.join(", ")
-        );
+        )?;
     }
     if failed.len() == 1 && deleted.is_empty() {
         let (_, e) = failed.pop().expect("one failure");

@@ -13,6 +13,16 @@
 //! definitions; [`complete`] is `spool completions` and answers the shells' completion requests,
 //! with topic and group names from the store.
 
+/// `println!` that returns the write's `io::Result` instead of panicking: a closed stdout
+/// (`spool topic describe t | true`) becomes a broken-pipe error, which [`main`] turns into a
+/// quiet exit 0, as for `spool consume | head`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 pub mod complete;
 pub mod consume;
 pub mod consume_group;

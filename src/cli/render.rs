@@ -99,18 +99,19 @@ pub fn print_table(t: &Table) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Prints a value as JSON (pretty) or YAML.
+/// Prints a value as JSON (pretty) or YAML. The text is rendered first and written in one go,
+/// so a closed stdout is a plain `io::Error` (broken pipe, a quiet exit 0), not one wrapped in
+/// a serializer's error.
 pub fn print_data<T: Serialize + ?Sized>(format: OutputFormat, value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match format {
-        OutputFormat::Json | OutputFormat::Table => {
-            serde_json::to_writer_pretty(&mut out, value)?;
-            writeln!(out)?;
-        }
-        OutputFormat::Yaml => {
-            out.write_all(serde_yaml::to_string(value)?.as_bytes())?;
-        }
+    let mut text = match format {
+        OutputFormat::Json | OutputFormat::Table => serde_json::to_string_pretty(value)?,
+        OutputFormat::Yaml => serde_yaml::to_string(value)?,
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
     }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
 }

@@ -96,7 +96,7 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(StoreError::TopicExists(_)) if a.if_not_exists => {
             if a.output == OutputFormat::Table {
-                println!("Topic {} already exists.", a.topic);
+                outln!("Topic {} already exists.", a.topic)?;
                 return Ok(ExitCode::SUCCESS);
             }
             ctx.store.topic(&a.topic)?
@@ -104,7 +104,7 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     match a.output {
-        OutputFormat::Table => println!(
+        OutputFormat::Table => outln!(
             "Created topic {} with {} partition{}.",
             topic.name(),
             topic.partition_count(),
@@ -113,7 +113,7 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
             } else {
                 "s"
             }
-        ),
+        )?,
         f => render::print_data(f, &describe_topic(&topic)?)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -238,12 +238,12 @@ fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
     }
     for (i, d) in descriptions.iter().enumerate() {
         if i > 0 {
-            println!();
+            outln!()?;
         }
-        println!("Topic:       {}", d.name);
-        println!("TopicId:     {}", d.id);
-        println!("Created:     {}", d.created_at);
-        println!("Partitions:  {}", d.partition_count);
+        outln!("Topic:       {}", d.name)?;
+        outln!("TopicId:     {}", d.id)?;
+        outln!("Created:     {}", d.created_at)?;
+        outln!("Partitions:  {}", d.partition_count)?;
         let configs = if d.configs.is_empty() {
             "(defaults: keep forever, 1GiB segments)".to_owned()
         } else {
@@ -253,8 +253,8 @@ fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        println!("Configs:     {configs}");
-        println!();
+        outln!("Configs:     {configs}")?;
+        outln!()?;
         let mut t = render::table(&[
             "PARTITION",
             "LOG-START-OFFSET",
@@ -308,19 +308,19 @@ fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
         let before = topic.partition_count();
         topic = ctx.store.add_partitions(&a.topic, n)?;
         if before != topic.partition_count() {
-            println!(
+            outln!(
                 "Topic {} now has {} partitions (was {before}).",
                 a.topic,
                 topic.partition_count()
-            );
+            )?;
         } else {
-            println!("Topic {} already has {before} partitions.", a.topic);
+            outln!("Topic {} already has {before} partitions.", a.topic)?;
         }
     }
     if !a.configs.is_empty() {
         let changes: BTreeMap<String, String> = a.configs.into_iter().collect();
         ctx.store.alter_configs(&a.topic, &changes)?;
-        println!("Updated the configs of topic {}.", a.topic);
+        outln!("Updated the configs of topic {}.", a.topic)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -346,7 +346,7 @@ pub struct DeleteArgs {
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     for name in &a.topics {
         match ctx.store.delete_topic(name) {
-            Ok(()) => println!("Deleted topic {name}."),
+            Ok(()) => outln!("Deleted topic {name}.")?,
             Err(StoreError::TopicNotFound(_)) if a.if_exists => {}
             Err(e) => return Err(e.into()),
         }
@@ -410,20 +410,24 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     "DAMAGED"
                 };
-                println!(
+                outln!(
                     "{}/{}: {status} ({} segments, {} batches, {} records)",
-                    r.topic, p.partition, p.segments, p.batches, p.records
-                );
+                    r.topic,
+                    p.partition,
+                    p.segments,
+                    p.batches,
+                    p.records
+                )?;
                 for problem in &p.problems {
-                    println!(
+                    outln!(
                         "  {} at byte {}: {}",
                         problem.file.display(),
                         problem.position,
                         problem.message
-                    );
+                    )?;
                 }
                 for repair in &p.repairs {
-                    println!("  repaired: {repair}");
+                    outln!("  repaired: {repair}")?;
                 }
             }
         }
