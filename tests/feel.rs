@@ -138,3 +138,147 @@ fn every_command_that_prints_exits_0_quietly_when_stdout_is_closed() {
     // And the records were produced: a closed stdout is no reason to lose them.
     assert!(common::lines(&s.consume("orders", &[])).contains(&"x".to_owned()));
 }
+
+#[test]
+fn a_store_is_created_only_in_a_missing_or_empty_directory() {
+    let s = Store::new();
+    // A directory with someone else's files is refused, and nothing is written into it.
+    let foreign = s.tmp.path().join("etc");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("passwd"), "root:x:0:0\n").unwrap();
+    for args in [
+        &["produce", "t"][..],
+        &["topic", "create", "t"],
+        &["topic", "list"],
+        &["consume", "t", "-e", "--group", "g"],
+        &["group", "list"],
+    ] {
+        s.spool()
+            .arg("--dir")
+            .arg(&foreign)
+            .args(args)
+            .write_stdin("x\n")
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains(format!(
+                "error: {} is not a spool store (it has no spool.yaml and is not empty)",
+                foreign.display()
+            )))
+            .stderr(predicates::str::contains(
+                "hint: spool creates a store only in a missing or empty directory",
+            ));
+        let names: Vec<_> = std::fs::read_dir(&foreign)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["passwd"], "spool {args:?} wrote into {foreign:?}");
+    }
+    // Through $SPOOL_DIR too.
+    s.spool()
+        .env("SPOOL_DIR", &foreign)
+        .args(["topic", "create", "t"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("is not a spool store"));
+    // A missing directory and an empty one become stores; an existing store stays usable.
+    let empty = s.tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for dir in [s.tmp.path().join("missing/deeper"), empty] {
+        s.spool()
+            .arg("--dir")
+            .arg(&dir)
+            .args(["produce", "t", "-q"])
+            .write_stdin("x\n")
+            .assert()
+            .success();
+        s.spool()
+            .arg("--dir")
+            .arg(&dir)
+            .args(["consume", "t", "-e", "-q"])
+            .assert()
+            .success()
+            .stdout("x\n");
+    }
+}
+
+#[test]
+fn a_store_path_that_is_a_file_is_not_a_directory() {
+    let s = Store::new();
+    let file = s.tmp.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    for args in [&["topic", "list"][..], &["produce", "t"]] {
+        s.spool()
+            .env("SPOOL_DIR", &file)
+            .args(args)
+            .write_stdin("x\n")
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains(format!(
+                "error: the store directory {} is not a directory",
+                file.display()
+            )))
+            .stderr(predicates::str::contains(
+                "hint: point --dir or $SPOOL_DIR at a directory",
+            ));
+    }
+}
+
+#[test]
+fn an_empty_spool_dir_is_unset() {
+    let s = Store::new();
+    let data = s.tmp.path().join("data");
+    s.spool()
+        .env("SPOOL_DIR", "")
+        .env("XDG_DATA_HOME", &data)
+        .args(["produce", "t", "-q"])
+        .write_stdin("x\n")
+        .assert()
+        .success();
+    assert!(data.join("spool").join("spool.yaml").exists());
+}
+
+#[test]
+fn not_found_errors_name_the_store_that_was_searched() {
+    let s = Store::new();
+    s.create_topic("orders", 1, &[]);
+    let store = s.dir().display().to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (&["consume", "nope", "-e"], "topic 'nope' does not exist"),
+        (
+            &["topic", "describe", "nope"],
+            "topic 'nope' does not exist",
+        ),
+        (&["topic", "delete", "nope"], "topic 'nope' does not exist"),
+        (
+            &["topic", "alter", "nope", "-p", "2"],
+            "topic 'nope' does not exist",
+        ),
+        (&["topic", "verify", "nope"], "topic 'nope' does not exist"),
+        (
+            &["produce", "nope", "--no-create"],
+            "topic 'nope' does not exist",
+        ),
+        (
+            &["group", "describe", "nope"],
+            "consumer group 'nope' does not exist",
+        ),
+        (
+            &["group", "delete", "nope"],
+            "consumer group 'nope' does not exist",
+        ),
+        (
+            &["group", "delete-offsets", "nope", "--topic", "orders"],
+            "consumer group 'nope' does not exist",
+        ),
+    ];
+    for (args, what) in cases {
+        s.spool()
+            .args(*args)
+            .write_stdin("x\n")
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains(format!(
+                "{what} in the store at {store}"
+            )));
+    }
+}

@@ -4,8 +4,8 @@
 //!
 //! Conventions (also stated in the README's Development section):
 //! - the output is stdout and stderr together, as a terminal shows them;
-//! - timestamps, epoch milliseconds, topic ids, member-id suffixes and sizes are masked on both
-//!   sides, trailing spaces are dropped and runs of spaces compare as one;
+//! - timestamps, epoch milliseconds, topic ids, member-id suffixes, sizes and the store's path
+//!   are masked on both sides, trailing spaces are dropped and runs of spaces compare as one;
 //! - `…` in the README matches anything within a line, and a line of only `…` any lines;
 //! - a block right after `<!-- readme-test: skip ... -->` is not run; one after
 //!   `<!-- readme-test: run NAME -->` is replaced by the scripted step NAME below, which does
@@ -88,7 +88,8 @@ fn blocks(text: &str) -> Vec<Block> {
 
 /// Masks what differs from run to run, and evens out spacing.
 fn normalize(text: &str) -> String {
-    let masks: [(&str, &str); 5] = [
+    let masks: [(&str, &str); 6] = [
+        (r"(in the store at )\S+", "${1}<DIR>"),
         (
             r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
             "<TIME>",

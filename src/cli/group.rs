@@ -282,8 +282,9 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
                 None => {
                     let colour = render::colour_stderr();
                     notices.push(format!(
-                        "{} consumer group '{g}' does not exist",
-                        render::paint(colour, render::ERROR, "error:")
+                        "{} consumer group '{g}' does not exist {}",
+                        render::paint(colour, render::ERROR, "error:"),
+                        super::in_store(&ctx.store)
                     ));
                     notices.push(format!(
                         "{} {}",

@@ -135,6 +135,10 @@ pub fn main() -> ExitCode {
 }
 
 pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
+    // `SPOOL_DIR=` (set but empty) means unset, as for XDG_DATA_HOME, not "--dir needs a value".
+    if std::env::var_os("SPOOL_DIR").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("SPOOL_DIR");
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -239,6 +243,9 @@ pub fn report_error_in(e: &anyhow::Error, store: Option<&Store>) {
             message.push_str(part);
         }
     }
+    if let Some(store) = store {
+        message = name_the_store(message, e, store);
+    }
     let colour = render::colour_stderr();
     eprintln!(
         "{} {message}",
@@ -247,6 +254,30 @@ pub fn report_error_in(e: &anyhow::Error, store: Option<&Store>) {
     if let Some(hint) = hint_for(e, store) {
         eprintln!("{} {hint}", render::paint(colour, render::HINT, "hint:"));
     }
+}
+
+/// Adds the store to a "does not exist" message: a terminal that forgot `$SPOOL_DIR` looks in
+/// another store, and the message should say which one was searched.
+fn name_the_store(message: String, e: &anyhow::Error, store: &Store) -> String {
+    let missing = e.chain().find(|c| {
+        matches!(store_error(*c), Some(StoreError::TopicNotFound(_)))
+            || matches!(
+                c.downcast_ref::<crate::group::reset::AdminError>(),
+                Some(crate::group::reset::AdminError::NotFound(_))
+            )
+    });
+    match missing {
+        Some(cause) => {
+            let text = cause.to_string();
+            message.replacen(&text, &format!("{text} {}", in_store(store)), 1)
+        }
+        None => message,
+    }
+}
+
+/// `in the store at DIR`, for messages about something missing.
+pub fn in_store(store: &Store) -> String {
+    format!("in the store at {}", store.root().display())
 }
 
 /// Up to three names of `candidates` close to `name` (edit distance), closest first.
@@ -341,6 +372,12 @@ fn hint_for(e: &anyhow::Error, store: Option<&Store>) -> Option<String> {
                 }
                 StoreError::PartitionNotFound { topic, .. } => {
                     return Some(format!("`spool topic describe {topic}` lists its partitions; `spool topic alter {topic} --partitions N` adds some"))
+                }
+                StoreError::NotADirectory { .. } => {
+                    return Some("point --dir or $SPOOL_DIR at a directory: a missing or empty one becomes a new store".into())
+                }
+                StoreError::NotAStore { path } => {
+                    return Some(format!("spool creates a store only in a missing or empty directory: use a new one, e.g. --dir {}", path.join("spool").display()))
                 }
                 StoreError::FormatTooNew { .. } => {
                     return Some("install a newer spool, or use another store with --dir".into())

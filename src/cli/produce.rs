@@ -259,7 +259,7 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e @ StoreError::TopicNotFound(_)) => {
             return Err(super::Hinted {
-                message: e.to_string(),
+                message: format!("{e} {}", super::in_store(&ctx.store)),
                 hint: format!(
                     "create it with `spool topic create {}`, or drop --no-create",
                     a.topic
