@@ -282,3 +282,71 @@ fn not_found_errors_name_the_store_that_was_searched() {
             )));
     }
 }
+
+/// Runs `spool ARGS` in a pseudo-terminal of `columns` columns (0: one that reports no size,
+/// as `script` makes without a terminal around it) and returns what it printed.
+fn in_terminal(store: &Store, columns: u16, args: &str) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("spool");
+    let resize = if columns > 0 {
+        format!("stty cols {columns} rows 50; ")
+    } else {
+        "stty cols 0 rows 0; ".to_owned()
+    };
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("{resize}{} {args}", bin.display()))
+        .arg("/dev/null")
+        .env("SPOOL_DIR", store.dir())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn a_terminal_of_unknown_width_gets_whole_columns() {
+    let s = Store::new();
+    s.create_topic("orders", 3, &[]);
+    let out = in_terminal(&s, 0, "topic list");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("TOPIC"), "{out}");
+    assert!(lines[1].starts_with("orders "), "{out}");
+}
+
+#[test]
+fn timestamps_and_ids_never_wrap_on_a_narrow_terminal() {
+    let s = Store::new();
+    s.create_topic("orders", 3, &[]);
+    s.produce("orders", "a:1\nb:2\nc:3\n", &["-K", ":"]);
+    let out = in_terminal(&s, 80, "topic describe orders");
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").unwrap();
+    let whole = out
+        .lines()
+        .filter(|l| time.find_iter(l).count() == 2)
+        .count();
+    // Three partitions, two of them with records: each row shows both timestamps whole.
+    assert!(whole >= 2, "timestamps split:\n{out}");
+
+    let mut member = s.spool_process();
+    member.args(["consume", "orders", "--group", "billing"]);
+    let member = common::process::Running::spawn(member);
+    member.wait_stderr("Reading orders/", std::time::Duration::from_secs(30));
+    let id = member
+        .stderr_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("Joined group billing as "))
+        .and_then(|l| l.split(' ').next())
+        .expect("member id")
+        .to_owned();
+    for args in ["group describe billing --members", "group describe billing"] {
+        let out = in_terminal(&s, 80, args);
+        assert!(
+            out.lines().any(|l| l.contains(&id)),
+            "{args}: {id} split over lines:\n{out}"
+        );
+    }
+    member.signal(libc::SIGINT);
+}
