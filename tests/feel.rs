@@ -350,3 +350,70 @@ fn timestamps_and_ids_never_wrap_on_a_narrow_terminal() {
     }
     member.signal(libc::SIGINT);
 }
+
+#[test]
+fn one_corrupt_topic_yaml_does_not_hide_the_other_topics() {
+    let s = Store::new();
+    s.create_topic("alpha", 1, &[]);
+    s.create_topic("broken", 2, &[]);
+    s.create_topic("gamma", 3, &[]);
+    std::fs::write(
+        s.dir().join("topics/broken/topic.yaml"),
+        "partitions: [nonsense\n",
+    )
+    .unwrap();
+    let out = s.spool().args(["topic", "list"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines = common::lines(&out.stdout);
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[1].starts_with("alpha "), "{stdout}");
+    assert!(lines[2].starts_with("broken (DAMAGED) "), "{stdout}");
+    assert!(lines[3].starts_with("gamma "), "{stdout}");
+    assert!(
+        stderr.contains("error: 1 topic could not be read: broken: ")
+            && stderr.contains("topic.yaml"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the other topics are listed"),
+        "{stderr}"
+    );
+    // As JSON, the damaged topic carries its error and no numbers.
+    let out = s
+        .spool()
+        .args(["topic", "list", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let topics = v.as_array().unwrap();
+    assert_eq!(topics.len(), 3);
+    assert_eq!(topics[0]["partitions"], 1);
+    assert!(topics[1]["partitions"].is_null());
+    assert!(topics[1]["error"].as_str().unwrap().contains("topic.yaml"));
+    assert_eq!(topics[2]["partitions"], 3);
+}
+
+#[test]
+fn topic_commands_take_quiet() {
+    let s = Store::new();
+    let quiet = |args: &[&str]| {
+        s.spool()
+            .args(args)
+            .arg("-q")
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+    };
+    quiet(&["topic", "list"]);
+    quiet(&["topic", "create", "t", "-p", "2"]);
+    quiet(&["topic", "create", "t", "--if-not-exists"]);
+    quiet(&["topic", "alter", "t", "-p", "3"]);
+    quiet(&["topic", "alter", "t", "--config", "retention.ms=60000"]);
+    quiet(&["topic", "verify", "t"]);
+    quiet(&["topic", "prune", "t"]);
+    quiet(&["topic", "delete", "t"]);
+}

@@ -71,6 +71,9 @@ pub struct CreateArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
@@ -96,7 +99,9 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(StoreError::TopicExists(_)) if a.if_not_exists => {
             if a.output == OutputFormat::Table {
-                outln!("Topic {} already exists.", a.topic)?;
+                if !a.quiet {
+                    outln!("Topic {} already exists.", a.topic)?;
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             ctx.store.topic(&a.topic)?
@@ -104,6 +109,7 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     match a.output {
+        OutputFormat::Table if a.quiet => {}
         OutputFormat::Table => outln!(
             "Created topic {} with {} partition{}.",
             topic.name(),
@@ -129,50 +135,99 @@ pub struct ListArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Serialize)]
 struct TopicSummary {
     name: String,
-    partitions: i32,
-    records: i64,
-    size_bytes: u64,
+    partitions: Option<i32>,
+    records: Option<i64>,
+    size_bytes: Option<u64>,
+    /// Why the topic could not be read (a damaged topic.yaml), when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
-fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
-    let mut summaries = Vec::new();
-    for name in ctx.store.list_topics()? {
-        let topic = ctx.store.topic(&name)?;
-        let infos = partition_infos(&topic)?;
-        summaries.push(TopicSummary {
-            name,
-            partitions: topic.partition_count(),
-            records: infos
+fn summarize(ctx: &Context, name: &str) -> anyhow::Result<TopicSummary> {
+    let topic = ctx.store.topic(name)?;
+    let infos = partition_infos(&topic)?;
+    Ok(TopicSummary {
+        name: name.to_owned(),
+        partitions: Some(topic.partition_count()),
+        records: Some(
+            infos
                 .iter()
                 .map(|i| i.log_end_offset - i.log_start_offset)
                 .sum(),
-            size_bytes: infos.iter().map(|i| i.size_bytes).sum(),
-        });
-    }
+        ),
+        size_bytes: Some(infos.iter().map(|i| i.size_bytes).sum()),
+        error: None,
+    })
+}
+
+fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
+    // A topic that cannot be read is listed as damaged: one bad topic.yaml must not hide the
+    // others.
+    let summaries: Vec<TopicSummary> = ctx
+        .store
+        .list_topics()?
+        .into_iter()
+        .map(|name| {
+            summarize(ctx, &name).unwrap_or_else(|e| TopicSummary {
+                name,
+                partitions: None,
+                records: None,
+                size_bytes: None,
+                error: Some(format!("{e:#}")),
+            })
+        })
+        .collect();
+    let damaged: Vec<&TopicSummary> = summaries.iter().filter(|s| s.error.is_some()).collect();
     if a.output != OutputFormat::Table {
         render::print_data(a.output, &summaries)?;
+    } else if summaries.is_empty() {
+        if !a.quiet {
+            eprintln!("No topics in {}.", ctx.store.root().display());
+        }
+    } else {
+        let mut t = render::table(&["TOPIC", "PARTITIONS", "RECORDS", "SIZE"]);
+        for s in &summaries {
+            let mut name = s.name.clone();
+            if s.error.is_some() {
+                name.push_str(" (DAMAGED)");
+            }
+            t.add_row(vec![
+                name,
+                render::or_dash(s.partitions),
+                render::or_dash(s.records),
+                render::or_dash(s.size_bytes.map(spec::format_size)),
+            ]);
+        }
+        render::print_table(&t)?;
+    }
+    if damaged.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    if summaries.is_empty() {
-        eprintln!("No topics in {}.", ctx.store.root().display());
-        return Ok(ExitCode::SUCCESS);
+    let details: Vec<String> = damaged
+        .iter()
+        .map(|s| format!("{}: {}", s.name, s.error.as_deref().unwrap_or_default()))
+        .collect();
+    Err(super::Hinted {
+        message: format!(
+            "{} topic{} could not be read: {}",
+            damaged.len(),
+            if damaged.len() == 1 { "" } else { "s" },
+            details.join("; ")
+        ),
+        hint: format!(
+            "the other topics are listed; `spool topic describe {}` shows the damage, and a damaged topic.yaml can be restored from a backup or the topic deleted",
+            damaged[0].name
+        ),
     }
-    let mut t = render::table(&["TOPIC", "PARTITIONS", "RECORDS", "SIZE"]);
-    for s in &summaries {
-        t.add_row(vec![
-            s.name.clone(),
-            s.partitions.to_string(),
-            s.records.to_string(),
-            spec::format_size(s.size_bytes),
-        ]);
-    }
-    render::print_table(&t)?;
-    Ok(ExitCode::SUCCESS)
+    .into())
 }
 
 /// Describe topics: id, configs and, per partition, offsets, size and timestamps.
@@ -300,6 +355,9 @@ pub struct AlterArgs {
     /// Set a config as KEY=VALUE, or remove it with KEY= (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_change_arg)]
     pub configs: Vec<(String, String)>,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
@@ -307,7 +365,8 @@ fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = a.partitions {
         let before = topic.partition_count();
         topic = ctx.store.add_partitions(&a.topic, n)?;
-        if before != topic.partition_count() {
+        if a.quiet {
+        } else if before != topic.partition_count() {
             outln!(
                 "Topic {} now has {} partitions (was {before}).",
                 a.topic,
@@ -320,7 +379,9 @@ fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
     if !a.configs.is_empty() {
         let changes: BTreeMap<String, String> = a.configs.into_iter().collect();
         ctx.store.alter_configs(&a.topic, &changes)?;
-        outln!("Updated the configs of topic {}.", a.topic)?;
+        if !a.quiet {
+            outln!("Updated the configs of topic {}.", a.topic)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -341,11 +402,15 @@ pub struct DeleteArgs {
     /// Succeed when a topic does not exist.
     #[arg(long)]
     pub if_exists: bool,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     for name in &a.topics {
         match ctx.store.delete_topic(name) {
+            Ok(()) if a.quiet => {}
             Ok(()) => outln!("Deleted topic {name}.")?,
             Err(StoreError::TopicNotFound(_)) if a.if_exists => {}
             Err(e) => return Err(e.into()),
@@ -374,6 +439,9 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -405,6 +473,9 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         for r in &results {
             for p in &r.partitions {
+                if a.quiet && p.problems.is_empty() && p.repairs.is_empty() {
+                    continue;
+                }
                 let status = if p.problems.is_empty() {
                     "ok"
                 } else {
@@ -458,6 +529,9 @@ pub struct PruneArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -490,6 +564,9 @@ fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<ExitCode> {
     }
     if a.output != OutputFormat::Table {
         render::print_data(a.output, &results)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.quiet {
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = render::table(&[
