@@ -8,6 +8,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Stdio;
 
 use common::Store;
+use predicates::prelude::*;
 
 /// The write end of a pipe whose read end is already closed: any write to it fails with EPIPE.
 fn closed_pipe() -> OwnedFd {
@@ -416,4 +417,210 @@ fn topic_commands_take_quiet() {
     quiet(&["topic", "verify", "t"]);
     quiet(&["topic", "prune", "t"]);
     quiet(&["topic", "delete", "t"]);
+}
+
+/// Runs `spool LINE` (split at spaces) and returns (exit code, stderr).
+fn run_line(s: &Store, line: &str) -> (Option<i32>, String) {
+    let out = s
+        .spool()
+        .args(line.split(' '))
+        .write_stdin("")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn kcat_and_console_tool_habits_get_the_spool_command() {
+    let s = Store::new();
+    s.create_topic("orders", 1, &[]);
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "-C -t orders -o beginning -e",
+            "unexpected argument '-C' (kcat's consumer mode)",
+            "`spool consume orders -o beginning -e`",
+        ),
+        (
+            "-P -t orders",
+            "'-P' (kcat's producer mode)",
+            "`spool produce orders`",
+        ),
+        (
+            "-G billing orders",
+            "'-G' (kcat's group consumer)",
+            "`spool consume orders --group billing`",
+        ),
+        ("consume -t orders -e", "'-t'", "`spool consume orders -e`"),
+        (
+            "consume orders -c 5 -f %k=%s\\n",
+            "'-c' (kcat's message count)",
+            "`spool consume orders -n 5 -F '%k=%v\\n'`",
+        ),
+        (
+            "consume orders -J",
+            "'-J' (kcat's JSON envelope)",
+            "`spool consume orders --output json`",
+        ),
+        (
+            "consume --topic orders --from-beginning --property print.key=true",
+            "'--topic'",
+            "`spool consume orders -o earliest -F '%k\\t%v\\n'`",
+        ),
+        (
+            "consume orders --from-beginning --max-messages 1",
+            "'--from-beginning'",
+            "`spool consume orders -o earliest -n 1`",
+        ),
+        (
+            "produce orders --property parse.key=true --property key.separator=:",
+            "'--property'",
+            "`spool produce orders -K :`",
+        ),
+        (
+            "topic create t2 --partitions 3 --replication-factor 1",
+            "'--replication-factor'",
+            "`spool topic create t2 --partitions 3`; a spool store keeps one copy",
+        ),
+        (
+            "consume orders -b localhost:9092",
+            "'-b'",
+            "`spool consume orders`; spool works on a local store",
+        ),
+        (
+            "consume orders --bootstrap-server localhost:9092",
+            "'--bootstrap-server'",
+            "`spool consume orders`; spool works on a local store",
+        ),
+        (
+            "topic produce orders",
+            "'produce' is not a `spool topic` command",
+            "`spool produce orders`",
+        ),
+    ];
+    for (line, error, hint) in cases {
+        let (code, err) = run_line(&s, line);
+        assert_eq!(code, Some(2), "spool {line}: {err}");
+        let mut lines = err.lines();
+        let (e, h) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        assert!(
+            e.starts_with("error: ") && e.contains(error),
+            "spool {line}: {err}"
+        );
+        assert!(
+            h.starts_with("hint: ") && h.contains(hint),
+            "spool {line}: {err}"
+        );
+        assert!(!err.contains("-- -"), "spool {line}: clap's advice: {err}");
+        assert!(!err.contains("prune"), "spool {line}: {err}");
+    }
+    // Nothing was created or read.
+    s.spool()
+        .args(["topic", "list", "-o", "json"])
+        .assert()
+        .stdout(predicates::str::contains("t2").not());
+}
+
+#[test]
+fn consume_o_json_is_the_offset_with_a_pointer_to_output() {
+    let s = Store::new();
+    s.create_topic("orders", 1, &[]);
+    let (code, err) = run_line(&s, "consume orders -o json");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("`-o` is the offset here (as in kcat); did you mean `--output json`?"),
+        "{err}"
+    );
+    let (code, err) = run_line(&s, "consume orders -o yaml -e");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("`-o` is the offset here"), "{err}");
+}
+
+#[test]
+fn negative_numbers_mean_forever_or_say_the_valid_range() {
+    let s = Store::new();
+    s.create_topic("orders", 2, &[]);
+    for (line, says) in [
+        (
+            "consume orders -n -1 -e",
+            "expected a count of records (0 or more)",
+        ),
+        ("consume orders -p -1 -e", "partitions are numbered from 0"),
+        ("produce orders -p -1", "partitions are numbered from 0"),
+        (
+            "consume orders -p x -e",
+            "expected a partition number (0, 1, 2, ...), not \"x\"",
+        ),
+        (
+            "produce orders -p x",
+            "expected a partition number (0, 1, 2, ...), not \"x\"",
+        ),
+        ("topic create r --retention -5", "or -1 (forever)"),
+    ] {
+        let (code, err) = run_line(&s, line);
+        assert_eq!(code, Some(2), "spool {line}: {err}");
+        assert!(err.contains(says), "spool {line}: {err}");
+        assert!(!err.contains("unexpected argument"), "spool {line}: {err}");
+    }
+    // retention -1 is Kafka's forever, at creation and when altering.
+    s.spool()
+        .args([
+            "topic",
+            "create",
+            "r",
+            "--retention",
+            "-1",
+            "--retention-bytes",
+            "-1",
+        ])
+        .assert()
+        .success();
+    let v = s.describe("r");
+    assert_eq!(v["configs"]["retention.ms"], "-1");
+    assert_eq!(v["configs"]["retention.bytes"], "-1");
+    s.spool()
+        .args([
+            "topic",
+            "alter",
+            "r",
+            "--retention",
+            "7d",
+            "--retention-bytes",
+            "1KiB",
+        ])
+        .assert()
+        .success();
+    let v = s.describe("r");
+    assert_eq!(v["configs"]["retention.ms"], "604800000");
+    assert_eq!(v["configs"]["retention.bytes"], "1024");
+    s.spool()
+        .args(["topic", "alter", "r", "--retention", "-1"])
+        .assert()
+        .success();
+    assert_eq!(s.describe("r")["configs"]["retention.ms"], "-1");
+}
+
+#[test]
+fn a_config_given_twice_is_refused() {
+    let s = Store::new();
+    for line in [
+        "topic create t --config retention.ms=1000 --retention 7d",
+        "topic create t --config segment.bytes=1048576 --segment-bytes 2MiB",
+    ] {
+        let (code, err) = run_line(&s, line);
+        assert_eq!(code, Some(2), "spool {line}: {err}");
+        assert!(err.contains("both set"), "spool {line}: {err}");
+    }
+    s.create_topic("t", 1, &[]);
+    let (code, err) = run_line(
+        &s,
+        "topic alter t --config retention.ms=1000 --retention 7d",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--retention and --config retention.ms=... both set retention.ms"),
+        "{err}"
+    );
 }

@@ -52,7 +52,7 @@ pub struct ConsumeArgs {
     pub topics: Vec<String>,
 
     /// Read only this partition (repeatable) [default: all].
-    #[arg(short, long = "partition", value_name = "N", conflicts_with = "group")]
+    #[arg(short, long = "partition", value_name = "N", conflicts_with = "group", value_parser = super::partition_arg, allow_negative_numbers = true)]
     pub partitions: Vec<i32>,
 
     /// Where to start: earliest (beginning, start), latest (end), an offset N, -N (N records
@@ -76,7 +76,7 @@ pub struct ConsumeArgs {
     pub exit_at_end: bool,
 
     /// Exit after this many records.
-    #[arg(short = 'n', long, value_name = "N")]
+    #[arg(short = 'n', long, value_name = "N", value_parser = max_messages_arg, allow_negative_numbers = true)]
     pub max_messages: Option<u64>,
 
     /// Exit after this long without a new record.
@@ -119,7 +119,20 @@ pub enum RecordOutput {
 }
 
 fn parse_offset(s: &str) -> Result<OffsetSpec, String> {
+    // Everywhere else -o is the output format; here it is kcat's offset.
+    match s {
+        "json" => return Err("`-o` is the offset here (as in kcat); did you mean `--output json`?".into()),
+        "yaml" | "table" => return Err(format!("`-o` is the offset here (as in kcat); consume prints JSON lines with `--output json`, not {s}, and anything else with -F")),
+        _ => {}
+    }
     OffsetSpec::parse(s, fsutil::now_ms()).map_err(|e| e.to_string())
+}
+
+/// `-n`: a count of records, 0 or more.
+fn max_messages_arg(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("expected a count of records (0 or more), not {s:?}"))
 }
 
 fn parse_encoding(s: &str) -> Result<Encoding, String> {

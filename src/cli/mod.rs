@@ -28,6 +28,7 @@ pub mod consume;
 pub mod consume_group;
 pub mod docs;
 pub mod group;
+pub mod habits;
 pub mod offsets;
 pub mod produce;
 pub mod render;
@@ -139,9 +140,19 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
     if std::env::var_os("SPOOL_DIR").is_some_and(|v| v.is_empty()) {
         std::env::remove_var("SPOOL_DIR");
     }
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some((message, hint)) = habit_error(&args, &e) {
+                let colour = render::colour_stderr();
+                eprintln!(
+                    "{} {message}",
+                    render::paint(colour, render::ERROR, "error:")
+                );
+                eprintln!("{} {hint}", render::paint(colour, render::HINT, "hint:"));
+                return ExitCode::from(2);
+            }
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
@@ -167,6 +178,22 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
             report_error_in(&e, store.as_ref());
             ExitCode::from(if is_usage_error(&e) { 2 } else { 1 })
         }
+    }
+}
+
+/// The error and hint for a command line typed from kcat, rpk or Kafka-console habit.
+fn habit_error(args: &[OsString], e: &clap::Error) -> Option<(String, String)> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::InvalidSubcommand => habits::topic_subcommand(args),
+        ErrorKind::UnknownArgument => match e.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(bad)) => {
+                let flag = bad.split_once('=').map_or(bad.as_str(), |(f, _)| f);
+                habits::suggest(args, flag)
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -210,6 +237,43 @@ pub fn size_arg(s: &str) -> Result<u64, String> {
 /// clap value parser for durations (`30s`, `5m`, `PT1H`).
 pub fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
     crate::spec::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// clap value parser for a partition number (`-p`): 0 or more, said plainly when it is not.
+pub fn partition_arg(s: &str) -> Result<i32, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(n as i32),
+        Ok(_) => Err("partitions are numbered from 0 (0 to the partition count - 1)".into()),
+        Err(_) => Err(format!(
+            "expected a partition number (0, 1, 2, ...), not {s:?}"
+        )),
+    }
+}
+
+/// clap value parser for `--retention`: a duration in milliseconds, or -1 (also `forever`) for
+/// no time limit, as Kafka's retention.ms=-1.
+pub fn retention_arg(s: &str) -> Result<i64, String> {
+    if matches!(s.trim(), "-1" | "forever" | "infinite") {
+        return Ok(-1);
+    }
+    if s.trim().starts_with('-') {
+        return Err("expected a duration like 7d or 12h, or -1 (forever)".into());
+    }
+    let d = duration_arg(s)?;
+    Ok(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// clap value parser for `--retention-bytes`: a size, or -1 (also `unlimited`) for no size
+/// limit, as Kafka's retention.bytes=-1.
+pub fn retention_bytes_arg(s: &str) -> Result<i64, String> {
+    if matches!(s.trim(), "-1" | "unlimited") {
+        return Ok(-1);
+    }
+    if s.trim().starts_with('-') {
+        return Err("expected a size like 1GiB, or -1 (no limit)".into());
+    }
+    let n = size_arg(s)?;
+    i64::try_from(n).map_err(|_| format!("{s} is too large"))
 }
 
 /// clap value parser for `KEY=VALUE`.

@@ -99,7 +99,7 @@ pub struct ProduceArgs {
     pub headers: Vec<(String, String)>,
 
     /// Write every record to this partition.
-    #[arg(short, long, value_name = "N", conflicts_with_all = ["partitioner", "partitioner_cmd"])]
+    #[arg(short, long, value_name = "N", conflicts_with_all = ["partitioner", "partitioner_cmd"], value_parser = super::partition_arg, allow_negative_numbers = true)]
     pub partition: Option<i32>,
 
     /// How records without -p are spread: murmur2 (keyed records by key hash, keyless ones

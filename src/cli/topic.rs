@@ -56,12 +56,12 @@ pub struct CreateArgs {
     /// A topic config as KEY=VALUE (repeatable), e.g. --config retention.ms=60000.
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_arg)]
     pub configs: Vec<(String, String)>,
-    /// Delete records older than this (retention.ms), e.g. 7d or 12h.
-    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
-    pub retention: Option<std::time::Duration>,
-    /// Keep at most this much per partition (retention.bytes), e.g. 1GiB.
-    #[arg(long, value_name = "SIZE", value_parser = super::size_arg)]
-    pub retention_bytes: Option<u64>,
+    /// Delete records older than this (retention.ms), e.g. 7d or 12h; -1 keeps them forever.
+    #[arg(long, value_name = "DURATION", value_parser = super::retention_arg, allow_negative_numbers = true)]
+    pub retention: Option<i64>,
+    /// Keep at most this much per partition (retention.bytes), e.g. 1GiB; -1 for no limit.
+    #[arg(long, value_name = "SIZE", value_parser = super::retention_bytes_arg, allow_negative_numbers = true)]
+    pub retention_bytes: Option<i64>,
     /// Roll to a new segment at this size (segment.bytes, at least 1KiB) [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = segment_bytes_arg)]
     pub segment_bytes: Option<u64>,
@@ -78,15 +78,19 @@ pub struct CreateArgs {
 
 fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
     let mut configs: BTreeMap<String, String> = a.configs.into_iter().collect();
-    if let Some(d) = a.retention {
-        configs.insert("retention.ms".into(), d.as_millis().to_string());
-    }
-    if let Some(n) = a.retention_bytes {
-        configs.insert("retention.bytes".into(), n.to_string());
-    }
-    if let Some(n) = a.segment_bytes {
-        configs.insert("segment.bytes".into(), n.to_string());
-    }
+    add_config_flag(&mut configs, "--retention", "retention.ms", a.retention)?;
+    add_config_flag(
+        &mut configs,
+        "--retention-bytes",
+        "retention.bytes",
+        a.retention_bytes,
+    )?;
+    add_config_flag(
+        &mut configs,
+        "--segment-bytes",
+        "segment.bytes",
+        a.segment_bytes,
+    )?;
     let partitions = i32::try_from(a.partitions).unwrap_or(i32::MAX);
     if partitions != a.partitions as i32 || a.partitions < 1 {
         return Err(StoreError::BadPartitionCount {
@@ -123,6 +127,27 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
         f => render::print_data(f, &describe_topic(&topic)?)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds a config given by its own flag (`--retention 7d`), refusing the same config given
+/// twice (`--config retention.ms=1000 --retention 7d`) instead of silently keeping one.
+fn add_config_flag<T: ToString>(
+    configs: &mut BTreeMap<String, String>,
+    flag: &str,
+    key: &str,
+    value: Option<T>,
+) -> anyhow::Result<()> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    if configs.contains_key(key) {
+        return Err(super::UsageError(format!(
+            "{flag} and --config {key}=... both set {key}; give one of them"
+        ))
+        .into());
+    }
+    configs.insert(key.to_owned(), value.to_string());
+    Ok(())
 }
 
 /// List topics.
@@ -342,8 +367,8 @@ fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
 /// removes a config, restoring its default.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  spool topic alter orders --partitions 6\n  spool topic alter orders --config retention.ms=86400000",
-    group(ArgGroup::new("change").required(true).multiple(true).args(["partitions", "configs"]))
+    after_help = "Examples:\n  spool topic alter orders --partitions 6\n  spool topic alter orders --retention 1d\n  spool topic alter orders --config retention.ms=86400000",
+    group(ArgGroup::new("change").required(true).multiple(true).args(["partitions", "configs", "retention", "retention_bytes"]))
 )]
 pub struct AlterArgs {
     /// The topic to change.
@@ -355,6 +380,12 @@ pub struct AlterArgs {
     /// Set a config as KEY=VALUE, or remove it with KEY= (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_change_arg)]
     pub configs: Vec<(String, String)>,
+    /// Delete records older than this (retention.ms), e.g. 7d; -1 keeps them forever.
+    #[arg(long, value_name = "DURATION", value_parser = super::retention_arg, allow_negative_numbers = true)]
+    pub retention: Option<i64>,
+    /// Keep at most this much per partition (retention.bytes), e.g. 1GiB; -1 for no limit.
+    #[arg(long, value_name = "SIZE", value_parser = super::retention_bytes_arg, allow_negative_numbers = true)]
+    pub retention_bytes: Option<i64>,
     /// Print nothing but data and errors (no confirmations or notices).
     #[arg(short, long)]
     pub quiet: bool,
@@ -376,8 +407,15 @@ fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
             outln!("Topic {} already has {before} partitions.", a.topic)?;
         }
     }
-    if !a.configs.is_empty() {
-        let changes: BTreeMap<String, String> = a.configs.into_iter().collect();
+    let mut changes: BTreeMap<String, String> = a.configs.into_iter().collect();
+    add_config_flag(&mut changes, "--retention", "retention.ms", a.retention)?;
+    add_config_flag(
+        &mut changes,
+        "--retention-bytes",
+        "retention.bytes",
+        a.retention_bytes,
+    )?;
+    if !changes.is_empty() {
         ctx.store.alter_configs(&a.topic, &changes)?;
         if !a.quiet {
             outln!("Updated the configs of topic {}.", a.topic)?;
