@@ -624,3 +624,74 @@ fn a_config_given_twice_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn consume_regex_reads_matching_topics_and_those_created_later() {
+    let s = Store::new();
+    s.produce("orders.eu", "a\n", &[]);
+    s.produce("orders.us", "b\n", &[]);
+    s.produce("other", "c\n", &[]);
+    s.produce("xorders.eu", "c\n", &[]);
+    // The whole name must match, as Kafka's pattern subscription.
+    let out = s
+        .spool()
+        .args([
+            "consume",
+            "--regex",
+            r"orders\..*",
+            "-e",
+            "-q",
+            "-F",
+            "%t %v\n",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(common::lines(&out.stdout), ["orders.eu a", "orders.us b"]);
+    let out = s
+        .spool()
+        .args(["consume", "--include", "orders", "-e"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No topic in the store at"),
+        "{out:?}"
+    );
+
+    // Following: a topic created later that matches joins, one that does not stays out.
+    let mut cmd = s.spool_process();
+    cmd.args(["consume", "-r", r"orders\..*", "-F", "%t %v\n"]);
+    let follower = common::process::Running::spawn(cmd);
+    let t = std::time::Duration::from_secs(20);
+    assert!(common::process::wait_until(t, || follower
+        .stdout_lines()
+        .len()
+        == 2));
+    s.produce("orders.asia", "d\n", &[]);
+    s.produce("notorders", "e\n", &[]);
+    s.produce("orders.eu", "f\n", &[]);
+    assert!(
+        common::process::wait_until(t, || follower.stdout_lines().len() == 4),
+        "{:?}",
+        follower.stdout_lines()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut lines = follower.stdout_lines();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["orders.asia d", "orders.eu a", "orders.eu f", "orders.us b"]
+    );
+}
+
+#[test]
+fn consume_regex_is_checked() {
+    let s = Store::new();
+    let (code, err) = run_line(&s, "consume -r x( -e");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a valid regular expression"), "{err}");
+    assert!(!err.contains("^(?:"), "{err}");
+    let (code, err) = run_line(&s, "consume orders -r orders -e");
+    assert_eq!(code, Some(2), "{err}");
+}

@@ -48,8 +48,14 @@ Exit status:
 )]
 pub struct ConsumeArgs {
     /// The topics to read.
-    #[arg(required = true, value_name = "TOPIC", add = super::complete::topics())]
+    #[arg(required_unless_present = "regex", value_name = "TOPIC", add = super::complete::topics())]
     pub topics: Vec<String>,
+
+    /// Read every topic whose whole name matches this regular expression, as Kafka's pattern
+    /// subscription (`kafka-console-consumer --include`, `rpk topic consume -r`): topics
+    /// created later that match are read too, from their start.
+    #[arg(short = 'r', long, value_name = "REGEX", visible_alias = "include", conflicts_with = "topics", value_parser = regex_arg)]
+    pub regex: Option<regex::Regex>,
 
     /// Read only this partition (repeatable) [default: all].
     #[arg(short, long = "partition", value_name = "N", conflicts_with = "group", value_parser = super::partition_arg, allow_negative_numbers = true)]
@@ -128,6 +134,20 @@ fn parse_offset(s: &str) -> Result<OffsetSpec, String> {
     OffsetSpec::parse(s, fsutil::now_ms()).map_err(|e| e.to_string())
 }
 
+/// `--regex`: a pattern that must match a topic's whole name, as Kafka's Pattern.matches.
+fn regex_arg(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| format!("not a valid regular expression: {e}"))?;
+    regex::Regex::new(&format!("^(?:{s})$")).map_err(|e| e.to_string())
+}
+
+/// The pattern as the user gave it (without the anchors [`regex_arg`] added).
+fn pattern_text(pattern: &regex::Regex) -> &str {
+    let s = pattern.as_str();
+    s.strip_prefix("^(?:")
+        .and_then(|s| s.strip_suffix(")$"))
+        .unwrap_or(s)
+}
+
 /// `-n`: a count of records, 0 or more.
 fn max_messages_arg(s: &str) -> Result<u64, String> {
     s.trim()
@@ -189,6 +209,11 @@ pub(super) const OUT_FLUSH: usize = 256 * 1024;
 
 pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let renderer = Renderer::from_args(&a)?;
+    if a.group.group.is_some() && a.regex.is_some() {
+        return Err(usage_error(
+            "--regex is not supported with --group yet: name the group's topics instead".into(),
+        ));
+    }
     if a.group.group.is_some() {
         return super::consume_group::run(ctx, a, renderer);
     }
@@ -211,14 +236,41 @@ impl Renderer {
     }
 }
 
-fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
-    let start = a.offset.unwrap_or(OffsetSpec::Earliest);
-    let mut consumer = Consumer::new();
-    let mut assigned: Vec<(String, i32)> = Vec::new();
-    for name in &a.topics {
-        let topic = ctx.store.topic(name)?;
+/// Topics matching a `--regex` subscription, by whole name.
+fn matching_topics(ctx: &Context, pattern: &regex::Regex) -> anyhow::Result<Vec<String>> {
+    Ok(ctx
+        .store
+        .list_topics()?
+        .into_iter()
+        .filter(|t| pattern.is_match(t))
+        .collect())
+}
+
+/// Assigns the partitions of `names` not assigned yet, from `start`. With -p, only those
+/// partitions; a `--regex` subscription skips topics without them instead of failing.
+fn assign_topics(
+    ctx: &Context,
+    a: &ConsumeArgs,
+    consumer: &mut Consumer,
+    assigned: &mut Vec<(String, i32)>,
+    names: &[String],
+    start: OffsetSpec,
+) -> anyhow::Result<()> {
+    for name in names {
+        let topic = match ctx.store.topic(name) {
+            Ok(t) => t,
+            // A topic matched by --regex may be deleted before it is read.
+            Err(crate::store::StoreError::TopicNotFound(_)) if a.regex.is_some() => continue,
+            Err(e) => return Err(e.into()),
+        };
         let partitions = if a.partitions.is_empty() {
             topic.partitions()
+        } else if a.regex.is_some() {
+            topic
+                .partitions()
+                .into_iter()
+                .filter(|p| a.partitions.contains(&p.id))
+                .collect()
         } else {
             a.partitions
                 .iter()
@@ -238,6 +290,35 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             assigned.push((p.topic.clone(), p.id));
         }
     }
+    Ok(())
+}
+
+fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
+    let start = a.offset.unwrap_or(OffsetSpec::Earliest);
+    let mut consumer = Consumer::new();
+    let mut assigned: Vec<(String, i32)> = Vec::new();
+    let names = match &a.regex {
+        Some(pattern) => {
+            let names = matching_topics(ctx, pattern)?;
+            if names.is_empty() && !a.quiet {
+                eprintln!(
+                    "No topic {} matches '{}'{}.",
+                    super::in_store(&ctx.store),
+                    pattern_text(pattern),
+                    if a.exit_at_end {
+                        ""
+                    } else {
+                        " yet; waiting for one"
+                    }
+                );
+            }
+            // Topics created later wake the consumer: they join the subscription.
+            consumer.watch(&ctx.store.topics_dir());
+            names
+        }
+        None => a.topics.clone(),
+    };
+    assign_topics(ctx, &a, &mut consumer, &mut assigned, &names, start)?;
     // Ctrl-C and SIGTERM end the read like -n does: output finished, summary printed.
     super::install_interrupt_handler();
 
@@ -276,6 +357,23 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             write_out(&mut stdout, &mut out)?;
             if a.exit_at_end {
                 break;
+            }
+            if let Some(pattern) = &a.regex {
+                // Kafka's pattern subscription: topics (and partitions) that appeared since
+                // the last look join, read from their start.
+                let before = assigned.len();
+                let names = matching_topics(ctx, pattern)?;
+                assign_topics(
+                    ctx,
+                    &a,
+                    &mut consumer,
+                    &mut assigned,
+                    &names,
+                    OffsetSpec::Earliest,
+                )?;
+                if assigned.len() > before {
+                    continue;
+                }
             }
             let Some(idle) = idle_wait(a.timeout, last_record)? else {
                 break;
