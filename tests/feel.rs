@@ -695,3 +695,147 @@ fn consume_regex_is_checked() {
     let (code, err) = run_line(&s, "consume orders -r orders -e");
     assert_eq!(code, Some(2), "{err}");
 }
+
+#[test]
+fn o_overridden_by_committed_offsets_is_said() {
+    let s = Store::new();
+    s.produce("orders", "a\nb\n", &[]);
+    s.consume("orders", &["--group", "billing"]);
+    let out = s
+        .spool()
+        .args([
+            "consume", "orders", "--group", "billing", "-o", "earliest", "-e",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("note: -o earliest applies only to partitions where group billing has no committed offset")
+            && err.contains("`spool offsets reset --group billing --topic orders --to-earliest --execute`"),
+        "{err}"
+    );
+    assert_eq!(err.matches("note:").count(), 1, "{err}");
+    // No note where -o did apply, nor without -o.
+    for args in [
+        &[
+            "consume", "orders", "--group", "fresh", "-o", "earliest", "-e",
+        ][..],
+        &["consume", "orders", "--group", "billing", "-e"],
+    ] {
+        let out = s.spool().args(args).output().unwrap();
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("note:"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn produce_conflicts_and_no_ops_are_said() {
+    let s = Store::new();
+    let (code, err) = run_line(&s, "produce t --encoding base64");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--encoding applies to --input json only"),
+        "{err}"
+    );
+    let (code, err) = run_line(&s, "produce t --batch-size 10GiB");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("a batch is at most 1GiB"), "{err}");
+    assert!(
+        !s.dir().join("topics/t").exists(),
+        "created by a refused command"
+    );
+    let out = s
+        .spool()
+        .args(["produce", "t", "--max-message-bytes", "10GiB"])
+        .write_stdin("x\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: --max-message-bytes 10 GiB is above the topic's max.message.bytes (1 MiB), which applies"),
+        "{err}"
+    );
+    let (code, err) = run_line(&s, "produce t -H noequals");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("expected a header as KEY=VALUE, e.g. -H trace-id=abc")
+            && !err.contains("retention"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_name_is_checked_before_anything_is_done() {
+    let s = Store::new();
+    // produce -p N to a missing topic: refused before the topic is created.
+    let (code, err) = run_line(&s, "produce nope2 -p 3");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("topic 'nope2' does not exist"), "{err}");
+    assert!(
+        err.contains("hint: create it first with `spool topic create nope2 --partitions 4`"),
+        "{err}"
+    );
+    assert!(!s.dir().join("topics/nope2").exists());
+    // -p 0 is fine: a created topic has partition 0.
+    s.spool()
+        .args(["produce", "fresh", "-p", "0", "-q"])
+        .write_stdin("x\n")
+        .assert()
+        .success();
+    // topic delete y nonexist: nothing is deleted.
+    s.create_topic("y", 1, &[]);
+    let (code, err) = run_line(&s, "topic delete y nonexist");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("topic 'nonexist' does not exist"), "{err}");
+    assert!(
+        s.dir().join("topics/y/topic.yaml").exists(),
+        "y was deleted"
+    );
+    // With --if-exists the missing one is skipped.
+    s.spool()
+        .args(["topic", "delete", "y", "nonexist", "--if-exists"])
+        .assert()
+        .success()
+        .stdout("Deleted topic y.\n");
+    // verify --repair checks every name before repairing any.
+    s.create_topic("z", 1, &[]);
+    let (code, err) = run_line(&s, "topic verify z nonexist --repair");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(!err.contains("z/0"), "{err}");
+}
+
+#[test]
+fn counts_of_one_are_singular() {
+    let s = Store::new();
+    s.create_topic("t", 1, &[]);
+    s.produce("t", "x\n", &[]);
+    s.spool()
+        .args(["topic", "verify", "t"])
+        .assert()
+        .success()
+        .stdout("t/0: ok (1 segment, 1 batch, 1 record)\n");
+    s.spool()
+        .args(["consume", "t", "-e"])
+        .assert()
+        .stderr("Processed 1 record\n");
+    s.spool()
+        .args(["topic", "alter", "t", "-p", "1"])
+        .assert()
+        .stdout("Topic t already has 1 partition.\n");
+    let out = s
+        .spool()
+        .args(["produce", "t"])
+        .write_stdin("y\n")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Produced 1 record ") && err.contains("(1 record)"),
+        "{err}"
+    );
+}

@@ -388,7 +388,10 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
         Err(e) => {
             // Records read before the error are printed before it is reported.
             if write_out(&mut stdout, &mut out).is_ok() && !a.quiet {
-                eprintln!("Processed {count} records before the error");
+                eprintln!(
+                    "Processed {} before the error",
+                    super::render::count(count, "record")
+                );
             }
             return Err(e);
         }
@@ -417,9 +420,15 @@ fn warn_clamped(topic: &str, partition: i32, spec: OffsetSpec, clamped: Option<C
     let records = c.log_end - c.log_start;
     let what = match spec {
         OffsetSpec::FromEnd(n) => {
-            format!("-{n} ({records} records there) goes back past the log start")
+            format!(
+                "-{n} ({} there) goes back past the log start",
+                super::render::count(records, "record")
+            )
         }
-        OffsetSpec::FromStart(n) => format!("+{n} ({records} records there) goes past the log end"),
+        OffsetSpec::FromStart(n) => format!(
+            "+{n} ({} there) goes past the log end",
+            super::render::count(records, "record")
+        ),
         _ if c.below_start() => format!("offset {} is below the log start", c.requested),
         _ => format!("offset {} is past the log end", c.requested),
     };

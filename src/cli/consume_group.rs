@@ -144,7 +144,13 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
     super::install_interrupt_handler();
     let mut gc = GroupConsumer::join(&ctx.store, config)?;
     let quiet = a.quiet;
-    report(&group, &mut gc, quiet);
+    // -o names where partitions without a committed offset start: say so, once, when it is
+    // overridden by a committed offset (else `-o earliest -e` silently reads nothing).
+    let mut offset_note = a.offset.map(|spec| OffsetNote {
+        spec: spec.to_string(),
+        topics: a.topics.join(","),
+    });
+    report(&group, &mut gc, quiet, &mut offset_note);
 
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
@@ -160,7 +166,7 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
                 return Ok(());
             }
             gc.maintain(&mut || flush(&mut stdout, &mut out))?;
-            report(&group, &mut gc, quiet);
+            report(&group, &mut gc, quiet, &mut offset_note);
             if count >= limit {
                 return Ok(());
             }
@@ -280,7 +286,13 @@ fn run_exec(cmd: &str, topic: &str, partition: i32, rec: &RecordRef<'_>) -> anyh
     Ok(())
 }
 
-fn report(group: &str, gc: &mut GroupConsumer, quiet: bool) {
+/// What `-o` was, for the note that a committed offset overrides it.
+struct OffsetNote {
+    spec: String,
+    topics: String,
+}
+
+fn report(group: &str, gc: &mut GroupConsumer, quiet: bool, offset_note: &mut Option<OffsetNote>) {
     for event in gc.take_events() {
         if quiet {
             continue;
@@ -308,12 +320,20 @@ fn report(group: &str, gc: &mut GroupConsumer, quiet: bool) {
                 partition,
                 offset,
                 committed,
-            } => eprintln!(
-                "Reading {}/{} from offset {offset}{}",
-                partition.topic,
-                partition.partition,
-                if committed { " (committed)" } else { "" }
-            ),
+            } => {
+                eprintln!(
+                    "Reading {}/{} from offset {offset}{}",
+                    partition.topic,
+                    partition.partition,
+                    if committed { " (committed)" } else { "" }
+                );
+                if let Some(note) = offset_note.take_if(|_| committed) {
+                    eprintln!(
+                        "note: -o {} applies only to partitions where group {group} has no committed offset; to read from elsewhere, stop the group's members and move its offsets: `spool offsets reset --group {group} --topic {} --to-earliest --execute`",
+                        note.spec, note.topics
+                    );
+                }
+            }
             GroupEvent::Clamped {
                 partition,
                 committed,

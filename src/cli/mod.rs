@@ -281,6 +281,13 @@ pub fn kv_arg(s: &str) -> Result<(String, String), String> {
     crate::spec::parse_kv(s).map_err(|e| e.to_string())
 }
 
+/// clap value parser for a record header, `KEY=VALUE`.
+pub fn header_arg(s: &str) -> Result<(String, String), String> {
+    kv_arg(s).map_err(|_| {
+        format!("expected a header as KEY=VALUE, e.g. -H trace-id=abc (the value may be empty, as in -H flag=), not {s:?}")
+    })
+}
+
 /// An error with a suggestion of what to do next.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

@@ -145,6 +145,18 @@ pub fn print_data<T: Serialize + ?Sized>(format: OutputFormat, value: &T) -> any
     Ok(())
 }
 
+/// `1 record`, `2 records`, `3 batches`: a count with its noun in the right number (regular
+/// English plurals, which is all spool prints).
+pub fn count(n: impl Into<i128>, noun: &str) -> String {
+    let n = n.into();
+    let suffix = match n {
+        1 => "",
+        _ if noun.ends_with("ch") || noun.ends_with('s') => "es",
+        _ => "s",
+    };
+    format!("{n} {noun}{suffix}")
+}
+
 /// A value or `-` where it is missing, as Kafka's tools print it.
 pub fn or_dash<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())

@@ -399,12 +399,16 @@ fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
         if a.quiet {
         } else if before != topic.partition_count() {
             outln!(
-                "Topic {} now has {} partitions (was {before}).",
+                "Topic {} now has {} (was {before}).",
                 a.topic,
-                topic.partition_count()
+                render::count(topic.partition_count(), "partition")
             )?;
         } else {
-            outln!("Topic {} already has {before} partitions.", a.topic)?;
+            outln!(
+                "Topic {} already has {}.",
+                a.topic,
+                render::count(before, "partition")
+            )?;
         }
     }
     let mut changes: BTreeMap<String, String> = a.configs.into_iter().collect();
@@ -445,7 +449,21 @@ pub struct DeleteArgs {
     pub quiet: bool,
 }
 
+/// Checks that every named topic exists before any is acted on: `topic delete a typo` must
+/// not delete `a` and then fail.
+fn check_all_exist(ctx: &Context, names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        if !ctx.store.topic_exists(name)? {
+            return Err(StoreError::TopicNotFound(name.clone()).into());
+        }
+    }
+    Ok(())
+}
+
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
+    if !a.if_exists {
+        check_all_exist(ctx, &a.topics)?;
+    }
     for name in &a.topics {
         match ctx.store.delete_topic(name) {
             Ok(()) if a.quiet => {}
@@ -489,6 +507,7 @@ struct TopicVerification {
 }
 
 fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    check_all_exist(ctx, &a.topics)?;
     let mut results = Vec::new();
     let mut unrepaired = 0;
     for name in &a.topics {
@@ -520,12 +539,12 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
                     "DAMAGED"
                 };
                 outln!(
-                    "{}/{}: {status} ({} segments, {} batches, {} records)",
+                    "{}/{}: {status} ({}, {}, {})",
                     r.topic,
                     p.partition,
-                    p.segments,
-                    p.batches,
-                    p.records
+                    render::count(p.segments as u64, "segment"),
+                    render::count(p.batches as u64, "batch"),
+                    render::count(p.records as u64, "record")
                 )?;
                 for problem in &p.problems {
                     outln!(
@@ -543,7 +562,7 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     if unrepaired > 0 {
         return Err(super::Hinted {
-            message: format!("found {unrepaired} problem(s)"),
+            message: format!("found {}", render::count(unrepaired as u64, "problem")),
             hint: "run again with --repair to cut damaged tails and rebuild indexes".into(),
         }
         .into());
