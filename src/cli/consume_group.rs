@@ -191,6 +191,11 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             for (topic, partition, offset) in &processed {
                 gc.mark_processed(topic, *partition, *offset);
             }
+            if !quiet {
+                for s in gc.consumer_mut().take_skipped() {
+                    eprintln!("warning: {s}");
+                }
+            }
             let polled = match polled {
                 Ok(p) => p,
                 Err(e) => {

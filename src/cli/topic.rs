@@ -554,6 +554,12 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
                         problem.message
                     )?;
                 }
+                for lost in &p.lost_to_damage {
+                    println!(
+                        "  offsets {}..{} were lost to damage (cut by crash recovery or a repair; never reused)",
+                        lost.from, lost.to
+                    );
+                }
                 for repair in &p.repairs {
                     outln!("  repaired: {repair}")?;
                 }

@@ -60,6 +60,13 @@ pub enum StoreError {
     },
     #[error("a record batch of {size} bytes exceeds max.message.bytes ({max})")]
     BatchTooLarge { size: usize, max: u64 },
+    #[error("cannot {what}: {} is read-only", path.display())]
+    ReadOnly {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -77,6 +84,14 @@ impl<T> IoContext<T> for io::Result<T> {
             source,
         })
     }
+}
+
+/// Whether an I/O error means the file or its file system may not be written.
+pub fn is_read_only(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 impl StoreError {

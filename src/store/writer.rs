@@ -260,9 +260,28 @@ impl PartitionWriter {
         };
         self.open_active(base)?;
         let seg = self.active.as_ref().expect("opened above");
-        let (head, truncation) = recovery::recover_active(&self.dir, seg, now_ms)?;
+        let (mut head, mut truncation) = recovery::recover_active(&self.dir, seg, now_ms)?;
         if truncation.is_some() || listed != Some(base) {
             seg.sync().at("sync", &self.dir)?;
+            fsutil::sync_dir(&self.dir).at("sync", &self.dir)?;
+        }
+        // Offsets are never reused: when the files end below an offset the head had handed
+        // out (the log was cut by damage), the log continues after it in a new segment.
+        let handed_out = stored.map_or(0, |h| h.next_offset);
+        if handed_out > head.next_offset {
+            let log_path = segment::path(&self.dir, base, LOG_EXT);
+            let lost = recovery::record_lost_offsets(
+                &log_path,
+                truncation.take(),
+                head.next_offset,
+                handed_out,
+                now_ms,
+            )?;
+            truncation = Some(lost);
+            head.next_offset = handed_out;
+            head = self.roll(head)?;
+            // The new segment's name is what records the gap: make it durable whatever the
+            // sync policy.
             fsutil::sync_dir(&self.dir).at("sync", &self.dir)?;
         }
         self.truncations.extend(truncation);
