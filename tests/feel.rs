@@ -839,3 +839,24 @@ fn counts_of_one_are_singular() {
         "{err}"
     );
 }
+
+#[test]
+fn consume_writes_what_produce_reads_with_the_same_delimiter_flags() {
+    let s = Store::new();
+    s.create_topic("src", 1, &[]);
+    s.produce("src", "alice:a b\0bob:c\nd\0", &["-K", ":", "-D", "\\0"]);
+    let out = s.consume("src", &["-K", ":", "-D", "\\0"]);
+    assert_eq!(out, b"alice:a b\0bob:c\nd\0");
+    s.spool()
+        .args(["produce", "copy", "-q", "-K", ":", "-D", "\\0"])
+        .write_stdin(out)
+        .assert()
+        .success();
+    assert_eq!(
+        s.consume("copy", &["-F", "%k=%v|"]),
+        s.consume("src", &["-F", "%k=%v|"])
+    );
+    assert_eq!(s.consume("src", &["-D", ";"]), b"a b;c\nd;");
+    let (code, err) = run_line(&s, "consume src -e -D ; -F %v");
+    assert_eq!(code, Some(2), "{err}");
+}

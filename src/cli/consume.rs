@@ -97,6 +97,16 @@ pub struct ConsumeArgs {
     #[arg(short = 'F', long, value_name = "TEMPLATE", conflicts_with = "output")]
     pub format: Option<String>,
 
+    /// Write each value followed by this delimiter instead of a newline, as `spool produce -D`
+    /// reads it (escapes: \n \t \r \0 \\ \xNN).
+    #[arg(short = 'D', long, value_name = "DELIM", conflicts_with_all = ["format", "output"])]
+    pub delimiter: Option<String>,
+
+    /// Write each record as key, this separator, value, as `spool produce -K` reads it (a
+    /// null key is written as --null-literal).
+    #[arg(short = 'K', long, value_name = "SEP", conflicts_with_all = ["format", "output"])]
+    pub key_separator: Option<String>,
+
     /// Print JSON lines {"topic","partition","offset","timestamp","key","value","headers"}
     /// instead of a template; `spool produce --input json` reads them back.
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -228,6 +238,28 @@ impl Renderer {
                 Template::parse(f).map_err(|e| usage_error(format!("invalid --format: {e}")))?,
                 a.null_literal.clone().into_bytes(),
             ),
+            (None, None) if a.delimiter.is_some() || a.key_separator.is_some() => {
+                let unescape = |flag: &str, s: &str| -> anyhow::Result<Vec<u8>> {
+                    let bytes = super::unescape(s).map_err(|e| usage_error(format!("invalid {flag}: {e}")))?;
+                    if bytes.is_empty() {
+                        return Err(usage_error(format!("{flag} is empty; give at least one byte")));
+                    }
+                    Ok(bytes)
+                };
+                let delimiter = match &a.delimiter {
+                    Some(d) => unescape("--delimiter", d)?,
+                    None => b"\n".to_vec(),
+                };
+                let separator = a
+                    .key_separator
+                    .as_deref()
+                    .map(|k| unescape("--key-separator", k))
+                    .transpose()?;
+                Renderer::Template(
+                    Template::key_value(separator.as_deref(), &delimiter),
+                    a.null_literal.clone().into_bytes(),
+                )
+            }
             (None, None) => Renderer::Template(
                 Template::parse("%v\\n").expect("the default template parses"),
                 a.null_literal.clone().into_bytes(),
