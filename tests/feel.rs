@@ -860,3 +860,35 @@ fn consume_writes_what_produce_reads_with_the_same_delimiter_flags() {
     let (code, err) = run_line(&s, "consume src -e -D ; -F %v");
     assert_eq!(code, Some(2), "{err}");
 }
+
+#[test]
+fn produce_from_a_pipe_shows_a_spinner_on_a_terminal() {
+    let s = Store::new();
+    let bin = assert_cmd::cargo::cargo_bin("spool");
+    // stdin a pipe that stays open for a second, stderr a terminal.
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!(
+            "stty cols 100; (printf 'a\\nb\\n'; sleep 1) | {} produce t",
+            bin.display()
+        ))
+        .arg("/dev/null")
+        .env("SPOOL_DIR", s.dir())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("] 2 records 4 B"),
+        "no spinner with records and bytes: {text:?}"
+    );
+    // Without a terminal: no spinner, only the summary.
+    s.spool()
+        .args(["produce", "t"])
+        .write_stdin("c\n")
+        .assert()
+        .success()
+        .stderr(predicate::str::starts_with("Produced 1 record"));
+}

@@ -24,6 +24,7 @@ use crate::store::fsutil;
 /// records as they are produced, within milliseconds; -e stops at the end instead.
 #[derive(Debug, Args)]
 #[command(
+    override_usage = "spool consume [OPTIONS] <TOPIC>...\n       spool consume [OPTIONS] --regex <REGEX>",
     after_help = "Examples:
   spool consume orders -e                      # everything, then exit
   spool consume orders -o -10 -e               # the last 10 records of each partition
@@ -37,9 +38,10 @@ use crate::store::fsutil;
   spool consume orders -e --output json > orders.jsonl   # spool produce --input json reads it
 
 Format tokens (-F):
-  %t topic, %p partition, %o offset, %k key, %v or %s value, %K / %V key / value length
-  (-1 for null), %T timestamp (ms), %d timestamp (RFC 3339), %h headers (k=v,...), %% a
-  percent sign; escapes \\n \\t \\r \\0 \\\\.
+  %t topic, %p partition, %o offset, %k key, %v or %s value,
+  %K / %V key / value length (-1 for null), %T timestamp (ms),
+  %d timestamp (RFC 3339), %h headers (k=v,...), %% a percent sign;
+  escapes \\n \\t \\r \\0 \\\\.
 
 Exit status:
   0  success, also when the reader of stdout went away (`| head`)
@@ -69,7 +71,7 @@ pub struct ConsumeArgs {
     /// the group has committed, its members resume there whatever -o says (as a Kafka
     /// consumer's auto.offset.reset does). To move a group's committed offsets, stop its
     /// members and use `spool offsets reset`.
-    #[arg(short, long, value_name = "OFFSET", value_parser = parse_offset, allow_hyphen_values = true)]
+    #[arg(short, long, value_name = "OFFSET", value_parser = parse_offset, allow_hyphen_values = true, add = super::complete::offsets())]
     pub offset: Option<OffsetSpec>,
 
     /// Exit once every partition has been read to its end.
@@ -240,9 +242,12 @@ impl Renderer {
             ),
             (None, None) if a.delimiter.is_some() || a.key_separator.is_some() => {
                 let unescape = |flag: &str, s: &str| -> anyhow::Result<Vec<u8>> {
-                    let bytes = super::unescape(s).map_err(|e| usage_error(format!("invalid {flag}: {e}")))?;
+                    let bytes = super::unescape(s)
+                        .map_err(|e| usage_error(format!("invalid {flag}: {e}")))?;
                     if bytes.is_empty() {
-                        return Err(usage_error(format!("{flag} is empty; give at least one byte")));
+                        return Err(usage_error(format!(
+                            "{flag} is empty; give at least one byte"
+                        )));
                     }
                     Ok(bytes)
                 };

@@ -90,6 +90,10 @@ pub struct GroupArgs {
     /// Run CMD once per record (value on stdin; SPOOL_TOPIC, SPOOL_PARTITION, SPOOL_OFFSET,
     /// SPOOL_KEY, SPOOL_TIMESTAMP in its environment) and commit a record only after CMD
     /// exited 0. A failing CMD stops the consumer (exit 1) after committing what succeeded.
+    ///
+    /// CMD's output goes to spool's stdout as CMD writes it, and spool adds nothing: values
+    /// carry no newline, so `--exec cat` runs the records together on one line (and `| head`
+    /// waits for a line that does not end). End each with one: `--exec 'cat; echo'`.
     #[arg(long, value_name = "CMD", requires = "group", conflicts_with_all = ["format", "output"])]
     pub exec: Option<String>,
 }

@@ -1,5 +1,6 @@
 //! `spool produce`: append records read from stdin or a file to a topic.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -328,13 +329,22 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     };
     let mut producer = Producer::new(topic, config);
 
+    // A bar for a file, a spinner for a pipe (whose length is unknown): `cat big | spool
+    // produce t` on a terminal shows it is working.
     let bar = match input.len {
-        Some(len) if render::progress_allowed(a.quiet) => Some(render::byte_progress(len)),
-        _ => None,
+        _ if !render::progress_allowed(a.quiet) => None,
+        Some(len) => Some(render::byte_progress(len)),
+        None if a.file.is_some() || !std::io::stdin().is_terminal() => {
+            Some(render::record_spinner())
+        }
+        None => None,
     };
-    let mut progress = |n: u64| {
+    let mut progress = |n: u64, records: u64| {
         if let Some(b) = &bar {
             b.set_position(n);
+            if b.length().is_none() {
+                b.set_message(render::count(records, "record"));
+            }
         }
     };
     let result = pipeline::run(

@@ -198,3 +198,16 @@ pub fn byte_progress(len: u64) -> indicatif::ProgressBar {
     );
     bar
 }
+
+/// A spinner on stderr for input of unknown length (a pipe): records and bytes so far.
+pub fn record_spinner() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {msg} {bytes} ({bytes_per_sec})",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}

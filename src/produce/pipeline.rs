@@ -102,14 +102,14 @@ enum Router {
 }
 
 /// Reads `input` to its end, sending every record through `producer`. `progress` is told the
-/// number of input bytes read so far after each read. Records already handed to the producer
+/// number of input bytes read and of records taken so far after each read. Records already handed to the producer
 /// stay there on error: the caller closes the producer to append and sync them.
 pub fn run(
     input: &mut Input,
     producer: &mut Producer,
     options: &PipelineOptions,
     max_message_bytes: u64,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), PipelineError> {
     let partitions = producer.topic().partition_count();
     let mut router = match &options.route {
@@ -226,8 +226,9 @@ pub fn run(
                 max: max_message_bytes,
             });
         }
+        // Everything read so far has been taken: both counts are current before the wait.
+        progress(input.bytes_read(), line);
         input.read_more().map_err(PipelineError::Input)?;
-        progress(input.bytes_read());
         timestamp = crate::store::fsutil::now_ms();
     }
 }
