@@ -396,14 +396,13 @@ fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = a.partitions {
         let before = topic.partition_count();
         topic = ctx.store.add_partitions(&a.topic, n)?;
-        if a.quiet {
-        } else if before != topic.partition_count() {
+        if !a.quiet && before != topic.partition_count() {
             outln!(
                 "Topic {} now has {} (was {before}).",
                 a.topic,
                 render::count(topic.partition_count(), "partition")
             )?;
-        } else {
+        } else if !a.quiet {
             outln!(
                 "Topic {} already has {}.",
                 a.topic,
@@ -543,8 +542,8 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
                     r.topic,
                     p.partition,
                     render::count(p.segments as u64, "segment"),
-                    render::count(p.batches as u64, "batch"),
-                    render::count(p.records as u64, "record")
+                    render::count(p.batches, "batch"),
+                    render::count(p.records, "record")
                 )?;
                 for problem in &p.problems {
                     outln!(
