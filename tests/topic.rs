@@ -133,7 +133,7 @@ fn create_refuses_bad_configs_partition_counts_and_values() {
         (&["--partitions=-3"], "between 1 and 10000"),
         (&["-p", "100000"], "between 1 and 10000"),
         (&["-p", "three"], "whole number"),
-        (&["--retention", "forever"], "--retention"),
+        (&["--retention", "soon"], "--retention"),
         (&["--retention-bytes", "lots"], "--retention-bytes"),
         (&["-o", "xml"], "possible values"),
         (&["--bogus"], "unexpected argument"),
