@@ -269,3 +269,233 @@ fn check_read_only_verify(mut spool: std::process::Command, dir: std::path::Path
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn numbers(n: usize) -> String {
+    (1..=n).map(|i| format!("{i}\n")).collect()
+}
+
+/// Deleting a topic deletes its committed offsets in every group, as Kafka does: a topic
+/// created again under the name is read from its start.
+#[test]
+fn committed_offsets_do_not_outlive_their_topic() {
+    let s = Store::new();
+    s.produce("t", numbers(5000), &[]);
+    assert_eq!(
+        common::lines(&s.consume("t", &["--group", "g"])).len(),
+        5000
+    );
+    assert_eq!(
+        common::lines(&s.consume("t", &["--group", "other"])).len(),
+        5000
+    );
+    s.spool().args(["topic", "delete", "t"]).assert().success();
+    assert!(common::committed(&s, "g").is_empty());
+    assert!(common::committed(&s, "other").is_empty());
+    s.produce("t", numbers(8000), &[]);
+    let read = common::lines(&s.consume("t", &["--group", "g"]));
+    assert_eq!(
+        read.len(),
+        8000,
+        "the new topic's first records were skipped"
+    );
+    assert_eq!(read[0], "1");
+}
+
+/// Offsets left by a spool that did not delete them with their topic (no topic id, committed
+/// before the topic of that name was created) are ignored with a warning.
+#[test]
+fn offsets_older_than_their_topic_are_ignored_with_a_warning() {
+    let s = Store::new();
+    s.produce("t", numbers(10), &[]);
+    let group_dir = s.dir().join("groups").join("g");
+    std::fs::create_dir_all(&group_dir).unwrap();
+    std::fs::write(
+        group_dir.join("offsets.yaml"),
+        "t:\n  0:\n    offset: 7\n    committed_at_ms: 1000\n",
+    )
+    .unwrap();
+    let out = s
+        .spool()
+        .args(["consume", "t", "--group", "g", "-e"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(common::lines(&out.stdout).len(), 10);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("earlier topic named t"), "{stderr}");
+}
+
+/// A producer whose topic is deleted under it stops with exit 1 and says how far it got; none
+/// of its later records land in a topic created again under the name.
+#[test]
+fn a_producer_whose_topic_is_deleted_stops_and_says_so() {
+    let s = Store::new();
+    s.create_topic("t", 1, &[]);
+    let mut producer = s.spool_process();
+    producer
+        .args(["produce", "t", "--fsync", "never"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = producer.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    stdin.write_all(numbers(100).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        s.describe("t")["partitions"][0]["log_end_offset"] == 100
+    }));
+    s.spool().args(["topic", "delete", "t"]).assert().success();
+    s.create_topic("t", 1, &[]);
+    // The next lines must not land in the new topic.
+    let _ = stdin.write_all(numbers(50).as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("topic 't' was deleted"), "{stderr}");
+    assert!(
+        stderr.contains("100 records"),
+        "how many were written before: {stderr}"
+    );
+    assert_eq!(
+        s.describe("t")["partitions"][0]["log_end_offset"],
+        0,
+        "nothing went into the new topic"
+    );
+}
+
+/// A following consumer whose topic is deleted stops with a clear message and exit 1.
+#[test]
+fn a_following_consumer_whose_topic_is_deleted_stops_and_says_so() {
+    let s = Store::new();
+    s.produce("t", numbers(10), &[]);
+    for group in [None, Some("g")] {
+        let mut consumer = Running::spawn({
+            let mut c = s.spool_process();
+            c.args(["consume", "t"]);
+            if let Some(g) = group {
+                c.args(["--group", g]);
+            }
+            c
+        });
+        assert!(wait_until(Duration::from_secs(10), || consumer
+            .stdout_lines()
+            .len()
+            == 10));
+        s.spool().args(["topic", "delete", "t"]).assert().success();
+        let status = consumer.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(1), "{}", consumer.stderr_text());
+        assert!(
+            consumer.stderr_text().contains("topic 't' was deleted"),
+            "{}",
+            consumer.stderr_text()
+        );
+        s.produce("t", numbers(10), &[]);
+    }
+}
+
+/// A member whose stdout is blocked is removed after --max-poll-interval and another takes
+/// its partition; once the pipe drains, the removed member writes nothing more of it (at most
+/// the write that was already under way when it was removed).
+#[test]
+fn a_member_removed_for_blocked_output_prints_nothing_more() {
+    let s = Store::new();
+    s.create_topic("t", 1, &[]);
+    let value = "v".repeat(1000);
+    let input: String = (0..20_000).map(|i| format!("{i:05}{value}\n")).collect();
+    s.produce("t", input, &["--fsync", "never"]);
+    let timing = [
+        "--heartbeat-interval",
+        "100ms",
+        "--session-timeout",
+        "1s",
+        "--max-poll-interval",
+        "1s",
+    ];
+    let mut blocked = s
+        .spool_process()
+        .args(["consume", "t", "--group", "g", "-q"])
+        .args(timing)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads `blocked`'s stdout yet: it fills the pipe and blocks. Another member takes
+    // the partition once the blocked one left for exceeding its poll interval, and reads it all.
+    std::thread::sleep(Duration::from_millis(500));
+    let other = s
+        .spool()
+        .args(["consume", "t", "--group", "g", "-e", "-q", "-F", "%o\n"])
+        .args(timing)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(other.status.success());
+    assert_eq!(common::lines(&other.stdout).len(), 20_000);
+    // Now drain the blocked member's pipe and see what it printed.
+    let mut stdout = blocked.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        use std::io::Read;
+        let _ = stdout.read_to_end(&mut all);
+        all
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    common::signal(&blocked, libc::SIGTERM);
+    let _ = blocked.wait();
+    let printed = common::lines(&reader.join().unwrap());
+    // At most the one write of up to 256 KiB that was under way when it was removed: about
+    // 260 records of 1 KB (and the 64 KiB pipe is part of that write), where the partition
+    // has 20,000 and a poll delivers up to 1,000.
+    assert!(
+        printed.len() <= 400,
+        "the removed member printed {} records, most after it lost the partition",
+        printed.len()
+    );
+}
+
+/// A member stopped (SIGSTOP) past its session timeout while reading a backlog loses its
+/// partitions to another member; resumed, it prints none of the records it had rendered for
+/// them (beyond a write that was already under way).
+#[test]
+fn a_member_resumed_after_its_session_expired_prints_nothing_of_lost_partitions() {
+    let s = Store::new();
+    s.create_topic("t", 4, &[]);
+    let value = "w".repeat(1000);
+    let input: String = (0..40_000).map(|i| format!("{i:05}{value}\n")).collect();
+    s.produce("t", input, &["--fsync", "never"]);
+    let timing = ["--heartbeat-interval", "100ms", "--session-timeout", "1s"];
+    let stopped = Running::spawn({
+        let mut c = s.spool_process();
+        c.args(["consume", "t", "--group", "g", "-q", "-F", "%p %o %v\n"])
+            .args(timing);
+        c
+    });
+    assert!(wait_until(Duration::from_secs(20), || stopped
+        .stdout_lines()
+        .len()
+        >= 1000));
+    stopped.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = stopped.stdout_lines().len();
+    let other = s
+        .spool()
+        .args(["consume", "t", "--group", "g", "-e", "-q", "-F", "%p %o\n"])
+        .args(timing)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(
+        other.status.success(),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    stopped.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = stopped.stdout_lines().len() - before;
+    assert!(
+        after <= 260,
+        "the resumed member printed {after} records of partitions another member had taken"
+    );
+}

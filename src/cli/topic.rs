@@ -464,10 +464,11 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
         check_all_exist(ctx, &a.topics)?;
     }
     for name in &a.topics {
-        match ctx.store.delete_topic(name) {
+        match crate::group::reset::delete_topic(&ctx.store, name) {
             Ok(()) if a.quiet => {}
             Ok(()) => outln!("Deleted topic {name}.")?,
-            Err(StoreError::TopicNotFound(_)) if a.if_exists => {}
+            Err(crate::group::reset::AdminError::Store(StoreError::TopicNotFound(_)))
+                if a.if_exists => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -529,7 +530,11 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         for r in &results {
             for p in &r.partitions {
-                if a.quiet && p.problems.is_empty() && p.repairs.is_empty() {
+                if a.quiet
+                    && p.problems.is_empty()
+                    && p.repairs.is_empty()
+                    && p.lost_to_damage.is_empty()
+                {
                     continue;
                 }
                 let status = if p.problems.is_empty() {
@@ -554,10 +559,10 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
                     )?;
                 }
                 for lost in &p.lost_to_damage {
-                    println!(
+                    outln!(
                         "  offsets {}..{} were lost to damage (cut by crash recovery or a repair; never reused)",
                         lost.from, lost.to
-                    );
+                    )?;
                 }
                 for repair in &p.repairs {
                     outln!("  repaired: {repair}")?;

@@ -233,6 +233,9 @@ impl Consumer {
                     sink(topic, partition, record).map_err(PollError::Sink)
                 })
                 .map_err(|e| match e {
+                    PollError::Store(source @ StoreError::TopicDeleted { .. }) => {
+                        E::from(ConsumeError::Store(source))
+                    }
                     // The reader stops in front of what it cannot read: name that offset.
                     PollError::Store(source) => E::from(ConsumeError::Read {
                         topic: topic.to_owned(),

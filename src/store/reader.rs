@@ -81,6 +81,8 @@ pub struct PartitionReader {
     checked_until: u64,
     /// Chunks that came from the read-ahead thread.
     chunks_read_ahead: u64,
+    /// The partition directory's identity when opened (see [`PartitionReader::check_topic`]).
+    identity: (u64, u64),
     /// Runs between a read that found nothing more in the segment and the listing of the
     /// directory: lets a test append and roll exactly there.
     #[cfg(test)]
@@ -121,7 +123,18 @@ pub struct Polled {
 impl PartitionReader {
     /// A reader whose first record is `offset` (or the first one after it that still exists).
     pub fn open(dir: &Path, offset: i64) -> Result<PartitionReader> {
+        let identity = fsutil::file_identity(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::TopicDeleted {
+                partition_dir: dir.to_owned(),
+            },
+            _ => StoreError::Io {
+                op: "open",
+                path: dir.to_owned(),
+                source: e,
+            },
+        })?;
         let mut reader = PartitionReader {
+            identity,
             dir: dir.to_owned(),
             segment: None,
             next_offset: offset,
@@ -173,6 +186,18 @@ impl PartitionReader {
     /// reader reached them.
     pub fn take_gaps(&mut self) -> Vec<Gap> {
         std::mem::take(&mut self.gaps)
+    }
+
+    /// Fails with [`StoreError::TopicDeleted`] when the partition directory is no longer the
+    /// one this reader opened: the topic was deleted (and perhaps created again).
+    pub fn check_topic(&self) -> Result<()> {
+        if fsutil::same_file(&self.dir, self.identity).at("open", &self.dir)? {
+            Ok(())
+        } else {
+            Err(StoreError::TopicDeleted {
+                partition_dir: self.dir.clone(),
+            })
+        }
     }
 
     /// Repositions the reader at `offset`, found through the offset index.
@@ -236,11 +261,21 @@ impl PartitionReader {
     {
         let mut delivered = 0;
         while delivered < budget {
-            let Some(header) = self.next_header()? else {
-                return Ok(Polled {
-                    delivered,
-                    at_end: true,
-                });
+            let header = match self.next_header() {
+                Ok(Some(header)) => header,
+                Ok(None) => {
+                    // Caught up: the moment to notice that the topic is gone (one stat per
+                    // poll that reaches the end, none per record).
+                    self.check_topic()?;
+                    return Ok(Polled {
+                        delivered,
+                        at_end: true,
+                    });
+                }
+                Err(e) => {
+                    self.check_topic()?;
+                    return Err(e.into());
+                }
             };
             let seg = self
                 .segment

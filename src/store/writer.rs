@@ -90,13 +90,19 @@ pub struct PartitionWriter {
     /// Whether data was appended since the last sync.
     unsynced: bool,
     truncations: Vec<Truncation>,
+    /// The partition directory's identity when opened: a topic is its identity, so an append
+    /// that finds another directory (or none) at the path fails instead of writing into a
+    /// deleted topic.
+    identity: (u64, u64),
 }
 
 impl PartitionWriter {
     pub fn open(dir: &Path, config: LogConfig, sync_policy: SyncPolicy) -> Result<Self> {
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = lock::open_lock_file(&lock_path).at("open", &lock_path)?;
+        let identity = fsutil::file_identity(dir).at("open", dir)?;
         Ok(PartitionWriter {
+            identity,
             dir: dir.to_owned(),
             config,
             sync_policy,
@@ -140,6 +146,13 @@ impl PartitionWriter {
         })?;
         let lock_file = Arc::clone(&self.lock_file);
         let lock = ExclusiveLock::acquire(&lock_file).at("lock", &self.dir)?;
+        // Topic deletion renames the topic away under every partition's lock: checked under
+        // ours, the directory is either still the topic's or the batch is refused.
+        if !fsutil::same_file(&self.dir, self.identity).at("open", &self.dir)? {
+            return Err(StoreError::TopicDeleted {
+                partition_dir: self.dir.clone(),
+            });
+        }
         let mut head = self.current_head(now_ms)?;
         let len = batch_bytes.len() as u64;
         let full = head.log_len + len > self.config.segment_bytes;
