@@ -892,3 +892,81 @@ fn produce_from_a_pipe_shows_a_spinner_on_a_terminal() {
         .success()
         .stderr(predicate::str::starts_with("Produced 1 record"));
 }
+
+#[test]
+fn a_group_subscribes_by_regex_and_topics_created_later_join() {
+    let s = Store::new();
+    s.produce("orders.eu", "a\n", &[]);
+    s.produce("other", "x\n", &[]);
+    let t = std::time::Duration::from_secs(30);
+    let member = |extra: &[&str]| {
+        let mut cmd = s.spool_process();
+        cmd.args([
+            "consume",
+            "--regex",
+            r"orders\..*",
+            "--group",
+            "g",
+            "--heartbeat-interval",
+            "500ms",
+            "-F",
+            "%t %v\n",
+        ])
+        .args(extra);
+        common::process::Running::spawn(cmd)
+    };
+    let m1 = member(&[]);
+    assert!(
+        common::process::wait_until(t, || m1.stdout_lines() == ["orders.eu a"]),
+        "{:?} {}",
+        m1.stdout_lines(),
+        m1.stderr_text()
+    );
+    // A topic created later that matches joins the subscription; one that does not, not.
+    s.produce("orders.asia", "b\n", &[]);
+    s.produce("notorders", "y\n", &[]);
+    assert!(
+        common::process::wait_until(t, || m1.stdout_lines().len() == 2),
+        "{:?} {}",
+        m1.stdout_lines(),
+        m1.stderr_text()
+    );
+    assert_eq!(m1.stdout_lines()[1], "orders.asia b");
+    // The lease carries the pattern, and group describe shows the matched topics.
+    let v = s.json(&["group", "describe", "g", "--members", "-o", "json"]);
+    let assigned: Vec<String> = v["members"][0]["assignment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tp| tp["topic"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(assigned.contains(&"orders.asia".to_owned()), "{v}");
+    assert!(
+        !assigned.iter().any(|t| t == "other" || t == "notorders"),
+        "{v}"
+    );
+    let leases: Vec<String> = std::fs::read_dir(s.dir().join("groups/g/members"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        leases.iter().any(|l| l.contains(r"pattern: orders\..*")),
+        "{leases:?}"
+    );
+    // A second member with the same pattern shares the two partitions.
+    let m2 = member(&[]);
+    m2.wait_stderr("Generation", t);
+    let shared = common::process::wait_until(t, || {
+        let v = s.json(&["group", "describe", "g", "--members", "-o", "json"]);
+        let members = v["members"].as_array().unwrap();
+        members.len() == 2
+            && members
+                .iter()
+                .all(|m| m["assignment"].as_array().is_some_and(|a| a.len() == 1))
+    });
+    assert!(shared, "not one partition each");
+    m1.signal(libc::SIGINT);
+    m2.signal(libc::SIGINT);
+}

@@ -55,7 +55,9 @@ pub struct ConsumeArgs {
 
     /// Read every topic whose whole name matches this regular expression, as Kafka's pattern
     /// subscription (`kafka-console-consumer --include`, `rpk topic consume -r`): topics
-    /// created later that match are read too, from their start.
+    /// created later that match are read too, from their start. With --group, the group's
+    /// members subscribe by the pattern: a matching topic created later joins the assignment
+    /// within a heartbeat interval.
     #[arg(short = 'r', long, value_name = "REGEX", visible_alias = "include", conflicts_with = "topics", value_parser = regex_arg)]
     pub regex: Option<regex::Regex>,
 
@@ -153,7 +155,7 @@ fn regex_arg(s: &str) -> Result<regex::Regex, String> {
 }
 
 /// The pattern as the user gave it (without the anchors [`regex_arg`] added).
-fn pattern_text(pattern: &regex::Regex) -> &str {
+pub(super) fn pattern_text(pattern: &regex::Regex) -> &str {
     let s = pattern.as_str();
     s.strip_prefix("^(?:")
         .and_then(|s| s.strip_suffix(")$"))
@@ -221,11 +223,6 @@ pub(super) const OUT_FLUSH: usize = 256 * 1024;
 
 pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let renderer = Renderer::from_args(&a)?;
-    if a.group.group.is_some() && a.regex.is_some() {
-        return Err(usage_error(
-            "--regex is not supported with --group yet: name the group's topics instead".into(),
-        ));
-    }
     if a.group.group.is_some() {
         return super::consume_group::run(ctx, a, renderer);
     }

@@ -129,6 +129,10 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
         member: MemberConfig {
             group: group.clone(),
             topics: a.topics.clone(),
+            pattern: a
+                .regex
+                .as_ref()
+                .map(|r| super::consume::pattern_text(r).to_owned()),
             client_id: g.client_id.clone(),
             instance_id: g.instance_id.clone(),
             assignor: g.assignor.clone(),
@@ -152,7 +156,11 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
     // overridden by a committed offset (else `-o earliest -e` silently reads nothing).
     let mut offset_note = a.offset.map(|spec| OffsetNote {
         spec: spec.to_string(),
-        topics: a.topics.join(","),
+        topics: if a.topics.is_empty() {
+            "<TOPIC>".to_owned()
+        } else {
+            a.topics.join(",")
+        },
     });
     report(&group, &mut gc, quiet, &mut offset_note);
 
