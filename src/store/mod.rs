@@ -112,8 +112,9 @@ impl Store {
             let entry = entry.at("list", &self.root)?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
+            // `.spool.yaml.tmp-<pid>` while spool.yaml is written, `.spool.lock` beside it.
             let own = matches!(name.as_ref(), "topics" | "groups" | "tmp" | STORE_FILE)
-                || name.starts_with(&format!(".{STORE_FILE}.tmp-"));
+                || name.starts_with(".spool.");
             if !own {
                 return Err(StoreError::NotAStore {
                     path: self.root.clone(),
