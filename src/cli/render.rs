@@ -97,20 +97,35 @@ pub fn fit(t: &mut Table) {
         }
     }
     t.set_header(parts.iter().map(|p| p.join("\n")).collect::<Vec<_>>());
-    for (i, column) in t.column_iter_mut().enumerate() {
-        let header_min = parts[i]
+    let header_min = |i: usize| {
+        parts[i]
             .iter()
             .map(|s| s.chars().count())
             .max()
-            .unwrap_or(1);
+            .unwrap_or(1)
+    };
+    let free = |i: usize| FREE_TEXT_COLUMNS.contains(&names[i].as_str());
+    // Wrapping free text only helps when the table then fits; when even the narrowest layout
+    // is too wide, the table runs wide with every cell whole.
+    let narrowest: usize = (0..names.len())
+        .map(|i| {
+            if free(i) {
+                header_min(i) + 1
+            } else {
+                header_min(i).max(widest[i]) + 1
+            }
+        })
+        .sum();
+    let wrap_free_text = narrowest <= usize::from(width);
+    for (i, column) in t.column_iter_mut().enumerate() {
         column.set_padding((0, 1));
-        let constraint = if FREE_TEXT_COLUMNS.contains(&names[i].as_str()) {
+        let constraint = if wrap_free_text && free(i) {
             comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
-                header_min as u16 + 1,
+                header_min(i) as u16 + 1,
             ))
         } else {
             comfy_table::ColumnConstraint::Absolute(comfy_table::Width::Fixed(
-                (header_min.max(widest[i]) + 1).min(usize::from(u16::MAX)) as u16,
+                (header_min(i).max(widest[i]) + 1).min(usize::from(u16::MAX)) as u16,
             ))
         };
         column.set_constraint(constraint);
