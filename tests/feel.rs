@@ -970,3 +970,24 @@ fn a_group_subscribes_by_regex_and_topics_created_later_join() {
     m1.signal(libc::SIGINT);
     m2.signal(libc::SIGINT);
 }
+
+#[test]
+fn free_text_wraps_when_that_makes_a_table_fit() {
+    let s = Store::new();
+    let topics: Vec<String> = (0..8).map(|i| format!("a-rather-long-topic-{i}")).collect();
+    for t in &topics {
+        s.produce(t, "x\n", &[]);
+    }
+    let mut args = vec!["consume"];
+    args.extend(topics.iter().map(String::as_str));
+    args.extend(["--group", "billing-with-a-long-name", "-e", "-q"]);
+    s.spool().args(&args).assert().success();
+    let out = in_terminal(&s, 70, "group list");
+    assert!(out.lines().all(|l| l.chars().count() <= 70), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("billing-with-a-long-name ")),
+        "{out}"
+    );
+    assert!(out.lines().count() > 3, "TOPICS did not wrap: {out}");
+}
