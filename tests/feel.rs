@@ -25,13 +25,22 @@ fn closed_pipe() -> OwnedFd {
 
 /// Runs `spool ARGS` with stdout a pipe nobody reads (`| true`) and asserts it exits 0 quietly.
 fn assert_quiet_on_closed_stdout(store: &Store, args: &[&str]) {
-    let out = store
+    let mut child = store
         .spool_process()
         .args(args)
         .stdout(Stdio::from(closed_pipe()))
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .expect("run spool");
+    // Followers (`consume` without -e, `--watch`) must notice the closed pipe too.
+    let exited = common::process::wait_until(std::time::Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait for spool");
+    assert!(exited, "spool {args:?} kept running with a closed stdout");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.code() == Some(0)
@@ -68,6 +77,9 @@ fn every_command_that_prints_exits_0_quietly_when_stdout_is_closed() {
         &["consume", "orders", "-e"],
         &["consume", "orders", "-e", "--output", "json"],
         &["consume", "orders", "-e", "--group", "other"],
+        &["consume", "orders"],
+        &["consume", "orders", "--group", "follower"],
+        &["group", "describe", "billing", "--watch", "1s"],
         &["group", "list"],
         &["group", "list", "-o", "json"],
         &["group", "describe", "billing"],
