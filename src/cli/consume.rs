@@ -94,7 +94,7 @@ pub struct ConsumeArgs {
     /// The clock restarts with every record delivered, so `--timeout 5s` reads a live topic
     /// until it has been quiet for 5 seconds. Without -e, --timeout or -n, consume follows the
     /// topic until interrupted.
-    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_within(super::ms(1), super::ms(365 * 86_400_000)))]
     pub timeout: Option<Duration>,
 
     /// Output template (see the tokens below) [default: %v\n].

@@ -47,9 +47,9 @@ pub struct GroupArgs {
     /// How often the member proves it is alive.
     ///
     /// A background thread refreshes the member's lease file at this interval (Kafka's
-    /// heartbeat.interval.ms). It must be shorter than --session-timeout; a third of it is
-    /// usual.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = super::duration_arg, requires = "group")]
+    /// heartbeat.interval.ms). Between 10ms and 1h, and at most half of --session-timeout; a
+    /// third of it is usual.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = super::duration_within(super::ms(10), super::ms(3_600_000)), requires = "group")]
     pub heartbeat_interval: Duration,
 
     /// A member silent for this long (hung, stopped) is removed and its partitions move.
@@ -59,7 +59,7 @@ pub struct GroupArgs {
     /// matters for a member that is alive but silent (stopped with SIGSTOP, stuck on a disk).
     /// For a static member (--instance-id) it is also how long its partitions wait for it to
     /// come back.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::duration_arg, requires = "group")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::duration_within(super::ms(100), super::ms(3_600_000)), requires = "group")]
     pub session_timeout: Duration,
 
     /// A member whose output has not moved for this long leaves the group and rejoins later.
@@ -67,7 +67,7 @@ pub struct GroupArgs {
     /// Kafka's max.poll.interval.ms: the time allowed between two polls. A member blocked on a
     /// full pipe (its reader stopped reading) or on a slow --exec command for this long gives
     /// its partitions up so others can read them, and rejoins when it can write again.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_arg, requires = "group")]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_within(super::ms(1000), super::ms(24 * 86_400_000)), requires = "group")]
     pub max_poll_interval: Duration,
 
     /// How often the offsets of records written out are committed.
@@ -76,7 +76,7 @@ pub struct GroupArgs {
     /// handed over and on a clean exit (end of input, -n, --timeout, Ctrl-C). A member killed
     /// with kill -9 loses at most this much progress: its successor re-delivers the records
     /// after the last commit (at-least-once).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::duration_arg, requires = "group")]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::duration_within(super::ms(10), super::ms(3_600_000)), requires = "group")]
     pub auto_commit_interval: Duration,
 
     /// Where partitions without a committed offset start, unless -o says otherwise.
@@ -115,11 +115,20 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
         name::validate(NameKind::Group, id)
             .map_err(|e| super::consume::usage_error(format!("invalid --instance-id: {e}")))?;
     }
-    if g.heartbeat_interval >= g.session_timeout {
+    // Kafka's rule of thumb, enforced: a member must be able to miss a heartbeat without
+    // being expired, and must not be removed for slow output before it could heartbeat.
+    if g.session_timeout < 2 * g.heartbeat_interval {
         return Err(super::consume::usage_error(format!(
-            "--heartbeat-interval ({}) must be shorter than --session-timeout ({})",
-            humantime::format_duration(g.heartbeat_interval),
-            humantime::format_duration(g.session_timeout)
+            "--session-timeout ({}) must be at least twice --heartbeat-interval ({}); a third is usual",
+            humantime::format_duration(g.session_timeout),
+            humantime::format_duration(g.heartbeat_interval)
+        )));
+    }
+    if g.max_poll_interval < g.heartbeat_interval {
+        return Err(super::consume::usage_error(format!(
+            "--max-poll-interval ({}) must be at least --heartbeat-interval ({})",
+            humantime::format_duration(g.max_poll_interval),
+            humantime::format_duration(g.heartbeat_interval)
         )));
     }
     for topic in &a.topics {

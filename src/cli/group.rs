@@ -169,7 +169,7 @@ pub struct DescribeArgs {
     /// rendering follows the previous one after a blank line. As --watch takes an optional
     /// value, `--watch billing` would read "billing" as the interval: write the group names
     /// first, or use --watch=1s.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = super::duration_arg)]
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = super::duration_within(super::ms(100), super::ms(86_400_000)))]
     pub watch: Option<Duration>,
 }
 

@@ -260,7 +260,13 @@ pub fn retention_arg(s: &str) -> Result<i64, String> {
         return Err("expected a duration like 7d or 12h, or -1 (forever)".into());
     }
     let d = duration_arg(s)?;
-    Ok(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    i64::try_from(d.as_millis()).map_err(|_| {
+        format!(
+            "--retention {} is too long: retention.ms is at most {} ms (about 292 million years); -1 keeps records forever",
+            humantime::format_duration(d),
+            i64::MAX
+        )
+    })
 }
 
 /// clap value parser for `--retention-bytes`: a size, or -1 (also `unlimited`) for no size
@@ -274,6 +280,31 @@ pub fn retention_bytes_arg(s: &str) -> Result<i64, String> {
     }
     let n = size_arg(s)?;
     i64::try_from(n).map_err(|_| format!("{s} is too large"))
+}
+
+/// clap value parser for a duration between `min` and `max` (inclusive): zero and absurd
+/// values of a timing flag are usage errors naming the range, not a spinning or useless
+/// process.
+pub fn duration_within(
+    min: std::time::Duration,
+    max: std::time::Duration,
+) -> impl Fn(&str) -> Result<std::time::Duration, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let d = duration_arg(s)?;
+        if d < min || d > max {
+            return Err(format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ));
+        }
+        Ok(d)
+    }
+}
+
+/// Milliseconds.
+pub const fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
 }
 
 /// clap value parser for `KEY=VALUE`.
@@ -529,11 +560,16 @@ pub fn unescape(s: &str) -> anyhow::Result<Vec<u8>> {
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    // A second Ctrl-C stops at once (_exit is async-signal-safe).
+    if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: _exit ends the process without running anything else.
+        unsafe { libc::_exit(130) };
+    }
 }
 
 /// Makes Ctrl-C and SIGTERM set a flag instead of killing the process, so a long-running
-/// command can finish cleanly (commit, leave its group, print its summary).
+/// command can finish cleanly (commit, leave its group, print its summary); a second one ends
+/// the process at once with status 130.
 pub fn install_interrupt_handler() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {

@@ -12,7 +12,9 @@ use super::{unescape, Context};
 use crate::format::Encoding;
 use crate::produce::input::Input;
 use crate::produce::partitioner::Strategy;
-use crate::produce::pipeline::{self, InputFormat, PipelineOptions, RecordOptions, Route};
+use crate::produce::pipeline::{
+    self, InputFormat, PipelineError, PipelineOptions, RecordOptions, Route,
+};
 use crate::produce::producer::{Producer, ProducerConfig, Summary};
 use crate::record::Header;
 use crate::spec;
@@ -44,6 +46,8 @@ use crate::store::{StoreError, SyncPolicy};
 Exit status:
   0  every record was appended under the --fsync policy
   1  an error stopped the producer; records before it stay written and the summary says how many
+  130  interrupted (Ctrl-C, SIGTERM): the records read so far were appended and synced, and
+       the summary says from which input record to resume
   2  usage error"
 )]
 pub struct ProduceArgs {
@@ -128,7 +132,7 @@ pub struct ProduceArgs {
     /// By default (0ms) a batch is written as soon as the input has nothing more ready, so
     /// records typed or piped slowly reach consumers at once, each in a small batch. A linger
     /// such as 50ms trades that latency for fewer, larger batches (Kafka's linger.ms).
-    #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = super::duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = super::duration_within(super::ms(0), super::ms(3_600_000)))]
     pub linger: std::time::Duration,
 
     /// When data is forced to disk: at exit (the default), after every batch, or never.
@@ -347,12 +351,17 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    // Ctrl-C and SIGTERM stop reading: the records read so far are appended and synced, the
+    // summary says how far the input got, and the exit status is 130. A second one stops at
+    // once.
+    super::install_interrupt_handler();
     let result = pipeline::run(
         &mut input,
         &mut producer,
         &options,
         max_message_bytes,
         &mut progress,
+        &super::interrupted,
     );
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -376,6 +385,17 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     }
     let summary = producer.summary();
     match (result, closed) {
+        (Err(PipelineError::Interrupted { line }), Ok(_)) => {
+            print_summary(&summary, a.quiet, a.output)?;
+            if !a.quiet {
+                eprintln!(
+                    "Interrupted: the first {line} input record{} were produced; to resume, produce the input from record {} on",
+                    if line == 1 { "" } else { "s" },
+                    line + 1
+                );
+            }
+            Ok(ExitCode::from(130))
+        }
         (Ok(()), Ok(_)) => {
             print_summary(&summary, a.quiet, a.output)?;
             Ok(ExitCode::SUCCESS)
