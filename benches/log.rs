@@ -238,7 +238,7 @@ fn produce(c: &mut Criterion) {
                     &mut producer,
                     &options,
                     1 << 20,
-                    &mut |_| {},
+                    &mut |_, _| {},
                     &|| false,
                 )
                 .expect("pipeline");
