@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::assignor::{self, RebalanceProtocol, TopicPartition};
-use super::member::{Member, MemberConfig};
+use super::member::{Member, MemberConfig, OutputGate};
 use super::state::{GroupPhase, GroupState};
 use super::GroupError;
 use crate::consume::{resolve_start, Consumer, Polled};
@@ -372,6 +372,12 @@ impl GroupConsumer {
     /// records of partitions it no longer owns are not printed.
     pub fn may_output(&self) -> bool {
         self.member.await_session()
+    }
+
+    /// The check to make before every write of records (see [`OutputGate`]); it stays valid
+    /// (and says no) after the member rejoined with a new lease.
+    pub fn output_gate(&self) -> OutputGate {
+        self.member.output_gate()
     }
 
     /// Everything delivered so far has been written out: those positions may be committed.

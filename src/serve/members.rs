@@ -208,6 +208,8 @@ impl KafkaMembers {
             host: req.host.clone(),
             pid: std::process::id(),
             topics: req.topics.clone(),
+            // Kafka clients resolve pattern subscriptions themselves and send the topics.
+            pattern: None,
             assignor: req.assignor.clone(),
             session_timeout_ms: session_ms,
             heartbeat_interval_ms: (session_ms / 3).max(1),

@@ -123,7 +123,7 @@ pub struct Polled {
 impl PartitionReader {
     /// A reader whose first record is `offset` (or the first one after it that still exists).
     pub fn open(dir: &Path, offset: i64) -> Result<PartitionReader> {
-        let identity = fsutil::dir_identity(dir).map_err(|e| match e.kind() {
+        let identity = fsutil::file_identity(dir).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::TopicDeleted {
                 partition_dir: dir.to_owned(),
             },
@@ -191,7 +191,7 @@ impl PartitionReader {
     /// Fails with [`StoreError::TopicDeleted`] when the partition directory is no longer the
     /// one this reader opened: the topic was deleted (and perhaps created again).
     pub fn check_topic(&self) -> Result<()> {
-        if fsutil::same_dir(&self.dir, self.identity).at("open", &self.dir)? {
+        if fsutil::same_file(&self.dir, self.identity).at("open", &self.dir)? {
             Ok(())
         } else {
             Err(StoreError::TopicDeleted {
