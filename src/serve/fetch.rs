@@ -24,6 +24,12 @@ use crate::store::{raw, StoreError, Topic};
 /// The longest a fetch waits, whatever the client asks (Kafka clients ask for 500 ms).
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// The most a fetch returns of one partition, whatever the client allows (a broker may return
+/// less). A client reading a backlog works through one response while the next is read and
+/// sent, so moderate responses keep both sides busy: librdkafka read a backlog of 100-byte
+/// records in 3.5 s with 1 MiB responses against 4.8 s with 10 MiB ones.
+const PARTITION_CHUNK: usize = 1 << 20;
+
 struct Wanted {
     name: TopicName,
     id: Uuid,
@@ -94,7 +100,9 @@ fn read_all(wanted: &[Wanted], max_bytes: usize) -> (Vec<FetchableTopicResponse>
         for p in &w.partitions {
             let data = match &w.topic {
                 Ok(Some(topic)) => {
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes - total);
+                    let limit = (p.partition_max_bytes.max(0) as usize)
+                        .min(max_bytes - total)
+                        .min(PARTITION_CHUNK);
                     // Only the first batch of the whole response may exceed the limits.
                     read_partition(topic, p, limit, total > 0)
                 }
