@@ -893,3 +893,72 @@ fn a_thousand_idle_connections_leave_the_server_serving() {
     drop(idle);
     assert_eq!(spool_records(&store, "busy").len(), 2);
 }
+
+#[test]
+fn admin_apis_over_the_store() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("adm", 2, &[]);
+    // Timestamps 1000, 2000, ... 10000 ms on partition 0.
+    let input: String = (1..=10)
+        .map(|i| {
+            format!(
+                "{{\"partition\":0,\"timestamp\":{},\"value\":\"v{i}\"}}\n",
+                i * 1000
+            )
+        })
+        .collect();
+    store.produce("adm", input, &["--input", "json"]);
+    let server = Server::start(&store, &[]);
+    peers::python(
+        &python,
+        &server,
+        r#"
+import os
+from confluent_kafka import TopicPartition, ConsumerGroupTopicPartitions
+from confluent_kafka.admin import (AdminClient, ConfigResource, ConfigEntry, AlterConfigOpType,
+                                   OffsetSpec)
+a = AdminClient({"bootstrap.servers": os.environ["BOOTSTRAP"]})
+c = a.describe_cluster().result(10)
+assert len(c.nodes) == 1 and c.nodes[0].id == 0, c
+assert c.cluster_id
+tp = TopicPartition("adm", 0)
+def offset(spec):
+    return a.list_offsets({tp: spec})[tp].result(10)
+assert offset(OffsetSpec.earliest()).offset == 0
+assert offset(OffsetSpec.latest()).offset == 10
+assert offset(OffsetSpec.for_timestamp(2500)).offset == 2
+assert offset(OffsetSpec.for_timestamp(99999)).offset == -1
+m = offset(OffsetSpec.max_timestamp())
+assert (m.offset, m.timestamp) == (9, 10000), m
+r = ConfigResource("topic", "adm")
+a.incremental_alter_configs([ConfigResource("topic", "adm", incremental_configs=[
+    ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])])[r].result(10)
+got = a.describe_configs([r])[r].result(10)
+assert got["retention.ms"].value == "3600000", got
+try:
+    a.incremental_alter_configs([ConfigResource("topic", "adm", incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])])[r].result(10)
+    raise SystemExit("an unknown config was accepted")
+except Exception as e:
+    assert "INVALID_CONFIG" in str(e) or "unknown topic config" in str(e), e
+res = a.delete_records([TopicPartition("adm", 0, 4)])
+low = list(res.values())[0].result(10)
+assert low.low_watermark == 4, low
+assert offset(OffsetSpec.earliest()).offset == 4
+"#,
+    );
+    let described = store.describe("adm");
+    assert_eq!(described["configs"]["retention.ms"], "3600000");
+    assert_eq!(described["partitions"][0]["log_start_offset"], 4);
+    // The CLI starts reading where the log now starts.
+    let out = store.consume("adm", &["-p", "0", "-o", "earliest"]);
+    assert_eq!(common::lines(&out).first().map(String::as_str), Some("v5"));
+    store
+        .spool()
+        .args(["topic", "verify", "adm"])
+        .assert()
+        .success();
+}
