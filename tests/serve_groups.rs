@@ -420,3 +420,41 @@ while True:
         stopped.elapsed()
     );
 }
+
+#[test]
+fn group_admin_apis_see_and_steer_spools_groups() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("ga", 2, &[]);
+    store.produce("ga", "a\nb\nc\n", &[]);
+    // A CLI group with committed offsets and no members.
+    store
+        .spool()
+        .args(["consume", "ga", "--group", "cli-group", "-e", "-q"])
+        .assert()
+        .success();
+    let server = Server::start(&store, &[]);
+    peers::python(
+        &python,
+        &server,
+        r#"
+import os
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+a = AdminClient({"bootstrap.servers": os.environ["BOOTSTRAP"]})
+groups = a.list_consumer_groups().result(10)
+ids = [g.group_id for g in groups.valid]
+assert "cli-group" in ids, ids
+d = a.describe_consumer_groups(["cli-group"])["cli-group"].result(10)
+assert len(d.members) == 0, d
+offsets = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("cli-group")])["cli-group"].result(10)
+total = sum(tp.offset for tp in offsets.topic_partitions if tp.offset >= 0)
+assert total == 3, offsets.topic_partitions
+a.delete_consumer_groups(["cli-group"])["cli-group"].result(10)
+"#,
+    );
+    let out = store.spool().args(["group", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("cli-group"));
+}
