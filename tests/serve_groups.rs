@@ -458,3 +458,84 @@ a.delete_consumer_groups(["cli-group"])["cli-group"].result(10)
     let out = store.spool().args(["group", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("cli-group"));
 }
+
+#[test]
+fn a_static_kafka_member_keeps_its_partition_across_a_restart() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("st", 2, &[]);
+    let server = Server::start(&store, &[]);
+    let _cli = {
+        let mut cmd = store.spool_process();
+        cmd.args(["consume", "st", "--group", "sg", "-F", "%p %o %v\\n"]);
+        Collecting::spawn(cmd)
+    };
+    wait_for("the CLI member", Duration::from_secs(20), || {
+        live_members(&store, "sg").len() == 1
+    });
+    let member = || {
+        let mut cmd = Command::new(&python);
+        cmd.args([
+            "-u",
+            "-c",
+            r#"
+import os
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": os.environ["BOOTSTRAP"], "group.id": "sg",
+              "group.instance.id": "worker-1",
+              "partition.assignment.strategy": "cooperative-sticky",
+              "session.timeout.ms": 20000, "heartbeat.interval.ms": 300})
+c.subscribe(["st"])
+while True:
+    c.poll(0.2)
+"#,
+        ])
+        .env("BOOTSTRAP", &server.addr);
+        Collecting::spawn(cmd)
+    };
+    let owned_by = |store: &Store| -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = live_members(store, "sg")
+            .iter()
+            .map(|m| {
+                (
+                    m["instance_id"].as_str().unwrap_or("-").to_owned(),
+                    m["owned"].as_array().map_or(0, |o| o.len()),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut first = member();
+    wait_for("one partition each", Duration::from_secs(30), || {
+        owned_by(&store) == [("-".to_owned(), 1), ("worker-1".to_owned(), 1)]
+    });
+    // Killed: within its session, its partition stays its own (no rebalance), and the same
+    // instance coming back takes it over at once.
+    first.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        owned_by(&store),
+        [("-".to_owned(), 1), ("worker-1".to_owned(), 1)]
+    );
+    let generation = |store: &Store| {
+        let state: serde_json::Value =
+            store.json(&["group", "describe", "sg", "--state", "-o", "json"]);
+        state["generation"].as_i64().unwrap_or(-1)
+    };
+    let before = generation(&store);
+    assert!(before > 0);
+    let _second = member();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        owned_by(&store),
+        [("-".to_owned(), 1), ("worker-1".to_owned(), 1)]
+    );
+    assert_eq!(
+        generation(&store),
+        before,
+        "a static member's return rebalanced"
+    );
+}
