@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
+use super::compression::Decompressor;
 use super::error::{IoContext, Result, StoreError};
 use super::fsutil;
 use super::head::{Head, LOCK_FILE};
@@ -58,6 +59,10 @@ pub struct PartitionReader {
     listed: Vec<i64>,
     /// Where the last poll stopped inside a batch that is still in `buf` and was checked.
     resume: Option<Resume>,
+    /// Where compressed batches' records are decompressed, one batch at a time, into one
+    /// buffer reused from batch to batch; a poll that stops inside a compressed batch leaves
+    /// its records here for the next poll ([`Resume`]). Uncompressed batches never touch it.
+    decompressor: Decompressor,
     /// Bytes read from a segment at once.
     chunk: usize,
     /// Bytes the next read asks for: from [`MIN_READ_CHUNK`] after a seek, doubling with each
@@ -121,6 +126,7 @@ impl PartitionReader {
             skipped: 0,
             resumed_at: offset,
             resume: None,
+            decompressor: Decompressor::default(),
             listed: Vec::new(),
             chunk: READ_CHUNK,
             read_len: MIN_READ_CHUNK,
@@ -255,17 +261,23 @@ impl PartitionReader {
                 continue;
             }
             let bytes = &self.buf[start..start + total];
-            let mut records = match self.resume.take() {
-                // Checked when the previous poll started it, and still in the buffer.
+            let records = match self.resume.take() {
+                // Checked (and decompressed) when the previous poll started it, and still in
+                // the buffer (and the decompressor: nothing was decompressed since).
                 Some(r) if r.base == seg.base && r.position == seg.position => {
-                    Batch { header, bytes }.records_from(r.cursor)
+                    Ok(Batch { header, bytes }.records_from(&self.decompressor, r.cursor))
                 }
                 // Checked by the read-ahead thread.
                 _ if seg.position + total as u64 <= self.checked_until => {
-                    Batch { header, bytes }.records()
+                    Batch { header, bytes }.records(&mut self.decompressor)
                 }
-                _ => parse_batch(bytes, seg)?.records(),
+                _ => parse_batch(bytes, seg)?.records(&mut self.decompressor),
             };
+            let mut records = records.map_err(|source| StoreError::Corrupt {
+                path: seg.path.clone(),
+                position: seg.position,
+                source,
+            })?;
             loop {
                 if delivered == budget {
                     break;
