@@ -1132,6 +1132,131 @@ mod tests {
         assert_eq!(builder.finish(), &plain[..]);
     }
 
+    /// `batch` with its CRC computed anew (after a test changed it on purpose).
+    fn fix_crc(batch: &mut [u8]) {
+        let crc = crc::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    fn set_attributes(batch: &mut [u8], attributes: i16) {
+        batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        fix_crc(batch);
+    }
+
+    #[test]
+    fn compressed_batches_decode_to_the_same_records_with_the_same_header() {
+        let records: Vec<Record> = (0..300)
+            .map(|i| Record {
+                timestamp: 1000 + i,
+                key: (i % 3 != 0).then(|| format!("k{i}").into_bytes()),
+                value: Some(vec![(i % 256) as u8; (i % 40) as usize]),
+                headers: vec![Header {
+                    key: b"h".to_vec(),
+                    value: Some(vec![0xff, i as u8]),
+                }],
+            })
+            .collect();
+        let mut plain = Vec::new();
+        encode_batch(&mut plain, &records);
+        set_base_offset(&mut plain, 77);
+        let mut compressor = Compressor::default();
+        let mut d = Decompressor::default();
+        for codec in Compression::ALL {
+            let mut out = Vec::new();
+            compress_batch(&plain, codec, &mut compressor, &mut out).unwrap();
+            let batch = Batch::parse(&out).unwrap();
+            assert_eq!(batch.compression(), Ok(codec));
+            let original = BatchHeader::parse(&plain).unwrap();
+            assert_eq!(batch.header.attributes, i16::from(codec.id()));
+            assert_eq!(
+                (
+                    batch.header.base_offset,
+                    batch.header.last_offset_delta,
+                    batch.header.records_count,
+                    batch.header.base_timestamp,
+                    batch.header.max_timestamp
+                ),
+                (
+                    original.base_offset,
+                    original.last_offset_delta,
+                    original.records_count,
+                    original.base_timestamp,
+                    original.max_timestamp
+                )
+            );
+            if codec != Compression::None {
+                assert!(out.len() < plain.len(), "{codec}: {} bytes", out.len());
+            }
+            let decoded: Vec<Record> = batch
+                .records(&mut d)
+                .unwrap()
+                .map(|r| r.unwrap().to_owned_record())
+                .collect();
+            assert_eq!(decoded, records, "{codec}");
+        }
+    }
+
+    #[test]
+    fn a_compressed_batch_must_frame_exactly_its_record_count() {
+        let records: Vec<Record> = (0..5).map(|i| record(None, Some(b"v"), i)).collect();
+        let mut plain = Vec::new();
+        encode_batch(&mut plain, &records);
+        let mut out = Vec::new();
+        compress_batch(&plain, Compression::Lz4, &mut Compressor::default(), &mut out).unwrap();
+        for count in [4i32, 6, 0] {
+            let mut wrong = out.clone();
+            wrong[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4]
+                .copy_from_slice(&count.to_be_bytes());
+            fix_crc(&mut wrong);
+            let err = Batch::parse(&wrong)
+                .unwrap()
+                .records(&mut Decompressor::default())
+                .err();
+            assert!(
+                matches!(err, Some(BatchError::RecordCount { expected, .. }) if expected == count),
+                "{count}: {err:?}"
+            );
+        }
+        // Bytes after the last record are a record that does not frame either.
+        let mut longer = plain.clone();
+        longer.extend_from_slice(&[0x7f]);
+        let mut out = Vec::new();
+        compress_batch(&longer, Compression::Zstd, &mut Compressor::default(), &mut out).unwrap();
+        let err = Batch::parse(&out)
+            .unwrap()
+            .records(&mut Decompressor::default())
+            .err();
+        assert!(matches!(err, Some(BatchError::RecordCount { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn unknown_codecs_and_control_batches_are_refused_by_name() {
+        let mut buf = Vec::new();
+        encode_batch(&mut buf, &[record(None, Some(b"v"), 1)]);
+        for codec in 5..=7i16 {
+            set_attributes(&mut buf, codec);
+            let err = Batch::parse(&buf).unwrap_err();
+            assert_eq!(
+                err,
+                BatchError::UnknownCodec {
+                    codec: codec as u8,
+                    attributes: codec
+                }
+            );
+            assert!(err.to_string().contains(&format!("unknown compression codec {codec}")));
+        }
+        set_attributes(&mut buf, 0b10_0000);
+        assert!(matches!(Batch::parse(&buf), Err(BatchError::ControlBatch(_))));
+        // Idempotent producers' fields are read like any batch's.
+        set_attributes(&mut buf, 0);
+        buf[43..51].copy_from_slice(&42i64.to_be_bytes());
+        buf[51..53].copy_from_slice(&3i16.to_be_bytes());
+        buf[53..57].copy_from_slice(&7i32.to_be_bytes());
+        fix_crc(&mut buf);
+        let batch = Batch::parse(&buf).unwrap();
+        assert_eq!(batch.records(&mut Decompressor::default()).unwrap().count(), 1);
+    }
+
     #[test]
     fn flipped_bit_is_a_crc_error_and_short_buffer_incomplete() {
         let mut buf = Vec::new();

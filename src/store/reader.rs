@@ -686,6 +686,39 @@ mod tests {
     }
 
     #[test]
+    fn compressed_batches_deliver_every_record_once_in_order_at_any_budget() {
+        use crate::store::batch::compress_batch;
+        use crate::store::compression::{Compression, Compressor};
+        for codec in Compression::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer =
+                PartitionWriter::open(dir.path(), LogConfig::default(), SyncPolicy::Never)
+                    .unwrap();
+            let (mut plain, mut compressed) = (Vec::new(), Vec::new());
+            let mut compressor = Compressor::default();
+            for b in 0..7 {
+                let records: Vec<Record> = (0..13)
+                    .map(|i| Record {
+                        timestamp: 1,
+                        value: Some((b * 13 + i).to_string().into_bytes()),
+                        ..Record::default()
+                    })
+                    .collect();
+                encode_batch(&mut plain, &records);
+                compress_batch(&plain, codec, &mut compressor, &mut compressed).unwrap();
+                writer.append(&mut compressed, 1).unwrap();
+            }
+            for budget in [1, 5, 13, 14, 100] {
+                for start in [0, 1, 12, 13, 50, 90] {
+                    let mut reader = PartitionReader::open(dir.path(), start).unwrap();
+                    let got = read_all(&mut reader, budget);
+                    assert_eq!(got, (start..91).collect::<Vec<_>>(), "{codec}, budget {budget}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_seek_in_the_middle_of_a_batch_forgets_where_the_last_poll_stopped() {
         let dir = partition(3, 10);
         let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
