@@ -1202,7 +1202,13 @@ mod tests {
         let mut plain = Vec::new();
         encode_batch(&mut plain, &records);
         let mut out = Vec::new();
-        compress_batch(&plain, Compression::Lz4, &mut Compressor::default(), &mut out).unwrap();
+        compress_batch(
+            &plain,
+            Compression::Lz4,
+            &mut Compressor::default(),
+            &mut out,
+        )
+        .unwrap();
         for count in [4i32, 6, 0] {
             let mut wrong = out.clone();
             wrong[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4]
@@ -1221,12 +1227,21 @@ mod tests {
         let mut longer = plain.clone();
         longer.extend_from_slice(&[0x7f]);
         let mut out = Vec::new();
-        compress_batch(&longer, Compression::Zstd, &mut Compressor::default(), &mut out).unwrap();
+        compress_batch(
+            &longer,
+            Compression::Zstd,
+            &mut Compressor::default(),
+            &mut out,
+        )
+        .unwrap();
         let err = Batch::parse(&out)
             .unwrap()
             .records(&mut Decompressor::default())
             .err();
-        assert!(matches!(err, Some(BatchError::RecordCount { .. })), "{err:?}");
+        assert!(
+            matches!(err, Some(BatchError::RecordCount { .. })),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -1243,10 +1258,15 @@ mod tests {
                     attributes: codec
                 }
             );
-            assert!(err.to_string().contains(&format!("unknown compression codec {codec}")));
+            assert!(err
+                .to_string()
+                .contains(&format!("unknown compression codec {codec}")));
         }
         set_attributes(&mut buf, 0b10_0000);
-        assert!(matches!(Batch::parse(&buf), Err(BatchError::ControlBatch(_))));
+        assert!(matches!(
+            Batch::parse(&buf),
+            Err(BatchError::ControlBatch(_))
+        ));
         // Idempotent producers' fields are read like any batch's.
         set_attributes(&mut buf, 0);
         buf[43..51].copy_from_slice(&42i64.to_be_bytes());
@@ -1254,7 +1274,10 @@ mod tests {
         buf[53..57].copy_from_slice(&7i32.to_be_bytes());
         fix_crc(&mut buf);
         let batch = Batch::parse(&buf).unwrap();
-        assert_eq!(batch.records(&mut Decompressor::default()).unwrap().count(), 1);
+        assert_eq!(
+            batch.records(&mut Decompressor::default()).unwrap().count(),
+            1
+        );
     }
 
     #[test]

@@ -692,8 +692,7 @@ mod tests {
         for codec in Compression::ALL {
             let dir = tempfile::tempdir().unwrap();
             let mut writer =
-                PartitionWriter::open(dir.path(), LogConfig::default(), SyncPolicy::Never)
-                    .unwrap();
+                PartitionWriter::open(dir.path(), LogConfig::default(), SyncPolicy::Never).unwrap();
             let (mut plain, mut compressed) = (Vec::new(), Vec::new());
             let mut compressor = Compressor::default();
             for b in 0..7 {
@@ -712,7 +711,11 @@ mod tests {
                 for start in [0, 1, 12, 13, 50, 90] {
                     let mut reader = PartitionReader::open(dir.path(), start).unwrap();
                     let got = read_all(&mut reader, budget);
-                    assert_eq!(got, (start..91).collect::<Vec<_>>(), "{codec}, budget {budget}");
+                    assert_eq!(
+                        got,
+                        (start..91).collect::<Vec<_>>(),
+                        "{codec}, budget {budget}"
+                    );
                 }
             }
         }
