@@ -221,7 +221,11 @@ impl Decompressor {
             if at + n > limit {
                 return Err(Fail::TooLarge);
             }
-            super::fsutil::grow_zeroed(buf, at + n);
+            if buf.len() < at + n {
+                // Doubling: a stream of many small blocks must not copy the buffer each time.
+                let grown = (buf.len() * 2).clamp(at + n, limit.max(at + n));
+                super::fsutil::grow_zeroed(buf, grown);
+            }
             decoder
                 .decompress(raw, &mut buf[at..at + n])
                 .map_err(|e| Fail::Corrupt(e.to_string()))
