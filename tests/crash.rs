@@ -1,5 +1,7 @@
 //! Many appenders at once, kill -9 at any moment, and the damage a crash can leave: the log
-//! always opens cleanly, loses nothing that was acknowledged, and keeps offsets contiguous.
+//! always opens cleanly, loses nothing that was acknowledged, keeps offsets contiguous where
+//! nothing was lost, and never hands out an offset twice: a log cut back below offsets it had
+//! handed out continues after them, leaving a gap.
 
 mod common;
 
@@ -17,6 +19,16 @@ fn log_of(s: &Store, topic: &str) -> Vec<(i64, String)> {
         .into_iter()
         .map(|(o, v)| (o, String::from_utf8(v).unwrap()))
         .collect()
+}
+
+/// Offsets strictly increasing, and contiguous except for one gap `[from, to)`.
+fn assert_contiguous_but(log: &[(i64, String)], from: i64, to: i64) {
+    let expected: Vec<i64> = (0..from).chain(to..).take(log.len()).collect();
+    let got: Vec<i64> = log.iter().map(|(o, _)| *o).collect();
+    assert_eq!(
+        got, expected,
+        "offsets contiguous but for the gap {from}..{to}"
+    );
 }
 
 fn assert_contiguous(log: &[(i64, String)]) {
@@ -287,27 +299,27 @@ fn a_torn_tail_is_cut_by_the_next_appender() {
     let bytes = read(&log);
     let spans = batch_spans(&bytes);
     let last = *spans.last().unwrap();
-    // The last batch half written: the head checkpoint still describes the whole file.
-    let cut_at = last.position + last.len / 2;
-    std::fs::write(&log, &bytes[..cut_at as usize]).unwrap();
+    let end = last.base_offset + i64::from(last.records);
+    // A writer killed in the middle of its write: half a batch after the end the head
+    // checkpoint describes (the head is stored only after a whole batch was written).
+    let mut torn = bytes[last.position as usize..(last.position + last.len) as usize].to_vec();
+    torn[..8].copy_from_slice(&end.to_be_bytes());
+    torn.truncate(torn.len() / 2);
+    let mut damaged = bytes.clone();
+    damaged.extend_from_slice(&torn);
+    std::fs::write(&log, &damaged).unwrap();
     // Readers treat the torn batch as not yet written.
-    assert_eq!(log_of(&s, "torn").len() as i64, last.base_offset);
+    assert_eq!(log_of(&s, "torn").len() as i64, end);
     s.spool()
         .args(["produce", "torn"])
         .write_stdin("after\n")
         .assert()
         .success()
         .stderr(predicate::str::contains("warning: recovered"))
-        .stderr(predicate::str::contains(format!(
-            "at byte {}",
-            last.position
-        )));
+        .stderr(predicate::str::contains(format!("at byte {}", bytes.len())));
     let records = log_of(&s, "torn");
     assert_contiguous(&records);
-    assert_eq!(
-        records.last().unwrap(),
-        &(last.base_offset, "after".to_owned())
-    );
+    assert_eq!(records.last().unwrap(), &(end, "after".to_owned()));
     verify_clean(&s, "torn");
 }
 
@@ -381,13 +393,14 @@ fn a_lost_or_damaged_head_checkpoint_is_rebuilt_from_the_files() {
         let before = log_of(&s, "head");
         s.produce("head", "after\n", &[]);
         let records = log_of(&s, "head");
-        assert_contiguous(&records);
-        assert_eq!(
-            records.len(),
-            before.len() + 1,
-            "{damage}: the next offset follows the records in the files"
-        );
+        assert_eq!(records.len(), before.len() + 1, "{damage}");
         assert_eq!(records.last().unwrap().1, "after", "{damage}");
+        if damage == "ahead" {
+            // The head had handed out the lost offsets: they are not given to other records.
+            assert_contiguous_but(&records, before.len() as i64, n as i64);
+        } else {
+            assert_contiguous(&records);
+        }
         verify_clean(&s, "head");
     }
 }
@@ -409,15 +422,13 @@ fn an_index_pointing_past_a_truncated_log_is_trimmed() {
     let kept_records = log_of(&s, "ix").len();
     s.produce("ix", "after\n", &[]);
     let records = log_of(&s, "ix");
-    assert_contiguous(&records);
+    // The offsets cut were handed out before: the log continues after them.
+    assert_contiguous_but(&records, kept_records as i64, 300);
     assert_eq!(records.len(), kept_records + 1);
     verify_clean(&s, "ix");
     // A seek through the index lands on the right record.
     let out = s.consume("ix", &["-o", &kept_records.to_string(), "-F", "%o %v\n"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out),
-        format!("{kept_records} after\n")
-    );
+    assert_eq!(String::from_utf8_lossy(&out), "300 after\n");
 }
 
 #[test]
@@ -437,14 +448,19 @@ fn a_crash_between_roll_and_new_segment_is_finished_by_the_next_appender() {
     std::fs::write(segs[0].with_extension("timeindex"), b"").unwrap();
     s.produce("roll", line.clone(), &[]);
     let records = log_of(&s, "roll");
-    assert_contiguous(&records);
     assert_eq!(
         records.len(),
         2,
         "offset 1 was lost with its segment; 2 records remain"
     );
-    // The record written after the crash continues at offset 1, in a segment named for it.
-    assert!(s.segments("roll", 0)[1].ends_with("00000000000000000001.log"));
+    // Offset 1 had been handed out, so the record written after the crash continues at
+    // offset 2, in a segment named for it.
+    assert_contiguous_but(&records, 1, 2);
+    assert!(s
+        .segments("roll", 0)
+        .last()
+        .unwrap()
+        .ends_with("00000000000000000002.log"));
     s.spool()
         .args(["topic", "verify", "roll", "--repair"])
         .assert()
@@ -489,4 +505,38 @@ fn a_kill_during_retention_leaves_a_log_that_opens() {
     );
     assert_eq!(s.describe("ret")["partitions"][0]["log_start_offset"], 3);
     verify_clean(&s, "ret");
+}
+
+#[test]
+fn a_crash_between_the_two_index_writes_is_mended_by_recovery() {
+    // A writer killed after writing an offset index entry and before its time index entry:
+    // the next appender's recovery writes the missing time entry, so the segment verifies
+    // once rolled.
+    let s = Store::new();
+    s.create_topic("tix", 1, &["--segment-bytes", "64KiB"]);
+    for p in 0..4 {
+        let input: String = (0..100)
+            .map(|i| format!("p{p}-{i}-{}\n", "t".repeat(60)))
+            .collect();
+        s.produce("tix", input, &["--batch-size", "2KiB"]);
+    }
+    let log = s.segments("tix", 0)[0].clone();
+    let time_index = log.with_extension("timeindex");
+    let len = std::fs::metadata(&time_index).unwrap().len();
+    assert!(len >= 24, "needs time index entries");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&time_index)
+        .unwrap();
+    f.set_len(len - 12).unwrap();
+    drop(f);
+    // The next appender recovers; enough more to roll the segment.
+    for p in 4..12 {
+        let input: String = (0..100)
+            .map(|i| format!("p{p}-{i}-{}\n", "t".repeat(60)))
+            .collect();
+        s.produce("tix", input, &["--batch-size", "2KiB"]);
+    }
+    assert!(s.segments("tix", 0).len() >= 2, "the segment rolled");
+    verify_clean(&s, "tix");
 }

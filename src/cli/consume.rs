@@ -248,10 +248,7 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             })?;
             if !a.quiet {
                 for s in consumer.take_skipped() {
-                    eprintln!(
-                        "warning: {}/{}: {} records were deleted by retention before they were read; continuing at offset {}",
-                        s.topic, s.partition, s.records, s.resumed_at
-                    );
+                    eprintln!("warning: {s}");
                 }
             }
             if polled.delivered > 0 {

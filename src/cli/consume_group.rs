@@ -13,7 +13,7 @@ use super::consume::{ConsumeArgs, Renderer, OUT_FLUSH};
 use super::Context;
 use crate::group::assignor::{TopicPartition, ASSIGNOR_NAMES};
 use crate::group::consumer::{GroupConsumer, GroupConsumerConfig, GroupEvent, OffsetReset};
-use crate::group::member::MemberConfig;
+use crate::group::member::{MemberConfig, OutputGate};
 use crate::name::{self, NameKind};
 use crate::record::RecordRef;
 
@@ -159,24 +159,31 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             if super::interrupted() {
                 return Ok(());
             }
-            gc.maintain(&mut || flush(&mut stdout, &mut out))?;
+            let gate = gc.output_gate();
+            gc.maintain(&mut || write_if_owner(&gate, &mut stdout, &mut out).map(drop))?;
             report(&group, &mut gc, quiet);
             if count >= limit {
                 return Ok(());
             }
+            // Every write of records below is preceded by this member's check that it still
+            // owns its partitions (DESIGN's invariant 5), however much output is buffered.
+            let gate = gc.output_gate();
             let budget = (limit - count).min(if exec.is_some() { 100 } else { 64 * 1024 }) as usize;
             let mut processed: Vec<(String, i32, i64)> = Vec::new();
             let polled = gc.poll(budget, |topic, partition, rec| -> anyhow::Result<()> {
                 match &exec {
                     Some(cmd) => {
+                        if !gate.check() {
+                            return Err(LostPartitions.into());
+                        }
                         run_exec(cmd, topic, partition, &rec)?;
                         processed.push((topic.to_owned(), partition, rec.offset));
                     }
                     None => {
                         renderer.render(&mut out, topic, partition, &rec)?;
-                        if out.len() >= OUT_FLUSH {
-                            stdout.write_all(&out)?;
-                            out.clear();
+                        if out.len() >= OUT_FLUSH && !write_if_owner(&gate, &mut stdout, &mut out)?
+                        {
+                            return Err(LostPartitions.into());
                         }
                     }
                 }
@@ -185,8 +192,19 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             for (topic, partition, offset) in &processed {
                 gc.mark_processed(topic, *partition, *offset);
             }
+            if !quiet {
+                for s in gc.consumer_mut().take_skipped() {
+                    eprintln!("warning: {s}");
+                }
+            }
             let polled = match polled {
                 Ok(p) => p,
+                // Rendered records of partitions this member may no longer own are dropped
+                // (left to their new owner); the next `maintain` rejoins.
+                Err(e) if e.is::<LostPartitions>() => {
+                    out.clear();
+                    continue;
+                }
                 Err(e) => {
                     if exec.is_some() {
                         let _ = gc.commit();
@@ -198,14 +216,12 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             if polled.delivered > 0 {
                 last_record = Instant::now();
             }
-            if !out.is_empty() || polled.delivered > 0 {
-                if gc.may_output() {
-                    flush(&mut stdout, &mut out)?;
-                    gc.mark_flushed();
-                } else {
-                    // Fenced while these were rendered: another member owns them now.
-                    out.clear();
-                }
+            // Fenced while these were rendered: another member owns them now, and they are
+            // dropped.
+            if (!out.is_empty() || polled.delivered > 0)
+                && write_if_owner(&gate, &mut stdout, &mut out)?
+            {
+                gc.mark_flushed();
             }
             if !polled.all_at_end {
                 continue;
@@ -222,8 +238,7 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
     })();
 
     let broken_pipe = matches!(&result, Err(e) if super::is_broken_pipe(e));
-    if !broken_pipe && result.is_ok() {
-        flush(&mut stdout, &mut out)?;
+    if !broken_pipe && result.is_ok() && write_if_owner(&gc.output_gate(), &mut stdout, &mut out)? {
         gc.mark_flushed();
     }
     let closed = gc.close();
@@ -240,13 +255,29 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-fn flush(stdout: &mut File, out: &mut Vec<u8>) -> std::io::Result<()> {
-    if !out.is_empty() {
-        stdout.write_all(out)?;
-        out.clear();
+/// Writes the rendered records if this member still owns its partitions (true), else drops
+/// them (false).
+fn write_if_owner(
+    gate: &OutputGate,
+    stdout: &mut File,
+    out: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    if out.is_empty() {
+        return Ok(true);
     }
-    Ok(())
+    if !gate.check() {
+        out.clear();
+        return Ok(false);
+    }
+    stdout.write_all(out)?;
+    out.clear();
+    Ok(true)
 }
+
+/// Stops a poll whose records may no longer be written: the member lost its partitions.
+#[derive(Debug, thiserror::Error)]
+#[error("this member no longer owns its partitions")]
+struct LostPartitions;
 
 fn run_exec(cmd: &str, topic: &str, partition: i32, rec: &RecordRef<'_>) -> anyhow::Result<()> {
     use std::os::unix::ffi::OsStrExt;
@@ -321,6 +352,10 @@ fn report(group: &str, gc: &mut GroupConsumer, quiet: bool) {
             } => eprintln!(
                 "warning: {}/{}: committed offset {committed} is outside the log; starting at {now}",
                 partition.topic, partition.partition
+            ),
+            GroupEvent::StaleOffsets { topic, partitions } => eprintln!(
+                "warning: group {group} has committed offsets for {partitions} partition{} of an earlier topic named {topic}, deleted since; ignoring them",
+                if partitions == 1 { "" } else { "s" }
             ),
             GroupEvent::Fenced => eprintln!(
                 "warning: this member was removed from group {group} (session expired or output blocked); rejoining"

@@ -376,6 +376,12 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
             t.position,
             t.reason
         );
+        if let Some((from, to)) = t.lost {
+            eprintln!(
+                "warning: offsets {from}..{} were lost to that damage; they are not reused, and the log continues at offset {to}",
+                to - 1
+            );
+        }
     }
     let summary = producer.summary();
     match (result, closed) {

@@ -345,9 +345,10 @@ pub struct DeleteArgs {
 
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     for name in &a.topics {
-        match ctx.store.delete_topic(name) {
+        match crate::group::reset::delete_topic(&ctx.store, name) {
             Ok(()) => println!("Deleted topic {name}."),
-            Err(StoreError::TopicNotFound(_)) if a.if_exists => {}
+            Err(crate::group::reset::AdminError::Store(StoreError::TopicNotFound(_)))
+                if a.if_exists => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -420,6 +421,12 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
                         problem.file.display(),
                         problem.position,
                         problem.message
+                    );
+                }
+                for lost in &p.lost_to_damage {
+                    println!(
+                        "  offsets {}..{} were lost to damage (cut by crash recovery or a repair; never reused)",
+                        lost.from, lost.to
                     );
                 }
                 for repair in &p.repairs {

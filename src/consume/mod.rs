@@ -10,7 +10,7 @@ pub mod watch;
 
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
-use crate::store::reader::{BUFFERS, MIN_READ_CHUNK, READ_CHUNK};
+use crate::store::reader::{Gap, GapCause, BUFFERS, MIN_READ_CHUNK, READ_CHUNK};
 use crate::store::{Partition, PartitionReader, StoreError};
 
 use watch::ChangeWaiter;
@@ -114,13 +114,34 @@ pub struct Polled {
     pub all_at_end: bool,
 }
 
-/// Records deleted by retention before a reader got to them.
+/// Records that were no longer in a partition's log when its reader got to them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
     pub topic: String,
     pub partition: i32,
-    pub records: u64,
-    pub resumed_at: i64,
+    pub gap: Gap,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let records = self.gap.records();
+        let s = if records == 1 { "" } else { "s" };
+        let why = match self.gap.cause {
+            GapCause::Retention => "were deleted by retention before they were read",
+            GapCause::Damage => {
+                "were lost to damage (cut from the log by crash recovery or a repair)"
+            }
+        };
+        write!(
+            f,
+            "{}/{}: {records} record{s} (offsets {}..{}) {why}; continuing at offset {}",
+            self.topic,
+            self.partition,
+            self.gap.from,
+            self.gap.to - 1,
+            self.gap.to
+        )
+    }
 }
 
 /// Reads a set of partitions.
@@ -212,6 +233,9 @@ impl Consumer {
                     sink(topic, partition, record).map_err(PollError::Sink)
                 })
                 .map_err(|e| match e {
+                    PollError::Store(source @ StoreError::TopicDeleted { .. }) => {
+                        E::from(ConsumeError::Store(source))
+                    }
                     // The reader stops in front of what it cannot read: name that offset.
                     PollError::Store(source) => E::from(ConsumeError::Read {
                         topic: topic.to_owned(),
@@ -233,20 +257,20 @@ impl Consumer {
         })
     }
 
-    /// Partitions where retention deleted records before they were read.
+    /// Records that were no longer in the log when the readers got to them, since the last
+    /// call.
     pub fn take_skipped(&mut self) -> Vec<Skipped> {
-        self.cursors
-            .iter_mut()
-            .filter_map(|c| {
-                let (records, resumed_at) = c.reader.take_skipped()?;
-                Some(Skipped {
+        let mut skipped = Vec::new();
+        for c in &mut self.cursors {
+            for gap in c.reader.take_gaps() {
+                skipped.push(Skipped {
                     topic: c.topic.clone(),
                     partition: c.partition,
-                    records,
-                    resumed_at,
-                })
-            })
-            .collect()
+                    gap,
+                });
+            }
+        }
+        skipped
     }
 
     /// Sleeps until a watched partition changes or `timeout` passes; true when woken. The

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::assignor::{self, RebalanceProtocol, TopicPartition};
-use super::member::{Member, MemberConfig};
+use super::member::{Member, MemberConfig, OutputGate};
 use super::state::{GroupPhase, GroupState};
 use super::GroupError;
 use crate::consume::{resolve_start, Consumer, Polled};
@@ -61,6 +61,12 @@ pub enum GroupEvent {
         now: i64,
     },
     Fenced,
+    /// The group had committed offsets for an earlier topic of this name (deleted since, by
+    /// a spool that did not delete offsets with their topic): they are ignored.
+    StaleOffsets {
+        topic: String,
+        partitions: usize,
+    },
 }
 
 pub struct GroupConsumer {
@@ -93,10 +99,23 @@ impl GroupConsumer {
         let (member, state) = Member::join(store, config.member.clone(), consumer.notifier())?;
         consumer.watch(&member.coordinator.group.dir);
         consumer.watch(&member.coordinator.group.members_dir());
-        let events = vec![GroupEvent::Joined {
+        let mut events = vec![GroupEvent::Joined {
             member_id: member.member_id.clone(),
             generation: state.generation,
         }];
+        let (_, stale) = member
+            .coordinator
+            .group
+            .load_current_offsets(store)
+            .map_err(GroupError::from)?;
+        for s in stale {
+            if config.member.topics.contains(&s.topic) {
+                events.push(GroupEvent::StaleOffsets {
+                    topic: s.topic,
+                    partitions: s.partitions,
+                });
+            }
+        }
         Ok(GroupConsumer {
             store: store.clone(),
             member,
@@ -353,6 +372,12 @@ impl GroupConsumer {
     /// records of partitions it no longer owns are not printed.
     pub fn may_output(&self) -> bool {
         self.member.await_session()
+    }
+
+    /// The check to make before every write of records (see [`OutputGate`]); it stays valid
+    /// (and says no) after the member rejoined with a new lease.
+    pub fn output_gate(&self) -> OutputGate {
+        self.member.output_gate()
     }
 
     /// Everything delivered so far has been written out: those positions may be committed.

@@ -346,6 +346,9 @@ impl Coordinator {
                 "its lease was removed: the session timed out".into(),
             ));
         }
+        // Stamped now that the lock is held: a heartbeat written after a long wait must not
+        // carry the time before the wait (already expired, it would get the member removed).
+        let now_ms = crate::store::fsutil::now_ms().max(now_ms);
         held.renew(now_ms, last_poll_ms)?;
         let mut state = self.group.load_state()?;
         if self.reconcile(&mut state, now_ms, &[])? {
@@ -422,7 +425,7 @@ impl Coordinator {
                 })
                 .collect();
             if !free.is_empty() {
-                let offsets = self.group.load_offsets()?;
+                let (offsets, _stale) = self.group.load_current_offsets(&self.store)?;
                 for tp in free {
                     state.set_owner(&tp, Some(me));
                     let committed = offsets
@@ -524,16 +527,27 @@ impl Coordinator {
         }
         let mut offsets = self.group.load_offsets()?;
         let mut changed = false;
+        let mut topic_ids: BTreeMap<&str, String> = BTreeMap::new();
         for (tp, offset) in commits {
+            let topic_id = match topic_ids.get(tp.topic.as_str()) {
+                Some(id) => id.clone(),
+                None => {
+                    let id = self.store.topic(&tp.topic)?.meta.id;
+                    topic_ids.insert(&tp.topic, id.clone());
+                    id
+                }
+            };
+            let committed = Committed {
+                offset: *offset,
+                committed_at_ms: now_ms,
+                topic_id: Some(topic_id),
+            };
             let slot = offsets.entry(tp.topic.clone()).or_default();
-            if slot.get(&tp.partition).map(|c| c.offset) != Some(*offset) {
-                slot.insert(
-                    tp.partition,
-                    Committed {
-                        offset: *offset,
-                        committed_at_ms: now_ms,
-                    },
-                );
+            let same = slot
+                .get(&tp.partition)
+                .is_some_and(|c| c.offset == committed.offset && c.topic_id == committed.topic_id);
+            if !same {
+                slot.insert(tp.partition, committed);
                 changed = true;
             }
         }

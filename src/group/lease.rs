@@ -191,6 +191,11 @@ impl HeldLease {
         self.write().at("write", &path)
     }
 
+    /// The (device, inode) of the lease file this member holds.
+    pub fn inode(&self) -> (u64, u64) {
+        self.inode
+    }
+
     /// Whether the lease file at our path is still ours (not removed by a peer that found us
     /// expired).
     pub fn is_current(&self) -> bool {

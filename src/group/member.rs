@@ -38,6 +38,8 @@ pub struct MemberConfig {
 pub struct Shared {
     /// Set when the member lost its membership (lease removed, generation left, poll interval).
     pub fenced: AtomicBool,
+    /// When the last heartbeat was written, on [`fsutil::monotonic_ms`]'s clock: stamped once
+    /// the lease was written (after any wait for a lock), never before.
     pub last_heartbeat_ok_ms: AtomicI64,
     /// The consumer's last progress (records written, or nothing left to write).
     pub last_progress_ms: AtomicI64,
@@ -77,7 +79,7 @@ impl Member {
         let member_id = held.lease.member_id.clone();
         let shared = Arc::new(Shared {
             fenced: AtomicBool::new(false),
-            last_heartbeat_ok_ms: AtomicI64::new(now),
+            last_heartbeat_ok_ms: AtomicI64::new(fsutil::monotonic_ms()),
             last_progress_ms: AtomicI64::new(now),
             stop: AtomicBool::new(false),
             lease: Mutex::new(Some(held)),
@@ -117,7 +119,7 @@ impl Member {
         *self.shared.lease.lock().expect("lease lock") = Some(held);
         self.shared
             .last_heartbeat_ok_ms
-            .store(now, Ordering::SeqCst);
+            .store(fsutil::monotonic_ms(), Ordering::SeqCst);
         self.shared.last_progress_ms.store(now, Ordering::SeqCst);
         self.shared.fenced.store(false, Ordering::SeqCst);
         self.watch_peers(&state);
@@ -143,20 +145,21 @@ impl Member {
     /// the session timeout. After a long stop (SIGSTOP) this turns false until the heartbeat
     /// thread has either renewed the lease or found the member fenced.
     pub fn session_valid(&self) -> bool {
-        let last = self.shared.last_heartbeat_ok_ms.load(Ordering::SeqCst);
-        fsutil::now_ms() - last <= self.config.session_timeout.as_millis() as i64
+        self.output_gate().session_valid()
     }
 
     /// Blocks until the session is confirmed (true) or the member is fenced (false).
     pub fn await_session(&self) -> bool {
-        loop {
-            if self.is_fenced() {
-                return false;
-            }
-            if self.session_valid() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        self.output_gate().check()
+    }
+
+    /// What the consumer asks before every write of records (DESIGN's invariant 5).
+    pub fn output_gate(&self) -> OutputGate {
+        let lease = self.shared.lease.lock().expect("lease lock");
+        OutputGate {
+            shared: self.shared.clone(),
+            lease: lease.as_ref().map(|l| (l.path.clone(), l.inode())),
+            session_timeout_ms: self.config.session_timeout.as_millis() as i64,
         }
     }
 
@@ -193,6 +196,51 @@ impl Member {
 impl Drop for Member {
     fn drop(&mut self) {
         self.stop_threads();
+    }
+}
+
+/// Whether a member may still write records out: it is not fenced, its lease is still its own
+/// (not removed by a peer that found it expired), and its last heartbeat is younger than its
+/// session timeout on its own monotonic clock, so no peer can have expired it yet. After a
+/// stop (SIGSTOP) longer than the session timeout, [`OutputGate::check`] waits until the
+/// heartbeat thread has either renewed the lease or found the member fenced.
+#[derive(Clone)]
+pub struct OutputGate {
+    shared: Arc<Shared>,
+    lease: Option<(std::path::PathBuf, (u64, u64))>,
+    session_timeout_ms: i64,
+}
+
+impl OutputGate {
+    fn session_valid(&self) -> bool {
+        let last = self.shared.last_heartbeat_ok_ms.load(Ordering::SeqCst);
+        fsutil::monotonic_ms() - last < self.session_timeout_ms
+    }
+
+    fn lease_is_ours(&self) -> bool {
+        let Some((path, inode)) = &self.lease else {
+            return false;
+        };
+        fsutil::same_file(path, *inode).unwrap_or(false)
+    }
+
+    /// True when records may be written now; false when the member lost its partitions (it
+    /// is then marked fenced, and what was rendered must be dropped).
+    pub fn check(&self) -> bool {
+        loop {
+            if self.shared.fenced.load(Ordering::SeqCst) {
+                return false;
+            }
+            if !self.lease_is_ours() {
+                self.shared.fenced.store(true, Ordering::SeqCst);
+                self.shared.wake();
+                return false;
+            }
+            if self.session_valid() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
@@ -252,9 +300,13 @@ fn heartbeat_loop(
             continue;
         }
         let last_poll = shared.last_progress_ms.load(Ordering::Relaxed);
+        // The lease's time is taken once the group lock is held (inside `heartbeat`), so a
+        // long wait for it does not write an already-expired heartbeat; the monotonic stamp
+        // is taken before the call, so it never claims more than was written.
+        let started = fsutil::monotonic_ms();
         match coordinator.heartbeat(held, last_poll, now) {
             Ok(state) => {
-                shared.last_heartbeat_ok_ms.store(now, Ordering::SeqCst);
+                shared.last_heartbeat_ok_ms.store(started, Ordering::SeqCst);
                 let me = held.lease.member_id.clone();
                 drop(guard);
                 if !state.members.contains_key(&me) {

@@ -289,7 +289,7 @@ pub fn plan_reset(
 ) -> Result<ResetPlan, AdminError> {
     let coordinator = Coordinator::new(store, group)?;
     ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
-    let offsets = coordinator.group.load_offsets()?;
+    let (offsets, _stale) = coordinator.group.load_current_offsets(store)?;
     let new_group = !coordinator.group.dir.is_dir();
     compute(store, group, &offsets, scope, to, new_group)
 }
@@ -311,14 +311,16 @@ pub fn execute_reset(
     let _lock = coordinator.group.lock()?;
     ensure_inactive(&coordinator, group, Action::ResetOffsets, now_ms)?;
     clear_departed(&coordinator, now_ms)?;
-    let mut offsets = coordinator.group.load_offsets()?;
+    let (mut offsets, _stale) = coordinator.group.load_current_offsets(store)?;
     let mut plan = compute(store, group, &offsets, scope, to, new_group)?;
     for p in &plan.offsets {
+        let topic_id = store.topic(&p.topic)?.meta.id;
         offsets.entry(p.topic.clone()).or_default().insert(
             p.partition,
             Committed {
                 offset: p.new_offset,
                 committed_at_ms: now_ms,
+                topic_id: Some(topic_id),
             },
         );
     }
@@ -667,6 +669,37 @@ pub fn parse_plan(text: &str) -> Result<PlanFile, PlanFileError> {
         });
     }
     Ok(plan)
+}
+
+/// Deletes a topic and, as Kafka does, its committed offsets in every group, so a topic
+/// created later under the same name starts with none. (Offsets a member commits for the
+/// deleted topic afterwards carry its id and are ignored, see [`Committed::belongs_to`].)
+pub fn delete_topic(store: &Store, name: &str) -> Result<(), AdminError> {
+    let id = store.topic(name)?.meta.id;
+    store.delete_topic(name)?;
+    for group in super::state::list_groups(store)? {
+        let dir = GroupDir::new(store, &group)?;
+        let forget = |offsets: &Offsets| {
+            offsets.get(name).is_some_and(|parts| {
+                parts
+                    .values()
+                    .any(|c| c.topic_id.as_deref().is_none_or(|i| i == id))
+            })
+        };
+        if !forget(&dir.load_offsets()?) {
+            continue;
+        }
+        let _lock = dir.lock()?;
+        let mut offsets = dir.load_offsets()?;
+        if let Some(parts) = offsets.get_mut(name) {
+            parts.retain(|_, c| c.topic_id.as_deref().is_some_and(|i| i != id));
+            if parts.is_empty() {
+                offsets.remove(name);
+            }
+        }
+        dir.save_offsets(&offsets)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::assignor::TopicPartition;
 use crate::name::{self, NameKind};
 use crate::store::error::IoContext;
-use crate::store::{fsutil, lock, Store, StoreError};
+use crate::store::{fsutil, lock, Store, StoreError, TopicMeta};
 
 pub const GROUP_FILE: &str = "group.yaml";
 pub const OFFSETS_FILE: &str = "offsets.yaml";
@@ -197,15 +197,72 @@ impl GroupState {
 }
 
 /// One committed offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Committed {
     /// The next offset to read (last processed + 1).
     pub offset: i64,
     pub committed_at_ms: i64,
+    /// The id of the topic the offset was committed for: a topic is its identity, not its
+    /// name, so a topic deleted and created again does not inherit the old one's offsets.
+    /// Absent in stores written before spool remembered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
+}
+
+impl Committed {
+    /// Whether this offset was committed for `topic` as it exists now: its id matches, or,
+    /// without an id, it was committed after the topic was created.
+    pub fn belongs_to(&self, topic: &TopicMeta) -> bool {
+        match &self.topic_id {
+            Some(id) => *id == topic.id,
+            None => humantime::parse_rfc3339_weak(&topic.created_at)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .is_none_or(|created| self.committed_at_ms >= created.as_millis() as i64),
+        }
+    }
 }
 
 /// The content of `offsets.yaml`: topic to partition to committed offset.
 pub type Offsets = BTreeMap<String, BTreeMap<i32, Committed>>;
+
+/// Committed offsets of a topic that no longer exists as it was (deleted, or deleted and
+/// created again), found in a group's offsets and ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleOffsets {
+    pub topic: String,
+    pub partitions: usize,
+}
+
+/// Splits a group's offsets into those of topics as they exist now and those left by topics
+/// that were deleted (by a spool that did not delete them with the topic).
+pub fn current_offsets(
+    store: &Store,
+    offsets: Offsets,
+) -> Result<(Offsets, Vec<StaleOffsets>), StoreError> {
+    let mut current = Offsets::new();
+    let mut stale = Vec::new();
+    for (topic, partitions) in offsets {
+        let meta = match store.topic(&topic) {
+            Ok(t) => Some(t.meta),
+            Err(StoreError::TopicNotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let (keep, drop): (BTreeMap<i32, Committed>, BTreeMap<i32, Committed>) = partitions
+            .into_iter()
+            .partition(|(_, c)| meta.as_ref().is_some_and(|m| c.belongs_to(m)));
+        if !drop.is_empty() {
+            stale.push(StaleOffsets {
+                topic: topic.clone(),
+                partitions: drop.len(),
+            });
+        }
+        if !keep.is_empty() {
+            current.insert(topic, keep);
+        }
+    }
+    Ok((current, stale))
+}
 
 /// A group's directory.
 #[derive(Debug, Clone)]
@@ -260,6 +317,14 @@ impl GroupDir {
 
     pub fn load_offsets(&self) -> Result<Offsets, StoreError> {
         load_yaml(&self.dir.join(OFFSETS_FILE))
+    }
+
+    /// The committed offsets of topics as they exist now (see [`current_offsets`]).
+    pub fn load_current_offsets(
+        &self,
+        store: &Store,
+    ) -> Result<(Offsets, Vec<StaleOffsets>), StoreError> {
+        current_offsets(store, self.load_offsets()?)
     }
 
     pub fn save_offsets(&self, offsets: &Offsets) -> Result<(), StoreError> {

@@ -181,7 +181,7 @@ pub fn describe_group(
     }
     let has_files = dir.exists();
     let state = dir.load_state()?;
-    let offsets = dir.load_offsets()?;
+    let (offsets, _stale) = dir.load_current_offsets(store)?;
     let leases = coordinator.scan_leases(now_ms)?;
     let mut topics = TopicCache::new(store);
     Ok(Some(build(

@@ -56,6 +56,15 @@ pub enum StoreError {
     },
     #[error("a record batch of {size} bytes exceeds max.message.bytes ({max})")]
     BatchTooLarge { size: usize, max: u64 },
+    #[error("topic '{}' was deleted (its partition directory {} is gone)", topic_of(partition_dir), partition_dir.display())]
+    TopicDeleted { partition_dir: PathBuf },
+    #[error("cannot {what}: {} is read-only", path.display())]
+    ReadOnly {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -73,6 +82,23 @@ impl<T> IoContext<T> for io::Result<T> {
             source,
         })
     }
+}
+
+/// The topic name of a partition directory (`.../topics/<topic>/<partition>`).
+fn topic_of(partition_dir: &Path) -> String {
+    partition_dir
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether an I/O error means the file or its file system may not be written.
+pub fn is_read_only(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 impl StoreError {

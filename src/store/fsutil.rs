@@ -62,6 +62,19 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds on this process's monotonic clock (from an arbitrary start): for durations a
+/// process measures itself, which wall-clock jumps must not disturb. It keeps running while
+/// the process is stopped (SIGSTOP), which is what a member needs to know how stale its own
+/// last heartbeat is.
+pub fn monotonic_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as i64
+        + 1
+}
+
 /// 16 random bytes from the kernel, for ids.
 pub fn random_bytes() -> [u8; 16] {
     use std::io::Read;
@@ -91,6 +104,24 @@ pub fn grow_zeroed(buf: &mut Vec<u8>, len: usize) {
     let mut grown = vec![0u8; len];
     grown[..buf.len()].copy_from_slice(buf);
     *buf = grown;
+}
+
+/// The identity (device, inode) of a file or directory: a topic deleted and created again under
+/// the same name has new directories, and a lease removed and created again is a new file, so
+/// whoever opened one can tell that it is gone.
+pub fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// Whether `path` is still the file or directory whose identity was `identity`.
+pub fn same_file(path: &Path, identity: (u64, u64)) -> std::io::Result<bool> {
+    match file_identity(path) {
+        Ok(now) => Ok(now == identity),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -271,8 +271,22 @@ impl Store {
             return Err(StoreError::TopicNotFound(name.to_owned()));
         }
         self.ensure_created()?;
+        // Under every partition's lock, so an append is either complete before the topic goes
+        // (and counted by its producer) or finds it gone (and fails): none lands in a topic
+        // already deleted.
+        let topic = Topic::load(&dir)?;
+        let mut locks = Vec::new();
+        for p in topic.partitions() {
+            let path = p.dir.join(head::LOCK_FILE);
+            match lock::OwnedLock::acquire_path(&path) {
+                Ok(l) => locks.push(l),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).at("lock", &path),
+            }
+        }
         let doomed = self.tmp_dir().join(staging_name("delete", name));
         std::fs::rename(&dir, &doomed).at("delete", &dir)?;
+        drop(locks);
         fsutil::sync_dir(&self.topics_dir()).at("sync", &self.topics_dir())?;
         std::fs::remove_dir_all(&doomed).at("delete", &doomed)
     }

@@ -2,10 +2,17 @@
 //!
 //! A [`PartitionReader`] keeps one segment open and a large read buffer over it. It hands out
 //! records of complete batches whose length and CRC check out; an incomplete batch at the end is
-//! "not yet written" and is looked at again on the next poll. At the end of a segment it moves to
-//! the next one, and when retention deleted segments it has not read, it continues from the new
-//! log start (counting what it skipped). A segment deleted while it is being read stays readable
-//! through the open file.
+//! "not yet written" and is looked at again on the next poll. A segment deleted while it is being
+//! read stays readable through the open file.
+//!
+//! Moving on to the next segment is decided only once the current one is sealed: a newer
+//! segment exists only after a roll completed under the partition lock, after which nothing
+//! more is appended to the older one, so the reader reads the current segment once more after
+//! it has seen the newer one, and moves on only when that read finds nothing. (A single read
+//! that found nothing proves nothing: a batch may be appended and the segment rolled between
+//! that read and the listing.) Offsets missing between the end of one segment and the start of
+//! the next are reported as a [`Gap`]: deleted by retention when the log start offset says so,
+//! lost to damage otherwise (crash recovery that cut a log back never reuses its offsets).
 //!
 //! Reads start small after a seek (64 KiB, so fetching a record or two is cheap) and double up
 //! to a chunk (1 MiB) while each fills the buffer. A reader catching up on a backlog of whole
@@ -26,6 +33,7 @@ use super::fsutil;
 use super::head::{Head, LOCK_FILE};
 use super::index;
 use super::readahead::{self, Next, Stream};
+use super::retention;
 use super::segment::{self, Slot, INDEX_EXT, LOG_EXT};
 use crate::record::RecordRef;
 
@@ -49,10 +57,8 @@ pub struct PartitionReader {
     /// File position of `buf[0]` and how many bytes of `buf` hold data.
     buf_pos: u64,
     filled: usize,
-    /// Offsets jumped over because retention deleted them before they were read.
-    skipped: u64,
-    /// The offset reading continued at after the last such jump.
-    resumed_at: i64,
+    /// Offsets jumped over since the last [`PartitionReader::take_gaps`].
+    gaps: Vec<Gap>,
     /// Base offsets of the segments as last listed: segments are only ever added after the
     /// last and deleted from the first, so the next one is known without listing the
     /// directory at every segment change (a listing is taken again when it is not).
@@ -80,6 +86,12 @@ pub struct PartitionReader {
     checked_until: u64,
     /// Chunks that came from the read-ahead thread.
     chunks_read_ahead: u64,
+    /// The partition directory's identity when opened (see [`PartitionReader::check_topic`]).
+    identity: (u64, u64),
+    /// Runs between a read that found nothing more in the segment and the listing of the
+    /// directory: lets a test append and roll exactly there.
+    #[cfg(test)]
+    before_listing: tests::Hook,
 }
 
 /// A batch that a poll left half delivered: the next poll continues at `cursor` without
@@ -116,15 +128,25 @@ pub struct Polled {
 impl PartitionReader {
     /// A reader whose first record is `offset` (or the first one after it that still exists).
     pub fn open(dir: &Path, offset: i64) -> Result<PartitionReader> {
+        let identity = fsutil::file_identity(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::TopicDeleted {
+                partition_dir: dir.to_owned(),
+            },
+            _ => StoreError::Io {
+                op: "open",
+                path: dir.to_owned(),
+                source: e,
+            },
+        })?;
         let mut reader = PartitionReader {
+            identity,
             dir: dir.to_owned(),
             segment: None,
             next_offset: offset,
             buf: Vec::new(),
             buf_pos: 0,
             filled: 0,
-            skipped: 0,
-            resumed_at: offset,
+            gaps: Vec::new(),
             resume: None,
             decompressor: Decompressor::default(),
             listed: Vec::new(),
@@ -135,6 +157,8 @@ impl PartitionReader {
             read_ahead_allowed: true,
             checked_until: 0,
             chunks_read_ahead: 0,
+            #[cfg(test)]
+            before_listing: tests::Hook::default(),
         };
         reader.seek(offset)?;
         Ok(reader)
@@ -164,11 +188,22 @@ impl PartitionReader {
         self.next_offset
     }
 
-    /// Offsets skipped because retention deleted them before they were read, since the last
-    /// call, and the offset reading continued at after the last of those jumps.
-    pub fn take_skipped(&mut self) -> Option<(u64, i64)> {
-        let skipped = std::mem::take(&mut self.skipped);
-        (skipped > 0).then_some((skipped, self.resumed_at))
+    /// Offsets jumped over since the last call, because they were no longer in the log when the
+    /// reader reached them.
+    pub fn take_gaps(&mut self) -> Vec<Gap> {
+        std::mem::take(&mut self.gaps)
+    }
+
+    /// Fails with [`StoreError::TopicDeleted`] when the partition directory is no longer the
+    /// one this reader opened: the topic was deleted (and perhaps created again).
+    pub fn check_topic(&self) -> Result<()> {
+        if fsutil::same_file(&self.dir, self.identity).at("open", &self.dir)? {
+            Ok(())
+        } else {
+            Err(StoreError::TopicDeleted {
+                partition_dir: self.dir.clone(),
+            })
+        }
     }
 
     /// Repositions the reader at `offset`, found through the offset index.
@@ -232,11 +267,21 @@ impl PartitionReader {
     {
         let mut delivered = 0;
         while delivered < budget {
-            let Some(header) = self.next_header()? else {
-                return Ok(Polled {
-                    delivered,
-                    at_end: true,
-                });
+            let header = match self.next_header() {
+                Ok(Some(header)) => header,
+                Ok(None) => {
+                    // Caught up: the moment to notice that the topic is gone (one stat per
+                    // poll that reaches the end, none per record).
+                    self.check_topic()?;
+                    return Ok(Polled {
+                        delivered,
+                        at_end: true,
+                    });
+                }
+                Err(e) => {
+                    self.check_topic()?;
+                    return Err(e.into());
+                }
             };
             let seg = self
                 .segment
@@ -422,9 +467,15 @@ impl PartitionReader {
         Ok(None)
     }
 
-    /// At the end of a segment: moves to the next one if there is one.
+    /// At the end of a segment: moves to the next one once this one is known to be sealed.
+    /// True when there is more to read (in this segment or the next).
     fn advance_segment(&mut self) -> Result<bool> {
-        let current = self.segment.as_ref().expect("called with a segment").base;
+        let (current, position) = {
+            let seg = self.segment.as_ref().expect("called with a segment");
+            (seg.base, seg.position)
+        };
+        #[cfg(test)]
+        self.before_listing.run();
         for attempt in 0..OPEN_ATTEMPTS {
             if attempt > 0 || self.listed.last().is_none_or(|&b| b <= current) {
                 self.listed = segment::list(&self.dir).at("list", &self.dir)?;
@@ -435,15 +486,27 @@ impl PartitionReader {
             else {
                 return Ok(false);
             };
+            // A newer segment exists, so this one is sealed: whatever was appended to it
+            // before the roll is visible now. Read it once more before leaving it.
+            self.filled = 0;
+            if self.fill(position, 1)? > 0 {
+                return Ok(true);
+            }
             // Deleted by retention since the listing: look again.
             let Some(seg) = self.open_segment(next)? else {
                 continue;
             };
             if next > self.next_offset {
-                // Retention deleted what lay between: continue from the new log start.
-                self.skipped += (next - self.next_offset) as u64;
+                let cause = match retention::read_log_start(&self.dir)? {
+                    Some(start) if start >= next => GapCause::Retention,
+                    _ => GapCause::Damage,
+                };
+                self.gaps.push(Gap {
+                    from: self.next_offset,
+                    to: next,
+                    cause,
+                });
                 self.next_offset = next;
-                self.resumed_at = next;
             }
             self.segment = Some(seg);
             self.forget_buffer();
@@ -560,6 +623,32 @@ impl PartitionReader {
     }
 }
 
+/// Offsets a reader jumped over: they were no longer in the log when it got there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The first offset missing.
+    pub from: i64,
+    /// Where reading continued (one past the last offset missing).
+    pub to: i64,
+    pub cause: GapCause,
+}
+
+impl Gap {
+    pub fn records(&self) -> u64 {
+        (self.to - self.from) as u64
+    }
+}
+
+/// Why offsets were missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapCause {
+    /// Retention deleted them: the log start offset moved past them.
+    Retention,
+    /// Crash recovery or a repair cut them from a damaged log; offsets after them were never
+    /// reused.
+    Damage,
+}
+
 /// How often a segment is looked up again when retention deletes it between the listing of the
 /// directory and the open, before giving up.
 const OPEN_ATTEMPTS: usize = 1000;
@@ -651,6 +740,24 @@ mod tests {
         dir
     }
 
+    /// Code a test runs at one point of a reader's work.
+    #[derive(Default)]
+    pub(super) struct Hook(Option<Box<dyn FnOnce() + Send>>);
+
+    impl Hook {
+        pub(super) fn run(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+
+    impl std::fmt::Debug for Hook {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Hook")
+        }
+    }
+
     fn read_all(reader: &mut PartitionReader, budget: usize) -> Vec<i64> {
         let mut got = Vec::new();
         loop {
@@ -683,6 +790,46 @@ mod tests {
                 assert_eq!(reader.next_offset(), 91);
             }
         }
+    }
+
+    fn append_values(dir: &Path, config: LogConfig, values: &[i64]) {
+        let mut writer = PartitionWriter::open(dir, config, SyncPolicy::Never).unwrap();
+        let records: Vec<Record> = values
+            .iter()
+            .map(|v| Record {
+                timestamp: 1,
+                value: Some(v.to_string().into_bytes()),
+                ..Record::default()
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        encode_batch(&mut bytes, &records);
+        writer.append(&mut bytes, 1).unwrap();
+    }
+
+    /// The race of a live reader at a roll: its read of the current segment finds nothing, then
+    /// a batch is appended to that segment and another rolls it, then the reader lists the
+    /// directory and sees the newer segment. It must read the batch, not take it for a gap.
+    #[test]
+    fn a_batch_appended_just_before_a_roll_is_read_before_moving_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
+        append_values(dir.path(), config, &[0, 1, 2]);
+        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+        assert_eq!(read_all(&mut reader, 100), [0, 1, 2]);
+        let path = dir.path().to_owned();
+        reader.before_listing = Hook(Some(Box::new(move || {
+            // One more batch into the same segment, then one big enough to roll it.
+            append_values(&path, config, &[3]);
+            let big: Vec<i64> = (4..200).collect();
+            append_values(&path, config, &big);
+        })));
+        let got = read_all(&mut reader, 1000);
+        assert_eq!(got, (3..200).collect::<Vec<_>>());
+        assert!(reader.take_gaps().is_empty());
     }
 
     #[test]

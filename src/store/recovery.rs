@@ -1,10 +1,11 @@
 //! Crash recovery of the active segment, run by the appender that takes the partition lock and
 //! finds the head missing or disagreeing with the files.
 //!
-//! As Kafka's log recovery does, it trusts the offset index up to its last entry that points at a
-//! batch ending at that entry's offset, walks and validates every batch after that point (length,
-//! magic, CRC, contiguous offsets), re-adds the index entries for them, and truncates whatever
-//! follows the last valid batch: a torn tail left by a crash, or damaged bytes. Damaged bytes (a
+//! As Kafka's log recovery does, it trusts the offset index up to its second-to-last entry that
+//! points at a batch ending at that entry's offset (the last one may lack its time index entry,
+//! written just after it), walks and validates every batch after that point (length, magic, CRC,
+//! contiguous offsets), re-adds the index entries of both indexes for them, and truncates
+//! whatever follows the last valid batch: a torn tail left by a crash, or damaged bytes. Damaged bytes (a
 //! complete batch that fails its checks) are kept aside in a `.cut-<ms>` file beside the segment.
 
 use std::fs::OpenOptions;
@@ -26,8 +27,12 @@ pub struct Truncation {
     pub bytes: u64,
     /// Why the bytes were cut: an incomplete tail or a description of the damage.
     pub reason: String,
-    /// Where the cut bytes were kept, when they were damage rather than a torn tail.
+    /// Where the cut bytes were kept, when they were damage rather than a torn tail, or when
+    /// the cut went below offsets already handed out.
     pub saved_to: Option<PathBuf>,
+    /// Offsets `[from, to)` that had been handed out and were cut: the log continues at `to`
+    /// in a new segment, so they are never given to other records.
+    pub lost: Option<(i64, i64)>,
 }
 
 /// Validates the active segment's tail and indexes, truncating what is not valid, and returns
@@ -39,7 +44,11 @@ pub fn recover_active(
 ) -> Result<(Head, Option<Truncation>)> {
     let log_path = segment::path(dir, seg.base, LOG_EXT);
     let log_len = seg.log.metadata().at("read", &log_path)?.len();
-    let entries = valid_offset_entries(seg, log_len).at("read the index of", &log_path)?;
+    let mut entries = valid_offset_entries(seg, log_len).at("read the index of", &log_path)?;
+    // The last offset entry is written together with a time index entry; a crash between the
+    // two leaves one without the other. Walking again from the entry before it writes both
+    // anew, as the append did.
+    entries.pop();
     let time_entries =
         valid_time_entries(seg, entries.last()).at("read the time index of", &log_path)?;
 
@@ -124,11 +133,41 @@ pub fn recover_active(
             reason: stop_reason
                 .unwrap_or_else(|| "incomplete batch at the end (torn write)".into()),
             saved_to,
+            lost: None,
         })
     } else {
         None
     };
     Ok((head, truncation))
+}
+
+/// Marks offsets `[from, to)` as lost to damage: recovery cut a log back below offsets that had
+/// been handed out. The cut bytes are kept in a `.cut-<ms>` file (empty when nothing was left
+/// to keep), which also tells `topic verify` that the gap before the next segment is explained.
+pub fn record_lost_offsets(
+    log_path: &Path,
+    truncation: Option<Truncation>,
+    from: i64,
+    to: i64,
+    now_ms: i64,
+) -> Result<Truncation> {
+    let mut t = truncation.unwrap_or_else(|| Truncation {
+        segment: log_path.to_owned(),
+        position: 0,
+        bytes: 0,
+        reason: "the log is shorter than the offsets it had handed out".into(),
+        saved_to: None,
+        lost: None,
+    });
+    if t.saved_to.is_none() {
+        let mut name = log_path.as_os_str().to_owned();
+        name.push(format!(".cut-{now_ms}"));
+        let saved = PathBuf::from(name);
+        super::fsutil::write_atomic(&saved, &[]).at("write", &saved)?;
+        t.saved_to = Some(saved);
+    }
+    t.lost = Some((from, to));
+    Ok(t)
 }
 
 /// Appends the offset index entry for a batch and, when the largest timestamp grew, a time index

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::compression::Decompressor;
-use super::error::{IoContext, Result};
+use super::error::{IoContext, Result, StoreError};
 use super::fsutil;
 use super::head::LOCK_FILE;
 use super::index::{self, OffsetEntry, TimeEntry, INDEX_INTERVAL_BYTES};
@@ -41,6 +41,17 @@ pub struct PartitionReport {
     pub problems: Vec<Problem>,
     /// What a repair did.
     pub repairs: Vec<String>,
+    /// Offsets missing between segments because crash recovery or a repair cut them from a
+    /// damaged log (the log continued after them: offsets are never reused). Not a problem
+    /// any more, but records that were lost.
+    pub lost_to_damage: Vec<LostRange>,
+}
+
+/// Offsets `from..=to` that a cut removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LostRange {
+    pub from: i64,
+    pub to: i64,
 }
 
 /// What one segment's walk found.
@@ -63,10 +74,28 @@ pub fn verify_partition(
     now_ms: i64,
 ) -> Result<PartitionReport> {
     let lock_path = dir.join(LOCK_FILE);
-    let lock_file = lock::open_lock_file(&lock_path).at("open", &lock_path)?;
     // A repair rewrites files appenders use; a plain verify only needs a quiet moment to give
-    // a consistent answer, so both take the lock.
-    let _lock = lock::ExclusiveLock::acquire(&lock_file).at("lock", &lock_path)?;
+    // a consistent answer, so both take the lock. A plain verify of a read-only store locks
+    // the lock file opened for reading (flock does not care), or, when there is none, works
+    // without: nobody can be appending to a store nobody may write.
+    let lock_file = match lock::open_lock_file(&lock_path) {
+        Ok(f) => Some(f),
+        Err(e) if super::error::is_read_only(&e) => {
+            if repair {
+                return Err(StoreError::ReadOnly {
+                    what: "repair the partition",
+                    path: dir.to_owned(),
+                    source: e,
+                });
+            }
+            File::open(&lock_path).ok()
+        }
+        Err(e) => return Err(e).at("open", &lock_path),
+    };
+    let _lock = match &lock_file {
+        Some(f) => Some(lock::ExclusiveLock::acquire(f).at("lock", &lock_path)?),
+        None => None,
+    };
     let mut report = PartitionReport {
         partition,
         ..PartitionReport::default()
@@ -81,9 +110,8 @@ pub fn verify_partition(
         // as offsets are never reused.
         let gap_explained = i > 0 && has_cut_file(dir, segments[i - 1])?;
         let scan = scan_segment(dir, base, expected_next, gap_explained, &mut report)?;
-        if scan.next_offset.is_some() {
-            expected_next = scan.next_offset;
-        }
+        // An empty segment (one cut to nothing) still says where the next must start.
+        expected_next = Some(scan.next_offset.unwrap_or(base));
         if repair && scan.valid_len < scan.log_len {
             cut_segment(dir, &scan, now_ms, &mut report)?;
             changed = true;
@@ -99,6 +127,9 @@ pub fn verify_partition(
     }
     if changed {
         // The head may describe bytes that are gone: make the next appender recover.
+        let lock_file = lock_file
+            .as_ref()
+            .expect("a repair opened the lock file to write");
         lock_file.set_len(0).at("reset", &lock_path)?;
         fsutil::sync_dir(dir).at("sync", dir)?;
     }
@@ -147,12 +178,17 @@ fn scan_segment(
             message,
         })
     };
-    if let Some(n) = expected_next.filter(|&n| n != base && !(gap_explained && n < base)) {
-        problem(
+    match expected_next {
+        Some(n) if n < base && gap_explained => report.lost_to_damage.push(LostRange {
+            from: n,
+            to: base - 1,
+        }),
+        Some(n) if n != base => problem(
             report,
             0,
             format!("the previous segment ends at offset {n} but this one starts at {base}"),
-        );
+        ),
+        _ => {}
     }
     let mut decompressor = Decompressor::default();
     let mut bytes_since_index = 0u64;

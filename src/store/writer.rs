@@ -90,13 +90,19 @@ pub struct PartitionWriter {
     /// Whether data was appended since the last sync.
     unsynced: bool,
     truncations: Vec<Truncation>,
+    /// The partition directory's identity when opened: a topic is its identity, so an append
+    /// that finds another directory (or none) at the path fails instead of writing into a
+    /// deleted topic.
+    identity: (u64, u64),
 }
 
 impl PartitionWriter {
     pub fn open(dir: &Path, config: LogConfig, sync_policy: SyncPolicy) -> Result<Self> {
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = lock::open_lock_file(&lock_path).at("open", &lock_path)?;
+        let identity = fsutil::file_identity(dir).at("open", dir)?;
         Ok(PartitionWriter {
+            identity,
             dir: dir.to_owned(),
             config,
             sync_policy,
@@ -140,6 +146,13 @@ impl PartitionWriter {
         })?;
         let lock_file = Arc::clone(&self.lock_file);
         let lock = ExclusiveLock::acquire(&lock_file).at("lock", &self.dir)?;
+        // Topic deletion renames the topic away under every partition's lock: checked under
+        // ours, the directory is either still the topic's or the batch is refused.
+        if !fsutil::same_file(&self.dir, self.identity).at("open", &self.dir)? {
+            return Err(StoreError::TopicDeleted {
+                partition_dir: self.dir.clone(),
+            });
+        }
         let mut head = self.current_head(now_ms)?;
         let len = batch_bytes.len() as u64;
         let full = head.log_len + len > self.config.segment_bytes;
@@ -260,9 +273,28 @@ impl PartitionWriter {
         };
         self.open_active(base)?;
         let seg = self.active.as_ref().expect("opened above");
-        let (head, truncation) = recovery::recover_active(&self.dir, seg, now_ms)?;
+        let (mut head, mut truncation) = recovery::recover_active(&self.dir, seg, now_ms)?;
         if truncation.is_some() || listed != Some(base) {
             seg.sync().at("sync", &self.dir)?;
+            fsutil::sync_dir(&self.dir).at("sync", &self.dir)?;
+        }
+        // Offsets are never reused: when the files end below an offset the head had handed
+        // out (the log was cut by damage), the log continues after it in a new segment.
+        let handed_out = stored.map_or(0, |h| h.next_offset);
+        if handed_out > head.next_offset {
+            let log_path = segment::path(&self.dir, base, LOG_EXT);
+            let lost = recovery::record_lost_offsets(
+                &log_path,
+                truncation.take(),
+                head.next_offset,
+                handed_out,
+                now_ms,
+            )?;
+            truncation = Some(lost);
+            head.next_offset = handed_out;
+            head = self.roll(head)?;
+            // The new segment's name is what records the gap: make it durable whatever the
+            // sync policy.
             fsutil::sync_dir(&self.dir).at("sync", &self.dir)?;
         }
         self.truncations.extend(truncation);

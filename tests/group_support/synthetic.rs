@@ -111,6 +111,7 @@ pub fn build_group(
             Committed {
                 offset: (records / 2) as i64,
                 committed_at_ms: now,
+                topic_id: None,
             },
         );
     }
