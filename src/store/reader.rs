@@ -3,7 +3,9 @@
 //! A [`PartitionReader`] keeps one segment open and a large read buffer over it. It hands out
 //! records of complete batches whose length and CRC check out; an incomplete batch at the end is
 //! "not yet written" and is looked at again on the next poll. A segment deleted while it is being
-//! read stays readable through the open file.
+//! read stays readable through the open file. A compressed batch is decompressed once into a
+//! buffer the reader reuses, and its records are handed out from there, also across polls that
+//! stop inside it; an uncompressed batch's records are decoded straight from the read buffer.
 //!
 //! Moving on to the next segment is decided only once the current one is sealed: a newer
 //! segment exists only after a roll completed under the partition lock, after which nothing
