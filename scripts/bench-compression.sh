@@ -10,8 +10,10 @@
 #   spool consume bench -e -q > /dev/null
 # for CODEC in none, gzip, snappy, lz4 and zstd. The codecs take turns within each round (so a
 # machine whose speed drifts treats them alike); the script reports the median wall time of
-# each, its ratio to `none`, and the bytes on disk (the .log files). Goals: lz4 and zstd produce
-# <= 1.5x and consume <= 2x the uncompressed time. CARGO_TARGET_DIR is honoured.
+# each, its ratio to `none`, the median CPU time (user + system, all threads: less sensitive to
+# a machine shared with other work than wall time), and the bytes on disk (the .log files).
+# Goals: lz4 and zstd produce <= 1.5x and consume <= 2x the uncompressed (wall) time.
+# CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 
 lines=${1:-1000000}
@@ -27,14 +29,14 @@ spool=$target/release/spool
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# "wall-ns cpu-ns" of one run of "$@" with stdout to /dev/null.
 time_ns() {
-    local start end
-    start=$(date +%s%N)
-    "$@" >/dev/null
-    end=$(date +%s%N)
-    echo $((end - start))
+    local TIMEFORMAT='%3R %3U %3S'
+    { time "$@" >/dev/null; } 2>&1 | awk '{ printf "%d %d\n", $1 * 1e9, ($2 + $3) * 1e9 }'
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+wall() { cut -d' ' -f1 "$1" | median; }
+cpu() { cut -d' ' -f2 "$1" | median; }
 
 echo "== generating $lines lines of 100 bytes"
 awk -v n="$lines" 'BEGIN {
@@ -66,20 +68,24 @@ for round in $(seq "$runs"); do
     echo "   round $round of $runs done" >&2
 done
 
-base_p=$(median <"$work/produce-none")
-base_c=$(median <"$work/consume-none")
-printf '\n| codec | produce | vs none | consume -e | vs none | bytes on disk |\n'
-printf '| --- | --- | --- | --- | --- | --- |\n'
+base_p=$(wall "$work/produce-none")
+base_c=$(wall "$work/consume-none")
+printf '\n| codec | produce | vs none | CPU | consume -e | vs none | CPU | bytes on disk |\n'
+printf '| --- | --- | --- | --- | --- | --- | --- | --- |\n'
 for codec in "${codecs[@]}"; do
-    p=$(median <"$work/produce-$codec")
-    c=$(median <"$work/consume-$codec")
+    p=$(wall "$work/produce-$codec")
+    c=$(wall "$work/consume-$codec")
+    pc=$(cpu "$work/produce-$codec")
+    cc=$(cpu "$work/consume-$codec")
     bytes=$(cat "$work/store-$codec"/topics/bench/*/*.log | wc -c)
     verdict=""
     if [[ $codec == lz4 || $codec == zstd ]]; then
         verdict=$(awk -v p="$p" -v bp="$base_p" -v c="$c" -v bc="$base_c" 'BEGIN {
             printf " (%s / %s)", (p <= 1.5 * bp ? "ok" : "SLOWER"), (c <= 2 * bc ? "ok" : "SLOWER") }')
     fi
-    awk -v codec="$codec" -v p="$p" -v bp="$base_p" -v c="$c" -v bc="$base_c" -v b="$bytes" -v v="$verdict" 'BEGIN {
-        printf "| %s | %.1f ms | %.2fx | %.1f ms | %.2fx | %.1f MiB |%s\n", codec, p / 1e6, p / bp, c / 1e6, c / bc, b / 1048576, v }'
+    awk -v codec="$codec" -v p="$p" -v bp="$base_p" -v c="$c" -v bc="$base_c" -v b="$bytes" -v v="$verdict" \
+        -v pc="$pc" -v cc="$cc" 'BEGIN {
+        printf "| %s | %.0f ms | %.2fx | %.0f ms | %.0f ms | %.2fx | %.0f ms | %.1f MiB |%s\n",
+            codec, p / 1e6, p / bp, pc / 1e6, c / 1e6, c / bc, cc / 1e6, b / 1048576, v }'
 done
 echo "(medians of $runs runs; input $(($(stat -c %s "$work/input") / 1048576)) MiB)"
