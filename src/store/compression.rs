@@ -165,6 +165,15 @@ impl Decompressor {
         self.limit.unwrap_or(MAX_DECOMPRESSED_BATCH)
     }
 
+    /// Frees the output buffer if it is larger than `bytes` (a reader among many partitions
+    /// keeps no decompressed batch between batches); the next batch allocates anew.
+    pub fn release_above(&mut self, bytes: usize) {
+        if self.buf.len() > bytes {
+            self.buf = Vec::new();
+            self.filled = 0;
+        }
+    }
+
     /// The records the last [`Decompressor::decompress`] produced.
     pub fn output(&self) -> &[u8] {
         &self.buf[..self.filled]
@@ -439,6 +448,22 @@ mod tests {
                 assert_eq!(got, &input[..], "{codec}");
             }
         }
+    }
+
+    #[test]
+    fn a_released_buffer_is_allocated_again_for_the_next_batch() {
+        let input = sample();
+        let mut out = Vec::new();
+        Compressor::default()
+            .compress(Compression::Lz4, &input, &mut out)
+            .unwrap();
+        let mut d = Decompressor::default();
+        d.decompress(Compression::Lz4, &out).unwrap();
+        d.release_above(input.len());
+        assert!(d.buf.len() > input.len(), "kept: not larger than the bound");
+        d.release_above(64 << 10);
+        assert!(d.buf.is_empty());
+        assert_eq!(d.decompress(Compression::Lz4, &out).unwrap(), &input[..]);
     }
 
     #[test]

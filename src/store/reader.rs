@@ -169,7 +169,8 @@ impl PartitionReader {
     /// Reads `chunk` bytes at once (at least [`MIN_READ_CHUNK`]) instead of [`READ_CHUNK`]:
     /// a consumer of many partitions keeps its buffers small. A reader catching up on a backlog
     /// holds [`BUFFERS`] chunks (the others being read ahead) unless `read_ahead` is false,
-    /// then one.
+    /// then one, and gives back the buffer a compressed batch was decompressed into (when larger
+    /// than a chunk) once the batch is delivered, instead of keeping it for the next.
     pub fn set_chunk(&mut self, chunk: usize, read_ahead: bool) {
         self.chunk = chunk.max(MIN_READ_CHUNK);
         self.read_len = self.read_len.min(self.chunk);
@@ -352,6 +353,11 @@ impl PartitionReader {
                 self.next_offset = self.next_offset.max(header.next_offset());
                 seg.position += total as u64;
                 seg.expected = header.next_offset();
+                if !self.read_ahead_allowed {
+                    // One of many partitions read at once: no decompressed batch kept per
+                    // partition between batches (see `set_chunk`).
+                    self.decompressor.release_above(self.chunk);
+                }
             }
         }
         Ok(Polled {
@@ -859,6 +865,9 @@ mod tests {
             for budget in [1, 5, 13, 14, 100] {
                 for start in [0, 1, 12, 13, 50, 90] {
                     let mut reader = PartitionReader::open(dir.path(), start).unwrap();
+                    // As one of many partitions: the decompressed batch is not kept between
+                    // batches (but is within one, across polls).
+                    reader.set_chunk(MIN_READ_CHUNK, start % 2 == 0);
                     let got = read_all(&mut reader, budget);
                     assert_eq!(
                         got,
