@@ -251,8 +251,15 @@ fn produce(c: &mut Criterion) {
             |(store_dir, topic)| {
                 let mut input = Input::file(&input_path, b"\n").expect("input");
                 let mut producer = Producer::new(topic, config);
-                pipeline::run(&mut input, &mut producer, &options, 1 << 20, &mut |_| {})
-                    .expect("pipeline");
+                pipeline::run(
+                    &mut input,
+                    &mut producer,
+                    &options,
+                    1 << 20,
+                    &mut |_, _| {},
+                    &|| false,
+                )
+                .expect("pipeline");
                 let summary = producer.close().expect("close");
                 assert_eq!(summary.records, lines as u64);
                 store_dir

@@ -375,7 +375,10 @@ fn unknown_names_get_did_you_mean_hints() {
     let (code, err) = run(&["consume", "ordrs", "-e"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.starts_with("error: topic 'ordrs' does not exist\nhint: did you mean 'orders'?"),
+        err.starts_with(&format!(
+            "error: topic 'ordrs' does not exist in the store at {}\nhint: did you mean 'orders'?",
+            store.dir().display()
+        )),
         "{err}"
     );
     let (code, err) = run(&["topic", "describe", "nothing-like-it"]);
@@ -388,7 +391,10 @@ fn unknown_names_get_did_you_mean_hints() {
         let (code, err) = run(args);
         assert_eq!(code, Some(1), "{args:?}: {err}");
         assert!(
-            err.contains("error: consumer group 'h' does not exist\nhint: did you mean 'g'?"),
+            err.contains(&format!(
+                "error: consumer group 'h' does not exist in the store at {}\nhint: did you mean 'g'?",
+                store.dir().display()
+            )),
             "{args:?}: {err}"
         );
     }

@@ -270,6 +270,14 @@ fn check_read_only_verify(mut spool: std::process::Command, dir: std::path::Path
     );
 }
 
+/// Topic `t` with `partitions` partitions and `records` records of about 1 KB.
+fn backlog(s: &Store, partitions: u32, records: usize) {
+    s.create_topic("t", partitions, &[]);
+    let value = "v".repeat(1000);
+    let input: String = (0..records).map(|i| format!("{i:05}{value}\n")).collect();
+    s.produce("t", input, &["--fsync", "never"]);
+}
+
 fn numbers(n: usize) -> String {
     (1..=n).map(|i| format!("{i}\n")).collect()
 }
@@ -401,10 +409,7 @@ fn a_following_consumer_whose_topic_is_deleted_stops_and_says_so() {
 #[test]
 fn a_member_removed_for_blocked_output_prints_nothing_more() {
     let s = Store::new();
-    s.create_topic("t", 1, &[]);
-    let value = "v".repeat(1000);
-    let input: String = (0..20_000).map(|i| format!("{i:05}{value}\n")).collect();
-    s.produce("t", input, &["--fsync", "never"]);
+    backlog(&s, 1, 20_000);
     let timing = [
         "--heartbeat-interval",
         "100ms",
@@ -461,10 +466,7 @@ fn a_member_removed_for_blocked_output_prints_nothing_more() {
 #[test]
 fn a_member_resumed_after_its_session_expired_prints_nothing_of_lost_partitions() {
     let s = Store::new();
-    s.create_topic("t", 4, &[]);
-    let value = "w".repeat(1000);
-    let input: String = (0..40_000).map(|i| format!("{i:05}{value}\n")).collect();
-    s.produce("t", input, &["--fsync", "never"]);
+    backlog(&s, 4, 40_000);
     let timing = ["--heartbeat-interval", "100ms", "--session-timeout", "1s"];
     let stopped = Running::spawn({
         let mut c = s.spool_process();
@@ -498,4 +500,98 @@ fn a_member_resumed_after_its_session_expired_prints_nothing_of_lost_partitions(
         after <= 260,
         "the resumed member printed {after} records of partitions another member had taken"
     );
+}
+
+/// Ctrl-C (or SIGTERM) of a producer finishes the batch it is writing, syncs, prints the
+/// summary with how far it got, and exits 130; the log has no torn tail.
+#[test]
+fn an_interrupted_producer_finishes_its_batch_and_says_how_far_it_got() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let s = Store::new();
+        s.create_topic("t", 1, &[]);
+        let mut child = s
+            .spool_process()
+            .args(["produce", "t"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        use std::io::Write;
+        stdin.write_all(numbers(1000).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        assert!(wait_until(Duration::from_secs(10), || {
+            s.describe("t")["partitions"][0]["log_end_offset"] == 1000
+        }));
+        common::signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{stderr}");
+        assert!(stderr.contains("Produced 1000 records"), "{stderr}");
+        assert!(stderr.contains("from record 1001 on"), "{stderr}");
+        s.spool().args(["topic", "verify", "t"]).assert().success();
+    }
+}
+
+/// Durations that cannot work are usage errors naming the range, not a spinning member.
+#[test]
+fn timing_flags_refuse_zero_and_absurd_values() {
+    let s = Store::new();
+    s.produce("t", "a\n", &[]);
+    for (args, says) in [
+        (&["--heartbeat-interval", "0s"][..], "between 10ms and 1h"),
+        (&["--max-poll-interval", "0s"][..], "between 1s and 24days"),
+        (&["--session-timeout", "0s"][..], "between 100ms and 1h"),
+        (&["--auto-commit-interval", "0s"][..], "between 10ms and 1h"),
+        (
+            &["--heartbeat-interval", "999999h"][..],
+            "between 10ms and 1h",
+        ),
+        (
+            &["--session-timeout", "1s", "--heartbeat-interval", "600ms"][..],
+            "at least twice --heartbeat-interval",
+        ),
+        (
+            &["--max-poll-interval", "1s", "--heartbeat-interval", "2s"][..],
+            "at least --heartbeat-interval",
+        ),
+    ] {
+        s.spool()
+            .args(["consume", "t", "--group", "g", "-e"])
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(says));
+    }
+    s.spool()
+        .args(["consume", "t", "--timeout", "0s"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("between 1ms"));
+    s.spool()
+        .args(["topic", "create", "u", "--retention", "99999999999y"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--retention 99999999999years is too long",
+        ));
+}
+
+/// A line longer than a record may be is reported as such, not by the size of the buffer that
+/// was read when the producer gave up on it.
+#[test]
+fn an_endless_line_is_reported_as_too_long_with_what_was_read() {
+    let s = Store::new();
+    let line = vec![b'x'; 8 << 20];
+    s.spool()
+        .args(["produce", "t"])
+        .write_stdin(line)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("line 1 is too large"))
+        .stderr(predicates::str::contains(
+            "bytes were read without reaching its end",
+        ));
 }

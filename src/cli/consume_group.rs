@@ -47,9 +47,9 @@ pub struct GroupArgs {
     /// How often the member proves it is alive.
     ///
     /// A background thread refreshes the member's lease file at this interval (Kafka's
-    /// heartbeat.interval.ms). It must be shorter than --session-timeout; a third of it is
-    /// usual.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = super::duration_arg, requires = "group")]
+    /// heartbeat.interval.ms). Between 10ms and 1h, and at most half of --session-timeout; a
+    /// third of it is usual.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = super::duration_within(super::ms(10), super::ms(3_600_000)), requires = "group")]
     pub heartbeat_interval: Duration,
 
     /// A member silent for this long (hung, stopped) is removed and its partitions move.
@@ -59,7 +59,7 @@ pub struct GroupArgs {
     /// matters for a member that is alive but silent (stopped with SIGSTOP, stuck on a disk).
     /// For a static member (--instance-id) it is also how long its partitions wait for it to
     /// come back.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::duration_arg, requires = "group")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::duration_within(super::ms(100), super::ms(3_600_000)), requires = "group")]
     pub session_timeout: Duration,
 
     /// A member whose output has not moved for this long leaves the group and rejoins later.
@@ -67,7 +67,7 @@ pub struct GroupArgs {
     /// Kafka's max.poll.interval.ms: the time allowed between two polls. A member blocked on a
     /// full pipe (its reader stopped reading) or on a slow --exec command for this long gives
     /// its partitions up so others can read them, and rejoins when it can write again.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_arg, requires = "group")]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_within(super::ms(1000), super::ms(24 * 86_400_000)), requires = "group")]
     pub max_poll_interval: Duration,
 
     /// How often the offsets of records written out are committed.
@@ -76,7 +76,7 @@ pub struct GroupArgs {
     /// handed over and on a clean exit (end of input, -n, --timeout, Ctrl-C). A member killed
     /// with kill -9 loses at most this much progress: its successor re-delivers the records
     /// after the last commit (at-least-once).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::duration_arg, requires = "group")]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::duration_within(super::ms(10), super::ms(3_600_000)), requires = "group")]
     pub auto_commit_interval: Duration,
 
     /// Where partitions without a committed offset start, unless -o says otherwise.
@@ -90,6 +90,10 @@ pub struct GroupArgs {
     /// Run CMD once per record (value on stdin; SPOOL_TOPIC, SPOOL_PARTITION, SPOOL_OFFSET,
     /// SPOOL_KEY, SPOOL_TIMESTAMP in its environment) and commit a record only after CMD
     /// exited 0. A failing CMD stops the consumer (exit 1) after committing what succeeded.
+    ///
+    /// CMD's output goes to spool's stdout as CMD writes it, and spool adds nothing: values
+    /// carry no newline, so `--exec cat` runs the records together on one line (and `| head`
+    /// waits for a line that does not end). End each with one: `--exec 'cat; echo'`.
     #[arg(long, value_name = "CMD", requires = "group", conflicts_with_all = ["format", "output"])]
     pub exec: Option<String>,
 }
@@ -111,11 +115,20 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
         name::validate(NameKind::Group, id)
             .map_err(|e| super::consume::usage_error(format!("invalid --instance-id: {e}")))?;
     }
-    if g.heartbeat_interval >= g.session_timeout {
+    // Kafka's rule of thumb, enforced: a member must be able to miss a heartbeat without
+    // being expired, and must not be removed for slow output before it could heartbeat.
+    if g.session_timeout < 2 * g.heartbeat_interval {
         return Err(super::consume::usage_error(format!(
-            "--heartbeat-interval ({}) must be shorter than --session-timeout ({})",
-            humantime::format_duration(g.heartbeat_interval),
-            humantime::format_duration(g.session_timeout)
+            "--session-timeout ({}) must be at least twice --heartbeat-interval ({}); a third is usual",
+            humantime::format_duration(g.session_timeout),
+            humantime::format_duration(g.heartbeat_interval)
+        )));
+    }
+    if g.max_poll_interval < g.heartbeat_interval {
+        return Err(super::consume::usage_error(format!(
+            "--max-poll-interval ({}) must be at least --heartbeat-interval ({})",
+            humantime::format_duration(g.max_poll_interval),
+            humantime::format_duration(g.heartbeat_interval)
         )));
     }
     for topic in &a.topics {
@@ -125,6 +138,10 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
         member: MemberConfig {
             group: group.clone(),
             topics: a.topics.clone(),
+            pattern: a
+                .regex
+                .as_ref()
+                .map(|r| super::consume::pattern_text(r).to_owned()),
             client_id: g.client_id.clone(),
             instance_id: g.instance_id.clone(),
             assignor: g.assignor.clone(),
@@ -144,7 +161,17 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
     super::install_interrupt_handler();
     let mut gc = GroupConsumer::join(&ctx.store, config)?;
     let quiet = a.quiet;
-    report(&group, &mut gc, quiet);
+    // -o names where partitions without a committed offset start: say so, once, when it is
+    // overridden by a committed offset (else `-o earliest -e` silently reads nothing).
+    let mut offset_note = a.offset.map(|spec| OffsetNote {
+        spec: spec.to_string(),
+        topics: if a.topics.is_empty() {
+            "<TOPIC>".to_owned()
+        } else {
+            a.topics.join(",")
+        },
+    });
+    report(&group, &mut gc, quiet, &mut offset_note);
 
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
@@ -161,7 +188,7 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             }
             let gate = gc.output_gate();
             gc.maintain(&mut || write_if_owner(&gate, &mut stdout, &mut out).map(drop))?;
-            report(&group, &mut gc, quiet);
+            report(&group, &mut gc, quiet, &mut offset_note);
             if count >= limit {
                 return Ok(());
             }
@@ -311,7 +338,13 @@ fn run_exec(cmd: &str, topic: &str, partition: i32, rec: &RecordRef<'_>) -> anyh
     Ok(())
 }
 
-fn report(group: &str, gc: &mut GroupConsumer, quiet: bool) {
+/// What `-o` was, for the note that a committed offset overrides it.
+struct OffsetNote {
+    spec: String,
+    topics: String,
+}
+
+fn report(group: &str, gc: &mut GroupConsumer, quiet: bool, offset_note: &mut Option<OffsetNote>) {
     for event in gc.take_events() {
         if quiet {
             continue;
@@ -339,12 +372,20 @@ fn report(group: &str, gc: &mut GroupConsumer, quiet: bool) {
                 partition,
                 offset,
                 committed,
-            } => eprintln!(
-                "Reading {}/{} from offset {offset}{}",
-                partition.topic,
-                partition.partition,
-                if committed { " (committed)" } else { "" }
-            ),
+            } => {
+                eprintln!(
+                    "Reading {}/{} from offset {offset}{}",
+                    partition.topic,
+                    partition.partition,
+                    if committed { " (committed)" } else { "" }
+                );
+                if let Some(note) = offset_note.take_if(|_| committed) {
+                    eprintln!(
+                        "note: -o {} applies only to partitions where group {group} has no committed offset; to read from elsewhere, stop the group's members and move its offsets: `spool offsets reset --group {group} --topic {} --to-earliest --execute`",
+                        note.spec, note.topics
+                    );
+                }
+            }
             GroupEvent::Clamped {
                 partition,
                 committed,

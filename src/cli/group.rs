@@ -169,7 +169,7 @@ pub struct DescribeArgs {
     /// rendering follows the previous one after a blank line. As --watch takes an optional
     /// value, `--watch billing` would read "billing" as the interval: write the group names
     /// first, or use --watch=1s.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = super::duration_arg)]
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = super::duration_within(super::ms(100), super::ms(86_400_000)))]
     pub watch: Option<Duration>,
 }
 
@@ -282,8 +282,9 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
                 None => {
                     let colour = render::colour_stderr();
                     notices.push(format!(
-                        "{} consumer group '{g}' does not exist",
-                        render::paint(colour, render::ERROR, "error:")
+                        "{} consumer group '{g}' does not exist {}",
+                        render::paint(colour, render::ERROR, "error:"),
+                        super::in_store(&ctx.store)
                     ));
                     notices.push(format!(
                         "{} {}",
@@ -710,10 +711,10 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     }
     if !deleted.is_empty() {
         let names: Vec<String> = deleted.iter().map(|g| format!("'{g}'")).collect();
-        println!(
+        outln!(
             "Deletion of requested consumer groups ({}) was successful.",
             names.join(", ")
-        );
+        )?;
     }
     if failed.len() == 1 && deleted.is_empty() {
         let (_, e) = failed.pop().expect("one failure");

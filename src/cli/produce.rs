@@ -1,5 +1,6 @@
 //! `spool produce`: append records read from stdin or a file to a topic.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,7 +12,9 @@ use super::{unescape, Context};
 use crate::format::Encoding;
 use crate::produce::input::Input;
 use crate::produce::partitioner::Strategy;
-use crate::produce::pipeline::{self, InputFormat, PipelineOptions, RecordOptions, Route};
+use crate::produce::pipeline::{
+    self, InputFormat, PipelineError, PipelineOptions, RecordOptions, Route,
+};
 use crate::produce::producer::{Producer, ProducerConfig, Summary};
 use crate::record::Header;
 use crate::spec;
@@ -50,6 +53,8 @@ use crate::store::{StoreError, SyncPolicy};
 Exit status:
   0  every record was appended under the --fsync policy
   1  an error stopped the producer; records before it stay written and the summary says how many
+  130  interrupted (Ctrl-C, SIGTERM): the records read so far were appended and synced, and
+       the summary says from which input record to resume
   2  usage error"
 )]
 pub struct ProduceArgs {
@@ -87,9 +92,10 @@ pub struct ProduceArgs {
     #[arg(long, value_enum, default_value_t = InputKind::Lines)]
     pub input: InputKind,
 
-    /// How keys, values and headers are written in JSON input.
-    #[arg(long, default_value = "utf8", value_parser = parse_encoding)]
-    pub encoding: Encoding,
+    /// How keys, values and headers are written in JSON input (--input json only) [default:
+    /// utf8].
+    #[arg(long, value_parser = parse_encoding)]
+    pub encoding: Option<Encoding>,
 
     /// Split each record at the first SEP into key and value.
     #[arg(short = 'K', long, value_name = "SEP", conflicts_with = "key")]
@@ -108,11 +114,11 @@ pub struct ProduceArgs {
     pub null_marker: Option<String>,
 
     /// Add a header KEY=VALUE to every record (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = super::kv_arg)]
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = super::header_arg)]
     pub headers: Vec<(String, String)>,
 
     /// Write every record to this partition.
-    #[arg(short, long, value_name = "N", conflicts_with_all = ["partitioner", "partitioner_cmd"])]
+    #[arg(short, long, value_name = "N", conflicts_with_all = ["partitioner", "partitioner_cmd"], value_parser = super::partition_arg, allow_negative_numbers = true)]
     pub partition: Option<i32>,
 
     /// How records without -p are spread: murmur2 (keyed records by key hash, keyless ones
@@ -129,8 +135,9 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub no_create: bool,
 
-    /// Largest batch written at once, per partition.
-    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = super::size_arg)]
+    /// Largest batch written at once, per partition; 0 writes each record alone (Kafka's
+    /// batch.size=0).
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = batch_size_arg)]
     pub batch_size: u64,
 
     /// How long a record may wait for more input to join its batch.
@@ -138,7 +145,7 @@ pub struct ProduceArgs {
     /// By default (0ms) a batch is written as soon as the input has nothing more ready, so
     /// records typed or piped slowly reach consumers at once, each in a small batch. A linger
     /// such as 50ms trades that latency for fewer, larger batches (Kafka's linger.ms).
-    #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = super::duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = super::duration_within(super::ms(0), super::ms(3_600_000)))]
     pub linger: std::time::Duration,
 
     /// When data is forced to disk: at exit (the default), after every batch, or never.
@@ -224,6 +231,15 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// `--batch-size`: 0 (each record alone) up to 1GiB.
+fn batch_size_arg(s: &str) -> Result<u64, String> {
+    let n = super::size_arg(s)?;
+    if n > 1 << 30 {
+        return Err("a batch is at most 1GiB (0 writes each record alone)".into());
+    }
+    Ok(n)
+}
+
 fn parse_encoding(s: &str) -> Result<Encoding, String> {
     s.parse::<Encoding>().map_err(|e| e.to_string())
 }
@@ -263,6 +279,11 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
             "the key separator is empty; give at least one byte, e.g. -K ':'",
         ));
     }
+    if a.encoding.is_some() && a.input != InputKind::Json {
+        return Err(usage(
+            "--encoding applies to --input json only: lines are taken byte for byte as they are",
+        ));
+    }
     let (batch_size, linger, max_message_bytes) = (a.batch_size, a.linger, a.max_message_bytes);
     let route = match (a.partition, a.partitioner_cmd) {
         (Some(p), _) => Route::Partition(p),
@@ -276,7 +297,7 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     let options = PipelineOptions {
         format: match a.input {
             InputKind::Lines => InputFormat::Lines,
-            InputKind::Json => InputFormat::Json(a.encoding),
+            InputKind::Json => InputFormat::Json(a.encoding.unwrap_or_default()),
         },
         record,
         route,
@@ -291,6 +312,24 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     let topic = match ctx.store.topic(&a.topic) {
         Ok(t) => t,
         Err(StoreError::TopicNotFound(_)) if !a.no_create => {
+            // Check before creating: a topic created only to refuse -p would be left behind.
+            if let Route::Partition(p) = options.route {
+                if p > 0 {
+                    return Err(super::Hinted {
+                        message: format!(
+                            "topic '{}' does not exist {}, and a topic created by produce has 1 partition, so -p {p} cannot be written to",
+                            a.topic,
+                            super::in_store(&ctx.store)
+                        ),
+                        hint: format!(
+                            "create it first with `spool topic create {} --partitions {}`",
+                            a.topic,
+                            p + 1
+                        ),
+                    }
+                    .into());
+                }
+            }
             match ctx.store.create_topic(&a.topic, 1, Default::default()) {
                 Ok(t) => {
                     if !a.quiet {
@@ -305,7 +344,7 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e @ StoreError::TopicNotFound(_)) => {
             return Err(super::Hinted {
-                message: e.to_string(),
+                message: format!("{e} {}", super::in_store(&ctx.store)),
                 hint: format!(
                     "create it with `spool topic create {}`, or drop --no-create",
                     a.topic
@@ -318,6 +357,16 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     // The topic's max.message.bytes is the log's limit (Kafka's broker enforces it whatever the
     // client says): --max-message-bytes can only lower it.
     let topic_max = topic.log_config.max_message_bytes;
+    if let Some(m) = max_message_bytes.filter(|m| *m > topic_max) {
+        if !a.quiet {
+            eprintln!(
+                "warning: --max-message-bytes {} is above the topic's max.message.bytes ({}), which applies; `spool topic alter {} --config max.message.bytes=N` raises it",
+                spec::format_size(m),
+                spec::format_size(topic_max),
+                a.topic
+            );
+        }
+    }
     let max_message_bytes = max_message_bytes.map_or(topic_max, |m| m.min(topic_max));
     // The topic's compression.type wins over -z, as a Kafka broker recompresses what a producer
     // sent with another codec.
@@ -347,21 +396,35 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     };
     let mut producer = Producer::new(topic, config);
 
+    // A bar for a file, a spinner for a pipe (whose length is unknown): `cat big | spool
+    // produce t` on a terminal shows it is working.
     let bar = match input.len {
-        Some(len) if render::progress_allowed(a.quiet) => Some(render::byte_progress(len)),
-        _ => None,
+        _ if !render::progress_allowed(a.quiet) => None,
+        Some(len) => Some(render::byte_progress(len)),
+        None if a.file.is_some() || !std::io::stdin().is_terminal() => {
+            Some(render::record_spinner())
+        }
+        None => None,
     };
-    let mut progress = |n: u64| {
+    let mut progress = |n: u64, records: u64| {
         if let Some(b) = &bar {
             b.set_position(n);
+            if b.length().is_none() {
+                b.set_message(render::count(records, "record"));
+            }
         }
     };
+    // Ctrl-C and SIGTERM stop reading: the records read so far are appended and synced, the
+    // summary says how far the input got, and the exit status is 130. A second one stops at
+    // once.
+    super::install_interrupt_handler();
     let result = pipeline::run(
         &mut input,
         &mut producer,
         &options,
         max_message_bytes,
         &mut progress,
+        &super::interrupted,
     );
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -385,6 +448,17 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     }
     let summary = producer.summary();
     match (result, closed) {
+        (Err(PipelineError::Interrupted { line }), Ok(_)) => {
+            print_summary(&summary, a.quiet, a.output)?;
+            if !a.quiet {
+                eprintln!(
+                    "Interrupted: the first {line} input record{} were produced; to resume, produce the input from record {} on",
+                    if line == 1 { "" } else { "s" },
+                    line + 1
+                );
+            }
+            Ok(ExitCode::from(130))
+        }
         (Ok(()), Ok(_)) => {
             print_summary(&summary, a.quiet, a.output)?;
             Ok(ExitCode::SUCCESS)

@@ -205,16 +205,16 @@ impl Coordinator {
         state.members = live
             .iter()
             .map(|(id, l)| {
-                (
+                Ok((
                     id.clone(),
                     MemberInfo {
                         instance_id: l.instance_id.clone(),
                         client_id: l.client_id.clone(),
-                        topics: l.topics.clone(),
+                        topics: self.subscribed_topics(l)?,
                     },
-                )
+                ))
             })
-            .collect();
+            .collect::<Result<_, StoreError>>()?;
         state.drop_foreign_owners();
         state.acked.retain(|m, _| live.contains_key(m));
         state.partition_counts = counts;
@@ -267,15 +267,37 @@ impl Coordinator {
         }
     }
 
+    /// The topics a lease subscribes to: those it names and, with a pattern, every topic of
+    /// the store whose whole name matches it (so a topic created later joins at the next
+    /// reconcile, within a heartbeat interval).
+    fn subscribed_topics(&self, lease: &Lease) -> Result<Vec<String>, StoreError> {
+        let mut topics = lease.topics.clone();
+        let Some(pattern) = &lease.pattern else {
+            return Ok(topics);
+        };
+        // Checked when the member started; a lease with a broken pattern subscribes to nothing
+        // more.
+        let Ok(pattern) = regex::Regex::new(&format!("^(?:{pattern})$")) else {
+            return Ok(topics);
+        };
+        for topic in self.store.list_topics()? {
+            if pattern.is_match(&topic) && !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        Ok(topics)
+    }
+
     fn partition_counts<'a>(
         &self,
         leases: impl Iterator<Item = &'a Lease>,
     ) -> Result<BTreeMap<String, i32>, StoreError> {
-        let topics: BTreeSet<&str> = leases
-            .flat_map(|l| l.topics.iter().map(String::as_str))
-            .collect();
+        let mut topics: BTreeSet<String> = BTreeSet::new();
+        for lease in leases {
+            topics.extend(self.subscribed_topics(lease)?);
+        }
         let mut counts = BTreeMap::new();
-        for topic in topics {
+        for topic in &topics {
             match self.store.topic(topic) {
                 Ok(t) => {
                     counts.insert(topic.to_owned(), t.partition_count());

@@ -26,6 +26,8 @@ use crate::store::{fsutil, lock, Store};
 pub struct MemberConfig {
     pub group: String,
     pub topics: Vec<String>,
+    /// Subscribe also to every topic whose whole name matches this regular expression.
+    pub pattern: Option<String>,
     pub client_id: String,
     pub instance_id: Option<String>,
     pub assignor: String,
@@ -260,6 +262,7 @@ fn new_lease(config: &MemberConfig, now_ms: i64) -> Lease {
         host: lease::host_name(),
         pid: std::process::id(),
         topics: config.topics.clone(),
+        pattern: config.pattern.clone(),
         assignor: config.assignor.clone(),
         session_timeout_ms: config.session_timeout.as_millis() as u64,
         heartbeat_interval_ms: config.heartbeat_interval.as_millis() as u64,

@@ -225,7 +225,8 @@ impl Input {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: one valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        n != 0
+        // Interrupted by a signal (EINTR): not ready, so the caller looks at why.
+        n > 0
     }
 }
 

@@ -74,6 +74,10 @@ pub enum PipelineError {
         "line {line} is too large: {size} bytes as a batch, more than the {max} bytes allowed (the topic's max.message.bytes, or --max-message-bytes if lower)"
     )]
     TooLarge { line: u64, size: usize, max: u64 },
+    #[error(
+        "line {line} is too large: {read} bytes were read without reaching its end, more than the {max} bytes a record may have (the topic's max.message.bytes, or --max-message-bytes if lower)"
+    )]
+    LineTooLong { line: u64, read: usize, max: u64 },
     #[error("line {line}: no partition for the record")]
     Partitioner {
         line: u64,
@@ -84,6 +88,9 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Producer(ProduceError),
+    /// Asked to stop (Ctrl-C, SIGTERM) after `line` input records were read and handed over.
+    #[error("interrupted after line {line} of the input")]
+    Interrupted { line: u64 },
 }
 
 impl From<ProduceError> for PipelineError {
@@ -95,6 +102,9 @@ impl From<ProduceError> for PipelineError {
     }
 }
 
+/// How often idle input waits look at `stop`.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
 enum Router {
     Fixed(i32),
     Partitioner(Partitioner),
@@ -102,14 +112,20 @@ enum Router {
 }
 
 /// Reads `input` to its end, sending every record through `producer`. `progress` is told the
-/// number of input bytes read so far after each read. Records already handed to the producer
-/// stay there on error: the caller closes the producer to append and sync them.
+/// number of input bytes read and of records taken so far before each read. Records already
+/// handed to the producer stay there on error: the caller closes the producer to append and
+/// sync them.
+///
+/// `stop` is asked between reads of the input (and while waiting for input that trickles): when
+/// it says so, reading ends with [`PipelineError::Interrupted`], every record read so far having
+/// been handed to the producer.
 pub fn run(
     input: &mut Input,
     producer: &mut Producer,
     options: &PipelineOptions,
     max_message_bytes: u64,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64, u64),
+    stop: &dyn Fn() -> bool,
 ) -> Result<(), PipelineError> {
     let partitions = producer.topic().partition_count();
     let mut router = match &options.route {
@@ -220,14 +236,27 @@ pub fn run(
             }
         }
         if input.partial_len() as u64 > max_message_bytes + 64 {
-            return Err(PipelineError::TooLarge {
+            return Err(PipelineError::LineTooLong {
                 line: line + 1,
-                size: input.partial_len(),
+                read: input.partial_len(),
                 max: max_message_bytes,
             });
         }
+        // Everything read so far has been taken: both counts are current before the wait.
+        progress(input.bytes_read(), line);
+        // Wait for input in slices, so a request to stop is seen while the input is idle.
+        while !input.ready(Duration::ZERO) {
+            if stop() {
+                return Err(PipelineError::Interrupted { line });
+            }
+            if input.ready(STOP_CHECK) {
+                break;
+            }
+        }
+        if stop() {
+            return Err(PipelineError::Interrupted { line });
+        }
         input.read_more().map_err(PipelineError::Input)?;
-        progress(input.bytes_read());
         timestamp = crate::store::fsutil::now_ms();
     }
 }

@@ -86,10 +86,43 @@ impl Store {
                     });
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => store.check_may_become_store()?,
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(StoreError::NotADirectory { path: store.root })
+            }
             Err(e) => return Err(e).at("read", &meta_path),
         }
         Ok(store)
+    }
+
+    /// A root without `spool.yaml` is a store only if it is missing, empty or holds nothing
+    /// but a store's own entries (one being created by another process right now): `--dir /etc`
+    /// must not scatter `topics/` and `groups/` among someone else's files.
+    fn check_may_become_store(&self) -> Result<()> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(StoreError::NotADirectory {
+                    path: self.root.clone(),
+                })
+            }
+            Err(e) => return Err(e).at("list", &self.root),
+        };
+        for entry in entries {
+            let entry = entry.at("list", &self.root)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            // `.spool.yaml.tmp-<pid>` while spool.yaml is written, `.spool.lock` beside it.
+            let own = matches!(name.as_ref(), "topics" | "groups" | "tmp" | STORE_FILE)
+                || name.starts_with(".spool.");
+            if !own {
+                return Err(StoreError::NotAStore {
+                    path: self.root.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// `$SPOOL_DIR` is read by the CLI; this is the fallback: the per-user data directory.
@@ -271,15 +304,18 @@ impl Store {
             return Err(StoreError::TopicNotFound(name.to_owned()));
         }
         self.ensure_created()?;
-        // Under every partition's lock, so an append is either complete before the topic goes
-        // (and counted by its producer) or finds it gone (and fails): none lands in a topic
-        // already deleted.
+        // Under every partition's lock, a tombstone where the head was: an append is either
+        // complete before the topic goes (and counted by its producer) or finds the tombstone
+        // (and fails): none lands in a topic already deleted.
         let topic = Topic::load(&dir)?;
         let mut locks = Vec::new();
         for p in topic.partitions() {
             let path = p.dir.join(head::LOCK_FILE);
             match lock::OwnedLock::acquire_path(&path) {
-                Ok(l) => locks.push(l),
+                Ok(l) => {
+                    head::Head::store_tombstone(l.file()).at("write", &path)?;
+                    locks.push(l);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).at("lock", &path),
             }
