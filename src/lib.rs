@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - [`store`]: the log. The store directory, topic metadata, partition logs made of Kafka
-//!   RecordBatch v2 segments with their sparse indexes, the partition lock, crash recovery,
+//!   RecordBatch v2 segments (uncompressed or with Kafka's four codecs) with their sparse
+//!   indexes, the partition lock, crash recovery,
 //!   retention and verification, and readers that read and check ahead on a helper thread.
 //! - [`produce`]: turning input (lines, delimited bytes, JSON lines) into records, choosing their
 //!   partitions as Kafka's producer does, and batching them into partition logs.

@@ -846,6 +846,22 @@ print(",".join(sorted(errors)))
         if errors.is_empty() {
             // The store reads this codec: stored as sent, read by spool on its partitions.
             check_keyed(&store, &topic, 3, &keys);
+            let codec_id = ["gzip", "snappy", "lz4", "zstd"]
+                .iter()
+                .position(|c| *c == codec)
+                .unwrap() as u8
+                + 1;
+            let stored_codecs: BTreeSet<u8> = (0..3)
+                .flat_map(|p| store.segments(&topic, p))
+                .map(|log| common::read(&log))
+                .filter(|bytes| bytes.len() > 61)
+                .map(|bytes| bytes[22] & 0b111)
+                .collect();
+            assert_eq!(
+                stored_codecs,
+                BTreeSet::from([codec_id]),
+                "{codec}: batches not stored as sent"
+            );
         } else {
             // It does not (yet): refused with Kafka's code, and nothing half-stored.
             assert_eq!(errors, "UNSUPPORTED_COMPRESSION_TYPE", "{codec}");

@@ -156,6 +156,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
                 return ExitCode::from(2);
             }
             let _ = e.print();
+            if let Some(hint) = produce::compression_flag_hint(&e) {
+                eprintln!("hint: {hint}");
+            }
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };

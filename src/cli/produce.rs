@@ -18,6 +18,7 @@ use crate::produce::pipeline::{
 use crate::produce::producer::{Producer, ProducerConfig, Summary};
 use crate::record::Header;
 use crate::spec;
+use crate::store::compression::Compression;
 use crate::store::{StoreError, SyncPolicy};
 
 /// Append records to a topic, one per line of stdin (or of --file).
@@ -32,6 +33,10 @@ use crate::store::{StoreError, SyncPolicy};
 /// Records are batched per partition and a batch is written as soon as the input has nothing
 /// more ready, so a line typed by hand reaches consumers at once. Exit status 0 means every
 /// record was appended (and, by default, synced to disk).
+///
+/// With -z CODEC (as kcat's and rpk's -z) batches are stored compressed with gzip, snappy, lz4 or
+/// zstd, as Kafka stores them, unless the topic's compression.type config names a codec itself;
+/// consumers read them back unchanged.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:
@@ -42,6 +47,8 @@ use crate::store::{StoreError, SyncPolicy};
   printf 'user1:clicked\\nuser2:scrolled\\n' | spool produce events -K :
   spool produce logs --file app.log --linger 50ms
   spool produce orders --input json --file orders.jsonl   # as spool consume --output json wrote it
+  spool produce logs -z zstd --file app.log               # batches stored zstd-compressed
+  find . -print0 | spool produce files -0                  # NUL-delimited records
 
 Exit status:
   0  every record was appended under the --fsync policy
@@ -69,9 +76,15 @@ pub struct ProduceArgs {
     )]
     pub delimiter: String,
 
-    /// Records are separated by NUL bytes (like -D '\0').
-    #[arg(short = 'z', long = "null-data", id = "nul")]
+    /// Records are separated by NUL bytes (like -D '\0'), as `find -print0` writes them and
+    /// `xargs -0` reads them.
+    #[arg(short = '0', long = "null", alias = "null-data", id = "nul")]
     pub nul: bool,
+
+    /// Compress batches with this codec, as Kafka's producers do (kcat's and rpk's -z). A topic
+    /// whose compression.type config names a codec is written with that codec instead.
+    #[arg(short = 'z', long, value_enum, value_name = "CODEC")]
+    pub compression: Option<CodecArg>,
 
     /// Input format: raw delimited records, or JSON lines
     /// {"key","value","headers","partition","timestamp"} as `spool consume --output json`
@@ -163,6 +176,39 @@ pub struct ProduceArgs {
     /// Print the summary as JSON or YAML on stdout.
     #[arg(short, long, value_enum)]
     pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CodecArg {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl From<CodecArg> for Compression {
+    fn from(c: CodecArg) -> Compression {
+        match c {
+            CodecArg::None => Compression::None,
+            CodecArg::Gzip => Compression::Gzip,
+            CodecArg::Snappy => Compression::Snappy,
+            CodecArg::Lz4 => Compression::Lz4,
+            CodecArg::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+/// The hint for a clap error about `-z`: it used to mean NUL-delimited input, which is `-0`
+/// now, so `spool produce t -z` or `spool produce -z t` is most likely the old use.
+pub fn compression_flag_hint(e: &clap::Error) -> Option<&'static str> {
+    use clap::error::{ContextKind, ContextValue};
+    match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if arg.starts_with("--compression") => Some(
+            "-z now selects a compression codec (as in kcat and rpk); for NUL-delimited records use -0 (--null)",
+        ),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -322,6 +368,22 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let max_message_bytes = max_message_bytes.map_or(topic_max, |m| m.min(topic_max));
+    // The topic's compression.type wins over -z, as a Kafka broker recompresses what a producer
+    // sent with another codec.
+    let asked = a.compression.map(Compression::from);
+    let compression = match (topic.log_config.compression, asked) {
+        (Some(topic_codec), Some(asked)) if topic_codec != asked => {
+            if !a.quiet {
+                eprintln!(
+                    "note: topic {} has compression.type={topic_codec}: batches are written with {topic_codec}, not {asked}",
+                    a.topic
+                );
+            }
+            topic_codec
+        }
+        (Some(topic_codec), _) => topic_codec,
+        (None, asked) => asked.unwrap_or(Compression::None),
+    };
     let config = ProducerConfig {
         batch_size: batch_size.clamp(1, usize::MAX as u64) as usize,
         max_message_bytes,
@@ -330,6 +392,7 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
             FsyncPolicy::Batch => SyncPolicy::EveryBatch,
             FsyncPolicy::Never => SyncPolicy::Never,
         },
+        compression,
     };
     let mut producer = Producer::new(topic, config);
 

@@ -215,11 +215,11 @@ fn check_batch(records: &[u8]) -> Result<BatchHeader, i16> {
     let header = match Batch::parse(records) {
         Ok(b) => b.header,
         Err(BatchError::BadMagic(_)) => return Err(KafkaError::UnsupportedForMessageFormat.code()),
-        Err(BatchError::UnsupportedAttributes(a)) if a & TRANSACTIONAL_OR_CONTROL != 0 => {
-            // Transactions are not provided.
-            return Err(KafkaError::UnsupportedVersion.code());
+        // Transactions are not provided.
+        Err(BatchError::TransactionalBatch(_) | BatchError::ControlBatch(_)) => {
+            return Err(KafkaError::UnsupportedVersion.code())
         }
-        Err(BatchError::UnsupportedAttributes(_)) => {
+        Err(BatchError::UnknownCodec { .. }) => {
             return Err(KafkaError::UnsupportedCompressionType.code())
         }
         Err(_) => return Err(corrupt),

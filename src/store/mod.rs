@@ -12,6 +12,7 @@
 //! either complete or absent, and two processes creating the same topic cannot both succeed.
 
 pub mod batch;
+pub mod compression;
 pub mod config;
 pub mod crc;
 pub mod error;

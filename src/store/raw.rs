@@ -1,6 +1,6 @@
 //! Whole stored batches as bytes, for `spool serve`: a Kafka Fetch returns the batches from the
 //! one holding the requested offset on, exactly as they lie in the segment (compressed or not),
-//! so nothing here decodes a record. Each batch's length, magic and CRC are checked before it
+//! so nothing on that path decodes a record. Each batch's length, magic and CRC are checked before it
 //! is handed out, as every reader of the store does; an incomplete tail is "not yet written".
 //!
 //! Also the few partition operations only the server needs: the producer fields of batch
@@ -12,6 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::batch::{BatchError, BatchHeader, HEADER_LEN};
+use super::compression::Decompressor;
 use super::crc;
 use super::error::{IoContext, Result, StoreError};
 use super::head::LOCK_FILE;
@@ -274,11 +275,18 @@ pub fn max_timestamp_offset(dir: &Path) -> Result<Option<(i64, i64)>> {
     let log = File::open(&path).at("open", &path)?;
     let mut walker = segment::BatchWalker::new(&log, position).at("read", &path)?;
     let offset = match walker.next().at("read", &path)? {
-        segment::Step::Batch { batch, .. } => batch
-            .records()
-            .filter_map(std::result::Result::ok)
-            .find(|r| r.timestamp == timestamp)
-            .map_or(batch.header.last_offset(), |r| r.offset),
+        segment::Step::Batch { batch, .. } => {
+            let mut decompressor = Decompressor::default();
+            batch
+                .records(&mut decompressor)
+                .ok()
+                .and_then(|mut records| {
+                    records
+                        .find(|r| r.as_ref().is_ok_and(|r| r.timestamp == timestamp))
+                        .and_then(|r| r.ok().map(|r| r.offset))
+                })
+                .unwrap_or(batch.header.last_offset())
+        }
         _ => last_offset,
     };
     Ok(Some((timestamp, offset)))
@@ -293,9 +301,13 @@ pub fn record_timestamp(dir: &Path, offset: i64) -> Result<Option<i64>> {
     let Ok(batch) = super::batch::Batch::parse(&read.bytes) else {
         return Ok(None);
     };
-    Ok(batch
-        .records()
+    let mut decompressor = Decompressor::default();
+    let Ok(records) = batch.records(&mut decompressor) else {
+        return Ok(None);
+    };
+    let found = records
         .filter_map(std::result::Result::ok)
         .find(|r| r.offset == offset)
-        .map(|r| r.timestamp))
+        .map(|r| r.timestamp);
+    Ok(found)
 }
