@@ -4,8 +4,9 @@
 //! idempotent producers) and appended as it came, through the same [`PartitionWriter`] as
 //! `spool produce`, which writes the base offset in; the leader epoch (0) is written here.
 //! Neither is covered by the CRC, and no record is decoded or re-encoded, so compressed batches
-//! are stored as sent, for every codec the store's readers decode (one they cannot is refused
-//! with UNSUPPORTED_COMPRESSION_TYPE rather than stored unreadable). acks=1 and acks=-1 are answered after the append (and its fsync with
+//! are stored as sent (gzip, snappy, lz4, zstd: the codecs the store's readers decode; an
+//! unknown codec is refused with UNSUPPORTED_COMPRESSION_TYPE rather than stored unreadable).
+//! acks=1 and acks=-1 are answered after the append (and its fsync with
 //! `--fsync batch`); acks=0 is not answered.
 
 use std::collections::HashMap;
