@@ -432,6 +432,17 @@ fn produce_errors_are_kafkas_and_idempotent_retries_are_not_appended_twice() {
     let (code, _) = produce_answer(&mut c, produce_request("idem", 0, batch(1, pid, 0, 9), -1));
     assert_eq!(code, ResponseError::OutOfOrderSequenceNumber.code());
     assert_eq!(spool_records(&store, "idem").len(), 5);
+    // acks=0: appended, never answered; the next request's answer is the next frame.
+    c.send_only(
+        ApiKey::Produce,
+        9,
+        RequestKind::Produce(produce_request("idem", 0, batch(1, pid, 0, 5), 0)),
+    );
+    assert_eq!(
+        produce_answer(&mut c, produce_request("idem", 0, batch(1, pid, 0, 6), 1)),
+        (0, 6)
+    );
+    assert_eq!(spool_records(&store, "idem").len(), 7);
     // A damaged batch, an unknown topic or partition: Kafka's codes.
     let mut bad = batch(1, -1, -1, -1);
     let last = bad.len() - 1;
@@ -467,10 +478,14 @@ fn produce_errors_are_kafkas_and_idempotent_retries_are_not_appended_twice() {
         (0, 3)
     );
     assert_eq!(
-        produce_answer(&mut c, produce_request("idem", 0, batch(1, pid, 0, 5), -1)),
-        (0, 5)
+        produce_answer(&mut c, produce_request("idem", 0, batch(1, pid, 0, 6), -1)),
+        (0, 6)
     );
-    assert_eq!(spool_records(&store, "idem").len(), 6);
+    assert_eq!(
+        produce_answer(&mut c, produce_request("idem", 0, batch(1, pid, 0, 7), -1)),
+        (0, 7)
+    );
+    assert_eq!(spool_records(&store, "idem").len(), 8);
     store
         .spool()
         .args(["topic", "verify", "idem"])
@@ -862,6 +877,28 @@ print(",".join(sorted(errors)))
                 BTreeSet::from([codec_id]),
                 "{codec}: batches not stored as sent"
             );
+            // And served as stored: the client decodes them.
+            let out = peers::python(
+                &python,
+                &server,
+                &format!(
+                    r#"
+import os
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({{"bootstrap.servers": os.environ["BOOTSTRAP"], "group.id": "unused",
+              "enable.auto.commit": False}})
+c.assign([TopicPartition("{topic}", p, 0) for p in range(3)])
+got = set()
+while len(got) < 50:
+    m = c.poll(10)
+    assert m is not None, len(got)
+    assert not m.error(), m.error()
+    got.add(m.key().decode() + "=" + m.value().decode())
+print(len(got))
+"#
+                ),
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "50");
         } else {
             // It does not (yet): refused with Kafka's code, and nothing half-stored.
             assert_eq!(errors, "UNSUPPORTED_COMPRESSION_TYPE", "{codec}");

@@ -189,6 +189,25 @@ impl RawClient {
         }
     }
 
+    /// Sends a request and reads no answer (Produce with acks=0 gets none).
+    pub fn send_only(&mut self, key: ApiKey, version: i16, body: RequestKind) {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        self.stream.write_all(&buf).unwrap();
+    }
+
     /// Sends a request; `None` when the server closed the connection instead of answering.
     pub fn request(
         &mut self,
