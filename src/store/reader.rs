@@ -272,18 +272,12 @@ impl PartitionReader {
         while delivered < budget {
             let header = match self.next_header() {
                 Ok(Some(header)) => header,
-                Ok(None) => {
-                    // Caught up: the moment to notice that the topic is gone (one stat per
-                    // poll that reaches the end, none per record).
-                    self.check_topic()?;
+                other => {
+                    self.stop_polling(other.map(|_| ()))?;
                     return Ok(Polled {
                         delivered,
                         at_end: true,
                     });
-                }
-                Err(e) => {
-                    self.check_topic()?;
-                    return Err(e.into());
                 }
             };
             let seg = self
@@ -364,6 +358,17 @@ impl PartitionReader {
             delivered,
             at_end: false,
         })
+    }
+
+    /// Where a poll ends at the end of the log (`Ok`) or in front of what it cannot read: the
+    /// moment to notice that the topic is gone (one `stat` per poll that reaches the end, none
+    /// per record). Out of line, so the record loop of [`PartitionReader::poll`] stays small
+    /// enough to be inlined into its caller.
+    #[cold]
+    #[inline(never)]
+    fn stop_polling(&self, outcome: Result<()>) -> Result<()> {
+        self.check_topic()?;
+        outcome
     }
 
     /// Makes the buffer hold the whole batch at the current position and returns its header;
