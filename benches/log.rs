@@ -8,7 +8,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use spool::record::Header;
-use spool::store::batch::{Batch, BatchBuilder};
+use spool::store::batch::{compress_batch, Batch, BatchBuilder};
+use spool::store::compression::{Compression, Compressor, Decompressor};
 use spool::store::{LogConfig, PartitionReader, PartitionWriter, StoreError, SyncPolicy};
 
 const VALUE_LEN: usize = 100;
@@ -66,16 +67,33 @@ fn codec(c: &mut Criterion) {
         let mut encoded = BatchBuilder::new(Vec::new());
         build_batch(&mut encoded, n, &value, &headers);
         let bytes = encoded.into_bytes();
+        let mut decompressor = Decompressor::default();
         group.bench_function(BenchmarkId::new("decode", &label), |b| {
             b.iter(|| {
                 let batch = Batch::parse(black_box(&bytes)).expect("valid batch");
                 let mut total = 0usize;
-                for r in batch.records() {
+                for r in batch.records(&mut decompressor).expect("valid records") {
                     total += r.expect("valid record").value.map_or(0, <[u8]>::len);
                 }
                 black_box(total)
             })
         });
+        // The same batch compressed: decompressed into one reused buffer, then decoded.
+        for codec in [Compression::Lz4, Compression::Zstd] {
+            let mut compressed = Vec::new();
+            compress_batch(&bytes, codec, &mut Compressor::default(), &mut compressed)
+                .expect("compress");
+            group.bench_function(BenchmarkId::new(format!("decode-{codec}"), &label), |b| {
+                b.iter(|| {
+                    let batch = Batch::parse(black_box(&compressed)).expect("valid batch");
+                    let mut total = 0usize;
+                    for r in batch.records(&mut decompressor).expect("valid records") {
+                        total += r.expect("valid record").value.map_or(0, <[u8]>::len);
+                    }
+                    black_box(total)
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -238,7 +256,7 @@ fn produce(c: &mut Criterion) {
                     &mut producer,
                     &options,
                     1 << 20,
-                    &mut |_| {},
+                    &mut |_, _| {},
                     &|| false,
                 )
                 .expect("pipeline");

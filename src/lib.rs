@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - [`store`]: the log. The store directory, topic metadata, partition logs made of Kafka
-//!   RecordBatch v2 segments with their sparse indexes, the partition lock, crash recovery,
+//!   RecordBatch v2 segments (uncompressed or with Kafka's four codecs) with their sparse
+//!   indexes, the partition lock, crash recovery,
 //!   retention and verification, and readers that read and check ahead on a helper thread.
 //! - [`produce`]: turning input (lines, delimited bytes, JSON lines) into records, choosing their
 //!   partitions as Kafka's producer does, and batching them into partition logs.
@@ -14,6 +15,7 @@
 //! - [`group`]: consumer groups without a coordinator: leases, heartbeats, rebalancing with
 //!   Kafka's assignors, fenced commits, and the read-only views and offset resets of `spool group`
 //!   and `spool offsets`.
+//! - [`serve`]: `spool serve`, Kafka's wire protocol over the store, for Kafka clients.
 //! - [`record`]: the record types shared by producers and consumers.
 //! - [`format`](mod@format): records as text: output templates (`-F`) and JSON lines in both directions.
 //! - [`spec`]: parsing of offset specs, times, durations, sizes and `key=value` pairs.
@@ -28,5 +30,6 @@ pub mod group;
 pub mod name;
 pub mod produce;
 pub mod record;
+pub mod serve;
 pub mod spec;
 pub mod store;

@@ -318,3 +318,84 @@ _clap_dynamic_completer_spool"#,
         assert_eq!(fish, "orders\nother\n");
     }
 }
+
+/// A roff text line as `man` shows it (the escapes spool's pages use).
+fn unroff(line: &str) -> String {
+    line.replace("\\-", "-")
+        .replace("\\*(Aq", "'")
+        .replace("\\fB", "")
+        .replace("\\fI", "")
+        .replace("\\fR", "")
+        .replace("\\\\", "\\")
+}
+
+#[test]
+fn man_page_examples_fit_80_columns() {
+    for f in generated_files()
+        .iter()
+        .filter(|f| f.path.starts_with("man"))
+    {
+        let text = String::from_utf8(f.contents.clone()).unwrap();
+        let mut preformatted = false;
+        for line in text.lines() {
+            match line {
+                ".nf" => preformatted = true,
+                ".fi" => preformatted = false,
+                _ if line.starts_with('.') => {}
+                // 7 columns of margin and 4 of indent before the line, in 80.
+                _ if preformatted => assert!(
+                    unroff(line).chars().count() < 80 - 11,
+                    "{}: too wide for 80 columns: {line}",
+                    f.path.display()
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn man_synopsis_is_the_usage_of_help() {
+    let store = common::Store::new();
+    for (page, args) in [
+        ("spool-consume.1", &["consume", "--help"][..]),
+        ("spool-topic-describe.1", &["topic", "describe", "--help"]),
+        ("spool-produce.1", &["produce", "--help"]),
+    ] {
+        let help = store.spool().args(args).output().unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        let usage: Vec<&str> = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Usage: "))
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.trim_start_matches("Usage: ").trim())
+            .collect();
+        let man = generated_files()
+            .into_iter()
+            .find(|f| f.path.ends_with(page))
+            .unwrap();
+        let man = String::from_utf8(man.contents).unwrap();
+        let synopsis: Vec<String> = man
+            .lines()
+            .skip_while(|l| *l != ".SH SYNOPSIS")
+            .skip(1)
+            .take_while(|l| !l.starts_with(".SH") && !l.starts_with(".ie"))
+            .filter(|l| !l.starts_with('.'))
+            .map(unroff)
+            .collect();
+        assert_eq!(synopsis, usage, "{page}");
+    }
+}
+
+#[test]
+fn dynamic_completion_of_offset_words() {
+    let store = common::Store::new();
+    let words = complete(&store, &["spool", "consume", "orders", "-o", ""], &[]);
+    for w in ["earliest", "latest", "beginning", "end"] {
+        assert!(words.contains(&w.to_owned()), "{words:?}");
+    }
+    assert_eq!(
+        complete(&store, &["spool", "consume", "orders", "-o", "ea"], &[]),
+        ["earliest"]
+    );
+}

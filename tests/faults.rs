@@ -122,7 +122,8 @@ fn drain(runs: &[ProduceRun], members: &[&Running]) -> bool {
         .filter(|r| r.acknowledged)
         .map(|r| r.values.len())
         .sum();
-    wait_until(Duration::from_secs(90), || {
+    // A soak run has `soak()` times the records to catch up on.
+    wait_until(Duration::from_secs(90 * u64::from(soak())), || {
         let consumed: Vec<ConsumerRun> = members.iter().map(|m| consumer_run(m)).collect();
         let report = checker::check(runs, &consumed);
         report.consumed >= acked

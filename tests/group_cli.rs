@@ -472,6 +472,7 @@ fn a_rebalancing_group_is_announced() {
             host: "h".into(),
             pid: std::process::id(),
             topics: vec!["t".into()],
+            pattern: None,
             assignor: "range".into(),
             session_timeout_ms: 600_000,
             heartbeat_interval_ms: 3_000,

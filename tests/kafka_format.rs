@@ -1,6 +1,7 @@
 //! The segments spool writes are Kafka's: the `kafka-protocol` crate's RecordBatch v2 decoder
 //! reads them (checking every CRC), its encoder produces the same bytes, and spool reads
 //! batches that it encoded. The indexes follow Kafka's layout and `index.interval.bytes` rule.
+//! Compressed batches too, with each of Kafka's codecs, both ways.
 
 mod common;
 
@@ -399,4 +400,178 @@ fn indexes_follow_kafkas_layout_and_interval_rule() {
         }
     }
     s.spool().args(["topic", "verify", "ix"]).assert().success();
+}
+
+/// kafka-protocol's name for one of spool's codecs.
+fn kafka_codec(name: &str) -> Compression {
+    match name {
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
+
+#[test]
+fn kafka_protocol_decodes_the_batches_spool_compressed_with_each_codec() {
+    let s = Store::new();
+    let mut input = Vec::new();
+    for i in 0..3000u32 {
+        input.extend_from_slice(format!("key-{}\t", i % 17).as_bytes());
+        input.extend_from_slice(format!("value {i} ").as_bytes());
+        input.extend_from_slice(&[0x00, 0xff, 0x80, (i % 256) as u8 | 0x80]);
+        input.push(b'\n');
+    }
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("z-{codec}");
+        s.create_topic(&topic, 1, &["--segment-bytes", "16KiB"]);
+        s.produce(
+            &topic,
+            input.clone(),
+            &[
+                "-K",
+                "\\t",
+                "-H",
+                "h=\u{e9}",
+                "-z",
+                codec,
+                "--batch-size",
+                "8KiB",
+            ],
+        );
+        let mut decoded = Vec::new();
+        let segments = s.segments(&topic, 0);
+        assert!(segments.len() >= 2, "{codec}: {segments:?}");
+        for seg in &segments {
+            let bytes = read(seg);
+            let mut buf = &bytes[..];
+            let sets = RecordBatchDecoder::decode_all(&mut buf)
+                .unwrap_or_else(|e| panic!("{codec}: kafka-protocol cannot decode: {e:#}"));
+            for set in &sets {
+                assert_eq!(set.compression, kafka_codec(codec));
+            }
+            decoded.extend(sets.into_iter().flat_map(|set| set.records));
+        }
+        assert_eq!(decoded.len(), 3000, "{codec}");
+        for (i, (r, line)) in decoded.iter().zip(input.split(|&b| b == b'\n')).enumerate() {
+            let (key, value) = line.split_at(line.iter().position(|&b| b == b'\t').unwrap());
+            assert_eq!(r.offset, i as i64, "{codec}");
+            assert_eq!(r.key.as_deref(), Some(key), "{codec}: key of record {i}");
+            assert_eq!(
+                r.value.as_deref(),
+                Some(&value[1..]),
+                "{codec}: value of record {i}"
+            );
+            assert_eq!(
+                headers_of(r),
+                [("h".to_owned(), Some("\u{e9}".as_bytes().to_vec()))]
+            );
+        }
+    }
+}
+
+/// Appends encoded batches to partition 0 of `topic` as spool's producer appends its own.
+fn append_batches(s: &Store, topic: &str, batches: &mut [Vec<u8>]) {
+    let store = common::lib_store(s);
+    let partition = store.topic(topic).unwrap().partition(0).unwrap();
+    let mut writer = partition.writer(spool::store::SyncPolicy::Never).unwrap();
+    for batch in batches {
+        writer.append(batch, 1_700_000_000_000).unwrap();
+    }
+}
+
+fn assert_consumed(s: &Store, topic: &str, records: &[Record]) {
+    let out = s.consume(topic, &["--output", "json", "--encoding", "base64"]);
+    let got = common::json_lines(&out);
+    assert_eq!(got.len(), records.len(), "{topic}");
+    for (g, r) in got.iter().zip(records) {
+        assert_eq!(g["offset"], r.offset, "{topic}");
+        assert_eq!(g["timestamp"], r.timestamp, "{topic}");
+        assert_eq!(
+            common::b64(&g["key"]).as_deref(),
+            r.key.as_deref(),
+            "{topic}"
+        );
+        assert_eq!(
+            common::b64(&g["value"]).as_deref(),
+            r.value.as_deref(),
+            "{topic}"
+        );
+        assert_eq!(
+            common::b64(&g["headers"][0]["value"]).unwrap(),
+            vec![r.offset as u8, 0xff]
+        );
+    }
+    s.spool()
+        .args(["topic", "verify", topic])
+        .assert()
+        .success();
+}
+
+#[test]
+fn spool_reads_batches_kafka_protocol_compressed_with_each_codec() {
+    let s = Store::new();
+    let records: Vec<Record> = (0..400)
+        .map(|i| {
+            let value = format!("value {i} {}", "z".repeat(i as usize % 50)).into_bytes();
+            let key = format!("k{}", i % 7);
+            kafka_record(
+                i,
+                (i % 9 != 0).then_some(key.as_str()),
+                (i % 11 != 5).then_some(&value[..]),
+                1_700_000_000_000 + i,
+            )
+        })
+        .collect();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("k-{codec}");
+        s.create_topic(&topic, 1, &[]);
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: kafka_codec(codec),
+        };
+        let mut batches: Vec<Vec<u8>> = records
+            .chunks(100)
+            .map(|chunk| {
+                let mut batch = Vec::new();
+                RecordBatchEncoder::encode(&mut batch, chunk, &options).unwrap();
+                batch
+            })
+            .collect();
+        append_batches(&s, &topic, &mut batches);
+        let log = read(&s.segments(&topic, 0)[0]);
+        assert!(batch_spans(&log)
+            .iter()
+            .all(|b| log[b.position as usize + 22] & 0b111 == kafka_codec(codec) as u8));
+        assert_consumed(&s, &topic, &records);
+    }
+}
+
+#[test]
+fn spool_reads_raw_snappy_as_librdkafka_writes_it() {
+    let s = Store::new();
+    s.create_topic("raw", 1, &[]);
+    let records: Vec<Record> = (0..50)
+        .map(|i| kafka_record(i, Some("k"), Some(&[i as u8; 30]), 1_700_000_000_000 + i))
+        .collect();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    let mut batch = Vec::new();
+    RecordBatchEncoder::encode(&mut batch, &records, &options).unwrap();
+    // The records as one raw snappy block (no xerial framing), codec 2, length and CRC anew.
+    let raw = snap::raw::Encoder::new()
+        .compress_vec(&batch[61..])
+        .unwrap();
+    batch.truncate(61);
+    batch.extend_from_slice(&raw);
+    let len = (batch.len() - 12) as i32;
+    batch[8..12].copy_from_slice(&len.to_be_bytes());
+    batch[22] |= 2;
+    let crc = spool::store::crc::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    append_batches(&s, "raw", &mut [batch]);
+    assert_consumed(&s, "raw", &records);
 }

@@ -109,12 +109,12 @@ fn bytes_pass_through_unchanged() {
         vec![all_but_newline.clone(), invalid_utf8, vec![], vec![0, 0, 0]]
     );
 
-    // -z: NUL-separated records may hold newlines; the template prints raw bytes.
+    // -0: NUL-separated records may hold newlines; the template prints raw bytes.
     let with_newlines: Vec<u8> = (1u8..=255).collect();
     let mut input = with_newlines.clone();
     input.push(0);
     input.extend_from_slice(b"two\nlines");
-    s.produce("nul", input, &["-z"]);
+    s.produce("nul", input, &["-0"]);
     assert_eq!(
         values(&s, "nul"),
         vec![with_newlines.clone(), b"two\nlines".to_vec()]
@@ -147,7 +147,7 @@ fn delimiters_single_multi_byte_and_escaped() {
             .stderr(predicate::str::starts_with("error:"));
     }
     s.spool()
-        .args(["produce", "d5", "-z", "-D", ","])
+        .args(["produce", "d5", "-0", "-D", ","])
         .write_stdin("v\n")
         .assert()
         .code(2);

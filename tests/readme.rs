@@ -4,8 +4,8 @@
 //!
 //! Conventions (also stated in the README's Development section):
 //! - the output is stdout and stderr together, as a terminal shows them;
-//! - timestamps, epoch milliseconds, topic ids, member-id suffixes and sizes are masked on both
-//!   sides, trailing spaces are dropped and runs of spaces compare as one;
+//! - timestamps, epoch milliseconds, topic ids, member-id suffixes, sizes and the store's path
+//!   are masked on both sides, trailing spaces are dropped and runs of spaces compare as one;
 //! - `…` in the README matches anything within a line, and a line of only `…` any lines;
 //! - a block right after `<!-- readme-test: skip ... -->` is not run; one after
 //!   `<!-- readme-test: run NAME -->` is replaced by the scripted step NAME below, which does
@@ -88,7 +88,8 @@ fn blocks(text: &str) -> Vec<Block> {
 
 /// Masks what differs from run to run, and evens out spacing.
 fn normalize(text: &str) -> String {
-    let masks: [(&str, &str); 5] = [
+    let masks: [(&str, &str); 6] = [
+        (r"(in the store at )\S+", "${1}<DIR>"),
         (
             r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
             "<TIME>",
@@ -417,4 +418,65 @@ fn the_matcher_masks_and_wildcards() {
     assert!(matches(&e("a\n…\nz"), "a\nz\n"));
     assert!(!matches(&e("a\nb"), "a\nb\nc\n"));
     assert!(matches(&e(""), ""));
+}
+
+/// The spool side of every row of "spool for kcat / kafka-console users" is a command line
+/// spool accepts (it may fail for want of the topic, never as a usage error).
+#[test]
+fn the_kafka_habit_table_names_real_spool_commands() {
+    let text = readme();
+    let section = text
+        .split("## spool for kcat / kafka-console users")
+        .nth(1)
+        .expect("the section for kcat / kafka-console users")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let store = common::Store::new();
+    let code = Regex::new(r"`(spool [^`]*)`").unwrap();
+    let mut checked = 0;
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let spool_side = row.rsplit(" | ").next().unwrap();
+        for c in code.captures_iter(spool_side) {
+            let line = c[1].replace("\\\\", "\\");
+            // Parse only: clap reads the words in order, so a flag it does not know (or a bad
+            // value) fails before the --help at the end is reached.
+            let parsed = Command::new(assert_cmd::cargo::cargo_bin("spool"))
+                .args(shell_words(&line).into_iter().skip(1))
+                .arg("--help")
+                .env("SPOOL_DIR", store.dir())
+                .output()
+                .unwrap();
+            assert_eq!(
+                parsed.status.code(),
+                Some(0),
+                "{line}: {}",
+                String::from_utf8_lossy(&parsed.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "only {checked} spool commands in the table");
+}
+
+/// Splits a simple shell line into words (single quotes only, as the README uses).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    words.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
 }

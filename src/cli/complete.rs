@@ -196,6 +196,26 @@ pub fn groups() -> ArgValueCompleter {
     ArgValueCompleter::new(group_names)
 }
 
+/// The words `consume -o` takes, with what each means.
+pub fn offset_words(current: &OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    [
+        ("earliest", "the first record kept"),
+        ("latest", "only records produced from now on"),
+        ("beginning", "the same as earliest"),
+        ("end", "the same as latest"),
+    ]
+    .into_iter()
+    .filter(|(w, _)| w.starts_with(prefix.as_ref()))
+    .map(|(w, help)| CompletionCandidate::new(w).help(Some(help.into())))
+    .collect()
+}
+
+/// `ArgValueCompleter` for `consume -o`.
+pub fn offsets() -> ArgValueCompleter {
+    ArgValueCompleter::new(offset_words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::dir_on_line;

@@ -24,6 +24,7 @@ use crate::store::fsutil;
 /// records as they are produced, within milliseconds; -e stops at the end instead.
 #[derive(Debug, Args)]
 #[command(
+    override_usage = "spool consume [OPTIONS] <TOPIC>...\n       spool consume [OPTIONS] --regex <REGEX>",
     after_help = "Examples:
   spool consume orders -e                      # everything, then exit
   spool consume orders -o -10 -e               # the last 10 records of each partition
@@ -37,9 +38,10 @@ use crate::store::fsutil;
   spool consume orders -e --output json > orders.jsonl   # spool produce --input json reads it
 
 Format tokens (-F):
-  %t topic, %p partition, %o offset, %k key, %v or %s value, %K / %V key / value length
-  (-1 for null), %T timestamp (ms), %d timestamp (RFC 3339), %h headers (k=v,...), %% a
-  percent sign; escapes \\n \\t \\r \\0 \\\\.
+  %t topic, %p partition, %o offset, %k key, %v or %s value,
+  %K / %V key / value length (-1 for null), %T timestamp (ms),
+  %d timestamp (RFC 3339), %h headers (k=v,...), %% a percent sign;
+  escapes \\n \\t \\r \\0 \\\\.
 
 Exit status:
   0  success, also when the reader of stdout went away (`| head`)
@@ -48,11 +50,19 @@ Exit status:
 )]
 pub struct ConsumeArgs {
     /// The topics to read.
-    #[arg(required = true, value_name = "TOPIC", add = super::complete::topics())]
+    #[arg(required_unless_present = "regex", value_name = "TOPIC", add = super::complete::topics())]
     pub topics: Vec<String>,
 
+    /// Read every topic whose whole name matches this regular expression, as Kafka's pattern
+    /// subscription (`kafka-console-consumer --include`, `rpk topic consume -r`): topics
+    /// created later that match are read too, from their start. With --group, the group's
+    /// members subscribe by the pattern: a matching topic created later joins the assignment
+    /// within a heartbeat interval.
+    #[arg(short = 'r', long, value_name = "REGEX", visible_alias = "include", conflicts_with = "topics", value_parser = regex_arg)]
+    pub regex: Option<regex::Regex>,
+
     /// Read only this partition (repeatable) [default: all].
-    #[arg(short, long = "partition", value_name = "N", conflicts_with = "group")]
+    #[arg(short, long = "partition", value_name = "N", conflicts_with = "group", value_parser = super::partition_arg, allow_negative_numbers = true)]
     pub partitions: Vec<i32>,
 
     /// Where to start: earliest (beginning, start), latest (end), an offset N, -N (N records
@@ -63,7 +73,7 @@ pub struct ConsumeArgs {
     /// the group has committed, its members resume there whatever -o says (as a Kafka
     /// consumer's auto.offset.reset does). To move a group's committed offsets, stop its
     /// members and use `spool offsets reset`.
-    #[arg(short, long, value_name = "OFFSET", value_parser = parse_offset, allow_hyphen_values = true)]
+    #[arg(short, long, value_name = "OFFSET", value_parser = parse_offset, allow_hyphen_values = true, add = super::complete::offsets())]
     pub offset: Option<OffsetSpec>,
 
     /// Exit once every partition has been read to its end.
@@ -76,7 +86,7 @@ pub struct ConsumeArgs {
     pub exit_at_end: bool,
 
     /// Exit after this many records.
-    #[arg(short = 'n', long, value_name = "N")]
+    #[arg(short = 'n', long, value_name = "N", value_parser = max_messages_arg, allow_negative_numbers = true)]
     pub max_messages: Option<u64>,
 
     /// Exit after this long without a new record.
@@ -90,6 +100,16 @@ pub struct ConsumeArgs {
     /// Output template (see the tokens below) [default: %v\n].
     #[arg(short = 'F', long, value_name = "TEMPLATE", conflicts_with = "output")]
     pub format: Option<String>,
+
+    /// Write each value followed by this delimiter instead of a newline, as `spool produce -D`
+    /// reads it (escapes: \n \t \r \0 \\ \xNN).
+    #[arg(short = 'D', long, value_name = "DELIM", conflicts_with_all = ["format", "output"])]
+    pub delimiter: Option<String>,
+
+    /// Write each record as key, this separator, value, as `spool produce -K` reads it (a
+    /// null key is written as --null-literal).
+    #[arg(short = 'K', long, value_name = "SEP", conflicts_with_all = ["format", "output"])]
+    pub key_separator: Option<String>,
 
     /// Print JSON lines {"topic","partition","offset","timestamp","key","value","headers"}
     /// instead of a template; `spool produce --input json` reads them back.
@@ -119,7 +139,34 @@ pub enum RecordOutput {
 }
 
 fn parse_offset(s: &str) -> Result<OffsetSpec, String> {
+    // Everywhere else -o is the output format; here it is kcat's offset.
+    match s {
+        "json" => return Err("`-o` is the offset here (as in kcat); did you mean `--output json`?".into()),
+        "yaml" | "table" => return Err(format!("`-o` is the offset here (as in kcat); consume prints JSON lines with `--output json`, not {s}, and anything else with -F")),
+        _ => {}
+    }
     OffsetSpec::parse(s, fsutil::now_ms()).map_err(|e| e.to_string())
+}
+
+/// `--regex`: a pattern that must match a topic's whole name, as Kafka's Pattern.matches.
+fn regex_arg(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| format!("not a valid regular expression: {e}"))?;
+    regex::Regex::new(&format!("^(?:{s})$")).map_err(|e| e.to_string())
+}
+
+/// The pattern as the user gave it (without the anchors [`regex_arg`] added).
+pub(super) fn pattern_text(pattern: &regex::Regex) -> &str {
+    let s = pattern.as_str();
+    s.strip_prefix("^(?:")
+        .and_then(|s| s.strip_suffix(")$"))
+        .unwrap_or(s)
+}
+
+/// `-n`: a count of records, 0 or more.
+fn max_messages_arg(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("expected a count of records (0 or more), not {s:?}"))
 }
 
 fn parse_encoding(s: &str) -> Result<Encoding, String> {
@@ -190,6 +237,31 @@ impl Renderer {
                 Template::parse(f).map_err(|e| usage_error(format!("invalid --format: {e}")))?,
                 a.null_literal.clone().into_bytes(),
             ),
+            (None, None) if a.delimiter.is_some() || a.key_separator.is_some() => {
+                let unescape = |flag: &str, s: &str| -> anyhow::Result<Vec<u8>> {
+                    let bytes = super::unescape(s)
+                        .map_err(|e| usage_error(format!("invalid {flag}: {e}")))?;
+                    if bytes.is_empty() {
+                        return Err(usage_error(format!(
+                            "{flag} is empty; give at least one byte"
+                        )));
+                    }
+                    Ok(bytes)
+                };
+                let delimiter = match &a.delimiter {
+                    Some(d) => unescape("--delimiter", d)?,
+                    None => b"\n".to_vec(),
+                };
+                let separator = a
+                    .key_separator
+                    .as_deref()
+                    .map(|k| unescape("--key-separator", k))
+                    .transpose()?;
+                Renderer::Template(
+                    Template::key_value(separator.as_deref(), &delimiter),
+                    a.null_literal.clone().into_bytes(),
+                )
+            }
             (None, None) => Renderer::Template(
                 Template::parse("%v\\n").expect("the default template parses"),
                 a.null_literal.clone().into_bytes(),
@@ -198,14 +270,41 @@ impl Renderer {
     }
 }
 
-fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
-    let start = a.offset.unwrap_or(OffsetSpec::Earliest);
-    let mut consumer = Consumer::new();
-    let mut assigned: Vec<(String, i32)> = Vec::new();
-    for name in &a.topics {
-        let topic = ctx.store.topic(name)?;
+/// Topics matching a `--regex` subscription, by whole name.
+fn matching_topics(ctx: &Context, pattern: &regex::Regex) -> anyhow::Result<Vec<String>> {
+    Ok(ctx
+        .store
+        .list_topics()?
+        .into_iter()
+        .filter(|t| pattern.is_match(t))
+        .collect())
+}
+
+/// Assigns the partitions of `names` not assigned yet, from `start`. With -p, only those
+/// partitions; a `--regex` subscription skips topics without them instead of failing.
+fn assign_topics(
+    ctx: &Context,
+    a: &ConsumeArgs,
+    consumer: &mut Consumer,
+    assigned: &mut Vec<(String, i32)>,
+    names: &[String],
+    start: OffsetSpec,
+) -> anyhow::Result<()> {
+    for name in names {
+        let topic = match ctx.store.topic(name) {
+            Ok(t) => t,
+            // A topic matched by --regex may be deleted before it is read.
+            Err(crate::store::StoreError::TopicNotFound(_)) if a.regex.is_some() => continue,
+            Err(e) => return Err(e.into()),
+        };
         let partitions = if a.partitions.is_empty() {
             topic.partitions()
+        } else if a.regex.is_some() {
+            topic
+                .partitions()
+                .into_iter()
+                .filter(|p| a.partitions.contains(&p.id))
+                .collect()
         } else {
             a.partitions
                 .iter()
@@ -225,6 +324,35 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             assigned.push((p.topic.clone(), p.id));
         }
     }
+    Ok(())
+}
+
+fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
+    let start = a.offset.unwrap_or(OffsetSpec::Earliest);
+    let mut consumer = Consumer::new();
+    let mut assigned: Vec<(String, i32)> = Vec::new();
+    let names = match &a.regex {
+        Some(pattern) => {
+            let names = matching_topics(ctx, pattern)?;
+            if names.is_empty() && !a.quiet {
+                eprintln!(
+                    "No topic {} matches '{}'{}.",
+                    super::in_store(&ctx.store),
+                    pattern_text(pattern),
+                    if a.exit_at_end {
+                        ""
+                    } else {
+                        " yet; waiting for one"
+                    }
+                );
+            }
+            // Topics created later wake the consumer: they join the subscription.
+            consumer.watch(&ctx.store.topics_dir());
+            names
+        }
+        None => a.topics.clone(),
+    };
+    assign_topics(ctx, &a, &mut consumer, &mut assigned, &names, start)?;
     // Ctrl-C and SIGTERM end the read like -n does: output finished, summary printed.
     super::install_interrupt_handler();
 
@@ -261,6 +389,23 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             if a.exit_at_end {
                 break;
             }
+            if let Some(pattern) = &a.regex {
+                // Kafka's pattern subscription: topics (and partitions) that appeared since
+                // the last look join, read from their start.
+                let before = assigned.len();
+                let names = matching_topics(ctx, pattern)?;
+                assign_topics(
+                    ctx,
+                    &a,
+                    &mut consumer,
+                    &mut assigned,
+                    &names,
+                    OffsetSpec::Earliest,
+                )?;
+                if assigned.len() > before {
+                    continue;
+                }
+            }
             let Some(idle) = idle_wait(a.timeout, last_record)? else {
                 break;
             };
@@ -274,7 +419,10 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
         Err(e) => {
             // Records read before the error are printed before it is reported.
             if write_out(&mut stdout, &mut out).is_ok() && !a.quiet {
-                eprintln!("Processed {count} records before the error");
+                eprintln!(
+                    "Processed {} before the error",
+                    super::render::count(count, "record")
+                );
             }
             return Err(e);
         }
@@ -303,9 +451,15 @@ fn warn_clamped(topic: &str, partition: i32, spec: OffsetSpec, clamped: Option<C
     let records = c.log_end - c.log_start;
     let what = match spec {
         OffsetSpec::FromEnd(n) => {
-            format!("-{n} ({records} records there) goes back past the log start")
+            format!(
+                "-{n} ({} there) goes back past the log start",
+                super::render::count(records, "record")
+            )
         }
-        OffsetSpec::FromStart(n) => format!("+{n} ({records} records there) goes past the log end"),
+        OffsetSpec::FromStart(n) => format!(
+            "+{n} ({} there) goes past the log end",
+            super::render::count(records, "record")
+        ),
         _ if c.below_start() => format!("offset {} is below the log start", c.requested),
         _ => format!("offset {} is past the log end", c.requested),
     };

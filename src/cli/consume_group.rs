@@ -90,6 +90,10 @@ pub struct GroupArgs {
     /// Run CMD once per record (value on stdin; SPOOL_TOPIC, SPOOL_PARTITION, SPOOL_OFFSET,
     /// SPOOL_KEY, SPOOL_TIMESTAMP in its environment) and commit a record only after CMD
     /// exited 0. A failing CMD stops the consumer (exit 1) after committing what succeeded.
+    ///
+    /// CMD's output goes to spool's stdout as CMD writes it, and spool adds nothing: values
+    /// carry no newline, so `--exec cat` runs the records together on one line (and `| head`
+    /// waits for a line that does not end). End each with one: `--exec 'cat; echo'`.
     #[arg(long, value_name = "CMD", requires = "group", conflicts_with_all = ["format", "output"])]
     pub exec: Option<String>,
 }
@@ -134,6 +138,10 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
         member: MemberConfig {
             group: group.clone(),
             topics: a.topics.clone(),
+            pattern: a
+                .regex
+                .as_ref()
+                .map(|r| super::consume::pattern_text(r).to_owned()),
             client_id: g.client_id.clone(),
             instance_id: g.instance_id.clone(),
             assignor: g.assignor.clone(),
@@ -153,7 +161,17 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
     super::install_interrupt_handler();
     let mut gc = GroupConsumer::join(&ctx.store, config)?;
     let quiet = a.quiet;
-    report(&group, &mut gc, quiet);
+    // -o names where partitions without a committed offset start: say so, once, when it is
+    // overridden by a committed offset (else `-o earliest -e` silently reads nothing).
+    let mut offset_note = a.offset.map(|spec| OffsetNote {
+        spec: spec.to_string(),
+        topics: if a.topics.is_empty() {
+            "<TOPIC>".to_owned()
+        } else {
+            a.topics.join(",")
+        },
+    });
+    report(&group, &mut gc, quiet, &mut offset_note);
 
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
@@ -170,7 +188,7 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             }
             let gate = gc.output_gate();
             gc.maintain(&mut || write_if_owner(&gate, &mut stdout, &mut out).map(drop))?;
-            report(&group, &mut gc, quiet);
+            report(&group, &mut gc, quiet, &mut offset_note);
             if count >= limit {
                 return Ok(());
             }
@@ -320,7 +338,13 @@ fn run_exec(cmd: &str, topic: &str, partition: i32, rec: &RecordRef<'_>) -> anyh
     Ok(())
 }
 
-fn report(group: &str, gc: &mut GroupConsumer, quiet: bool) {
+/// What `-o` was, for the note that a committed offset overrides it.
+struct OffsetNote {
+    spec: String,
+    topics: String,
+}
+
+fn report(group: &str, gc: &mut GroupConsumer, quiet: bool, offset_note: &mut Option<OffsetNote>) {
     for event in gc.take_events() {
         if quiet {
             continue;
@@ -348,12 +372,20 @@ fn report(group: &str, gc: &mut GroupConsumer, quiet: bool) {
                 partition,
                 offset,
                 committed,
-            } => eprintln!(
-                "Reading {}/{} from offset {offset}{}",
-                partition.topic,
-                partition.partition,
-                if committed { " (committed)" } else { "" }
-            ),
+            } => {
+                eprintln!(
+                    "Reading {}/{} from offset {offset}{}",
+                    partition.topic,
+                    partition.partition,
+                    if committed { " (committed)" } else { "" }
+                );
+                if let Some(note) = offset_note.take_if(|_| committed) {
+                    eprintln!(
+                        "note: -o {} applies only to partitions where group {group} has no committed offset; to read from elsewhere, stop the group's members and move its offsets: `spool offsets reset --group {group} --topic {} --to-earliest --execute`",
+                        note.spec, note.topics
+                    );
+                }
+            }
             GroupEvent::Clamped {
                 partition,
                 committed,

@@ -195,7 +195,7 @@ fn man_page(cmd: &clap::Command, parent: Option<&clap::Command>) -> Vec<u8> {
     (|| -> std::io::Result<()> {
         man.render_title(w)?;
         man.render_name_section(w)?;
-        man.render_synopsis_section(w)?;
+        synopsis(cmd).to_writer(&mut *w)?;
         man.render_description_section(w)?;
         if cmd.get_arguments().any(|a| !a.is_hide_set()) {
             man.render_options_section(w)?;
@@ -242,16 +242,100 @@ fn man_page(cmd: &clap::Command, parent: Option<&clap::Command>) -> Vec<u8> {
     out
 }
 
+/// SYNOPSIS as `--help`'s usage shows it (`spool topic describe [OPTIONS] <TOPIC>...`), not
+/// clap_mangen's list of every flag without its value.
+fn synopsis(cmd: &clap::Command) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["SYNOPSIS"]);
+    let usage = cmd.clone().render_usage().to_string();
+    let usage = usage.strip_prefix("Usage:").unwrap_or(&usage);
+    for (i, line) in usage
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            roff.control("br", []);
+        }
+        let name = cmd.get_bin_name().unwrap_or_else(|| cmd.get_name());
+        match line.strip_prefix(name) {
+            Some(rest) => roff.text([bold(name), roman(rest)]),
+            None => roff.text([roman(line)]),
+        };
+    }
+    roff
+}
+
+/// Columns left for a preformatted line in an 80-column `man`: the page's margin (7) and the
+/// block's indent (4) come first, and one column is kept free.
+const PREFORMATTED_WIDTH: usize = 68;
+
 fn preformatted(roff: &mut Roff, heading: &str, lines: &[String]) {
     roff.control("SH", [heading.to_uppercase().as_str()]);
     roff.control("PP", []);
     roff.control("nf", []);
     roff.control("RS", ["4"]);
+    // When one example needs its comment moved above it, all of them get that layout.
+    let examples = heading == "Examples";
+    let comments_above = examples && lines.iter().any(|l| l.chars().count() > PREFORMATTED_WIDTH);
     for line in lines {
-        roff.text([roman(line.as_str())]);
+        let fitted = if comments_above {
+            fit_example(line, 0)
+        } else if examples {
+            fit_example(line, PREFORMATTED_WIDTH)
+        } else {
+            wrap(line, PREFORMATTED_WIDTH, "", "")
+        };
+        for l in fitted {
+            roff.text([roman(l.as_str())]);
+        }
     }
     roff.control("RE", []);
     roff.control("fi", []);
+}
+
+/// An example line that fits `width`: a trailing `# comment` moves onto its own line above
+/// the command, and a command still too long continues on the next line after ` \`.
+fn fit_example(line: &str, width: usize) -> Vec<String> {
+    if line.chars().count() <= width {
+        return vec![line.to_owned()];
+    }
+    let mut out = Vec::new();
+    let command = match line.split_once("  # ") {
+        Some((command, comment)) if !command.trim().is_empty() => {
+            let width = width.max(PREFORMATTED_WIDTH);
+            out.extend(wrap(&format!("# {}", comment.trim()), width, "", "# "));
+            command.trim_end()
+        }
+        _ => line,
+    };
+    out.extend(wrap(command, width.max(PREFORMATTED_WIDTH), " \\", "    "));
+    out
+}
+
+/// Breaks `line` at spaces into lines of at most `width` columns (a word longer than that
+/// stays whole): `end` closes every line but the last, `indent` opens every line but the first.
+fn wrap(line: &str, width: usize, end: &str, indent: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in line.split(' ') {
+        let candidate = if current.is_empty() && out.is_empty() {
+            word.to_owned()
+        } else if current.is_empty() {
+            format!("{indent}{word}")
+        } else {
+            format!("{current} {word}")
+        };
+        if candidate.chars().count() + end.len() > width && !current.trim().is_empty() {
+            out.push(format!("{current}{end}"));
+            current = format!("{indent}{word}");
+        } else {
+            current = candidate;
+        }
+    }
+    out.push(current);
+    out
 }
 
 fn exit_section(roff: &mut Roff, text: &str) {

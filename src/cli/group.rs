@@ -282,8 +282,9 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
                 None => {
                     let colour = render::colour_stderr();
                     notices.push(format!(
-                        "{} consumer group '{g}' does not exist",
-                        render::paint(colour, render::ERROR, "error:")
+                        "{} consumer group '{g}' does not exist {}",
+                        render::paint(colour, render::ERROR, "error:"),
+                        super::in_store(&ctx.store)
                     ));
                     notices.push(format!(
                         "{} {}",
@@ -710,10 +711,10 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     }
     if !deleted.is_empty() {
         let names: Vec<String> = deleted.iter().map(|g| format!("'{g}'")).collect();
-        println!(
+        outln!(
             "Deletion of requested consumer groups ({}) was successful.",
             names.join(", ")
-        );
+        )?;
     }
     if failed.len() == 1 && deleted.is_empty() {
         let (_, e) = failed.pop().expect("one failure");

@@ -13,14 +13,26 @@
 //! definitions; [`complete`] is `spool completions` and answers the shells' completion requests,
 //! with topic and group names from the store.
 
+/// `println!` that returns the write's `io::Result` instead of panicking: a closed stdout
+/// (`spool topic describe t | true`) becomes a broken-pipe error, which [`main`] turns into a
+/// quiet exit 0, as for `spool consume | head`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 pub mod complete;
 pub mod consume;
 pub mod consume_group;
 pub mod docs;
 pub mod group;
+pub mod habits;
 pub mod offsets;
 pub mod produce;
 pub mod render;
+pub mod serve;
 pub mod topic;
 
 use std::ffi::OsString;
@@ -101,6 +113,7 @@ pub enum Command {
         after_help = "Examples:\n  spool offsets reset --group billing --topic orders --to-earliest             # dry run\n  spool offsets reset --group billing --topic orders --to-earliest --execute\n  spool offsets reset --group billing --all-topics --shift-by -10 --execute"
     )]
     Offsets(offsets::OffsetsCommand),
+    Serve(serve::ServeArgs),
     Completions(complete::CompletionsArgs),
 }
 
@@ -125,10 +138,27 @@ pub fn main() -> ExitCode {
 }
 
 pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    // `SPOOL_DIR=` (set but empty) means unset, as for XDG_DATA_HOME, not "--dir needs a value".
+    if std::env::var_os("SPOOL_DIR").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("SPOOL_DIR");
+    }
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some((message, hint)) = habit_error(&args, &e) {
+                let colour = render::colour_stderr();
+                eprintln!(
+                    "{} {message}",
+                    render::paint(colour, render::ERROR, "error:")
+                );
+                eprintln!("{} {hint}", render::paint(colour, render::HINT, "hint:"));
+                return ExitCode::from(2);
+            }
             let _ = e.print();
+            if let Some(hint) = produce::compression_flag_hint(&e) {
+                eprintln!("hint: {hint}");
+            }
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
@@ -141,6 +171,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
             Command::Consume(args) => consume::run(&ctx, args),
             Command::Group(cmd) => group::run(&ctx, cmd),
             Command::Offsets(cmd) => offsets::run(&ctx, cmd),
+            Command::Serve(args) => serve::run(&ctx, args),
             Command::Completions(_) => unreachable!("handled above"),
         }),
     };
@@ -153,6 +184,22 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
             report_error_in(&e, store.as_ref());
             ExitCode::from(if is_usage_error(&e) { 2 } else { 1 })
         }
+    }
+}
+
+/// The error and hint for a command line typed from kcat, rpk or Kafka-console habit.
+fn habit_error(args: &[OsString], e: &clap::Error) -> Option<(String, String)> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::InvalidSubcommand => habits::topic_subcommand(args),
+        ErrorKind::UnknownArgument => match e.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(bad)) => {
+                let flag = bad.split_once('=').map_or(bad.as_str(), |(f, _)| f);
+                habits::suggest(args, flag)
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -198,6 +245,49 @@ pub fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
     crate::spec::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// clap value parser for a partition number (`-p`): 0 or more, said plainly when it is not.
+pub fn partition_arg(s: &str) -> Result<i32, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(n as i32),
+        Ok(_) => Err("partitions are numbered from 0 (0 to the partition count - 1)".into()),
+        Err(_) => Err(format!(
+            "expected a partition number (0, 1, 2, ...), not {s:?}"
+        )),
+    }
+}
+
+/// clap value parser for `--retention`: a duration in milliseconds, or -1 (also `forever`) for
+/// no time limit, as Kafka's retention.ms=-1.
+pub fn retention_arg(s: &str) -> Result<i64, String> {
+    if matches!(s.trim(), "-1" | "forever" | "infinite") {
+        return Ok(-1);
+    }
+    if s.trim().starts_with('-') {
+        return Err("expected a duration like 7d or 12h, or -1 (forever)".into());
+    }
+    let d = duration_arg(s)?;
+    i64::try_from(d.as_millis()).map_err(|_| {
+        format!(
+            "--retention {} is too long: retention.ms is at most {} ms (about 292 million years); -1 keeps records forever",
+            humantime::format_duration(d),
+            i64::MAX
+        )
+    })
+}
+
+/// clap value parser for `--retention-bytes`: a size, or -1 (also `unlimited`) for no size
+/// limit, as Kafka's retention.bytes=-1.
+pub fn retention_bytes_arg(s: &str) -> Result<i64, String> {
+    if matches!(s.trim(), "-1" | "unlimited") {
+        return Ok(-1);
+    }
+    if s.trim().starts_with('-') {
+        return Err("expected a size like 1GiB, or -1 (no limit)".into());
+    }
+    let n = size_arg(s)?;
+    i64::try_from(n).map_err(|_| format!("{s} is too large"))
+}
+
 /// clap value parser for a duration between `min` and `max` (inclusive): zero and absurd
 /// values of a timing flag are usage errors naming the range, not a spinning or useless
 /// process.
@@ -228,6 +318,13 @@ pub fn kv_arg(s: &str) -> Result<(String, String), String> {
     crate::spec::parse_kv(s).map_err(|e| e.to_string())
 }
 
+/// clap value parser for a record header, `KEY=VALUE`.
+pub fn header_arg(s: &str) -> Result<(String, String), String> {
+    kv_arg(s).map_err(|_| {
+        format!("expected a header as KEY=VALUE, e.g. -H trace-id=abc (the value may be empty, as in -H flag=), not {s:?}")
+    })
+}
+
 /// An error with a suggestion of what to do next.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -254,6 +351,9 @@ pub fn report_error_in(e: &anyhow::Error, store: Option<&Store>) {
             message.push_str(part);
         }
     }
+    if let Some(store) = store {
+        message = name_the_store(message, e, store);
+    }
     let colour = render::colour_stderr();
     eprintln!(
         "{} {message}",
@@ -262,6 +362,30 @@ pub fn report_error_in(e: &anyhow::Error, store: Option<&Store>) {
     if let Some(hint) = hint_for(e, store) {
         eprintln!("{} {hint}", render::paint(colour, render::HINT, "hint:"));
     }
+}
+
+/// Adds the store to a "does not exist" message: a terminal that forgot `$SPOOL_DIR` looks in
+/// another store, and the message should say which one was searched.
+fn name_the_store(message: String, e: &anyhow::Error, store: &Store) -> String {
+    let missing = e.chain().find(|c| {
+        matches!(store_error(*c), Some(StoreError::TopicNotFound(_)))
+            || matches!(
+                c.downcast_ref::<crate::group::reset::AdminError>(),
+                Some(crate::group::reset::AdminError::NotFound(_))
+            )
+    });
+    match missing {
+        Some(cause) => {
+            let text = cause.to_string();
+            message.replacen(&text, &format!("{text} {}", in_store(store)), 1)
+        }
+        None => message,
+    }
+}
+
+/// `in the store at DIR`, for messages about something missing.
+pub fn in_store(store: &Store) -> String {
+    format!("in the store at {}", store.root().display())
 }
 
 /// Up to three names of `candidates` close to `name` (edit distance), closest first.
@@ -356,6 +480,12 @@ fn hint_for(e: &anyhow::Error, store: Option<&Store>) -> Option<String> {
                 }
                 StoreError::PartitionNotFound { topic, .. } => {
                     return Some(format!("`spool topic describe {topic}` lists its partitions; `spool topic alter {topic} --partitions N` adds some"))
+                }
+                StoreError::NotADirectory { .. } => {
+                    return Some("point --dir or $SPOOL_DIR at a directory: a missing or empty one becomes a new store".into())
+                }
+                StoreError::NotAStore { path } => {
+                    return Some(format!("spool creates a store only in a missing or empty directory: use a new one, e.g. --dir {}", path.join("spool").display()))
                 }
                 StoreError::FormatTooNew { .. } => {
                     return Some("install a newer spool, or use another store with --dir".into())

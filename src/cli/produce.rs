@@ -1,5 +1,6 @@
 //! `spool produce`: append records read from stdin or a file to a topic.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,6 +18,7 @@ use crate::produce::pipeline::{
 use crate::produce::producer::{Producer, ProducerConfig, Summary};
 use crate::record::Header;
 use crate::spec;
+use crate::store::compression::Compression;
 use crate::store::{StoreError, SyncPolicy};
 
 /// Append records to a topic, one per line of stdin (or of --file).
@@ -31,6 +33,10 @@ use crate::store::{StoreError, SyncPolicy};
 /// Records are batched per partition and a batch is written as soon as the input has nothing
 /// more ready, so a line typed by hand reaches consumers at once. Exit status 0 means every
 /// record was appended (and, by default, synced to disk).
+///
+/// With -z CODEC (as kcat's and rpk's -z) batches are stored compressed with gzip, snappy, lz4 or
+/// zstd, as Kafka stores them, unless the topic's compression.type config names a codec itself;
+/// consumers read them back unchanged.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:
@@ -41,6 +47,8 @@ use crate::store::{StoreError, SyncPolicy};
   printf 'user1:clicked\\nuser2:scrolled\\n' | spool produce events -K :
   spool produce logs --file app.log --linger 50ms
   spool produce orders --input json --file orders.jsonl   # as spool consume --output json wrote it
+  spool produce logs -z zstd --file app.log               # batches stored zstd-compressed
+  find . -print0 | spool produce files -0                  # NUL-delimited records
 
 Exit status:
   0  every record was appended under the --fsync policy
@@ -68,9 +76,15 @@ pub struct ProduceArgs {
     )]
     pub delimiter: String,
 
-    /// Records are separated by NUL bytes (like -D '\0').
-    #[arg(short = 'z', long = "null-data", id = "nul")]
+    /// Records are separated by NUL bytes (like -D '\0'), as `find -print0` writes them and
+    /// `xargs -0` reads them.
+    #[arg(short = '0', long = "null", alias = "null-data", id = "nul")]
     pub nul: bool,
+
+    /// Compress batches with this codec, as Kafka's producers do (kcat's and rpk's -z). A topic
+    /// whose compression.type config names a codec is written with that codec instead.
+    #[arg(short = 'z', long, value_enum, value_name = "CODEC")]
+    pub compression: Option<CodecArg>,
 
     /// Input format: raw delimited records, or JSON lines
     /// {"key","value","headers","partition","timestamp"} as `spool consume --output json`
@@ -78,9 +92,10 @@ pub struct ProduceArgs {
     #[arg(long, value_enum, default_value_t = InputKind::Lines)]
     pub input: InputKind,
 
-    /// How keys, values and headers are written in JSON input.
-    #[arg(long, default_value = "utf8", value_parser = parse_encoding)]
-    pub encoding: Encoding,
+    /// How keys, values and headers are written in JSON input (--input json only) [default:
+    /// utf8].
+    #[arg(long, value_parser = parse_encoding)]
+    pub encoding: Option<Encoding>,
 
     /// Split each record at the first SEP into key and value.
     #[arg(short = 'K', long, value_name = "SEP", conflicts_with = "key")]
@@ -99,11 +114,11 @@ pub struct ProduceArgs {
     pub null_marker: Option<String>,
 
     /// Add a header KEY=VALUE to every record (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = super::kv_arg)]
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = super::header_arg)]
     pub headers: Vec<(String, String)>,
 
     /// Write every record to this partition.
-    #[arg(short, long, value_name = "N", conflicts_with_all = ["partitioner", "partitioner_cmd"])]
+    #[arg(short, long, value_name = "N", conflicts_with_all = ["partitioner", "partitioner_cmd"], value_parser = super::partition_arg, allow_negative_numbers = true)]
     pub partition: Option<i32>,
 
     /// How records without -p are spread: murmur2 (keyed records by key hash, keyless ones
@@ -120,8 +135,9 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub no_create: bool,
 
-    /// Largest batch written at once, per partition.
-    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = super::size_arg)]
+    /// Largest batch written at once, per partition; 0 writes each record alone (Kafka's
+    /// batch.size=0).
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = batch_size_arg)]
     pub batch_size: u64,
 
     /// How long a record may wait for more input to join its batch.
@@ -163,6 +179,39 @@ pub struct ProduceArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CodecArg {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl From<CodecArg> for Compression {
+    fn from(c: CodecArg) -> Compression {
+        match c {
+            CodecArg::None => Compression::None,
+            CodecArg::Gzip => Compression::Gzip,
+            CodecArg::Snappy => Compression::Snappy,
+            CodecArg::Lz4 => Compression::Lz4,
+            CodecArg::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+/// The hint for a clap error about `-z`: it used to mean NUL-delimited input, which is `-0`
+/// now, so `spool produce t -z` or `spool produce -z t` is most likely the old use.
+pub fn compression_flag_hint(e: &clap::Error) -> Option<&'static str> {
+    use clap::error::{ContextKind, ContextValue};
+    match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if arg.starts_with("--compression") => Some(
+            "-z now selects a compression codec (as in kcat and rpk); for NUL-delimited records use -0 (--null)",
+        ),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InputKind {
     Lines,
     Json,
@@ -180,6 +229,15 @@ pub enum FsyncPolicy {
     Exit,
     Batch,
     Never,
+}
+
+/// `--batch-size`: 0 (each record alone) up to 1GiB.
+fn batch_size_arg(s: &str) -> Result<u64, String> {
+    let n = super::size_arg(s)?;
+    if n > 1 << 30 {
+        return Err("a batch is at most 1GiB (0 writes each record alone)".into());
+    }
+    Ok(n)
 }
 
 fn parse_encoding(s: &str) -> Result<Encoding, String> {
@@ -221,6 +279,11 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
             "the key separator is empty; give at least one byte, e.g. -K ':'",
         ));
     }
+    if a.encoding.is_some() && a.input != InputKind::Json {
+        return Err(usage(
+            "--encoding applies to --input json only: lines are taken byte for byte as they are",
+        ));
+    }
     let (batch_size, linger, max_message_bytes) = (a.batch_size, a.linger, a.max_message_bytes);
     let route = match (a.partition, a.partitioner_cmd) {
         (Some(p), _) => Route::Partition(p),
@@ -234,7 +297,7 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     let options = PipelineOptions {
         format: match a.input {
             InputKind::Lines => InputFormat::Lines,
-            InputKind::Json => InputFormat::Json(a.encoding),
+            InputKind::Json => InputFormat::Json(a.encoding.unwrap_or_default()),
         },
         record,
         route,
@@ -249,6 +312,24 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     let topic = match ctx.store.topic(&a.topic) {
         Ok(t) => t,
         Err(StoreError::TopicNotFound(_)) if !a.no_create => {
+            // Check before creating: a topic created only to refuse -p would be left behind.
+            if let Route::Partition(p) = options.route {
+                if p > 0 {
+                    return Err(super::Hinted {
+                        message: format!(
+                            "topic '{}' does not exist {}, and a topic created by produce has 1 partition, so -p {p} cannot be written to",
+                            a.topic,
+                            super::in_store(&ctx.store)
+                        ),
+                        hint: format!(
+                            "create it first with `spool topic create {} --partitions {}`",
+                            a.topic,
+                            p + 1
+                        ),
+                    }
+                    .into());
+                }
+            }
             match ctx.store.create_topic(&a.topic, 1, Default::default()) {
                 Ok(t) => {
                     if !a.quiet {
@@ -263,7 +344,7 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e @ StoreError::TopicNotFound(_)) => {
             return Err(super::Hinted {
-                message: e.to_string(),
+                message: format!("{e} {}", super::in_store(&ctx.store)),
                 hint: format!(
                     "create it with `spool topic create {}`, or drop --no-create",
                     a.topic
@@ -276,7 +357,33 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
     // The topic's max.message.bytes is the log's limit (Kafka's broker enforces it whatever the
     // client says): --max-message-bytes can only lower it.
     let topic_max = topic.log_config.max_message_bytes;
+    if let Some(m) = max_message_bytes.filter(|m| *m > topic_max) {
+        if !a.quiet {
+            eprintln!(
+                "warning: --max-message-bytes {} is above the topic's max.message.bytes ({}), which applies; `spool topic alter {} --config max.message.bytes=N` raises it",
+                spec::format_size(m),
+                spec::format_size(topic_max),
+                a.topic
+            );
+        }
+    }
     let max_message_bytes = max_message_bytes.map_or(topic_max, |m| m.min(topic_max));
+    // The topic's compression.type wins over -z, as a Kafka broker recompresses what a producer
+    // sent with another codec.
+    let asked = a.compression.map(Compression::from);
+    let compression = match (topic.log_config.compression, asked) {
+        (Some(topic_codec), Some(asked)) if topic_codec != asked => {
+            if !a.quiet {
+                eprintln!(
+                    "note: topic {} has compression.type={topic_codec}: batches are written with {topic_codec}, not {asked}",
+                    a.topic
+                );
+            }
+            topic_codec
+        }
+        (Some(topic_codec), _) => topic_codec,
+        (None, asked) => asked.unwrap_or(Compression::None),
+    };
     let config = ProducerConfig {
         batch_size: batch_size.clamp(1, usize::MAX as u64) as usize,
         max_message_bytes,
@@ -285,16 +392,26 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
             FsyncPolicy::Batch => SyncPolicy::EveryBatch,
             FsyncPolicy::Never => SyncPolicy::Never,
         },
+        compression,
     };
     let mut producer = Producer::new(topic, config);
 
+    // A bar for a file, a spinner for a pipe (whose length is unknown): `cat big | spool
+    // produce t` on a terminal shows it is working.
     let bar = match input.len {
-        Some(len) if render::progress_allowed(a.quiet) => Some(render::byte_progress(len)),
-        _ => None,
+        _ if !render::progress_allowed(a.quiet) => None,
+        Some(len) => Some(render::byte_progress(len)),
+        None if a.file.is_some() || !std::io::stdin().is_terminal() => {
+            Some(render::record_spinner())
+        }
+        None => None,
     };
-    let mut progress = |n: u64| {
+    let mut progress = |n: u64, records: u64| {
         if let Some(b) = &bar {
             b.set_position(n);
+            if b.length().is_none() {
+                b.set_message(render::count(records, "record"));
+            }
         }
     };
     // Ctrl-C and SIGTERM stop reading: the records read so far are appended and synced, the

@@ -56,12 +56,12 @@ pub struct CreateArgs {
     /// A topic config as KEY=VALUE (repeatable), e.g. --config retention.ms=60000.
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_arg)]
     pub configs: Vec<(String, String)>,
-    /// Delete records older than this (retention.ms), e.g. 7d or 12h.
-    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
-    pub retention: Option<std::time::Duration>,
-    /// Keep at most this much per partition (retention.bytes), e.g. 1GiB.
-    #[arg(long, value_name = "SIZE", value_parser = super::size_arg)]
-    pub retention_bytes: Option<u64>,
+    /// Delete records older than this (retention.ms), e.g. 7d or 12h; -1 keeps them forever.
+    #[arg(long, value_name = "DURATION", value_parser = super::retention_arg, allow_negative_numbers = true)]
+    pub retention: Option<i64>,
+    /// Keep at most this much per partition (retention.bytes), e.g. 1GiB; -1 for no limit.
+    #[arg(long, value_name = "SIZE", value_parser = super::retention_bytes_arg, allow_negative_numbers = true)]
+    pub retention_bytes: Option<i64>,
     /// Roll to a new segment at this size (segment.bytes, at least 1KiB) [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = segment_bytes_arg)]
     pub segment_bytes: Option<u64>,
@@ -71,26 +71,26 @@ pub struct CreateArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
     let mut configs: BTreeMap<String, String> = a.configs.into_iter().collect();
-    if let Some(d) = a.retention {
-        let ms = i64::try_from(d.as_millis()).map_err(|_| {
-            super::UsageError(format!(
-                "--retention {} is too long: retention.ms is at most {} ms (about 292 million years); leave --retention out to keep records forever",
-                humantime::format_duration(d),
-                i64::MAX
-            ))
-        })?;
-        configs.insert("retention.ms".into(), ms.to_string());
-    }
-    if let Some(n) = a.retention_bytes {
-        configs.insert("retention.bytes".into(), n.to_string());
-    }
-    if let Some(n) = a.segment_bytes {
-        configs.insert("segment.bytes".into(), n.to_string());
-    }
+    add_config_flag(&mut configs, "--retention", "retention.ms", a.retention)?;
+    add_config_flag(
+        &mut configs,
+        "--retention-bytes",
+        "retention.bytes",
+        a.retention_bytes,
+    )?;
+    add_config_flag(
+        &mut configs,
+        "--segment-bytes",
+        "segment.bytes",
+        a.segment_bytes,
+    )?;
     let partitions = i32::try_from(a.partitions).unwrap_or(i32::MAX);
     if partitions != a.partitions as i32 || a.partitions < 1 {
         return Err(StoreError::BadPartitionCount {
@@ -103,7 +103,9 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(StoreError::TopicExists(_)) if a.if_not_exists => {
             if a.output == OutputFormat::Table {
-                println!("Topic {} already exists.", a.topic);
+                if !a.quiet {
+                    outln!("Topic {} already exists.", a.topic)?;
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             ctx.store.topic(&a.topic)?
@@ -111,7 +113,8 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     match a.output {
-        OutputFormat::Table => println!(
+        OutputFormat::Table if a.quiet => {}
+        OutputFormat::Table => outln!(
             "Created topic {} with {} partition{}.",
             topic.name(),
             topic.partition_count(),
@@ -120,10 +123,31 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
             } else {
                 "s"
             }
-        ),
+        )?,
         f => render::print_data(f, &describe_topic(&topic)?)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds a config given by its own flag (`--retention 7d`), refusing the same config given
+/// twice (`--config retention.ms=1000 --retention 7d`) instead of silently keeping one.
+fn add_config_flag<T: ToString>(
+    configs: &mut BTreeMap<String, String>,
+    flag: &str,
+    key: &str,
+    value: Option<T>,
+) -> anyhow::Result<()> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    if configs.contains_key(key) {
+        return Err(super::UsageError(format!(
+            "{flag} and --config {key}=... both set {key}; give one of them"
+        ))
+        .into());
+    }
+    configs.insert(key.to_owned(), value.to_string());
+    Ok(())
 }
 
 /// List topics.
@@ -136,50 +160,99 @@ pub struct ListArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Serialize)]
 struct TopicSummary {
     name: String,
-    partitions: i32,
-    records: i64,
-    size_bytes: u64,
+    partitions: Option<i32>,
+    records: Option<i64>,
+    size_bytes: Option<u64>,
+    /// Why the topic could not be read (a damaged topic.yaml), when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
-fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
-    let mut summaries = Vec::new();
-    for name in ctx.store.list_topics()? {
-        let topic = ctx.store.topic(&name)?;
-        let infos = partition_infos(&topic)?;
-        summaries.push(TopicSummary {
-            name,
-            partitions: topic.partition_count(),
-            records: infos
+fn summarize(ctx: &Context, name: &str) -> anyhow::Result<TopicSummary> {
+    let topic = ctx.store.topic(name)?;
+    let infos = partition_infos(&topic)?;
+    Ok(TopicSummary {
+        name: name.to_owned(),
+        partitions: Some(topic.partition_count()),
+        records: Some(
+            infos
                 .iter()
                 .map(|i| i.log_end_offset - i.log_start_offset)
                 .sum(),
-            size_bytes: infos.iter().map(|i| i.size_bytes).sum(),
-        });
-    }
+        ),
+        size_bytes: Some(infos.iter().map(|i| i.size_bytes).sum()),
+        error: None,
+    })
+}
+
+fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
+    // A topic that cannot be read is listed as damaged: one bad topic.yaml must not hide the
+    // others.
+    let summaries: Vec<TopicSummary> = ctx
+        .store
+        .list_topics()?
+        .into_iter()
+        .map(|name| {
+            summarize(ctx, &name).unwrap_or_else(|e| TopicSummary {
+                name,
+                partitions: None,
+                records: None,
+                size_bytes: None,
+                error: Some(format!("{e:#}")),
+            })
+        })
+        .collect();
+    let damaged: Vec<&TopicSummary> = summaries.iter().filter(|s| s.error.is_some()).collect();
     if a.output != OutputFormat::Table {
         render::print_data(a.output, &summaries)?;
+    } else if summaries.is_empty() {
+        if !a.quiet {
+            eprintln!("No topics in {}.", ctx.store.root().display());
+        }
+    } else {
+        let mut t = render::table(&["TOPIC", "PARTITIONS", "RECORDS", "SIZE"]);
+        for s in &summaries {
+            let mut name = s.name.clone();
+            if s.error.is_some() {
+                name.push_str(" (DAMAGED)");
+            }
+            t.add_row(vec![
+                name,
+                render::or_dash(s.partitions),
+                render::or_dash(s.records),
+                render::or_dash(s.size_bytes.map(spec::format_size)),
+            ]);
+        }
+        render::print_table(&t)?;
+    }
+    if damaged.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    if summaries.is_empty() {
-        eprintln!("No topics in {}.", ctx.store.root().display());
-        return Ok(ExitCode::SUCCESS);
+    let details: Vec<String> = damaged
+        .iter()
+        .map(|s| format!("{}: {}", s.name, s.error.as_deref().unwrap_or_default()))
+        .collect();
+    Err(super::Hinted {
+        message: format!(
+            "{} topic{} could not be read: {}",
+            damaged.len(),
+            if damaged.len() == 1 { "" } else { "s" },
+            details.join("; ")
+        ),
+        hint: format!(
+            "the other topics are listed; `spool topic describe {}` shows the damage, and a damaged topic.yaml can be restored from a backup or the topic deleted",
+            damaged[0].name
+        ),
     }
-    let mut t = render::table(&["TOPIC", "PARTITIONS", "RECORDS", "SIZE"]);
-    for s in &summaries {
-        t.add_row(vec![
-            s.name.clone(),
-            s.partitions.to_string(),
-            s.records.to_string(),
-            spec::format_size(s.size_bytes),
-        ]);
-    }
-    render::print_table(&t)?;
-    Ok(ExitCode::SUCCESS)
+    .into())
 }
 
 /// Describe topics: id, configs and, per partition, offsets, size and timestamps.
@@ -245,12 +318,12 @@ fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
     }
     for (i, d) in descriptions.iter().enumerate() {
         if i > 0 {
-            println!();
+            outln!()?;
         }
-        println!("Topic:       {}", d.name);
-        println!("TopicId:     {}", d.id);
-        println!("Created:     {}", d.created_at);
-        println!("Partitions:  {}", d.partition_count);
+        outln!("Topic:       {}", d.name)?;
+        outln!("TopicId:     {}", d.id)?;
+        outln!("Created:     {}", d.created_at)?;
+        outln!("Partitions:  {}", d.partition_count)?;
         let configs = if d.configs.is_empty() {
             "(defaults: keep forever, 1GiB segments)".to_owned()
         } else {
@@ -260,8 +333,8 @@ fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        println!("Configs:     {configs}");
-        println!();
+        outln!("Configs:     {configs}")?;
+        outln!()?;
         let mut t = render::table(&[
             "PARTITION",
             "LOG-START-OFFSET",
@@ -294,8 +367,8 @@ fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
 /// removes a config, restoring its default.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  spool topic alter orders --partitions 6\n  spool topic alter orders --config retention.ms=86400000",
-    group(ArgGroup::new("change").required(true).multiple(true).args(["partitions", "configs"]))
+    after_help = "Examples:\n  spool topic alter orders --partitions 6\n  spool topic alter orders --retention 1d\n  spool topic alter orders --config retention.ms=86400000",
+    group(ArgGroup::new("change").required(true).multiple(true).args(["partitions", "configs", "retention", "retention_bytes"]))
 )]
 pub struct AlterArgs {
     /// The topic to change.
@@ -307,6 +380,15 @@ pub struct AlterArgs {
     /// Set a config as KEY=VALUE, or remove it with KEY= (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_change_arg)]
     pub configs: Vec<(String, String)>,
+    /// Delete records older than this (retention.ms), e.g. 7d; -1 keeps them forever.
+    #[arg(long, value_name = "DURATION", value_parser = super::retention_arg, allow_negative_numbers = true)]
+    pub retention: Option<i64>,
+    /// Keep at most this much per partition (retention.bytes), e.g. 1GiB; -1 for no limit.
+    #[arg(long, value_name = "SIZE", value_parser = super::retention_bytes_arg, allow_negative_numbers = true)]
+    pub retention_bytes: Option<i64>,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
@@ -314,20 +396,33 @@ fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = a.partitions {
         let before = topic.partition_count();
         topic = ctx.store.add_partitions(&a.topic, n)?;
-        if before != topic.partition_count() {
-            println!(
-                "Topic {} now has {} partitions (was {before}).",
+        if !a.quiet && before != topic.partition_count() {
+            outln!(
+                "Topic {} now has {} (was {before}).",
                 a.topic,
-                topic.partition_count()
-            );
-        } else {
-            println!("Topic {} already has {before} partitions.", a.topic);
+                render::count(topic.partition_count(), "partition")
+            )?;
+        } else if !a.quiet {
+            outln!(
+                "Topic {} already has {}.",
+                a.topic,
+                render::count(before, "partition")
+            )?;
         }
     }
-    if !a.configs.is_empty() {
-        let changes: BTreeMap<String, String> = a.configs.into_iter().collect();
+    let mut changes: BTreeMap<String, String> = a.configs.into_iter().collect();
+    add_config_flag(&mut changes, "--retention", "retention.ms", a.retention)?;
+    add_config_flag(
+        &mut changes,
+        "--retention-bytes",
+        "retention.bytes",
+        a.retention_bytes,
+    )?;
+    if !changes.is_empty() {
         ctx.store.alter_configs(&a.topic, &changes)?;
-        println!("Updated the configs of topic {}.", a.topic);
+        if !a.quiet {
+            outln!("Updated the configs of topic {}.", a.topic)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -348,12 +443,30 @@ pub struct DeleteArgs {
     /// Succeed when a topic does not exist.
     #[arg(long)]
     pub if_exists: bool,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Checks that every named topic exists before any is acted on: `topic delete a typo` must
+/// not delete `a` and then fail.
+fn check_all_exist(ctx: &Context, names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        if !ctx.store.topic_exists(name)? {
+            return Err(StoreError::TopicNotFound(name.clone()).into());
+        }
+    }
+    Ok(())
 }
 
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
+    if !a.if_exists {
+        check_all_exist(ctx, &a.topics)?;
+    }
     for name in &a.topics {
         match crate::group::reset::delete_topic(&ctx.store, name) {
-            Ok(()) => println!("Deleted topic {name}."),
+            Ok(()) if a.quiet => {}
+            Ok(()) => outln!("Deleted topic {name}.")?,
             Err(crate::group::reset::AdminError::Store(StoreError::TopicNotFound(_)))
                 if a.if_exists => {}
             Err(e) => return Err(e.into()),
@@ -382,6 +495,9 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -391,6 +507,7 @@ struct TopicVerification {
 }
 
 fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    check_all_exist(ctx, &a.topics)?;
     let mut results = Vec::new();
     let mut unrepaired = 0;
     for name in &a.topics {
@@ -413,38 +530,49 @@ fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         for r in &results {
             for p in &r.partitions {
+                if a.quiet
+                    && p.problems.is_empty()
+                    && p.repairs.is_empty()
+                    && p.lost_to_damage.is_empty()
+                {
+                    continue;
+                }
                 let status = if p.problems.is_empty() {
                     "ok"
                 } else {
                     "DAMAGED"
                 };
-                println!(
-                    "{}/{}: {status} ({} segments, {} batches, {} records)",
-                    r.topic, p.partition, p.segments, p.batches, p.records
-                );
+                outln!(
+                    "{}/{}: {status} ({}, {}, {})",
+                    r.topic,
+                    p.partition,
+                    render::count(p.segments as u64, "segment"),
+                    render::count(p.batches, "batch"),
+                    render::count(p.records, "record")
+                )?;
                 for problem in &p.problems {
-                    println!(
+                    outln!(
                         "  {} at byte {}: {}",
                         problem.file.display(),
                         problem.position,
                         problem.message
-                    );
+                    )?;
                 }
                 for lost in &p.lost_to_damage {
-                    println!(
+                    outln!(
                         "  offsets {}..{} were lost to damage (cut by crash recovery or a repair; never reused)",
                         lost.from, lost.to
-                    );
+                    )?;
                 }
                 for repair in &p.repairs {
-                    println!("  repaired: {repair}");
+                    outln!("  repaired: {repair}")?;
                 }
             }
         }
     }
     if unrepaired > 0 {
         return Err(super::Hinted {
-            message: format!("found {unrepaired} problem(s)"),
+            message: format!("found {}", render::count(unrepaired as u64, "problem")),
             hint: "run again with --repair to cut damaged tails and rebuild indexes".into(),
         }
         .into());
@@ -468,6 +596,9 @@ pub struct PruneArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print nothing but data and errors (no confirmations or notices).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -500,6 +631,9 @@ fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<ExitCode> {
     }
     if a.output != OutputFormat::Table {
         render::print_data(a.output, &results)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.quiet {
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = render::table(&[

@@ -131,6 +131,21 @@ impl Template {
         Ok(Template { parts, value_then })
     }
 
+    /// The template that writes what `spool produce -K SEP -D DELIM` reads: the key and
+    /// `key_separator` (when given), the value, then `delimiter`. Built from bytes, so any
+    /// separator works, including ones a `--format` string cannot spell.
+    pub fn key_value(key_separator: Option<&[u8]>, delimiter: &[u8]) -> Template {
+        let mut parts = Vec::new();
+        if let Some(separator) = key_separator {
+            parts.push(Part::Field(Field::Key));
+            parts.push(Part::Literal(separator.into()));
+        }
+        parts.push(Part::Field(Field::Value));
+        parts.push(Part::Literal(delimiter.into()));
+        let value_then = key_separator.is_none().then(|| delimiter.into());
+        Template { parts, value_then }
+    }
+
     /// Appends one record rendered through the template to `out`. Keys, values and headers are
     /// copied as raw bytes; a null key, value or header value is written as `null_literal`.
     #[inline(always)]

@@ -112,15 +112,6 @@ impl LeaseEntry {
     }
 }
 
-/// What makes a member part of a generation.
-fn member_info(lease: &Lease) -> MemberInfo {
-    MemberInfo {
-        instance_id: lease.instance_id.clone(),
-        client_id: lease.client_id.clone(),
-        topics: lease.topics.clone(),
-    }
-}
-
 impl Coordinator {
     pub fn new(store: &Store, group: &str) -> Result<Coordinator, StoreError> {
         Ok(Coordinator {
@@ -223,7 +214,7 @@ impl Coordinator {
             let id = entry.lease.member_id.clone();
             if entry.stays() {
                 protocol.get_or_insert_with(|| entry.lease.assignor.clone());
-                live.insert(id, member_info(&entry.lease));
+                live.insert(id, self.member_info(&entry.lease)?);
                 continue;
             }
             let path = Lease::path(&self.group.members_dir(), &id);
@@ -361,6 +352,36 @@ impl Coordinator {
         }
     }
 
+    /// The topics a lease subscribes to: those it names and, with a pattern, every topic of
+    /// the store whose whole name matches it (so a topic created later joins at the next
+    /// reconcile, within a heartbeat interval).
+    /// What makes a member part of a generation (its topics as they are in the store now).
+    fn member_info(&self, lease: &Lease) -> Result<MemberInfo, StoreError> {
+        Ok(MemberInfo {
+            instance_id: lease.instance_id.clone(),
+            client_id: lease.client_id.clone(),
+            topics: self.subscribed_topics(lease)?,
+        })
+    }
+
+    pub fn subscribed_topics(&self, lease: &Lease) -> Result<Vec<String>, StoreError> {
+        let mut topics = lease.topics.clone();
+        let Some(pattern) = &lease.pattern else {
+            return Ok(topics);
+        };
+        // Checked when the member started; a lease with a broken pattern subscribes to nothing
+        // more.
+        let Ok(pattern) = regex::Regex::new(&format!("^(?:{pattern})$")) else {
+            return Ok(topics);
+        };
+        for topic in self.store.list_topics()? {
+            if pattern.is_match(&topic) && !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        Ok(topics)
+    }
+
     fn partition_counts<'a>(
         &self,
         members: impl Iterator<Item = &'a MemberInfo>,
@@ -468,7 +489,7 @@ impl Coordinator {
             self.reconcile(&mut state, now_ms, &[])?;
         }
         let mut live = state.members.clone();
-        live.insert(me.clone(), member_info(&held.lease));
+        live.insert(me.clone(), self.member_info(&held.lease)?);
         let protocol = state
             .protocol
             .clone()
@@ -487,6 +508,18 @@ impl Coordinator {
     /// path (a peer expired this member); the check follows the write, so a member whose
     /// heartbeat succeeded was not expired before it (see [`Coordinator::expire`]).
     pub fn heartbeat(
+        &self,
+        held: &mut HeldLease,
+        last_poll_ms: i64,
+        now_ms: i64,
+    ) -> Result<GroupState, GroupError> {
+        self.renew(held, last_poll_ms, now_ms)?;
+        Ok(self.state()?)
+    }
+
+    /// [`Coordinator::heartbeat`] without reading the group's state: what a member's heartbeat
+    /// thread does, one write of its own lease.
+    pub fn renew(
         &self,
         held: &mut HeldLease,
         last_poll_ms: i64,

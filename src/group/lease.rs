@@ -32,6 +32,10 @@ pub struct Lease {
     pub host: String,
     pub pid: u32,
     pub topics: Vec<String>,
+    /// A pattern subscription (`consume --regex`): every topic whose whole name matches is
+    /// subscribed too, including topics created later (Kafka's pattern subscription).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
     pub assignor: String,
     pub session_timeout_ms: u64,
     pub heartbeat_interval_ms: u64,

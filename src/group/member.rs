@@ -45,6 +45,8 @@ use crate::store::{fsutil, Store, StoreError};
 pub struct MemberConfig {
     pub group: String,
     pub topics: Vec<String>,
+    /// Subscribe also to every topic whose whole name matches this regular expression.
+    pub pattern: Option<String>,
     pub client_id: String,
     pub instance_id: Option<String>,
     pub assignor: String,
@@ -367,6 +369,7 @@ fn new_lease(config: &MemberConfig, now_ms: i64) -> Lease {
         host: lease::host_name(),
         pid: std::process::id(),
         topics: config.topics.clone(),
+        pattern: config.pattern.clone(),
         assignor: config.assignor.clone(),
         session_timeout_ms: config.session_timeout.as_millis() as u64,
         heartbeat_interval_ms: config.heartbeat_interval.as_millis() as u64,
@@ -409,7 +412,7 @@ fn heartbeat_loop(
             continue;
         }
         let last_poll = now - idle;
-        match coordinator.heartbeat(held, last_poll, now) {
+        match coordinator.renew(held, last_poll, now) {
             Ok(()) => shared.last_renewed_mono.store(started, Ordering::SeqCst),
             Err(GroupError::Fenced(_)) => {
                 shared.fenced.store(true, Ordering::SeqCst);
@@ -615,11 +618,23 @@ impl Watcher {
         let now = Instant::now();
         if now >= self.next_partition_check {
             self.next_partition_check = now + self.config.heartbeat_interval;
-            let grown = self.config.topics.iter().any(|t| {
-                self.coordinator.store.topic(t).is_ok_and(|topic| {
-                    ring.partition_counts.get(t) != Some(&topic.partition_count())
+            // A pattern subscription: a topic created since that matches it.
+            let matched = self.config.pattern.as_ref().is_some_and(|p| {
+                let Ok(re) = regex::Regex::new(&format!("^(?:{p})$")) else {
+                    return false;
+                };
+                self.coordinator.store.list_topics().is_ok_and(|topics| {
+                    topics
+                        .iter()
+                        .any(|t| re.is_match(t) && !ring.partition_counts.contains_key(t))
                 })
             });
+            let grown = matched
+                || self.config.topics.iter().any(|t| {
+                    self.coordinator.store.topic(t).is_ok_and(|topic| {
+                        ring.partition_counts.get(t) != Some(&topic.partition_count())
+                    })
+                });
             if grown {
                 self.handle(|c| c.check_members(fsutil::now_ms()).map(Some));
             }

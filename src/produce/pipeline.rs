@@ -112,8 +112,9 @@ enum Router {
 }
 
 /// Reads `input` to its end, sending every record through `producer`. `progress` is told the
-/// number of input bytes read so far after each read. Records already handed to the producer
-/// stay there on error: the caller closes the producer to append and sync them.
+/// number of input bytes read and of records taken so far before each read. Records already
+/// handed to the producer stay there on error: the caller closes the producer to append and
+/// sync them.
 ///
 /// `stop` is asked between reads of the input (and while waiting for input that trickles): when
 /// it says so, reading ends with [`PipelineError::Interrupted`], every record read so far having
@@ -123,7 +124,7 @@ pub fn run(
     producer: &mut Producer,
     options: &PipelineOptions,
     max_message_bytes: u64,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64, u64),
     stop: &dyn Fn() -> bool,
 ) -> Result<(), PipelineError> {
     let partitions = producer.topic().partition_count();
@@ -241,6 +242,8 @@ pub fn run(
                 max: max_message_bytes,
             });
         }
+        // Everything read so far has been taken: both counts are current before the wait.
+        progress(input.bytes_read(), line);
         // Wait for input in slices, so a request to stop is seen while the input is idle.
         while !input.ready(Duration::ZERO) {
             if stop() {
@@ -254,7 +257,6 @@ pub fn run(
             return Err(PipelineError::Interrupted { line });
         }
         input.read_more().map_err(PipelineError::Input)?;
-        progress(input.bytes_read());
         timestamp = crate::store::fsutil::now_ms();
     }
 }

@@ -3,7 +3,8 @@
 //! Records are encoded on the caller's thread, each partition's into its own [`BatchBuilder`].
 //! A full (or flushed) batch goes over a bounded channel to one appender thread, which owns the
 //! partitions' [`PartitionWriter`]s, seals the batch (header and CRC) and appends it; so encoding
-//! the next batches overlaps with writing this one. Batches are appended in the order they were
+//! the next batches overlaps with writing this one. A batch to be compressed is compressed there
+//! too, outside the partition lock, into a buffer the appender reuses. Batches are appended in the order they were
 //! sent, so each partition's records keep their order. The appender hands each builder back to
 //! be reused: memory stays under (partitions + batches in flight + 2) × batch size however much
 //! is produced.
@@ -20,7 +21,8 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 
 use crate::record::Header;
-use crate::store::batch::{BatchBuilder, HEADER_LEN};
+use crate::store::batch::{self, BatchBuilder, HEADER_LEN};
+use crate::store::compression::{Compression, Compressor, MAX_DECOMPRESSED_BATCH};
 use crate::store::recovery::Truncation;
 use crate::store::writer::Appended;
 use crate::store::{PartitionWriter, Result as StoreResult, StoreError, SyncPolicy, Topic};
@@ -41,6 +43,9 @@ pub struct ProducerConfig {
     /// The largest batch (and so record) accepted; Kafka's `max.message.bytes`.
     pub max_message_bytes: u64,
     pub sync: SyncPolicy,
+    /// The codec batches are written with (the topic's `compression.type` resolved against
+    /// what the producer asked for).
+    pub compression: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -49,6 +54,7 @@ impl Default for ProducerConfig {
             batch_size: 1 << 20,
             max_message_bytes: crate::store::config::DEFAULT_MAX_MESSAGE_BYTES,
             sync: SyncPolicy::OnRequest,
+            compression: Compression::None,
         }
     }
 }
@@ -59,6 +65,8 @@ pub enum ProduceError {
     Store(#[from] StoreError),
     #[error("the record is {size} bytes as a batch, more than max.message.bytes ({max})")]
     RecordTooLarge { size: usize, max: u64 },
+    #[error("the record is {size} bytes as a batch, more than a compressed batch may hold ({max} bytes before compression)")]
+    TooLargeToCompress { size: usize, max: usize },
     /// Returned after the append error itself was: nothing more is appended.
     #[error("the producer stopped at an earlier append error")]
     Stopped,
@@ -116,6 +124,9 @@ struct Appender {
     progress: Arc<Mutex<Progress>>,
     recycle: Sender<BatchBuilder>,
     failed: bool,
+    compressor: Compressor,
+    /// The compressed copy of the batch being appended, reused from batch to batch.
+    compressed: Vec<u8>,
 }
 
 impl Appender {
@@ -161,7 +172,21 @@ impl Appender {
             *slot = Some(PartitionWriter::open(&p.dir, config, self.config.sync)?);
         }
         let writer = slot.as_mut().expect("opened above");
-        let bytes = batch.finish();
+        let mut bytes = batch.finish();
+        if self.config.compression != Compression::None {
+            batch::compress_batch(
+                bytes,
+                self.config.compression,
+                &mut self.compressor,
+                &mut self.compressed,
+            )
+            .map_err(|source| StoreError::Io {
+                op: "compress a batch for",
+                path: writer.dir().to_owned(),
+                source,
+            })?;
+            bytes = &mut self.compressed;
+        }
         let size = bytes.len();
         let appended = writer.append(bytes, now);
         let truncations = writer.take_truncations();
@@ -264,6 +289,8 @@ impl Producer {
             progress: Arc::clone(&progress),
             recycle,
             failed: false,
+            compressor: Compressor::default(),
+            compressed: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("spool-appender".into())
@@ -287,13 +314,21 @@ impl Producer {
         &self.topic
     }
 
-    /// Largest batch this producer builds.
+    /// Largest batch this producer builds. A batch to be compressed leaves room for the
+    /// codec's framing around incompressible records (at most 1/255 more, lz4's worst case,
+    /// plus headers), so it fits max.message.bytes compressed, and never holds more than a
+    /// reader decompresses.
     #[inline]
     fn batch_limit(&self) -> usize {
-        self.config
-            .batch_size
-            .min(self.config.max_message_bytes as usize)
-            .max(HEADER_LEN + 1)
+        let max = self.config.max_message_bytes as usize;
+        let limit = if self.config.compression == Compression::None {
+            max
+        } else {
+            (max - max / 128)
+                .saturating_sub(256)
+                .min(MAX_DECOMPRESSED_BATCH)
+        };
+        self.config.batch_size.min(limit).max(HEADER_LEN + 1)
     }
 
     /// Largest batch of `partition` for now. Keyed records spread evenly fill every partition's
@@ -329,9 +364,18 @@ impl Producer {
         let max = self.config.max_message_bytes;
         // Measured once: sizing and encoding do not walk the record again.
         let m = BatchBuilder::measure(key, value, headers);
+        let compressed = self.config.compression != Compression::None;
         let too_large = |m| {
             let alone = BatchBuilder::single_measured_size(m);
-            (alone as u64 > max).then_some(ProduceError::RecordTooLarge { size: alone, max })
+            if alone as u64 > max {
+                return Some(ProduceError::RecordTooLarge { size: alone, max });
+            }
+            (compressed && alone > MAX_DECOMPRESSED_BATCH).then_some(
+                ProduceError::TooLargeToCompress {
+                    size: alone,
+                    max: MAX_DECOMPRESSED_BATCH,
+                },
+            )
         };
         let builder = &mut self.builders[partition as usize];
         // A record that joins a batch within the limit (<= max.message.bytes) is not too large;
@@ -532,7 +576,7 @@ mod tests {
             let (mut rest, mut values) = (&log[..], Vec::new());
             while !rest.is_empty() {
                 let batch = Batch::parse(rest).unwrap();
-                for r in batch.records() {
+                for r in batch.records(&mut Default::default()).unwrap() {
                     values.push(String::from_utf8(r.unwrap().value.unwrap().to_vec()).unwrap());
                 }
                 rest = &rest[batch.bytes.len()..];

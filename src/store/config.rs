@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use super::compression::Compression;
+
 /// The configs a topic may set, with a one-line description each (shown by `topic describe`
 /// and in errors).
 pub const KNOWN_CONFIGS: &[(&str, &str)] = &[
@@ -27,6 +29,10 @@ pub const KNOWN_CONFIGS: &[(&str, &str)] = &[
     (
         "max.message.bytes",
         "largest record batch a producer may append (bytes)",
+    ),
+    (
+        "compression.type",
+        "codec batches are written with: producer (what `produce -z` says; the default), uncompressed, gzip, snappy, lz4 or zstd",
     ),
 ];
 
@@ -63,6 +69,9 @@ pub struct LogConfig {
     pub retention_ms: Option<i64>,
     pub retention_bytes: Option<u64>,
     pub max_message_bytes: u64,
+    /// `compression.type`: the codec every batch is written with, or `None` for `producer`
+    /// (what the producer asks for).
+    pub compression: Option<Compression>,
 }
 
 impl Default for LogConfig {
@@ -73,6 +82,7 @@ impl Default for LogConfig {
             retention_ms: None,
             retention_bytes: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            compression: None,
         }
     }
 }
@@ -82,6 +92,10 @@ impl LogConfig {
     pub fn from_configs(configs: &BTreeMap<String, String>) -> Result<LogConfig, ConfigError> {
         let mut c = LogConfig::default();
         for (key, value) in configs {
+            if key == "compression.type" {
+                c.compression = parse_compression_type(value)?;
+                continue;
+            }
             let n = parse_number(key, value)?;
             match key.as_str() {
                 "retention.ms" => c.retention_ms = (n >= 0).then_some(n),
@@ -100,6 +114,9 @@ impl LogConfig {
 pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
     if !KNOWN_CONFIGS.iter().any(|(k, _)| *k == key) {
         return Err(ConfigError::Unknown(key.to_owned()));
+    }
+    if key == "compression.type" {
+        return parse_compression_type(value).map(drop);
     }
     let n = parse_number(key, value)?;
     let invalid = |reason| ConfigError::Invalid {
@@ -122,6 +139,23 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
         }
         _ => Ok(()),
     }
+}
+
+/// Kafka's `compression.type` values (and `none`, `produce -z`'s word for uncompressed):
+/// `None` for `producer`.
+fn parse_compression_type(value: &str) -> Result<Option<Compression>, ConfigError> {
+    if value.trim().eq_ignore_ascii_case("producer") {
+        return Ok(None);
+    }
+    value
+        .trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| ConfigError::Invalid {
+            key: "compression.type".to_owned(),
+            value: value.to_owned(),
+            reason: "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
+        })
 }
 
 fn parse_number(key: &str, value: &str) -> Result<i64, ConfigError> {
@@ -152,5 +186,28 @@ mod tests {
         assert!(validate("segment.bytes", "10").is_err());
         assert!(validate("retention.ms", "abc").is_err());
         assert!(validate("retention.ms", "-1").is_ok());
+    }
+
+    #[test]
+    fn compression_type_takes_kafkas_values() {
+        for (value, codec) in [
+            ("producer", None),
+            ("uncompressed", Some(Compression::None)),
+            ("none", Some(Compression::None)),
+            ("gzip", Some(Compression::Gzip)),
+            ("snappy", Some(Compression::Snappy)),
+            ("lz4", Some(Compression::Lz4)),
+            ("zstd", Some(Compression::Zstd)),
+        ] {
+            assert_eq!(validate("compression.type", value), Ok(()), "{value}");
+            let m = BTreeMap::from([("compression.type".to_owned(), value.to_owned())]);
+            assert_eq!(LogConfig::from_configs(&m).unwrap().compression, codec);
+        }
+        let err = validate("compression.type", "brotli").unwrap_err();
+        assert!(
+            err.to_string().contains("expected producer, uncompressed"),
+            "{err}"
+        );
+        assert_eq!(LogConfig::default().compression, None);
     }
 }

@@ -45,6 +45,10 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
+    #[error("the store directory {} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("{} is not a spool store (it has no {} and is not empty)", path.display(), super::STORE_FILE)]
+    NotAStore { path: PathBuf },
     #[error("{} is not valid: {reason}", path.display())]
     BadMetadata { path: PathBuf, reason: String },
     #[error("corrupt record batch in {} at byte {position}: {source}", path.display())]

@@ -16,6 +16,17 @@ use super::crc;
 
 pub const LOCK_FILE: &str = ".lock";
 const MAGIC: &[u8; 4] = b"SPH1";
+const TOMBSTONE: &[u8; 8] = b"SPHDELTD";
+
+/// What a partition's lock file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Head(Head),
+    /// Missing, torn or corrupt: recover from the segment files.
+    Nothing,
+    /// The topic was deleted.
+    Tombstone,
+}
 const LEN: usize = 88;
 
 /// Where the active segment ends and what its indexes need to continue.
@@ -102,8 +113,18 @@ impl Head {
         (head.active_base >= 0 && head.next_offset >= head.active_base).then_some(head)
     }
 
-    /// Reads the head from the lock file; `None` when missing, torn or corrupt.
+    /// Reads the head from the lock file; `None` when missing, torn or corrupt (or the topic
+    /// was deleted).
     pub fn load(lock_file: &File) -> io::Result<Option<Head>> {
+        Ok(match Head::load_or_tombstone(lock_file)? {
+            Stored::Head(h) => Some(h),
+            Stored::Nothing | Stored::Tombstone => None,
+        })
+    }
+
+    /// Reads the lock file: a head, nothing usable, or the tombstone that topic deletion
+    /// leaves for appenders waiting on the lock.
+    pub fn load_or_tombstone(lock_file: &File) -> io::Result<Stored> {
         let mut b = [0u8; LEN];
         let mut read = 0;
         while read < LEN {
@@ -112,7 +133,17 @@ impl Head {
                 n => read += n,
             }
         }
-        Ok(Head::decode(&b[..read]))
+        if read >= TOMBSTONE.len() && &b[..TOMBSTONE.len()] == TOMBSTONE {
+            return Ok(Stored::Tombstone);
+        }
+        Ok(Head::decode(&b[..read]).map_or(Stored::Nothing, Stored::Head))
+    }
+
+    /// Marks the partition deleted (under its lock, before its topic is renamed away): an
+    /// appender that takes the lock next finds this instead of a head and fails, so nothing
+    /// is appended to a deleted topic, at no cost to appends.
+    pub fn store_tombstone(lock_file: &File) -> io::Result<()> {
+        lock_file.write_all_at(TOMBSTONE, 0)
     }
 
     /// Writes the head into the lock file (one positioned write).

@@ -12,6 +12,7 @@
 //! either complete or absent, and two processes creating the same topic cannot both succeed.
 
 pub mod batch;
+pub mod compression;
 pub mod config;
 pub mod crc;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod head;
 pub mod index;
 pub mod lock;
 pub mod partition;
+pub mod raw;
 pub mod readahead;
 pub mod reader;
 pub mod recovery;
@@ -48,6 +50,8 @@ use error::IoContext;
 /// The store format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
 pub const STORE_FILE: &str = "spool.yaml";
+/// Taken while `spool.yaml` is rewritten (the cluster id is chosen once).
+const STORE_LOCK_FILE: &str = ".spool.lock";
 /// Kafka's limit is far higher, but a local directory with more partitions than this is a typo.
 pub const MAX_PARTITIONS: i32 = 10_000;
 
@@ -56,6 +60,10 @@ struct StoreMeta {
     format_version: u32,
     #[serde(default)]
     created_at: Option<String>,
+    /// The cluster id `spool serve` reports (Kafka's form: 16 random bytes, URL-safe base64),
+    /// chosen by the first server on this store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster_id: Option<String>,
 }
 
 /// A store directory.
@@ -85,10 +93,43 @@ impl Store {
                     });
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => store.check_may_become_store()?,
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(StoreError::NotADirectory { path: store.root })
+            }
             Err(e) => return Err(e).at("read", &meta_path),
         }
         Ok(store)
+    }
+
+    /// A root without `spool.yaml` is a store only if it is missing, empty or holds nothing
+    /// but a store's own entries (one being created by another process right now): `--dir /etc`
+    /// must not scatter `topics/` and `groups/` among someone else's files.
+    fn check_may_become_store(&self) -> Result<()> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(StoreError::NotADirectory {
+                    path: self.root.clone(),
+                })
+            }
+            Err(e) => return Err(e).at("list", &self.root),
+        };
+        for entry in entries {
+            let entry = entry.at("list", &self.root)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            // `.spool.yaml.tmp-<pid>` while spool.yaml is written, `.spool.lock` beside it.
+            let own = matches!(name.as_ref(), "topics" | "groups" | "tmp" | STORE_FILE)
+                || name.starts_with(".spool.");
+            if !own {
+                return Err(StoreError::NotAStore {
+                    path: self.root.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// `$SPOOL_DIR` is read by the CLI; this is the fallback: the per-user data directory.
@@ -129,11 +170,35 @@ impl Store {
             let meta = StoreMeta {
                 format_version: FORMAT_VERSION,
                 created_at: Some(topic::rfc3339_ms(fsutil::now_ms())),
+                cluster_id: None,
             };
             let text = serde_yaml::to_string(&meta).expect("store metadata serializes");
             fsutil::write_atomic(&meta_path, text.as_bytes()).at("write", &meta_path)?;
         }
         Ok(())
+    }
+
+    /// The store's cluster id (for `spool serve`), chosen and recorded in `spool.yaml` the
+    /// first time it is asked for.
+    pub fn cluster_id(&self) -> Result<String> {
+        self.ensure_created()?;
+        let meta_path = self.root.join(STORE_FILE);
+        let _lock = lock::OwnedLock::acquire_path(&self.root.join(STORE_LOCK_FILE))
+            .at("lock", &meta_path)?;
+        let text = std::fs::read_to_string(&meta_path).at("read", &meta_path)?;
+        let mut meta: StoreMeta =
+            serde_yaml::from_str(&text).map_err(|e| StoreError::BadMetadata {
+                path: meta_path.clone(),
+                reason: e.to_string(),
+            })?;
+        if let Some(id) = &meta.cluster_id {
+            return Ok(id.clone());
+        }
+        let id = topic::new_topic_id();
+        meta.cluster_id = Some(id.clone());
+        let text = serde_yaml::to_string(&meta).expect("store metadata serializes");
+        fsutil::write_atomic(&meta_path, text.as_bytes()).at("write", &meta_path)?;
+        Ok(id)
     }
 
     /// The directory of a topic, after checking its name and that it is no symbolic link.
@@ -270,15 +335,18 @@ impl Store {
             return Err(StoreError::TopicNotFound(name.to_owned()));
         }
         self.ensure_created()?;
-        // Under every partition's lock, so an append is either complete before the topic goes
-        // (and counted by its producer) or finds it gone (and fails): none lands in a topic
-        // already deleted.
+        // Under every partition's lock, a tombstone where the head was: an append is either
+        // complete before the topic goes (and counted by its producer) or finds the tombstone
+        // (and fails): none lands in a topic already deleted.
         let topic = Topic::load(&dir)?;
         let mut locks = Vec::new();
         for p in topic.partitions() {
             let path = p.dir.join(head::LOCK_FILE);
             match lock::OwnedLock::acquire_path(&path) {
-                Ok(l) => locks.push(l),
+                Ok(l) => {
+                    head::Head::store_tombstone(l.file()).at("write", &path)?;
+                    locks.push(l);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).at("lock", &path),
             }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::batch::{Batch, HEADER_LEN};
+use super::compression::Decompressor;
 use super::config::LogConfig;
 use super::error::{IoContext, Result};
 use super::head::{Head, LOCK_FILE};
@@ -204,9 +205,15 @@ fn retry_vanished<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     }
 }
 
+/// The first record of `batch` at or after `timestamp_ms`. A batch whose records cannot be
+/// decompressed gives its base offset: the reader that starts there reports the damage,
+/// rather than the search skipping it.
 fn first_at_or_after(batch: &Batch<'_>, timestamp_ms: i64) -> Option<i64> {
-    batch
-        .records()
+    let mut decompressor = Decompressor::default();
+    let Ok(records) = batch.records(&mut decompressor) else {
+        return Some(batch.header.base_offset);
+    };
+    records
         .filter_map(Result::ok)
         .find(|r| r.timestamp >= timestamp_ms)
         .map(|r| r.offset)

@@ -3,7 +3,9 @@
 //! A [`PartitionReader`] keeps one segment open and a large read buffer over it. It hands out
 //! records of complete batches whose length and CRC check out; an incomplete batch at the end is
 //! "not yet written" and is looked at again on the next poll. A segment deleted while it is being
-//! read stays readable through the open file.
+//! read stays readable through the open file. A compressed batch is decompressed once into a
+//! buffer the reader reuses, and its records are handed out from there, also across polls that
+//! stop inside it; an uncompressed batch's records are decoded straight from the read buffer.
 //!
 //! Moving on to the next segment is decided only once the current one is sealed: a newer
 //! segment exists only after a roll completed under the partition lock, after which nothing
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
+use super::compression::Decompressor;
 use super::error::{IoContext, Result, StoreError};
 use super::fsutil;
 use super::head::{Head, LOCK_FILE};
@@ -64,6 +67,10 @@ pub struct PartitionReader {
     listed: Vec<i64>,
     /// Where the last poll stopped inside a batch that is still in `buf` and was checked.
     resume: Option<Resume>,
+    /// Where compressed batches' records are decompressed, one batch at a time, into one
+    /// buffer reused from batch to batch; a poll that stops inside a compressed batch leaves
+    /// its records here for the next poll ([`Resume`]). Uncompressed batches never touch it.
+    decompressor: Decompressor,
     /// Bytes read from a segment at once.
     chunk: usize,
     /// Bytes the next read asks for: from [`MIN_READ_CHUNK`] after a seek, doubling with each
@@ -143,6 +150,7 @@ impl PartitionReader {
             filled: 0,
             gaps: Vec::new(),
             resume: None,
+            decompressor: Decompressor::default(),
             listed: Vec::new(),
             chunk: READ_CHUNK,
             read_len: MIN_READ_CHUNK,
@@ -161,7 +169,8 @@ impl PartitionReader {
     /// Reads `chunk` bytes at once (at least [`MIN_READ_CHUNK`]) instead of [`READ_CHUNK`]:
     /// a consumer of many partitions keeps its buffers small. A reader catching up on a backlog
     /// holds [`BUFFERS`] chunks (the others being read ahead) unless `read_ahead` is false,
-    /// then one.
+    /// then one, and gives back the buffer a compressed batch was decompressed into (when larger
+    /// than a chunk) once the batch is delivered, instead of keeping it for the next.
     pub fn set_chunk(&mut self, chunk: usize, read_ahead: bool) {
         self.chunk = chunk.max(MIN_READ_CHUNK);
         self.read_len = self.read_len.min(self.chunk);
@@ -263,18 +272,12 @@ impl PartitionReader {
         while delivered < budget {
             let header = match self.next_header() {
                 Ok(Some(header)) => header,
-                Ok(None) => {
-                    // Caught up: the moment to notice that the topic is gone (one stat per
-                    // poll that reaches the end, none per record).
-                    self.check_topic()?;
+                other => {
+                    self.stop_polling(other.map(|_| ()))?;
                     return Ok(Polled {
                         delivered,
                         at_end: true,
                     });
-                }
-                Err(e) => {
-                    self.check_topic()?;
-                    return Err(e.into());
                 }
             };
             let seg = self
@@ -300,17 +303,23 @@ impl PartitionReader {
                 continue;
             }
             let bytes = &self.buf[start..start + total];
-            let mut records = match self.resume.take() {
-                // Checked when the previous poll started it, and still in the buffer.
+            let records = match self.resume.take() {
+                // Checked (and decompressed) when the previous poll started it, and still in
+                // the buffer (and the decompressor: nothing was decompressed since).
                 Some(r) if r.base == seg.base && r.position == seg.position => {
-                    Batch { header, bytes }.records_from(r.cursor)
+                    Ok(Batch { header, bytes }.records_from(&self.decompressor, r.cursor))
                 }
                 // Checked by the read-ahead thread.
                 _ if seg.position + total as u64 <= self.checked_until => {
-                    Batch { header, bytes }.records()
+                    Batch { header, bytes }.records(&mut self.decompressor)
                 }
-                _ => parse_batch(bytes, seg)?.records(),
+                _ => parse_batch(bytes, seg)?.records(&mut self.decompressor),
             };
+            let mut records = records.map_err(|source| StoreError::Corrupt {
+                path: seg.path.clone(),
+                position: seg.position,
+                source,
+            })?;
             loop {
                 if delivered == budget {
                     break;
@@ -338,12 +347,28 @@ impl PartitionReader {
                 self.next_offset = self.next_offset.max(header.next_offset());
                 seg.position += total as u64;
                 seg.expected = header.next_offset();
+                if !self.read_ahead_allowed {
+                    // One of many partitions read at once: no decompressed batch kept per
+                    // partition between batches (see `set_chunk`).
+                    self.decompressor.release_above(self.chunk);
+                }
             }
         }
         Ok(Polled {
             delivered,
             at_end: false,
         })
+    }
+
+    /// Where a poll ends at the end of the log (`Ok`) or in front of what it cannot read: the
+    /// moment to notice that the topic is gone (one `stat` per poll that reaches the end, none
+    /// per record). Out of line, so the record loop of [`PartitionReader::poll`] stays small
+    /// enough to be inlined into its caller.
+    #[cold]
+    #[inline(never)]
+    fn stop_polling(&self, outcome: Result<()>) -> Result<()> {
+        self.check_topic()?;
+        outcome
     }
 
     /// Makes the buffer hold the whole batch at the current position and returns its header;
@@ -818,6 +843,45 @@ mod tests {
         let got = read_all(&mut reader, 1000);
         assert_eq!(got, (3..200).collect::<Vec<_>>());
         assert!(reader.take_gaps().is_empty());
+    }
+
+    #[test]
+    fn compressed_batches_deliver_every_record_once_in_order_at_any_budget() {
+        use crate::store::batch::compress_batch;
+        use crate::store::compression::{Compression, Compressor};
+        for codec in Compression::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer =
+                PartitionWriter::open(dir.path(), LogConfig::default(), SyncPolicy::Never).unwrap();
+            let (mut plain, mut compressed) = (Vec::new(), Vec::new());
+            let mut compressor = Compressor::default();
+            for b in 0..7 {
+                let records: Vec<Record> = (0..13)
+                    .map(|i| Record {
+                        timestamp: 1,
+                        value: Some((b * 13 + i).to_string().into_bytes()),
+                        ..Record::default()
+                    })
+                    .collect();
+                encode_batch(&mut plain, &records);
+                compress_batch(&plain, codec, &mut compressor, &mut compressed).unwrap();
+                writer.append(&mut compressed, 1).unwrap();
+            }
+            for budget in [1, 5, 13, 14, 100] {
+                for start in [0, 1, 12, 13, 50, 90] {
+                    let mut reader = PartitionReader::open(dir.path(), start).unwrap();
+                    // As one of many partitions: the decompressed batch is not kept between
+                    // batches (but is within one, across polls).
+                    reader.set_chunk(MIN_READ_CHUNK, start % 2 == 0);
+                    let got = read_all(&mut reader, budget);
+                    assert_eq!(
+                        got,
+                        (start..91).collect::<Vec<_>>(),
+                        "{codec}, budget {budget}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

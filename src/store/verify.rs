@@ -2,7 +2,7 @@
 //! what it finds.
 //!
 //! Every batch of every segment is read and checked (length, magic, CRC, offsets contiguous
-//! within and across segments), and both indexes are compared with the entries Kafka's rule
+//! within and across segments, compressed records decompressed and decoded), and both indexes are compared with the entries Kafka's rule
 //! would have written. A repair, done under the partition lock, cuts a segment at its first
 //! damaged batch (the cut bytes are kept in a `.cut-<ms>` file beside it), rewrites the indexes
 //! of every segment it touched or found wrong, and clears the head so the next appender
@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::compression::Decompressor;
 use super::error::{IoContext, Result, StoreError};
 use super::fsutil;
 use super::head::LOCK_FILE;
@@ -189,6 +190,7 @@ fn scan_segment(
         ),
         _ => {}
     }
+    let mut decompressor = Decompressor::default();
     let mut bytes_since_index = 0u64;
     let mut max_ts = i64::MIN;
     let mut max_ts_offset = base;
@@ -208,7 +210,14 @@ fn scan_segment(
                     );
                     break;
                 }
-                if let Some((i, Err(e))) = batch.records().enumerate().find(|(_, r)| r.is_err()) {
+                let records = match batch.records(&mut decompressor) {
+                    Ok(records) => records,
+                    Err(e) => {
+                        problem(report, position, format!("corrupt batch: {e}"));
+                        break;
+                    }
+                };
+                if let Some((i, Err(e))) = records.enumerate().find(|(_, r)| r.is_err()) {
                     problem(report, position, format!("record {i}: {e}"));
                     break;
                 }

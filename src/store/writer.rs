@@ -16,7 +16,7 @@ use super::batch::{self, BatchHeader};
 use super::config::LogConfig;
 use super::error::{IoContext, Result, StoreError};
 use super::fsutil;
-use super::head::{Head, LOCK_FILE};
+use super::head::{Head, Stored, LOCK_FILE};
 use super::index::INDEX_INTERVAL_BYTES;
 use super::lock::{self, ExclusiveLock};
 use super::recovery::{self, Truncation};
@@ -90,19 +90,13 @@ pub struct PartitionWriter {
     /// Whether data was appended since the last sync.
     unsynced: bool,
     truncations: Vec<Truncation>,
-    /// The partition directory's identity when opened: a topic is its identity, so an append
-    /// that finds another directory (or none) at the path fails instead of writing into a
-    /// deleted topic.
-    identity: (u64, u64),
 }
 
 impl PartitionWriter {
     pub fn open(dir: &Path, config: LogConfig, sync_policy: SyncPolicy) -> Result<Self> {
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = lock::open_lock_file(&lock_path).at("open", &lock_path)?;
-        let identity = fsutil::file_identity(dir).at("open", dir)?;
         Ok(PartitionWriter {
-            identity,
             dir: dir.to_owned(),
             config,
             sync_policy,
@@ -146,13 +140,6 @@ impl PartitionWriter {
         })?;
         let lock_file = Arc::clone(&self.lock_file);
         let lock = ExclusiveLock::acquire(&lock_file).at("lock", &self.dir)?;
-        // Topic deletion renames the topic away under every partition's lock: checked under
-        // ours, the directory is either still the topic's or the batch is refused.
-        if !fsutil::same_file(&self.dir, self.identity).at("open", &self.dir)? {
-            return Err(StoreError::TopicDeleted {
-                partition_dir: self.dir.clone(),
-            });
-        }
         let mut head = self.current_head(now_ms)?;
         let len = batch_bytes.len() as u64;
         let full = head.log_len + len > self.config.segment_bytes;
@@ -245,7 +232,19 @@ impl PartitionWriter {
     /// The head, validated: trusted when this process has validated the tail before and the
     /// log's length agrees with it; recovered from the files otherwise. Call under the lock.
     fn current_head(&mut self, now_ms: i64) -> Result<Head> {
-        let stored = Head::load(&self.lock_file).at("read", &self.dir.join(LOCK_FILE))?;
+        // Topic deletion leaves a tombstone under every partition's lock before it renames
+        // the topic away: read under ours, the partition is either still there or the append
+        // is refused.
+        let stored =
+            match Head::load_or_tombstone(&self.lock_file).at("read", &self.dir.join(LOCK_FILE))? {
+                Stored::Head(h) => Some(h),
+                Stored::Nothing => None,
+                Stored::Tombstone => {
+                    return Err(StoreError::TopicDeleted {
+                        partition_dir: self.dir.clone(),
+                    })
+                }
+            };
         if let Some(head) = stored {
             if self.validated {
                 let seg = self.open_active(head.active_base)?;

@@ -5,6 +5,7 @@
 
 pub mod checker;
 pub mod process;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};

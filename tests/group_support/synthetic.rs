@@ -85,6 +85,7 @@ pub fn build_group(
                     host: "localhost".into(),
                     pid: std::process::id(),
                     topics: topic_names.clone(),
+                    pattern: None,
                     assignor: "range".into(),
                     session_timeout_ms: 3_600_000,
                     heartbeat_interval_ms: 3_000,

@@ -1,0 +1,403 @@
+//! Kafka clients as members of spool's consumer groups: the thin adapter between Kafka's classic
+//! group protocol and the [`Coordinator`]'s operations (join, heartbeat, revoke, acquire,
+//! commit, leave), so the mapping can be re-pointed when the file protocol changes.
+//!
+//! Each Kafka member is a lease held by the server (locked by this process, so it is alive while
+//! the server runs) and refreshed by that client's requests; it expires like any member when the
+//! client stops heartbeating for its session timeout. The group's generation is Kafka's
+//! generation id. Assignments are computed by spool's assignors for CLI and Kafka members
+//! together; no client is ever told it is the leader, so every client sends an empty SyncGroup
+//! and receives its part of spool's assignment. A Kafka member releases partitions by rejoining
+//! without them (eager protocols: any rejoin; cooperative: those not in its owned partitions),
+//! by leaving or by expiring; only then may another member take them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::group::assignor::TopicPartition;
+use crate::group::coordinator::Coordinator;
+use crate::group::lease::{HeldLease, Lease};
+use crate::group::state::{GroupState, Trigger};
+use crate::group::GroupError;
+use crate::store::{fsutil, Store, StoreError};
+
+/// How a Kafka request about a group went wrong, as Kafka's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberError {
+    UnknownMember,
+    IllegalGeneration,
+    RebalanceInProgress,
+    InconsistentProtocol,
+    FencedInstance,
+    InvalidGroupId,
+    Storage,
+}
+
+impl MemberError {
+    pub fn code(self) -> i16 {
+        use super::KafkaError as K;
+        match self {
+            MemberError::UnknownMember => K::UnknownMemberId.code(),
+            MemberError::IllegalGeneration => K::IllegalGeneration.code(),
+            MemberError::RebalanceInProgress => K::RebalanceInProgress.code(),
+            MemberError::InconsistentProtocol => K::InconsistentGroupProtocol.code(),
+            MemberError::FencedInstance => K::FencedInstanceId.code(),
+            MemberError::InvalidGroupId => K::InvalidGroupId.code(),
+            MemberError::Storage => K::KafkaStorageError.code(),
+        }
+    }
+}
+
+impl From<GroupError> for MemberError {
+    fn from(e: GroupError) -> Self {
+        match e {
+            GroupError::Fenced(_) => MemberError::UnknownMember,
+            GroupError::ProtocolMismatch { .. } => MemberError::InconsistentProtocol,
+            GroupError::InstanceInUse { .. } => MemberError::FencedInstance,
+            GroupError::Store(e) => e.into(),
+            _ => MemberError::Storage,
+        }
+    }
+}
+
+impl From<StoreError> for MemberError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Name(_) => MemberError::InvalidGroupId,
+            _ => MemberError::Storage,
+        }
+    }
+}
+
+/// What a Kafka client asks for when it joins.
+pub struct JoinRequest {
+    pub group: String,
+    /// Empty for a new member.
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub host: String,
+    pub topics: Vec<String>,
+    /// spool's assignor name for the protocol chosen.
+    pub assignor: String,
+    /// Partitions the client still owns (cooperative protocols); `None` for eager ones.
+    pub owned: Option<Vec<TopicPartition>>,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+}
+
+/// One Kafka member, held by the server.
+struct KafkaMember {
+    /// `None` once the member left (a request of it still in progress then fails).
+    lease: Option<HeldLease>,
+    coordinator: Coordinator,
+    /// The generation the client was last given (JoinGroup).
+    generation: i32,
+    eager: bool,
+    rebalance_timeout: Duration,
+}
+
+impl KafkaMember {
+    /// Renews the lease and reconciles the group; the group's state.
+    fn renew(&mut self) -> Result<GroupState, MemberError> {
+        let now = fsutil::now_ms();
+        let lease = self.lease.as_mut().ok_or(MemberError::UnknownMember)?;
+        Ok(self.coordinator.heartbeat(lease, now, now)?)
+    }
+}
+
+type MemberKey = (String, String);
+
+/// The Kafka members of every group, by group and member id.
+#[derive(Default)]
+pub(crate) struct KafkaMembers {
+    members: Mutex<HashMap<MemberKey, Arc<Mutex<KafkaMember>>>>,
+}
+
+/// A member id safe as a file name: Kafka's `client-id-<random>`.
+fn new_member_id(client_id: &str) -> String {
+    let client: String = client_id
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let client = if client.is_empty() {
+        "kafka".into()
+    } else {
+        client
+    };
+    let r = fsutil::random_bytes();
+    let hex: String = r[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{client}-{hex}")
+}
+
+fn is_eager(assignor: &str) -> bool {
+    assignor != "cooperative-sticky"
+}
+
+impl KafkaMembers {
+    fn get(&self, group: &str, member_id: &str) -> Option<Arc<Mutex<KafkaMember>>> {
+        self.lock()
+            .get(&(group.to_owned(), member_id.to_owned()))
+            .cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MemberKey, Arc<Mutex<KafkaMember>>>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn forget(&self, group: &str, member_id: &str) {
+        self.lock()
+            .remove(&(group.to_owned(), member_id.to_owned()));
+    }
+
+    /// JoinGroup: a new member takes a lease; a known one gives up what it no longer owns
+    /// (everything, with an eager protocol). Returns the member id and the generation.
+    pub fn join(&self, store: &Store, req: JoinRequest) -> Result<(String, i32), MemberError> {
+        let now = fsutil::now_ms();
+        if !req.member_id.is_empty() {
+            let Some(member) = self.get(&req.group, &req.member_id) else {
+                // Not ours (a restart, or expired): the client starts over with a new id.
+                return Err(MemberError::UnknownMember);
+            };
+            let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+            let state = match m.renew() {
+                Ok(s) => s,
+                Err(e) => {
+                    drop(m);
+                    self.forget(&req.group, &req.member_id);
+                    return Err(e);
+                }
+            };
+            let me = req.member_id.clone();
+            let owned = state.owned_by(&me);
+            let keep: BTreeSet<TopicPartition> = match &req.owned {
+                Some(o) if !m.eager => o.iter().cloned().collect(),
+                _ => BTreeSet::new(),
+            };
+            // The client committed what it consumed before rejoining.
+            let released: Vec<(TopicPartition, Option<i64>)> = owned
+                .into_iter()
+                .filter(|tp| !keep.contains(tp))
+                .map(|tp| (tp, None))
+                .collect();
+            let state = m
+                .coordinator
+                .revoke(&me, state.generation, &released, now)?;
+            m.generation = state.generation;
+            m.rebalance_timeout = req.rebalance_timeout;
+            return Ok((me, state.generation));
+        }
+        let coordinator = Coordinator::new(store, &req.group)?;
+        let member_id = match &req.instance_id {
+            Some(i) => i.clone(),
+            None => new_member_id(&req.client_id),
+        };
+        let session_ms = req.session_timeout.as_millis() as u64;
+        let lease = Lease {
+            acked_generation: None,
+            member_id: member_id.clone(),
+            instance_id: req.instance_id.clone(),
+            client_id: req.client_id.clone(),
+            host: req.host.clone(),
+            pid: std::process::id(),
+            topics: req.topics.clone(),
+            // Kafka clients resolve pattern subscriptions themselves and send the topics.
+            pattern: None,
+            assignor: req.assignor.clone(),
+            session_timeout_ms: session_ms,
+            heartbeat_interval_ms: (session_ms / 3).max(1),
+            max_poll_interval_ms: req.rebalance_timeout.as_millis() as u64,
+            joined_at_ms: now,
+            heartbeat_ms: now,
+            last_poll_ms: now,
+        };
+        // A static member coming back while the server still holds its old lease: drop that
+        // one first (Kafka fences the old instance).
+        if req.instance_id.is_some() {
+            if let Some(old) = self.get(&req.group, &member_id) {
+                self.forget(&req.group, &member_id);
+                drop(old);
+            }
+        }
+        let (held, state) = coordinator.join(lease, now)?;
+        let generation = state.generation;
+        let member = KafkaMember {
+            lease: Some(held),
+            coordinator,
+            generation,
+            eager: is_eager(&req.assignor),
+            rebalance_timeout: req.rebalance_timeout,
+        };
+        self.lock().insert(
+            (req.group.clone(), member_id.clone()),
+            Arc::new(Mutex::new(member)),
+        );
+        Ok((member_id, generation))
+    }
+
+    /// SyncGroup: takes up this member's part of the assignment and returns what it now owns.
+    /// With an eager protocol it waits (up to the rebalance timeout) until every member gave up
+    /// its partitions, as Kafka's sync barrier does.
+    pub fn sync(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<Vec<TopicPartition>, MemberError> {
+        let member = self
+            .get(group, member_id)
+            .ok_or(MemberError::UnknownMember)?;
+        let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+        if generation != m.generation {
+            return Err(MemberError::IllegalGeneration);
+        }
+        let deadline = Instant::now() + m.rebalance_timeout.min(Duration::from_secs(60));
+        loop {
+            let state = match m.renew() {
+                Ok(s) => s,
+                Err(e) => {
+                    drop(m);
+                    self.forget(group, member_id);
+                    return Err(e);
+                }
+            };
+            if state.generation != m.generation {
+                return Err(MemberError::RebalanceInProgress);
+            }
+            let held: BTreeSet<TopicPartition> = BTreeSet::new();
+            let (state, _) = m.coordinator.acquire(member_id, m.eager, &held)?;
+            if state.generation != m.generation {
+                return Err(MemberError::RebalanceInProgress);
+            }
+            let target: BTreeSet<TopicPartition> = state
+                .assignment
+                .get(member_id)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            let owned: Vec<TopicPartition> = state
+                .owned_by(member_id)
+                .into_iter()
+                .filter(|tp| target.contains(tp))
+                .collect();
+            if !m.eager || owned.len() == target.len() || Instant::now() >= deadline {
+                return Ok(owned);
+            }
+            if stopping() {
+                return Err(MemberError::RebalanceInProgress);
+            }
+            drop(m);
+            // The members still to give up partitions do so within their heartbeat interval
+            // (CLI members at once, on the change notification).
+            std::thread::sleep(Duration::from_millis(25));
+            m = member.lock().unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Heartbeat: renews the lease; REBALANCE_IN_PROGRESS when the group moved to another
+    /// generation, or when partitions of this member's assignment it waits for were released.
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+    ) -> Result<(), MemberError> {
+        let member = self
+            .get(group, member_id)
+            .ok_or(MemberError::UnknownMember)?;
+        let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+        let state = match m.renew() {
+            Ok(s) => s,
+            Err(e) => {
+                drop(m);
+                self.forget(group, member_id);
+                return Err(e);
+            }
+        };
+        if generation != m.generation {
+            return Err(MemberError::IllegalGeneration);
+        }
+        if state.generation != m.generation || waits_for_free(&state, member_id) {
+            return Err(MemberError::RebalanceInProgress);
+        }
+        Ok(())
+    }
+
+    /// OffsetCommit from a member: fenced by generation, and by ownership in the file protocol.
+    pub fn commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<(), MemberError> {
+        let member = self
+            .get(group, member_id)
+            .ok_or(MemberError::UnknownMember)?;
+        let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+        if generation != m.generation {
+            return Err(MemberError::IllegalGeneration);
+        }
+        let now = fsutil::now_ms();
+        if let Err(e) = m.renew() {
+            drop(m);
+            self.forget(group, member_id);
+            return Err(e);
+        }
+        m.coordinator
+            .commit(member_id, offsets, now)
+            .map_err(|e| match e {
+                GroupError::Fenced(_) => MemberError::IllegalGeneration,
+                other => other.into(),
+            })
+    }
+
+    /// LeaveGroup: releases the member's partitions and lease (a static member's lease stays
+    /// until its session times out, as Kafka keeps a static member's place).
+    pub fn leave(&self, group: &str, member_id: &str) -> Result<(), MemberError> {
+        let member = self
+            .lock()
+            .remove(&(group.to_owned(), member_id.to_owned()))
+            .ok_or(MemberError::UnknownMember)?;
+        let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+        let lease = m.lease.take().ok_or(MemberError::UnknownMember)?;
+        m.coordinator
+            .leave(lease, &[], Trigger::Left, fsutil::now_ms())?;
+        Ok(())
+    }
+
+    /// Releases every Kafka member (server shutdown): their partitions and leases go back to
+    /// the group at once.
+    pub fn release_all(&self) {
+        let all: Vec<_> = self.lock().drain().map(|(_, m)| m).collect();
+        for member in all {
+            let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(lease) = m.lease.take() {
+                let _ = m
+                    .coordinator
+                    .leave(lease, &[], Trigger::Left, fsutil::now_ms());
+            }
+        }
+    }
+}
+
+/// Whether a partition of this member's target assignment has no owner (it was released and
+/// the member can take it at its next rejoin).
+fn waits_for_free(state: &GroupState, member_id: &str) -> bool {
+    state
+        .assignment
+        .get(member_id)
+        .into_iter()
+        .flatten()
+        .any(|tp| state.owner(tp).is_none())
+}

@@ -1,0 +1,541 @@
+//! `spool serve` and consumer groups: Kafka clients (confluent-kafka, kafka-python, kafkajs) as
+//! members of spool's groups beside `spool consume --group` members, their commits seen and
+//! steered by `spool group describe` and `spool offsets reset`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::serve::{self as peers, Server};
+use common::Store;
+
+/// A consumer process whose stdout lines (`partition offset value`) are collected as they come.
+struct Collecting {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Collecting {
+    fn spawn(mut cmd: Command) -> Collecting {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start a consumer");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Collecting { child, lines }
+    }
+
+    fn values(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.splitn(3, ' ').nth(2).map(str::to_owned))
+            .collect()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Collecting {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A confluent-kafka group member printing `partition offset value` and committing each
+/// record after printing it.
+fn confluent_member(
+    python: &std::path::Path,
+    server: &Server,
+    group: &str,
+    topic: &str,
+) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.args([
+        "-u",
+        "-c",
+        &format!(
+            r#"
+import os
+from confluent_kafka import Consumer
+c = Consumer({{"bootstrap.servers": os.environ["BOOTSTRAP"], "group.id": "{group}",
+              "auto.offset.reset": "earliest", "enable.auto.commit": False,
+              "partition.assignment.strategy": "cooperative-sticky",
+              "session.timeout.ms": 6000, "heartbeat.interval.ms": 300}})
+c.subscribe(["{topic}"])
+while True:
+    m = c.poll(0.2)
+    if m is None or m.error():
+        continue
+    print(m.partition(), m.offset(), m.value().decode(), flush=True)
+    c.commit(m, asynchronous=False)
+"#
+        ),
+    ])
+    .env("BOOTSTRAP", &server.addr);
+    cmd
+}
+
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn live_members(store: &Store, group: &str) -> Vec<serde_json::Value> {
+    let out = store
+        .spool()
+        .args(["group", "describe", group, "--members", "-o", "json"])
+        .output()
+        .unwrap();
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return Vec::new();
+    };
+    v["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter(|m| {
+                    m["status"]
+                        .as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("alive"))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn cli_and_kafka_members_share_a_group_through_kills() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("work", 4, &[]);
+    let input: String = (0..400).map(|i| format!("k{i}:v{i}\n")).collect();
+    store.produce("work", input, &["-K", ":"]);
+    let server = Server::start(&store, &[]);
+    let mut cli = {
+        let mut cmd = store.spool_process();
+        cmd.args([
+            "consume",
+            "work",
+            "--group",
+            "mix",
+            "-F",
+            "%p %o %v\\n",
+            "--heartbeat-interval",
+            "300ms",
+            "--session-timeout",
+            "6s",
+        ]);
+        Collecting::spawn(cmd)
+    };
+    wait_for("the CLI member", Duration::from_secs(20), || {
+        live_members(&store, "mix").len() == 1
+    });
+    let mut kafka = Collecting::spawn(confluent_member(&python, &server, "mix", "work"));
+    // Both are members, and each partition is assigned to exactly one of them.
+    wait_for("two members", Duration::from_secs(20), || {
+        live_members(&store, "mix").len() == 2
+    });
+    let members = live_members(&store, "mix");
+    assert!(
+        members.iter().any(|m| m["client_id"] == "rdkafka"),
+        "{members:?}"
+    );
+    // A Kafka client's member shows its client id and host.
+    let kafka_member = members
+        .iter()
+        .find(|m| m["client_id"] == "rdkafka")
+        .unwrap();
+    assert_eq!(kafka_member["host"], "/127.0.0.1");
+    let mut seen = BTreeSet::new();
+    for m in &members {
+        for tp in m["assignment"].as_array().unwrap() {
+            assert!(
+                seen.insert(tp.to_string()),
+                "{tp} assigned twice: {members:?}"
+            );
+        }
+    }
+    // Kill both sides, then finish with a fresh Kafka member alone.
+    std::thread::sleep(Duration::from_millis(1500));
+    cli.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    kafka.kill();
+    let mut last = Collecting::spawn(confluent_member(&python, &server, "mix", "work"));
+    let all: BTreeSet<String> = (0..400).map(|i| format!("v{i}")).collect();
+    let delivered = || {
+        let mut got: BTreeSet<String> = cli.values().into_iter().collect();
+        got.extend(kafka.values());
+        got.extend(last.values());
+        got
+    };
+    wait_for("every record delivered", Duration::from_secs(60), || {
+        delivered().is_superset(&all)
+    });
+    // The last member's commits are the group's, as `spool group describe` shows them.
+    wait_for("commits at the log end", Duration::from_secs(20), || {
+        let v = store.json(&["group", "describe", "mix", "-o", "json"]);
+        let parts = v["partitions"].as_array().cloned().unwrap_or_default();
+        parts.len() == 4 && parts.iter().all(|p| p["lag"] == 0)
+    });
+    let got = delivered();
+    last.kill();
+    assert!(got.is_superset(&all));
+    assert!(got.is_subset(&all), "values nobody produced");
+}
+
+#[test]
+fn offsets_reset_rewinds_a_kafka_clients_group() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("log", 1, &[]);
+    let input: String = (0..30).map(|i| format!("r{i}\n")).collect();
+    store.produce("log", input, &[]);
+    let server = Server::start(&store, &[]);
+    let mut first = Collecting::spawn(confluent_member(&python, &server, "app", "log"));
+    wait_for("30 records", Duration::from_secs(30), || {
+        first.values().len() >= 30
+    });
+    wait_for("the commit", Duration::from_secs(10), || {
+        common::committed(&store, "app") == [("log".to_owned(), 0, 30)]
+    });
+    first.kill();
+    // The killed client's session must end before the group counts as inactive.
+    wait_for("the group to empty", Duration::from_secs(20), || {
+        live_members(&store, "app").is_empty()
+    });
+    store
+        .spool()
+        .args([
+            "offsets",
+            "reset",
+            "--group",
+            "app",
+            "--topic",
+            "log",
+            "--to-offset",
+            "25",
+            "--execute",
+        ])
+        .assert()
+        .success();
+    let second = Collecting::spawn(confluent_member(&python, &server, "app", "log"));
+    wait_for("the replay", Duration::from_secs(30), || {
+        second.values().len() >= 5
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = second.lines.lock().unwrap().clone();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("0 25 r25"),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 5, "{lines:?}");
+}
+
+#[test]
+fn kafka_python_and_a_cli_member_split_a_range_group() {
+    let Some(python) = peers::kafka_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("split", 2, &[]);
+    let input: String = (0..100).map(|i| format!("k{i}:v{i}\n")).collect();
+    store.produce("split", input, &["-K", ":"]);
+    let server = Server::start(&store, &[]);
+    let mut cli = {
+        let mut cmd = store.spool_process();
+        cmd.args([
+            "consume",
+            "split",
+            "--group",
+            "rg",
+            "--assignor",
+            "range",
+            "-F",
+            "%p %o %v\\n",
+        ]);
+        Collecting::spawn(cmd)
+    };
+    wait_for("the CLI member", Duration::from_secs(20), || {
+        live_members(&store, "rg").len() == 1
+    });
+    let mut cmd = Command::new(&python);
+    cmd.args([
+        "-u",
+        "-c",
+        r#"
+import os
+from kafka import KafkaConsumer
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+c = KafkaConsumer("split", bootstrap_servers=os.environ["BOOTSTRAP"], group_id="rg",
+                  auto_offset_reset="earliest", partition_assignment_strategy=[RangePartitionAssignor],
+                  session_timeout_ms=6000, heartbeat_interval_ms=300)
+for m in c:
+    print(m.partition, m.offset, m.value.decode(), flush=True)
+"#,
+    ])
+    .env("BOOTSTRAP", &server.addr);
+    let mut kp = Collecting::spawn(cmd);
+    wait_for("two members", Duration::from_secs(30), || {
+        live_members(&store, "rg").len() == 2
+    });
+    let all: BTreeSet<String> = (0..100).map(|i| format!("v{i}")).collect();
+    wait_for("every record", Duration::from_secs(30), || {
+        let mut got: BTreeSet<String> = cli.values().into_iter().collect();
+        got.extend(kp.values());
+        got.is_superset(&all)
+    });
+    // Range over two partitions and two members: one each, and the Kafka member owns its own.
+    wait_for("a balanced assignment", Duration::from_secs(30), || {
+        let members = live_members(&store, "rg");
+        members.len() == 2
+            && members
+                .iter()
+                .all(|m| m["owned"].as_array().is_some_and(|o| o.len() == 1))
+    });
+    kp.kill();
+    cli.kill();
+}
+
+#[test]
+fn kafkajs_round_trip_through_a_group() {
+    let Some(dir) = peers::kafkajs() else { return };
+    let store = Store::new();
+    let server = Server::start(&store, &[]);
+    let out = peers::node(
+        &dir,
+        &server,
+        r#"
+const { Kafka, logLevel } = require('kafkajs')
+const kafka = new Kafka({ brokers: [process.env.BOOTSTRAP], logLevel: logLevel.ERROR })
+;(async () => {
+  const admin = kafka.admin(); await admin.connect()
+  await admin.createTopics({ topics: [{ topic: 'rt', numPartitions: 3 }] })
+  await admin.disconnect()
+  const p = kafka.producer(); await p.connect()
+  const messages = Array.from({ length: 50 }, (_, i) => ({ key: 'k' + i, value: 'v' + i }))
+  await p.send({ topic: 'rt', messages }); await p.disconnect()
+  const c = kafka.consumer({ groupId: 'js', sessionTimeout: 6000, heartbeatInterval: 300 })
+  await c.connect(); await c.subscribe({ topic: 'rt', fromBeginning: true })
+  const got = new Set()
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('only ' + got.size + ' records')), 30000)
+    c.run({ eachMessage: async ({ message }) => {
+      got.add(message.value.toString())
+      if (got.size === 50) { clearTimeout(timer); resolve() }
+    } }).catch(reject)
+  })
+  await c.disconnect()
+  console.log(got.size)
+})().catch(e => { console.error(e); process.exit(1) })
+"#,
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "50");
+    // The group's commits are spool's.
+    let committed: i64 = common::committed(&store, "js").iter().map(|c| c.2).sum();
+    assert_eq!(committed, 50);
+}
+
+#[test]
+fn stopping_the_server_hands_kafka_members_partitions_to_cli_members_at_once() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("handover", 2, &[]);
+    let mut server = Server::start(&store, &[]);
+    let _cli = {
+        let mut cmd = store.spool_process();
+        cmd.args(["consume", "handover", "--group", "ho", "-F", "%p %o %v\\n"]);
+        Collecting::spawn(cmd)
+    };
+    wait_for("the CLI member", Duration::from_secs(20), || {
+        live_members(&store, "ho").len() == 1
+    });
+    // A Kafka member with a long session: only its release, not its expiry, can free its
+    // partition within the wait below.
+    let mut cmd = Command::new(&python);
+    cmd.args([
+        "-u",
+        "-c",
+        r#"
+import os
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": os.environ["BOOTSTRAP"], "group.id": "ho",
+              "partition.assignment.strategy": "cooperative-sticky",
+              "session.timeout.ms": 45000, "heartbeat.interval.ms": 300})
+c.subscribe(["handover"])
+while True:
+    c.poll(0.2)
+"#,
+    ])
+    .env("BOOTSTRAP", &server.addr);
+    let _kafka = Collecting::spawn(cmd);
+    let owned = |store: &Store| -> Vec<usize> {
+        live_members(store, "ho")
+            .iter()
+            .map(|m| m["owned"].as_array().map_or(0, |o| o.len()))
+            .collect()
+    };
+    wait_for("one partition each", Duration::from_secs(30), || {
+        owned(&store) == [1, 1]
+    });
+    let status = server.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    let stopped = Instant::now();
+    wait_for(
+        "the CLI member to own both",
+        Duration::from_secs(20),
+        || owned(&store) == [2],
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "the handover waited {:?}",
+        stopped.elapsed()
+    );
+}
+
+#[test]
+fn group_admin_apis_see_and_steer_spools_groups() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("ga", 2, &[]);
+    store.produce("ga", "a\nb\nc\n", &[]);
+    // A CLI group with committed offsets and no members.
+    store
+        .spool()
+        .args(["consume", "ga", "--group", "cli-group", "-e", "-q"])
+        .assert()
+        .success();
+    let server = Server::start(&store, &[]);
+    peers::python(
+        &python,
+        &server,
+        r#"
+import os
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+a = AdminClient({"bootstrap.servers": os.environ["BOOTSTRAP"]})
+groups = a.list_consumer_groups().result(10)
+ids = [g.group_id for g in groups.valid]
+assert "cli-group" in ids, ids
+d = a.describe_consumer_groups(["cli-group"])["cli-group"].result(10)
+assert len(d.members) == 0, d
+offsets = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("cli-group")])["cli-group"].result(10)
+total = sum(tp.offset for tp in offsets.topic_partitions if tp.offset >= 0)
+assert total == 3, offsets.topic_partitions
+a.delete_consumer_groups(["cli-group"])["cli-group"].result(10)
+"#,
+    );
+    let out = store.spool().args(["group", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("cli-group"));
+}
+
+#[test]
+fn a_static_kafka_member_keeps_its_partition_across_a_restart() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("st", 2, &[]);
+    let server = Server::start(&store, &[]);
+    let _cli = {
+        let mut cmd = store.spool_process();
+        cmd.args(["consume", "st", "--group", "sg", "-F", "%p %o %v\\n"]);
+        Collecting::spawn(cmd)
+    };
+    wait_for("the CLI member", Duration::from_secs(20), || {
+        live_members(&store, "sg").len() == 1
+    });
+    let member = || {
+        let mut cmd = Command::new(&python);
+        cmd.args([
+            "-u",
+            "-c",
+            r#"
+import os
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": os.environ["BOOTSTRAP"], "group.id": "sg",
+              "group.instance.id": "worker-1",
+              "partition.assignment.strategy": "cooperative-sticky",
+              "session.timeout.ms": 20000, "heartbeat.interval.ms": 300})
+c.subscribe(["st"])
+while True:
+    c.poll(0.2)
+"#,
+        ])
+        .env("BOOTSTRAP", &server.addr);
+        Collecting::spawn(cmd)
+    };
+    let owned_by = |store: &Store| -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = live_members(store, "sg")
+            .iter()
+            .map(|m| {
+                (
+                    m["instance_id"].as_str().unwrap_or("-").to_owned(),
+                    m["owned"].as_array().map_or(0, |o| o.len()),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut first = member();
+    wait_for("one partition each", Duration::from_secs(30), || {
+        owned_by(&store) == [("-".to_owned(), 1), ("worker-1".to_owned(), 1)]
+    });
+    // Killed: within its session, its partition stays its own (no rebalance), and the same
+    // instance coming back takes it over at once.
+    first.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        owned_by(&store),
+        [("-".to_owned(), 1), ("worker-1".to_owned(), 1)]
+    );
+    let generation = |store: &Store| {
+        let state: serde_json::Value =
+            store.json(&["group", "describe", "sg", "--state", "-o", "json"]);
+        state["generation"].as_i64().unwrap_or(-1)
+    };
+    let before = generation(&store);
+    assert!(before > 0);
+    let _second = member();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        owned_by(&store),
+        [("-".to_owned(), 1), ("worker-1".to_owned(), 1)]
+    );
+    assert_eq!(
+        generation(&store),
+        before,
+        "a static member's return rebalanced"
+    );
+}
