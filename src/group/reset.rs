@@ -690,7 +690,7 @@ pub fn delete_topic(store: &Store, name: &str) -> Result<(), AdminError> {
         if !forget(&dir.load_offsets()?) {
             continue;
         }
-        let _lock = dir.lock()?;
+        let lock = dir.lock()?;
         let mut offsets = dir.load_offsets()?;
         if let Some(parts) = offsets.get_mut(name) {
             parts.retain(|_, c| c.topic_id.as_deref().is_some_and(|i| i != id));
@@ -698,7 +698,7 @@ pub fn delete_topic(store: &Store, name: &str) -> Result<(), AdminError> {
                 offsets.remove(name);
             }
         }
-        dir.save_offsets(&offsets)?;
+        dir.save_offsets_with(&lock, &offsets)?;
     }
     Ok(())
 }

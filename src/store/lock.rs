@@ -50,20 +50,9 @@ pub struct OwnedLock {
 impl OwnedLock {
     /// Opens (creating if needed) `path` and blocks until it is locked.
     pub fn acquire_path(path: &Path) -> io::Result<Self> {
-        let file = open_lock_only(path)?;
+        let file = open_lock_file(path)?;
         fs2::FileExt::lock_exclusive(&file)?;
         Ok(OwnedLock { file })
-    }
-
-    /// Opens (creating if needed) `path` and locks it if nobody holds it; `None` when someone
-    /// does.
-    pub fn try_acquire_path(path: &Path) -> io::Result<Option<Self>> {
-        let file = open_lock_only(path)?;
-        if try_lock_for_life(&file)? {
-            Ok(Some(OwnedLock { file }))
-        } else {
-            Ok(None)
-        }
     }
 
     pub fn file(&self) -> &File {
@@ -85,21 +74,6 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
         .create(true)
         .truncate(false)
         .open(path)
-}
-
-/// Opens a lock file only to lock it, creating it if missing. An existing one is opened
-/// read-only (`flock` needs no more): closing a file opened for writing is a change event
-/// (inotify's IN_CLOSE_WRITE) that would wake everyone watching the directory at every lock.
-fn open_lock_only(path: &Path) -> io::Result<File> {
-    match File::open(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path),
-        other => other,
-    }
 }
 
 fn is_contended(e: &io::Error) -> bool {
