@@ -503,10 +503,13 @@ impl Coordinator {
         Ok((held, state))
     }
 
-    /// Heartbeat: renews the lease, one write of the member's own file and no lock, whatever
-    /// the group's size. Fails with [`GroupError::Fenced`] when the lease is no longer at its
-    /// path (a peer expired this member); the check follows the write, so a member whose
-    /// heartbeat succeeded was not expired before it (see [`Coordinator::expire`]).
+    /// Heartbeat: renews the lease (one write of the member's own file, no lock, whatever the
+    /// group's size) and returns the group's state as it is (read without the lock). Fails
+    /// with [`GroupError::Fenced`] when the lease is no longer at its path (a peer expired this
+    /// member); the check follows the write, so a member whose heartbeat succeeded was not
+    /// expired before it (see [`Coordinator::expire`]). It reconciles nothing: a member that
+    /// stops heartbeating is expired by the member watching it, so a server holding leases for
+    /// remote clients must leave on behalf of a client that went silent, or be watched.
     pub fn heartbeat(
         &self,
         held: &mut HeldLease,
