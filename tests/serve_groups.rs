@@ -539,3 +539,51 @@ while True:
         "a static member's return rebalanced"
     );
 }
+
+/// In a group of Kafka clients only, nobody but the server can notice a client that died: the
+/// server removes a member silent for its session timeout, as Kafka's coordinator does, and
+/// the survivor takes its partitions.
+#[test]
+fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("work", 4, &[]);
+    let input: String = (0..200).map(|i| format!("k{i}:v{i}\n")).collect();
+    store.produce("work", input, &["-K", ":"]);
+    let server = Server::start(&store, &[]);
+    let mut doomed = Collecting::spawn(confluent_member(&python, &server, "kafka-only", "work"));
+    let survivor = Collecting::spawn(confluent_member(&python, &server, "kafka-only", "work"));
+    wait_for("two members", Duration::from_secs(30), || {
+        live_members(&store, "kafka-only").len() == 2
+    });
+    wait_for(
+        "partitions on both members",
+        Duration::from_secs(30),
+        || {
+            let members = live_members(&store, "kafka-only");
+            members.len() == 2
+                && members
+                    .iter()
+                    .all(|m| m["assignment"].as_array().is_some_and(|a| !a.is_empty()))
+        },
+    );
+    doomed.kill();
+    // Records for every partition after the death: only the survivor can read them, once the
+    // dead member's partitions are its (session.timeout.ms is 6 s).
+    let later: String = (0..200).map(|i| format!("k{i}:later{i}\n")).collect();
+    store.produce("work", later, &["-K", ":"]);
+    let all: BTreeSet<String> = (0..200).map(|i| format!("later{i}")).collect();
+    wait_for(
+        "the survivor reads every later record",
+        Duration::from_secs(30),
+        || {
+            let got: BTreeSet<String> = survivor.values().into_iter().collect();
+            got.is_superset(&all)
+        },
+    );
+    wait_for("one member left", Duration::from_secs(10), || {
+        live_members(&store, "kafka-only").len() == 1
+    });
+}

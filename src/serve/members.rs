@@ -96,6 +96,12 @@ struct KafkaMember {
     generation: i32,
     eager: bool,
     rebalance_timeout: Duration,
+    /// The client's session timeout, and when it was last heard from (on this server's
+    /// monotonic clock): the server is the coordinator of its Kafka members, so it removes one
+    /// that stays silent for its session timeout, as Kafka's coordinator does. (No peer in the
+    /// group watches a lease the server holds for a client.)
+    session_timeout: Duration,
+    last_seen: Instant,
 }
 
 impl KafkaMember {
@@ -103,7 +109,9 @@ impl KafkaMember {
     fn renew(&mut self) -> Result<GroupState, MemberError> {
         let now = fsutil::now_ms();
         let lease = self.lease.as_mut().ok_or(MemberError::UnknownMember)?;
-        Ok(self.coordinator.heartbeat(lease, now, now)?)
+        let state = self.coordinator.heartbeat(lease, now, now)?;
+        self.last_seen = Instant::now();
+        Ok(state)
     }
 }
 
@@ -235,6 +243,8 @@ impl KafkaMembers {
             generation,
             eager: is_eager(&req.assignor),
             rebalance_timeout: req.rebalance_timeout,
+            session_timeout: req.session_timeout,
+            last_seen: Instant::now(),
         };
         self.lock().insert(
             (req.group.clone(), member_id.clone()),
@@ -374,6 +384,49 @@ impl KafkaMembers {
         m.coordinator
             .leave(lease, &[], Trigger::Left, fsutil::now_ms())?;
         Ok(())
+    }
+
+    /// Removes the members whose clients were silent for their session timeout (crashed,
+    /// partitioned, stopped): their partitions go to the group's other members. A member busy
+    /// in a request right now is not silent and is skipped.
+    pub fn expire_silent(&self) {
+        let silent: Vec<(MemberKey, Arc<Mutex<KafkaMember>>)> = self
+            .lock()
+            .iter()
+            .filter(|(_, m)| {
+                m.try_lock()
+                    .is_ok_and(|m| m.last_seen.elapsed() > m.session_timeout)
+            })
+            .map(|(k, m)| (k.clone(), Arc::clone(m)))
+            .collect();
+        for ((group, member_id), member) in silent {
+            self.forget(&group, &member_id);
+            let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(lease) = m.lease.take() {
+                let _ = m
+                    .coordinator
+                    .leave(lease, &[], Trigger::TimedOut, fsutil::now_ms());
+            }
+        }
+    }
+
+    /// Looks for dead members in every group the server holds Kafka members of: in the file
+    /// protocol a member's death is noticed by the peer that watches it, and a lease the server
+    /// holds for a client watches nobody, so the server does it for them (a CLI member killed
+    /// in a group whose other members are Kafka clients).
+    pub fn check_groups(&self) {
+        let mut groups: HashMap<String, Coordinator> = HashMap::new();
+        for ((group, _), member) in self.lock().iter() {
+            if groups.contains_key(group) {
+                continue;
+            }
+            if let Ok(m) = member.try_lock() {
+                groups.insert(group.clone(), m.coordinator.clone());
+            }
+        }
+        for coordinator in groups.values() {
+            let _ = coordinator.check_members(fsutil::now_ms());
+        }
     }
 
     /// Releases every Kafka member (server shutdown): their partitions and leases go back to

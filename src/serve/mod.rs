@@ -239,6 +239,25 @@ impl Server {
     /// and forces what was appended to disk (unless `--fsync never`).
     pub fn run(self) -> Result<(), ServeError> {
         let mut threads = Vec::new();
+        // The coordinator's session check: Kafka members silent for their session timeout
+        // are removed from their groups, and dead members of their groups noticed.
+        let reaper = {
+            let broker = Arc::clone(&self.broker);
+            std::thread::Builder::new()
+                .name("sessions".into())
+                .spawn(move || {
+                    let mut tick = 0u32;
+                    while !broker.shutting_down() {
+                        std::thread::sleep(SESSION_CHECK);
+                        broker.members.expire_silent();
+                        tick = tick.wrapping_add(1);
+                        if tick % 4 == 0 {
+                            broker.members.check_groups();
+                        }
+                    }
+                })
+                .ok()
+        };
         loop {
             let (stream, peer) = match self.listener.accept() {
                 Ok(c) => c,
@@ -289,12 +308,18 @@ impl Server {
         for t in threads {
             let _ = t.join();
         }
+        if let Some(reaper) = reaper {
+            let _ = reaper.join();
+        }
         // Kafka members' partitions go back to the group at once, for CLI members to take.
         self.broker.members.release_all();
         self.broker.writers.sync_all()?;
         Ok(())
     }
 }
+
+/// How often the server looks for Kafka members whose session timed out.
+const SESSION_CHECK: Duration = Duration::from_millis(250);
 
 fn is_transient_accept_error(e: &std::io::Error) -> bool {
     matches!(
