@@ -587,3 +587,170 @@ fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
         live_members(&store, "kafka-only").len() == 1
     });
 }
+
+/// One `range` group of a CLI member, a librdkafka member and a kafka-python member while
+/// records flow; the CLI and librdkafka members are SIGKILLed and a new librdkafka member
+/// joins. The delivery checker finds nothing lost, corrupt or reordered, and no partition is
+/// ever assigned to two live members.
+#[test]
+fn cli_librdkafka_and_kafka_python_members_deliver_everything_through_kills() {
+    use common::checker::{self, ConsumerRun, ProduceRun};
+    use common::process::Running;
+    let (Some(confluent), Some(kafka_python)) = (peers::confluent_python(), peers::kafka_python())
+    else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("work", 4, &[]);
+    let server = Server::start(&store, &[]);
+    let produce = |round: u32| -> ProduceRun {
+        let values: Vec<String> = (0..300).map(|i| format!("r{round}-{i}")).collect();
+        let input: String = values.iter().map(|v| format!("{v}:{v}\n")).collect();
+        let out = store
+            .spool()
+            .args(["produce", "work", "-K", ":", "-q", "-o", "json"])
+            .write_stdin(input)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ranges = summary["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["partition"].as_i64().unwrap() as i32,
+                    (
+                        p["first_offset"].as_i64().unwrap(),
+                        p["last_offset"].as_i64().unwrap(),
+                    ),
+                )
+            })
+            .collect();
+        ProduceRun {
+            values,
+            acknowledged: true,
+            ranges,
+        }
+    };
+    let confluent_member = || {
+        let mut cmd = Command::new(&confluent);
+        cmd.args([
+            "-u",
+            "-c",
+            r#"
+import os, sys
+from confluent_kafka import Consumer
+def assigned(c, ps):
+    for p in ps:
+        print(f"Reading work/{p.partition} from", file=sys.stderr, flush=True)
+c = Consumer({"bootstrap.servers": os.environ["BOOTSTRAP"], "group.id": "three",
+              "auto.offset.reset": "earliest", "enable.auto.commit": False,
+              "partition.assignment.strategy": "range",
+              "session.timeout.ms": 6000, "heartbeat.interval.ms": 300})
+c.subscribe(["work"], on_assign=assigned)
+while True:
+    m = c.poll(0.2)
+    if m is None or m.error():
+        continue
+    print(m.partition(), m.offset(), m.value().decode(), flush=True)
+    c.commit(m, asynchronous=False)
+"#,
+        ])
+        .env("BOOTSTRAP", &server.addr)
+        .stdin(Stdio::null());
+        Running::spawn(cmd)
+    };
+    let mut runs = vec![produce(0)];
+    let cli = Running::spawn({
+        let mut cmd = store.spool_process();
+        cmd.args([
+            "consume",
+            "work",
+            "--group",
+            "three",
+            "--assignor",
+            "range",
+            "-F",
+            "%p %o %v\\n",
+            "--heartbeat-interval",
+            "300ms",
+            "--session-timeout",
+            "6s",
+        ]);
+        cmd
+    });
+    let rdkafka = confluent_member();
+    let kp = Running::spawn({
+        let mut cmd = Command::new(&kafka_python);
+        cmd.args([
+            "-u",
+            "-c",
+            r#"
+import os, sys
+from kafka import KafkaConsumer, ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+class Listener(ConsumerRebalanceListener):
+    def on_partitions_revoked(self, revoked):
+        pass
+    def on_partitions_assigned(self, assigned):
+        for p in assigned:
+            print(f"Reading work/{p.partition} from", file=sys.stderr, flush=True)
+c = KafkaConsumer(bootstrap_servers=os.environ["BOOTSTRAP"], group_id="three",
+                  auto_offset_reset="earliest", partition_assignment_strategy=[RangePartitionAssignor],
+                  session_timeout_ms=6000, heartbeat_interval_ms=300)
+c.subscribe(["work"], listener=Listener())
+for m in c:
+    print(m.partition, m.offset, m.value.decode(), flush=True)
+"#,
+        ])
+        .env("BOOTSTRAP", &server.addr)
+        .stdin(Stdio::null());
+        cmd
+    });
+    let disjoint = || {
+        let members = live_members(&store, "three");
+        let mut seen = BTreeSet::new();
+        for m in &members {
+            for tp in m["assignment"].as_array().into_iter().flatten() {
+                assert!(
+                    seen.insert(tp.to_string()),
+                    "{tp} assigned twice: {members:?}"
+                );
+            }
+        }
+        members.len()
+    };
+    wait_for("three members", Duration::from_secs(40), || disjoint() == 3);
+    for round in 1..=3 {
+        runs.push(produce(round));
+        std::thread::sleep(Duration::from_millis(700));
+        disjoint();
+    }
+    cli.signal(libc::SIGKILL);
+    runs.push(produce(4));
+    std::thread::sleep(Duration::from_millis(700));
+    rdkafka.signal(libc::SIGKILL);
+    let late = confluent_member();
+    for round in 5..=7 {
+        runs.push(produce(round));
+        std::thread::sleep(Duration::from_millis(700));
+        disjoint();
+    }
+    let members = [&cli, &rdkafka, &kp, &late];
+    let consumed = || -> Vec<ConsumerRun> {
+        members
+            .iter()
+            .map(|m| ConsumerRun {
+                stdout: m.stdout_lines(),
+                stderr: m.stderr_text(),
+                topic: "work".into(),
+            })
+            .collect()
+    };
+    wait_for("every record delivered", Duration::from_secs(60), || {
+        checker::check(&runs, &consumed()).consumed >= 8 * 300
+    });
+    checker::check(&runs, &consumed()).assert_ok(true);
+}
