@@ -1001,10 +1001,16 @@ res = a.delete_records([TopicPartition("adm", 0, 4)])
 low = list(res.values())[0].result(10)
 assert low.low_watermark == 4, low
 assert offset(OffsetSpec.earliest()).offset == 4
+# The older, whole-set AlterConfigs: what it does not name goes back to its default.
+a.alter_configs([ConfigResource("topic", "adm", set_config={"segment.bytes": "1048576"})])[r].result(10)
+got = a.describe_configs([r])[r].result(10)
+assert got["segment.bytes"].value == "1048576", got
+assert got["retention.ms"].value != "3600000", got
 "#,
     );
     let described = store.describe("adm");
-    assert_eq!(described["configs"]["retention.ms"], "3600000");
+    assert_eq!(described["configs"]["segment.bytes"], "1048576");
+    assert!(described["configs"].get("retention.ms").is_none());
     assert_eq!(described["partitions"][0]["log_start_offset"], 4);
     // The CLI starts reading where the log now starts.
     let out = store.consume("adm", &["-p", "0", "-o", "earliest"]);
@@ -1014,4 +1020,41 @@ assert offset(OffsetSpec.earliest()).offset == 4
         .args(["topic", "verify", "adm"])
         .assert()
         .success();
+}
+
+/// OffsetDelete (no client here sends it, so the raw protocol): a group's committed offsets of
+/// a topic it no longer reads are deleted, as `spool group delete-offsets` does.
+#[test]
+fn offset_delete_removes_a_groups_committed_offsets() {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetDeleteRequest};
+    let store = Store::new();
+    store.create_topic("od", 2, &[]);
+    store.produce("od", "a\nb\nc\n", &[]);
+    store.consume("od", &["--group", "g"]);
+    assert_eq!(common::committed(&store, "g").len(), 2);
+    let server = Server::start(&store, &[]);
+    let mut c = RawClient::connect(&server);
+    let request = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_topics(vec![OffsetDeleteRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("od")))
+            .with_partitions(vec![
+                OffsetDeleteRequestPartition::default().with_partition_index(0),
+                OffsetDeleteRequestPartition::default().with_partition_index(1),
+            ])]);
+    let Some(ResponseKind::OffsetDelete(answer)) =
+        c.request(ApiKey::OffsetDelete, 0, RequestKind::OffsetDelete(request))
+    else {
+        panic!("no OffsetDelete answer");
+    };
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    for t in &answer.topics {
+        for p in &t.partitions {
+            assert_eq!(p.error_code, 0, "{answer:?}");
+        }
+    }
+    assert!(common::committed(&store, "g").is_empty());
 }
