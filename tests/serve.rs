@@ -1006,6 +1006,7 @@ a.alter_configs([ConfigResource("topic", "adm", set_config={"segment.bytes": "10
 got = a.describe_configs([r])[r].result(10)
 assert got["segment.bytes"].value == "1048576", got
 assert got["retention.ms"].value != "3600000", got
+assert got["compression.type"].value == "producer", got
 "#,
     );
     let described = store.describe("adm");

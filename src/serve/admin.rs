@@ -53,6 +53,8 @@ fn config_value(topic: &Topic, key: &str) -> (String, bool) {
     let default = match key {
         "segment.bytes" => config::DEFAULT_SEGMENT_BYTES.to_string(),
         "max.message.bytes" => config::DEFAULT_MAX_MESSAGE_BYTES.to_string(),
+        // Kafka's default: batches are kept as the producer compressed them.
+        "compression.type" => "producer".to_owned(),
         // Keep forever, no size limit, no time-based roll.
         _ => "-1".to_owned(),
     };
