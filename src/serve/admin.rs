@@ -37,6 +37,7 @@ const SOURCE_DEFAULT: i8 = 5;
 /// Config types (DescribeConfigs v3+).
 const TYPE_LONG: i8 = 5;
 const TYPE_INT: i8 = 3;
+const TYPE_STRING: i8 = 2;
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -45,20 +46,13 @@ fn message(e: &StoreError) -> Option<StrBytes> {
     Some(str_bytes(e.to_string()))
 }
 
-/// A topic config's value as Kafka shows it: the topic's own, else spool's default.
-fn config_value(topic: &Topic, key: &str) -> (String, bool) {
-    if let Some(v) = topic.meta.configs.get(key) {
-        return (v.clone(), false);
+/// A topic config's value as Kafka shows it, and its source: the topic's own, else spool's
+/// default.
+fn config_value(topic: &Topic, key: &str) -> (String, i8) {
+    match topic.meta.configs.get(key) {
+        Some(v) => (v.clone(), SOURCE_TOPIC),
+        None => (config::default_value(key), SOURCE_DEFAULT),
     }
-    let default = match key {
-        "segment.bytes" => config::DEFAULT_SEGMENT_BYTES.to_string(),
-        "max.message.bytes" => config::DEFAULT_MAX_MESSAGE_BYTES.to_string(),
-        // Kafka's default: batches are kept as the producer compressed them.
-        "compression.type" => "producer".to_owned(),
-        // Keep forever, no size limit, no time-based roll.
-        _ => "-1".to_owned(),
-    };
-    (default, true)
 }
 
 pub fn create_topics(
@@ -128,15 +122,11 @@ pub fn create_topics(
                         let configs = KNOWN_CONFIGS
                             .iter()
                             .map(|(k, _)| {
-                                let (v, default) = config_value(&topic, k);
+                                let (v, source) = config_value(&topic, k);
                                 CreatableTopicConfigs::default()
                                     .with_name(str_bytes(*k))
                                     .with_value(Some(str_bytes(v)))
-                                    .with_config_source(if default {
-                                        SOURCE_DEFAULT
-                                    } else {
-                                        SOURCE_TOPIC
-                                    })
+                                    .with_config_source(source)
                             })
                             .collect();
                         r = r
@@ -298,19 +288,15 @@ pub fn describe_configs(
                                 keys.is_none_or(|keys| keys.iter().any(|w| w.as_str() == *k))
                             })
                             .map(|(k, doc)| {
-                                let (v, default) = config_value(&topic, k);
+                                let (v, source) = config_value(&topic, k);
                                 DescribeConfigsResourceResult::default()
                                     .with_name(str_bytes(*k))
                                     .with_value(Some(str_bytes(v)))
-                                    .with_config_source(if default {
-                                        SOURCE_DEFAULT
-                                    } else {
-                                        SOURCE_TOPIC
-                                    })
-                                    .with_config_type(if *k == "max.message.bytes" {
-                                        TYPE_INT
-                                    } else {
-                                        TYPE_LONG
+                                    .with_config_source(source)
+                                    .with_config_type(match *k {
+                                        "max.message.bytes" => TYPE_INT,
+                                        "compression.type" => TYPE_STRING,
+                                        _ => TYPE_LONG,
                                     })
                                     .with_documentation(
                                         request.include_documentation.then(|| str_bytes(*doc)),

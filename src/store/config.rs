@@ -61,6 +61,17 @@ fn known_names() -> String {
         .join(", ")
 }
 
+/// What a topic config is when the topic does not set it, as Kafka shows it (`-1`: keep
+/// forever, no size limit, no time-based roll).
+pub fn default_value(key: &str) -> String {
+    match key {
+        "segment.bytes" => DEFAULT_SEGMENT_BYTES.to_string(),
+        "max.message.bytes" => DEFAULT_MAX_MESSAGE_BYTES.to_string(),
+        "compression.type" => "producer".to_owned(),
+        _ => "-1".to_owned(),
+    }
+}
+
 /// The settings a partition log acts on, resolved from a topic's configs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {

@@ -191,6 +191,16 @@ impl RawClient {
 
     /// Sends a request and reads no answer (Produce with acks=0 gets none).
     pub fn send_only(&mut self, key: ApiKey, version: i16, body: RequestKind) {
+        self.write_request(key, version, body).unwrap();
+    }
+
+    /// Encodes a request with the next correlation id and writes it as one frame.
+    fn write_request(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: RequestKind,
+    ) -> std::io::Result<()> {
         self.correlation += 1;
         let header = RequestHeader::default()
             .with_request_api_key(key as i16)
@@ -205,7 +215,7 @@ impl RawClient {
         body.encode(&mut buf, version).unwrap();
         let len = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream.write_all(&buf).unwrap();
+        self.stream.write_all(&buf)
     }
 
     /// Sends a request; `None` when the server closed the connection instead of answering.
@@ -215,21 +225,7 @@ impl RawClient {
         version: i16,
         body: RequestKind,
     ) -> Option<ResponseKind> {
-        self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        header
-            .encode(&mut buf, key.request_header_version(version))
-            .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let len = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream.write_all(&buf).ok()?;
+        self.write_request(key, version, body).ok()?;
         let frame = self.read_frame()?;
         let mut frame = Bytes::from(frame);
         let header =
