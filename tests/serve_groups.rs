@@ -93,6 +93,15 @@ while True:
     cmd
 }
 
+/// `spool consume TOPIC --group GROUP -F '%p %o %v\n'` (the output the checker and the Kafka
+/// members' scripts share) with `extra` flags.
+fn cli_member(store: &Store, topic: &str, group: &str, extra: &[&str]) -> Command {
+    let mut cmd = store.spool_process();
+    cmd.args(["consume", topic, "--group", group, "-F", "%p %o %v\\n"])
+        .args(extra);
+    cmd
+}
+
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
@@ -135,22 +144,12 @@ fn cli_and_kafka_members_share_a_group_through_kills() {
     let input: String = (0..400).map(|i| format!("k{i}:v{i}\n")).collect();
     store.produce("work", input, &["-K", ":"]);
     let server = Server::start(&store, &[]);
-    let mut cli = {
-        let mut cmd = store.spool_process();
-        cmd.args([
-            "consume",
-            "work",
-            "--group",
-            "mix",
-            "-F",
-            "%p %o %v\\n",
-            "--heartbeat-interval",
-            "300ms",
-            "--session-timeout",
-            "6s",
-        ]);
-        Collecting::spawn(cmd)
-    };
+    let mut cli = Collecting::spawn(cli_member(
+        &store,
+        "work",
+        "mix",
+        &["--heartbeat-interval", "300ms", "--session-timeout", "6s"],
+    ));
     wait_for("the CLI member", Duration::from_secs(20), || {
         live_members(&store, "mix").len() == 1
     });
@@ -268,20 +267,7 @@ fn kafka_python_and_a_cli_member_split_a_range_group() {
     let input: String = (0..100).map(|i| format!("k{i}:v{i}\n")).collect();
     store.produce("split", input, &["-K", ":"]);
     let server = Server::start(&store, &[]);
-    let mut cli = {
-        let mut cmd = store.spool_process();
-        cmd.args([
-            "consume",
-            "split",
-            "--group",
-            "rg",
-            "--assignor",
-            "range",
-            "-F",
-            "%p %o %v\\n",
-        ]);
-        Collecting::spawn(cmd)
-    };
+    let mut cli = Collecting::spawn(cli_member(&store, "split", "rg", &["--assignor", "range"]));
     wait_for("the CLI member", Duration::from_secs(20), || {
         live_members(&store, "rg").len() == 1
     });
@@ -370,11 +356,7 @@ fn stopping_the_server_hands_kafka_members_partitions_to_cli_members_at_once() {
     let store = Store::new();
     store.create_topic("handover", 2, &[]);
     let mut server = Server::start(&store, &[]);
-    let _cli = {
-        let mut cmd = store.spool_process();
-        cmd.args(["consume", "handover", "--group", "ho", "-F", "%p %o %v\\n"]);
-        Collecting::spawn(cmd)
-    };
+    let _cli = Collecting::spawn(cli_member(&store, "handover", "ho", &[]));
     wait_for("the CLI member", Duration::from_secs(20), || {
         live_members(&store, "ho").len() == 1
     });
@@ -467,11 +449,7 @@ fn a_static_kafka_member_keeps_its_partition_across_a_restart() {
     let store = Store::new();
     store.create_topic("st", 2, &[]);
     let server = Server::start(&store, &[]);
-    let _cli = {
-        let mut cmd = store.spool_process();
-        cmd.args(["consume", "st", "--group", "sg", "-F", "%p %o %v\\n"]);
-        Collecting::spawn(cmd)
-    };
+    let _cli = Collecting::spawn(cli_member(&store, "st", "sg", &[]));
     wait_for("the CLI member", Duration::from_secs(20), || {
         live_members(&store, "sg").len() == 1
     });
@@ -690,24 +668,19 @@ while True:
         Running::spawn(cmd)
     };
     let mut runs = vec![produce(0)];
-    let cli = Running::spawn({
-        let mut cmd = store.spool_process();
-        cmd.args([
-            "consume",
-            "work",
-            "--group",
-            "three",
+    let cli = Running::spawn(cli_member(
+        &store,
+        "work",
+        "three",
+        &[
             "--assignor",
             "range",
-            "-F",
-            "%p %o %v\\n",
             "--heartbeat-interval",
             "300ms",
             "--session-timeout",
             "6s",
-        ]);
-        cmd
-    });
+        ],
+    ));
     let rdkafka = confluent_member();
     let kp = Running::spawn({
         let mut cmd = Command::new(&kafka_python);
