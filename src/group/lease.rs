@@ -224,9 +224,7 @@ impl HeldLease {
     /// Whether the lease file at our path is still ours (not removed by a peer that found us
     /// expired).
     pub fn is_current(&self) -> bool {
-        std::fs::metadata(&self.path)
-            .map(|m| (m.dev(), m.ino()) == self.inode)
-            .unwrap_or(false)
+        fsutil::same_file(&self.path, self.inode).unwrap_or(false)
     }
 
     /// Leaves: removes the lease file (if still ours); the lock goes with the file handle.
