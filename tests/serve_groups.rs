@@ -13,29 +13,49 @@ use std::time::{Duration, Instant};
 use common::serve::{self as peers, Server};
 use common::Store;
 
-/// A consumer process whose stdout lines (`partition offset value`) are collected as they come.
+/// A consumer process whose stdout lines (`partition offset value`) are collected as they come,
+/// and its stderr (shown when a test fails).
 struct Collecting {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Collecting {
     fn spawn(mut cmd: Command) -> Collecting {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
             .expect("start a consumer");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Collecting { child, lines }
+        let collect = |stream: Box<dyn std::io::Read + Send>| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            lines
+        };
+        let lines = collect(Box::new(child.stdout.take().unwrap()));
+        let errors = collect(Box::new(child.stderr.take().unwrap()));
+        Collecting {
+            child,
+            lines,
+            errors,
+        }
+    }
+
+    /// What it printed on stderr, and whether it still runs.
+    fn diagnostics(&mut self) -> String {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        format!(
+            "{}; stderr:\n{}",
+            if running { "running" } else { "exited" },
+            self.errors.lock().unwrap().join("\n")
+        )
     }
 
     fn values(&self) -> Vec<String> {
@@ -73,8 +93,8 @@ fn confluent_member(
         "-c",
         &format!(
             r#"
-import os
-from confluent_kafka import Consumer
+import os, sys
+from confluent_kafka import Consumer, KafkaException
 c = Consumer({{"bootstrap.servers": os.environ["BOOTSTRAP"], "group.id": "{group}",
               "auto.offset.reset": "earliest", "enable.auto.commit": False,
               "partition.assignment.strategy": "cooperative-sticky",
@@ -85,7 +105,12 @@ while True:
     if m is None or m.error():
         continue
     print(m.partition(), m.offset(), m.value().decode(), flush=True)
-    c.commit(m, asynchronous=False)
+    try:
+        c.commit(m, asynchronous=False)
+    except KafkaException as e:
+        # A commit sent across a rebalance fails (ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS),
+        # as with Kafka: the record is read again by whoever owns the partition next.
+        print(f"commit failed: {{e}}", file=sys.stderr, flush=True)
 "#
         ),
     ])
@@ -520,14 +545,15 @@ while True:
 
 /// In a group of Kafka clients only, nobody but the server can notice a client that died: the
 /// server removes a member silent for its session timeout, as Kafka's coordinator does, and
-/// the survivor takes its partitions.
+/// the survivor takes its partitions. Without the server's session check it fails every time.
 ///
-/// Ignored: it fails intermittently when run beside other serve tests (3 of 6 concurrent runs):
-/// the survivor too goes silent for its session timeout right after the dead member's removal
-/// (its requests stop reaching the group code), is removed in turn, and never rejoins. Without
-/// the server's session check it fails every time. Run it with `--ignored`.
+/// It was intermittent (1 in 3 runs beside other serve tests) while the members' script let a
+/// failed commit end it: librdkafka builds a commit with the generation it has when the
+/// application asks, so a commit asked for while the rejoin is in flight reaches the server
+/// after the JoinGroup answer, with the old generation, and gets ILLEGAL_GENERATION (as from
+/// Kafka, which also answers one request of a connection at a time). The survivor raised it and
+/// exited, and was later removed as silent.
 #[test]
-#[ignore = "intermittent: the survivor goes silent after the dead member's removal (see doc)"]
 fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
     let Some(python) = peers::confluent_python() else {
         return;
@@ -538,7 +564,7 @@ fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
     store.produce("work", input, &["-K", ":"]);
     let server = Server::start(&store, &[]);
     let mut doomed = Collecting::spawn(confluent_member(&python, &server, "kafka-only", "work"));
-    let survivor = Collecting::spawn(confluent_member(&python, &server, "kafka-only", "work"));
+    let mut survivor = Collecting::spawn(confluent_member(&python, &server, "kafka-only", "work"));
     wait_for("two members", Duration::from_secs(30), || {
         live_members(&store, "kafka-only").len() == 2
     });
@@ -578,7 +604,8 @@ fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
                 )
             };
             panic!(
-                "the survivor did not read every later record (missing {missing:?});\n{}\n{}\n{}\n{}",
+                "the survivor did not read every later record (missing {missing:?});\nsurvivor: {}\n{}\n{}\n{}\n{}",
+                survivor.diagnostics(),
                 show(&["group", "describe", "kafka-only", "--members"]),
                 show(&["group", "describe", "kafka-only", "--state"]),
                 show(&["group", "describe", "kafka-only"]),
@@ -646,7 +673,7 @@ fn cli_librdkafka_and_kafka_python_members_deliver_everything_through_kills() {
             "-c",
             r#"
 import os, sys
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 def assigned(c, ps):
     for p in ps:
         print(f"Reading work/{p.partition} from", file=sys.stderr, flush=True)
@@ -660,7 +687,10 @@ while True:
     if m is None or m.error():
         continue
     print(m.partition(), m.offset(), m.value().decode(), flush=True)
-    c.commit(m, asynchronous=False)
+    try:
+        c.commit(m, asynchronous=False)
+    except KafkaException as e:
+        print(f"commit failed: {e}", file=sys.stderr, flush=True)
 "#,
         ])
         .env("BOOTSTRAP", &server.addr)

@@ -12,7 +12,8 @@
 //! by leaving or by expiring; only then may another member take them.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::group::assignor::TopicPartition;
@@ -96,12 +97,6 @@ struct KafkaMember {
     generation: i32,
     eager: bool,
     rebalance_timeout: Duration,
-    /// The client's session timeout, and when it was last heard from (on this server's
-    /// monotonic clock): the server is the coordinator of its Kafka members, so it removes one
-    /// that stays silent for its session timeout, as Kafka's coordinator does. (No peer in the
-    /// group watches a lease the server holds for a client.)
-    session_timeout: Duration,
-    last_seen: Instant,
 }
 
 impl KafkaMember {
@@ -109,9 +104,86 @@ impl KafkaMember {
     fn renew(&mut self) -> Result<GroupState, MemberError> {
         let now = fsutil::now_ms();
         let lease = self.lease.as_mut().ok_or(MemberError::UnknownMember)?;
-        let state = self.coordinator.heartbeat(lease, now, now)?;
-        self.last_seen = Instant::now();
+        let state = self
+            .coordinator
+            .heartbeat(lease, now, now)
+            .inspect_err(|e| trace!("renew {} failed: {e}", lease.lease.member_id))?;
         Ok(state)
+    }
+}
+
+/// One Kafka member and what the session check needs to know of it without waiting for it:
+/// the server is the coordinator of its Kafka members, so it removes one that stays silent for
+/// its session timeout, as Kafka's coordinator does (no peer in the group watches a lease the
+/// server holds for a client).
+struct Slot {
+    member: Mutex<KafkaMember>,
+    /// Requests of this member being served, or waiting for the member or the group lock.
+    /// While there is one the client is not silent, however long the server takes.
+    in_flight: AtomicUsize,
+    /// When the client was last heard from: the end of its last request (on this server's
+    /// monotonic clock).
+    heard: Mutex<Instant>,
+    session_timeout: Mutex<Duration>,
+}
+
+impl Slot {
+    fn new(member: KafkaMember, session_timeout: Duration) -> Slot {
+        Slot {
+            member: Mutex::new(member),
+            in_flight: AtomicUsize::new(0),
+            heard: Mutex::new(Instant::now()),
+            session_timeout: Mutex::new(session_timeout),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, KafkaMember> {
+        self.member.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn heard_now(&self) {
+        *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Silent for its session timeout, with no request under way.
+    fn is_silent(&self) -> bool {
+        let timeout = *self
+            .session_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.in_flight.load(Ordering::SeqCst) == 0
+            && self
+                .heard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed()
+                > timeout
+    }
+}
+
+/// A request of a member under way: counted from the moment the member was looked up (under
+/// the members' lock, which the session check takes too, so a member is never removed for
+/// silence once a request of it arrived) until its answer is ready.
+struct Busy(Arc<Slot>);
+
+impl Busy {
+    fn new(slot: &Arc<Slot>) -> Busy {
+        slot.in_flight.fetch_add(1, Ordering::SeqCst);
+        Busy(Arc::clone(slot))
+    }
+}
+
+impl std::ops::Deref for Busy {
+    type Target = Slot;
+    fn deref(&self) -> &Slot {
+        &self.0
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.heard_now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -120,7 +192,7 @@ type MemberKey = (String, String);
 /// The Kafka members of every group, by group and member id.
 #[derive(Default)]
 pub(crate) struct KafkaMembers {
-    members: Mutex<HashMap<MemberKey, Arc<Mutex<KafkaMember>>>>,
+    members: Mutex<HashMap<MemberKey, Arc<Slot>>>,
 }
 
 /// A member id safe as a file name: Kafka's `client-id-<random>`.
@@ -151,13 +223,14 @@ fn is_eager(assignor: &str) -> bool {
 }
 
 impl KafkaMembers {
-    fn get(&self, group: &str, member_id: &str) -> Option<Arc<Mutex<KafkaMember>>> {
+    /// The member, marked busy until the returned guard is dropped.
+    fn get(&self, group: &str, member_id: &str) -> Option<Busy> {
         self.lock()
             .get(&(group.to_owned(), member_id.to_owned()))
-            .cloned()
+            .map(Busy::new)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MemberKey, Arc<Mutex<KafkaMember>>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<MemberKey, Arc<Slot>>> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -175,7 +248,11 @@ impl KafkaMembers {
                 // Not ours (a restart, or expired): the client starts over with a new id.
                 return Err(MemberError::UnknownMember);
             };
-            let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+            *member
+                .session_timeout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = req.session_timeout;
+            let mut m = member.lock();
             let state = match m.renew() {
                 Ok(s) => s,
                 Err(e) => {
@@ -243,12 +320,10 @@ impl KafkaMembers {
             generation,
             eager: is_eager(&req.assignor),
             rebalance_timeout: req.rebalance_timeout,
-            session_timeout: req.session_timeout,
-            last_seen: Instant::now(),
         };
         self.lock().insert(
             (req.group.clone(), member_id.clone()),
-            Arc::new(Mutex::new(member)),
+            Arc::new(Slot::new(member, req.session_timeout)),
         );
         Ok((member_id, generation))
     }
@@ -266,7 +341,7 @@ impl KafkaMembers {
         let member = self
             .get(group, member_id)
             .ok_or(MemberError::UnknownMember)?;
-        let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = member.lock();
         if generation != m.generation {
             return Err(MemberError::IllegalGeneration);
         }
@@ -310,7 +385,7 @@ impl KafkaMembers {
             // The members still to give up partitions do so within their heartbeat interval
             // (CLI members at once, on the change notification).
             std::thread::sleep(Duration::from_millis(25));
-            m = member.lock().unwrap_or_else(|e| e.into_inner());
+            m = member.lock();
         }
     }
 
@@ -325,7 +400,7 @@ impl KafkaMembers {
         let member = self
             .get(group, member_id)
             .ok_or(MemberError::UnknownMember)?;
-        let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = member.lock();
         let state = match m.renew() {
             Ok(s) => s,
             Err(e) => {
@@ -354,7 +429,11 @@ impl KafkaMembers {
         let member = self
             .get(group, member_id)
             .ok_or(MemberError::UnknownMember)?;
-        let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = member.lock();
+        trace!(
+            "commit {member_id} gen {generation} (member's {}) {offsets:?}",
+            m.generation
+        );
         if generation != m.generation {
             return Err(MemberError::IllegalGeneration);
         }
@@ -367,7 +446,14 @@ impl KafkaMembers {
         m.coordinator
             .commit(member_id, offsets, now)
             .map_err(|e| match e {
-                GroupError::Fenced(_) => MemberError::IllegalGeneration,
+                // The client's generation is current, but a partition it commits is no longer
+                // its own: it gave it up in its rejoin and has not had SyncGroup's answer yet.
+                // Kafka answers a commit in that phase (CompletingRebalance) this way, and
+                // clients keep their other partitions (ILLEGAL_GENERATION makes them drop all).
+                GroupError::Fenced(why) => {
+                    trace!("commit refused: {why}");
+                    MemberError::RebalanceInProgress
+                }
                 other => other.into(),
             })
     }
@@ -379,7 +465,7 @@ impl KafkaMembers {
             .lock()
             .remove(&(group.to_owned(), member_id.to_owned()))
             .ok_or(MemberError::UnknownMember)?;
-        let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = member.lock();
         let lease = m.lease.take().ok_or(MemberError::UnknownMember)?;
         m.coordinator
             .leave(lease, &[], Trigger::Left, fsutil::now_ms())?;
@@ -390,18 +476,22 @@ impl KafkaMembers {
     /// partitioned, stopped): their partitions go to the group's other members. A member busy
     /// in a request right now is not silent and is skipped.
     pub fn expire_silent(&self) {
-        let silent: Vec<(MemberKey, Arc<Mutex<KafkaMember>>)> = self
-            .lock()
-            .iter()
-            .filter(|(_, m)| {
-                m.try_lock()
-                    .is_ok_and(|m| m.last_seen.elapsed() > m.session_timeout)
-            })
-            .map(|(k, m)| (k.clone(), Arc::clone(m)))
-            .collect();
+        // Chosen and removed under the members' lock: a request arriving after this finds no
+        // member (UNKNOWN_MEMBER_ID: the client rejoins), one that arrived before is counted.
+        let silent: Vec<(MemberKey, Arc<Slot>)> = {
+            let mut members = self.lock();
+            let keys: Vec<MemberKey> = members
+                .iter()
+                .filter(|(_, slot)| slot.is_silent())
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| members.remove(&k).map(|slot| (k, slot)))
+                .collect()
+        };
         for ((group, member_id), member) in silent {
-            self.forget(&group, &member_id);
-            let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+            trace!("expire_silent: {group} {member_id}");
+            let mut m = member.lock();
             if let Some(lease) = m.lease.take() {
                 let _ = m
                     .coordinator
@@ -420,7 +510,7 @@ impl KafkaMembers {
             if groups.contains_key(group) {
                 continue;
             }
-            if let Ok(m) = member.try_lock() {
+            if let Ok(m) = member.member.try_lock() {
                 groups.insert(group.clone(), m.coordinator.clone());
             }
         }
@@ -429,12 +519,20 @@ impl KafkaMembers {
         }
     }
 
+    /// The server itself did not run for a while (stopped, or starved of CPU): its clients
+    /// were not silent meanwhile, the server was deaf. Their sessions start again now.
+    pub fn server_resumed(&self) {
+        for slot in self.lock().values() {
+            slot.heard_now();
+        }
+    }
+
     /// Releases every Kafka member (server shutdown): their partitions and leases go back to
     /// the group at once.
     pub fn release_all(&self) {
         let all: Vec<_> = self.lock().drain().map(|(_, m)| m).collect();
         for member in all {
-            let mut m = member.lock().unwrap_or_else(|e| e.into_inner());
+            let mut m = member.lock();
             if let Some(lease) = m.lease.take() {
                 let _ = m
                     .coordinator
@@ -453,4 +551,68 @@ fn waits_for_free(state: &GroupState, member_id: &str) -> bool {
         .into_iter()
         .flatten()
         .any(|tp| state.owner(tp).is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(members: &KafkaMembers, store: &Store, session: Duration) -> String {
+        let request = JoinRequest {
+            group: "g".into(),
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "client".into(),
+            host: "/127.0.0.1".into(),
+            topics: vec!["t".into()],
+            assignor: "range".into(),
+            owned: None,
+            session_timeout: session,
+            rebalance_timeout: Duration::from_secs(5),
+        };
+        members.join(store, request).unwrap().0
+    }
+
+    fn is_member(members: &KafkaMembers, id: &str) -> bool {
+        members.lock().contains_key(&("g".to_owned(), id.to_owned()))
+    }
+
+    #[test]
+    fn a_member_is_never_silent_while_a_request_of_it_is_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.create_topic("t", 2, Default::default()).unwrap();
+        let members = KafkaMembers::default();
+        let session = Duration::from_millis(100);
+        let id = join(&members, &store, session);
+        // A request that waits (for the member, the group lock, a slow disk) longer than the
+        // session timeout: the client is not silent meanwhile.
+        let request = members.get("g", &id).unwrap();
+        std::thread::sleep(session * 3);
+        members.expire_silent();
+        assert!(is_member(&members, &id), "expired while its request was served");
+        // Its session starts again when the answer is ready.
+        drop(request);
+        members.expire_silent();
+        assert!(is_member(&members, &id), "expired right after its answer");
+        std::thread::sleep(session * 2);
+        members.expire_silent();
+        assert!(!is_member(&members, &id), "a silent member stays");
+        let state = Coordinator::new(&store, "g").unwrap().state().unwrap();
+        assert!(state.members.is_empty(), "the lease stays in the group");
+    }
+
+    #[test]
+    fn time_the_server_itself_was_stopped_is_not_counted_against_its_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.create_topic("t", 2, Default::default()).unwrap();
+        let members = KafkaMembers::default();
+        let session = Duration::from_millis(100);
+        let id = join(&members, &store, session);
+        std::thread::sleep(session * 2);
+        members.server_resumed();
+        members.expire_silent();
+        assert!(is_member(&members, &id));
+    }
 }
