@@ -574,7 +574,9 @@ mod tests {
     }
 
     fn is_member(members: &KafkaMembers, id: &str) -> bool {
-        members.lock().contains_key(&("g".to_owned(), id.to_owned()))
+        members
+            .lock()
+            .contains_key(&("g".to_owned(), id.to_owned()))
     }
 
     #[test]
@@ -590,7 +592,10 @@ mod tests {
         let request = members.get("g", &id).unwrap();
         std::thread::sleep(session * 3);
         members.expire_silent();
-        assert!(is_member(&members, &id), "expired while its request was served");
+        assert!(
+            is_member(&members, &id),
+            "expired while its request was served"
+        );
         // Its session starts again when the answer is ready.
         drop(request);
         members.expire_silent();
