@@ -620,6 +620,91 @@ fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
     });
 }
 
+/// A CLI member stopped (SIGSTOP) in a group whose other members are Kafka clients: no CLI peer
+/// watches it and the server's leases watch nobody, so the server does: after the CLI member's
+/// session timeout (by the server's clock) the Kafka member gets its partitions. Resumed, the
+/// CLI member finds itself fenced and joins again.
+#[test]
+fn a_stopped_cli_member_beside_kafka_members_is_expired_by_the_server() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("work", 4, &[]);
+    let server = Server::start(&store, &[]);
+    let cli = Collecting::spawn(cli_member(
+        &store,
+        "work",
+        "mixed",
+        &[
+            "--assignor",
+            "cooperative-sticky",
+            "--heartbeat-interval",
+            "300ms",
+            "--session-timeout",
+            "3s",
+        ],
+    ));
+    wait_for("the CLI member", Duration::from_secs(20), || {
+        live_members(&store, "mixed").len() == 1
+    });
+    let cli_id = live_members(&store, "mixed")[0]["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut kafka = Collecting::spawn(confluent_member(&python, &server, "mixed", "work"));
+    wait_for(
+        "both members own partitions",
+        Duration::from_secs(30),
+        || {
+            let members = live_members(&store, "mixed");
+            members.len() == 2
+                && members
+                    .iter()
+                    .all(|m| m["assignment"].as_array().is_some_and(|a| !a.is_empty()))
+        },
+    );
+    common::signal(&cli.child, libc::SIGSTOP);
+    let later: String = (0..200).map(|i| format!("k{i}:later{i}\n")).collect();
+    store.produce("work", later, &["-K", ":"]);
+    let all: BTreeSet<String> = (0..200).map(|i| format!("later{i}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kafka
+        .values()
+        .into_iter()
+        .collect::<BTreeSet<String>>()
+        .is_superset(&all)
+    {
+        if Instant::now() > deadline {
+            common::signal(&cli.child, libc::SIGCONT);
+            let got: BTreeSet<String> = kafka.values().into_iter().collect();
+            panic!(
+                "the Kafka member did not get the stopped member's partitions ({} of 200 read): {:?}; kafka member: {}",
+                got.intersection(&all).count(),
+                live_members(&store, "mixed"),
+                kafka.diagnostics()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ids: Vec<String> = live_members(&store, "mixed")
+        .iter()
+        .filter_map(|m| m["member_id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !ids.contains(&cli_id),
+        "the stopped member is still in: {ids:?}"
+    );
+    common::signal(&cli.child, libc::SIGCONT);
+    wait_for("the CLI member back", Duration::from_secs(30), || {
+        let members = live_members(&store, "mixed");
+        members.len() == 2
+            && members
+                .iter()
+                .all(|m| m["assignment"].as_array().is_some_and(|a| !a.is_empty()))
+    });
+}
+
 /// One `range` group of a CLI member, a librdkafka member and a kafka-python member while
 /// records flow; the CLI and librdkafka members are SIGKILLed and a new librdkafka member
 /// joins. The delivery checker finds nothing lost, corrupt or reordered, and no partition is

@@ -118,6 +118,8 @@ impl KafkaMember {
 /// server holds for a client).
 struct Slot {
     member: Mutex<KafkaMember>,
+    /// The member's group (a copy of the member's own, for the session check).
+    coordinator: Coordinator,
     /// Requests of this member being served, or waiting for the member or the group lock.
     /// While there is one the client is not silent, however long the server takes.
     in_flight: AtomicUsize,
@@ -130,6 +132,7 @@ struct Slot {
 impl Slot {
     fn new(member: KafkaMember, session_timeout: Duration) -> Slot {
         Slot {
+            coordinator: member.coordinator.clone(),
             member: Mutex::new(member),
             in_flight: AtomicUsize::new(0),
             heard: Mutex::new(Instant::now()),
@@ -193,6 +196,9 @@ type MemberKey = (String, String);
 #[derive(Default)]
 pub(crate) struct KafkaMembers {
     members: Mutex<HashMap<MemberKey, Arc<Slot>>>,
+    /// The other members' leases in those groups (CLI members): each heartbeat value, and
+    /// when it was first seen on this server's monotonic clock.
+    watched: Mutex<HashMap<MemberKey, (i64, Instant)>>,
 }
 
 /// A member id safe as a file name: Kafka's `client-id-<random>`.
@@ -280,7 +286,10 @@ impl KafkaMembers {
             m.rebalance_timeout = req.rebalance_timeout;
             return Ok((me, state.generation));
         }
-        let coordinator = Coordinator::new(store, &req.group)?;
+        let mut coordinator = Coordinator::new(store, &req.group)?;
+        // As a member does: a stopped holder of the group lock keeps it from this member's
+        // requests no longer than a session timeout.
+        coordinator.lock_break = req.session_timeout;
         let member_id = match &req.instance_id {
             Some(i) => i.clone(),
             None => new_member_id(&req.client_id),
@@ -500,23 +509,64 @@ impl KafkaMembers {
         }
     }
 
-    /// Looks for dead members in every group the server holds Kafka members of: in the file
-    /// protocol a member's death is noticed by the peer that watches it, and a lease the server
-    /// holds for a client watches nobody, so the server does it for them (a CLI member killed
-    /// in a group whose other members are Kafka clients).
+    /// Watches the other members of every group the server holds Kafka members of. In the file
+    /// protocol a member's death or stop is noticed by the peer that watches it, and a lease the
+    /// server holds for a client watches nobody, so the server does it for them: a CLI member
+    /// that died is removed at once, one whose heartbeat stood still for its session timeout on
+    /// this server's clock (stopped, hung) is expired ([`Coordinator::expire`], which fences it
+    /// should it resume); a partition count that changed under a subscription starts a new
+    /// generation. Nothing here takes the group lock unless something changed.
     pub fn check_groups(&self) {
-        let mut groups: HashMap<String, Coordinator> = HashMap::new();
-        for ((group, _), member) in self.lock().iter() {
-            if groups.contains_key(group) {
+        let mut groups: HashMap<String, (Coordinator, BTreeSet<String>)> = HashMap::new();
+        for ((group, id), slot) in self.lock().iter() {
+            groups
+                .entry(group.clone())
+                .or_insert_with(|| (slot.coordinator.clone(), BTreeSet::new()))
+                .1
+                .insert(id.clone());
+        }
+        let now = Instant::now();
+        let pid = std::process::id();
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = HashMap::new();
+        for (group, (coordinator, ours)) in &groups {
+            let Ok(leases) = coordinator.scan_leases(fsutil::now_ms()) else {
                 continue;
+            };
+            let mut dead = false;
+            let mut stalled = Vec::new();
+            for entry in leases {
+                let (stays, locked, lease) = (entry.stays(), entry.locked, entry.lease);
+                // Ours, or one of ours being let go.
+                if ours.contains(&lease.member_id) || (locked && lease.pid == pid) {
+                    continue;
+                }
+                if !stays {
+                    dead = true;
+                    continue;
+                }
+                let key = (group.clone(), lease.member_id);
+                let since = match watched.get(&key) {
+                    Some(&(value, since)) if value == lease.heartbeat_ms => {
+                        let timeout = Duration::from_millis(lease.session_timeout_ms);
+                        if now.duration_since(since) >= timeout {
+                            stalled.push((key.1.clone(), value));
+                        }
+                        since
+                    }
+                    _ => now,
+                };
+                seen.insert(key, (lease.heartbeat_ms, since));
             }
-            if let Ok(m) = member.member.try_lock() {
-                groups.insert(group.clone(), m.coordinator.clone());
+            if dead || partitions_changed(coordinator) {
+                let _ = coordinator.check_members(fsutil::now_ms());
+            }
+            for (id, heartbeat) in stalled {
+                trace!("expiring {group} {id}: its heartbeat stood still");
+                let _ = coordinator.expire(&id, heartbeat, fsutil::now_ms());
             }
         }
-        for coordinator in groups.values() {
-            let _ = coordinator.check_members(fsutil::now_ms());
-        }
+        *watched = seen;
     }
 
     /// The server itself did not run for a while (stopped, or starved of CPU): its clients
@@ -524,6 +574,15 @@ impl KafkaMembers {
     pub fn server_resumed(&self) {
         for slot in self.lock().values() {
             slot.heard_now();
+        }
+        let now = Instant::now();
+        for (_, since) in self
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values_mut()
+        {
+            *since = now;
         }
     }
 
@@ -540,6 +599,24 @@ impl KafkaMembers {
             }
         }
     }
+}
+
+/// Whether a topic the group's members subscribe to has another partition count in the store
+/// than in the group's generation (partitions added, a topic created).
+fn partitions_changed(coordinator: &Coordinator) -> bool {
+    let Ok(state) = coordinator.state() else {
+        return false;
+    };
+    let subscribed: BTreeSet<&String> = state.members.values().flat_map(|m| &m.topics).collect();
+    let changed = subscribed.into_iter().any(|topic| {
+        let now = coordinator
+            .store
+            .topic(topic)
+            .ok()
+            .map(|t| t.partition_count());
+        now != state.partition_counts.get(topic).copied()
+    });
+    changed
 }
 
 /// Whether a partition of this member's target assignment has no owner (it was released and
