@@ -869,3 +869,88 @@ for m in c:
     });
     checker::check(&runs, &consumed()).assert_ok(true);
 }
+
+/// A JoinGroup of the raw protocol client (no Kafka client lets a test hold its requests):
+/// `range`, subscribed to `work`.
+fn raw_join(
+    client: &mut common::serve::RawClient,
+    version: i16,
+    member_id: &str,
+) -> kafka_protocol::messages::JoinGroupResponse {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::{
+        ApiKey, ConsumerProtocolSubscription, GroupId, JoinGroupRequest, RequestKind, ResponseKind,
+    };
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let mut metadata = BytesMut::new();
+    metadata.put_i16(1);
+    ConsumerProtocolSubscription::default()
+        .with_topics(vec![StrBytes::from_static_str("work")])
+        .encode(&mut metadata, 1)
+        .unwrap();
+    let request = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("raw")))
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(StrBytes::from_string(member_id.to_owned()))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(metadata.freeze())]);
+    match client.request(ApiKey::JoinGroup, version, RequestKind::JoinGroup(request)) {
+        Some(ResponseKind::JoinGroup(r)) => r,
+        other => panic!("no JoinGroup answer: {other:?}"),
+    }
+}
+
+/// JoinGroup as Kafka answers it: from version 4 a new member is first given its id
+/// (MEMBER_ID_REQUIRED) and joins with it; a JoinGroup that starts a new generation is
+/// answered once the group's other Kafka members joined it too (the join barrier), all with
+/// the same generation.
+#[test]
+fn join_group_hands_out_member_ids_and_waits_for_the_other_members() {
+    use common::serve::RawClient;
+    use kafka_protocol::ResponseError;
+    let store = Store::new();
+    store.create_topic("work", 4, &[]);
+    let server = Server::start(&store, &[]);
+    let mut first = RawClient::connect(&server);
+    let asked = raw_join(&mut first, 5, "");
+    assert_eq!(asked.error_code, ResponseError::MemberIdRequired.code());
+    let id = asked.member_id.to_string();
+    assert!(!id.is_empty());
+    assert!(
+        live_members(&store, "raw").is_empty(),
+        "joined without its id"
+    );
+    let joined = raw_join(&mut first, 5, &id);
+    assert_eq!(
+        (
+            joined.error_code,
+            joined.generation_id,
+            joined.member_id.as_str()
+        ),
+        (0, 1, id.as_str())
+    );
+    // An id the server never handed out is refused.
+    let mut stranger = RawClient::connect(&server);
+    assert_eq!(
+        raw_join(&mut stranger, 5, "made-up-id").error_code,
+        ResponseError::UnknownMemberId.code()
+    );
+    // Before version 4, a new member joins at once, and starts generation 2: its answer waits
+    // until the first member joins that generation too.
+    let second = std::thread::spawn(move || raw_join(&mut stranger, 3, ""));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !second.is_finished(),
+        "answered before the first member rejoined"
+    );
+    let rejoined = raw_join(&mut first, 5, &id);
+    let second = second.join().unwrap();
+    assert_eq!((rejoined.error_code, rejoined.generation_id), (0, 2));
+    assert_eq!((second.error_code, second.generation_id), (0, 2));
+    assert_ne!(second.member_id.as_str(), id);
+    assert_eq!(live_members(&store, "raw").len(), 2);
+}

@@ -12,7 +12,7 @@
 //! by leaving or by expiring; only then may another member take them.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -86,7 +86,22 @@ pub struct JoinRequest {
     pub owned: Option<Vec<TopicPartition>>,
     pub session_timeout: Duration,
     pub rebalance_timeout: Duration,
+    /// Whether a new member must first be given its id (JoinGroup v4 and later).
+    pub require_id: bool,
 }
+
+/// What a JoinGroup gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// A member of `generation`.
+    Member { member_id: String, generation: i32 },
+    /// MEMBER_ID_REQUIRED: join again with this id.
+    IdRequired(String),
+}
+
+/// The longest a JoinGroup waits for the other members to join, whatever the rebalance timeout
+/// (a member that comes later joins the next round).
+const MAX_JOIN_WAIT: Duration = Duration::from_secs(60);
 
 /// One Kafka member, held by the server.
 struct KafkaMember {
@@ -100,6 +115,25 @@ struct KafkaMember {
 }
 
 impl KafkaMember {
+    /// Joins the group's current generation as a known member: gives up the partitions it
+    /// owns but does not keep (`keep`: what a cooperative client still owns; nothing for an
+    /// eager one) and acknowledges the generation, which it returns.
+    fn take_part(&mut self, me: &str, keep: &BTreeSet<TopicPartition>) -> Result<i32, MemberError> {
+        let state = self.renew()?;
+        // The client committed what it consumed before rejoining.
+        let released: Vec<(TopicPartition, Option<i64>)> = state
+            .owned_by(me)
+            .into_iter()
+            .filter(|tp| !keep.contains(tp))
+            .map(|tp| (tp, None))
+            .collect();
+        let state = self
+            .coordinator
+            .revoke(me, state.generation, &released, fsutil::now_ms())?;
+        self.generation = state.generation;
+        Ok(state.generation)
+    }
+
     /// Renews the lease and reconciles the group; the group's state.
     fn renew(&mut self) -> Result<GroupState, MemberError> {
         let now = fsutil::now_ms();
@@ -127,6 +161,9 @@ struct Slot {
     /// monotonic clock).
     heard: Mutex<Instant>,
     session_timeout: Mutex<Duration>,
+    /// The generation the member last joined (its `generation`, readable without waiting for
+    /// the member: the join barrier looks at every member of the group).
+    joined: AtomicI32,
 }
 
 impl Slot {
@@ -137,6 +174,7 @@ impl Slot {
             in_flight: AtomicUsize::new(0),
             heard: Mutex::new(Instant::now()),
             session_timeout: Mutex::new(session_timeout),
+            joined: AtomicI32::new(-1),
         }
     }
 
@@ -196,6 +234,9 @@ type MemberKey = (String, String);
 #[derive(Default)]
 pub(crate) struct KafkaMembers {
     members: Mutex<HashMap<MemberKey, Arc<Slot>>>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED and not used yet, with when and for how
+    /// long (the client's session timeout) they stay reserved.
+    pending: Mutex<HashMap<MemberKey, (Instant, Duration)>>,
     /// The other members' leases in those groups (CLI members): each heartbeat value, and
     /// when it was first seen on this server's monotonic clock.
     watched: Mutex<HashMap<MemberKey, (i64, Instant)>>,
@@ -245,55 +286,146 @@ impl KafkaMembers {
             .remove(&(group.to_owned(), member_id.to_owned()));
     }
 
-    /// JoinGroup: a new member takes a lease; a known one gives up what it no longer owns
-    /// (everything, with an eager protocol). Returns the member id and the generation.
-    pub fn join(&self, store: &Store, req: JoinRequest) -> Result<(String, i32), MemberError> {
-        let now = fsutil::now_ms();
-        if !req.member_id.is_empty() {
-            let Some(member) = self.get(&req.group, &req.member_id) else {
-                // Not ours (a restart, or expired): the client starts over with a new id.
-                return Err(MemberError::UnknownMember);
-            };
-            *member
-                .session_timeout
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = req.session_timeout;
-            let mut m = member.lock();
-            let state = match m.renew() {
-                Ok(s) => s,
-                Err(e) => {
-                    drop(m);
-                    self.forget(&req.group, &req.member_id);
-                    return Err(e);
-                }
-            };
-            let me = req.member_id.clone();
-            let owned = state.owned_by(&me);
-            let keep: BTreeSet<TopicPartition> = match &req.owned {
-                Some(o) if !m.eager => o.iter().cloned().collect(),
-                _ => BTreeSet::new(),
-            };
-            // The client committed what it consumed before rejoining.
-            let released: Vec<(TopicPartition, Option<i64>)> = owned
-                .into_iter()
-                .filter(|tp| !keep.contains(tp))
-                .map(|tp| (tp, None))
-                .collect();
-            let state = m
-                .coordinator
-                .revoke(&me, state.generation, &released, now)?;
-            m.generation = state.generation;
-            m.rebalance_timeout = req.rebalance_timeout;
-            return Ok((me, state.generation));
+    /// JoinGroup. A client without a member id asking with JoinGroup v4 or later
+    /// (`require_id`, not a static member) is given one and told to join again with it
+    /// (MEMBER_ID_REQUIRED, as Kafka does), so a client that never comes back costs nothing. A
+    /// new member takes a lease; a known one gives up what it no longer owns (everything, with
+    /// an eager protocol). Then, as Kafka's join barrier, the answer waits (up to the rebalance
+    /// timeout) until every other Kafka member of the generation joined it too, so that members
+    /// joining together make one rebalance, not one each: see [`KafkaMembers::await_rejoins`].
+    pub fn join(
+        &self,
+        store: &Store,
+        req: JoinRequest,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<Joined, MemberError> {
+        let key = (req.group.clone(), req.member_id.clone());
+        let known = !req.member_id.is_empty() && self.lock().contains_key(&key);
+        if known {
+            return self.rejoin(&req, stopping);
         }
+        if req.member_id.is_empty() && req.instance_id.is_none() && req.require_id {
+            let id = new_member_id(&req.client_id);
+            self.pending_ids().insert(
+                (req.group.clone(), id.clone()),
+                (Instant::now(), req.session_timeout),
+            );
+            return Ok(Joined::IdRequired(id));
+        }
+        if !req.member_id.is_empty() && self.pending_ids().remove(&key).is_none() {
+            // Not ours (a restart, or expired): the client starts over with a new id.
+            return Err(MemberError::UnknownMember);
+        }
+        let member_id = match (&req.instance_id, req.member_id.is_empty()) {
+            (Some(i), _) => i.clone(),
+            (None, true) => new_member_id(&req.client_id),
+            (None, false) => req.member_id.clone(),
+        };
+        self.add(store, &req, &member_id)?;
+        let generation = self.await_rejoins(&req.group, &member_id, &BTreeSet::new(), stopping)?;
+        Ok(Joined::Member {
+            member_id,
+            generation,
+        })
+    }
+
+    fn pending_ids(&self) -> MutexGuard<'_, HashMap<MemberKey, (Instant, Duration)>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A known member's JoinGroup.
+    fn rejoin(
+        &self,
+        req: &JoinRequest,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<Joined, MemberError> {
+        let Some(member) = self.get(&req.group, &req.member_id) else {
+            return Err(MemberError::UnknownMember);
+        };
+        *member
+            .session_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = req.session_timeout;
+        let mut m = member.lock();
+        let keep: BTreeSet<TopicPartition> = match &req.owned {
+            Some(o) if !m.eager => o.iter().cloned().collect(),
+            _ => BTreeSet::new(),
+        };
+        m.rebalance_timeout = req.rebalance_timeout;
+        match m.take_part(&req.member_id, &keep) {
+            Ok(generation) => member.joined.store(generation, Ordering::SeqCst),
+            Err(e) => {
+                drop(m);
+                self.forget(&req.group, &req.member_id);
+                return Err(e);
+            }
+        }
+        drop(m);
+        drop(member);
+        let generation = self.await_rejoins(&req.group, &req.member_id, &keep, stopping)?;
+        Ok(Joined::Member {
+            member_id: req.member_id.clone(),
+            generation,
+        })
+    }
+
+    /// Kafka's join barrier: waits until every Kafka member of the group's current generation
+    /// joined it (each is told of the new generation by its next Heartbeat and sends JoinGroup),
+    /// or the rebalance timeout passed; meanwhile a generation started by another join is
+    /// joined too, so every member of one round is answered with the same generation. CLI
+    /// members are not waited for: they follow a change at once, on its file notification.
+    /// Returns the generation to answer.
+    fn await_rejoins(
+        &self,
+        group: &str,
+        member_id: &str,
+        keep: &BTreeSet<TopicPartition>,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<i32, MemberError> {
+        let member = self
+            .get(group, member_id)
+            .ok_or(MemberError::UnknownMember)?;
+        let (mut generation, timeout) = {
+            let m = member.lock();
+            (m.generation, m.rebalance_timeout)
+        };
+        let deadline = Instant::now() + timeout.min(MAX_JOIN_WAIT);
+        loop {
+            let state = member.coordinator.state()?;
+            if state.generation != generation {
+                let mut m = member.lock();
+                match m.take_part(member_id, keep) {
+                    Ok(g) => generation = g,
+                    Err(e) => {
+                        drop(m);
+                        self.forget(group, member_id);
+                        return Err(e);
+                    }
+                }
+                member.joined.store(generation, Ordering::SeqCst);
+                continue;
+            }
+            let waiting = self.lock().iter().any(|((g, id), slot)| {
+                g == group
+                    && state.members.contains_key(id)
+                    && slot.joined.load(Ordering::SeqCst) != generation
+            });
+            if !waiting || Instant::now() >= deadline || stopping() {
+                trace!("{group} {member_id}: joined generation {generation} (waited for others: {waiting})");
+                return Ok(generation);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// A new member: takes its lease (a static member coming back takes over its old one).
+    fn add(&self, store: &Store, req: &JoinRequest, member_id: &str) -> Result<(), MemberError> {
+        let now = fsutil::now_ms();
         let mut coordinator = Coordinator::new(store, &req.group)?;
         // As a member does: a stopped holder of the group lock keeps it from this member's
         // requests no longer than a session timeout.
         coordinator.lock_break = req.session_timeout;
-        let member_id = match &req.instance_id {
-            Some(i) => i.clone(),
-            None => new_member_id(&req.client_id),
-        };
+        let member_id = member_id.to_owned();
         let session_ms = req.session_timeout.as_millis() as u64;
         let lease = Lease {
             acked_generation: None,
@@ -330,11 +462,11 @@ impl KafkaMembers {
             eager: is_eager(&req.assignor),
             rebalance_timeout: req.rebalance_timeout,
         };
-        self.lock().insert(
-            (req.group.clone(), member_id.clone()),
-            Arc::new(Slot::new(member, req.session_timeout)),
-        );
-        Ok((member_id, generation))
+        let slot = Slot::new(member, req.session_timeout);
+        slot.joined.store(generation, Ordering::SeqCst);
+        self.lock()
+            .insert((req.group.clone(), member_id), Arc::new(slot));
+        Ok(())
     }
 
     /// SyncGroup: takes up this member's part of the assignment and returns what it now owns.
@@ -498,6 +630,8 @@ impl KafkaMembers {
                 .filter_map(|k| members.remove(&k).map(|slot| (k, slot)))
                 .collect()
         };
+        self.pending_ids()
+            .retain(|_, (since, timeout)| since.elapsed() <= *timeout);
         for ((group, member_id), member) in silent {
             trace!("expire_silent: {group} {member_id}");
             let mut m = member.lock();
@@ -634,10 +768,10 @@ fn waits_for_free(state: &GroupState, member_id: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn join(members: &KafkaMembers, store: &Store, session: Duration) -> String {
-        let request = JoinRequest {
+    fn request(member_id: &str, session: Duration, require_id: bool) -> JoinRequest {
+        JoinRequest {
             group: "g".into(),
-            member_id: String::new(),
+            member_id: member_id.into(),
             instance_id: None,
             client_id: "client".into(),
             host: "/127.0.0.1".into(),
@@ -646,8 +780,92 @@ mod tests {
             owned: None,
             session_timeout: session,
             rebalance_timeout: Duration::from_secs(5),
+            require_id,
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.create_topic("t", 6, Default::default()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_new_member_is_given_its_id_first_with_join_group_v4() {
+        let (_dir, store) = store();
+        let members = KafkaMembers::default();
+        let session = Duration::from_secs(10);
+        let Ok(Joined::IdRequired(id)) =
+            members.join(&store, request("", session, true), &|| false)
+        else {
+            panic!("no MEMBER_ID_REQUIRED");
         };
-        members.join(store, request).unwrap().0
+        // Nothing joined yet.
+        let state = Coordinator::new(&store, "g").unwrap().state().unwrap();
+        assert!(state.members.is_empty());
+        let joined = members
+            .join(&store, request(&id, session, true), &|| false)
+            .unwrap();
+        assert_eq!(
+            joined,
+            Joined::Member {
+                member_id: id.clone(),
+                generation: 1
+            }
+        );
+        // An id nobody handed out is refused; a used one is not handed out twice.
+        for unknown in ["client-0123456789abcdef", &id] {
+            members.forget("g", unknown);
+            assert_eq!(
+                members.join(&store, request(unknown, session, true), &|| false),
+                Err(MemberError::UnknownMember)
+            );
+        }
+    }
+
+    #[test]
+    fn a_join_is_answered_once_every_kafka_member_joined_the_generation() {
+        let (_dir, store) = store();
+        let members = Arc::new(KafkaMembers::default());
+        let session = Duration::from_secs(10);
+        let a = join(&members, &store, session);
+        let b = join(&members, &store, session);
+        // b's join started generation 2, which a had not joined: b's answer waited for it.
+        // Now a third member joins (generation 3): its answer waits for a and b to join again.
+        let spawn_join = |id: &str| {
+            let (members, store, id) = (Arc::clone(&members), store.clone(), id.to_owned());
+            std::thread::spawn(move || {
+                members.join(&store, request(&id, session, false), &|| false)
+            })
+        };
+        let c = spawn_join("");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!c.is_finished(), "answered before the others joined");
+        let a_again = spawn_join(&a);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!c.is_finished() && !a_again.is_finished());
+        let b_again = spawn_join(&b);
+        let generations: Vec<i32> = [c, a_again, b_again]
+            .into_iter()
+            .map(|t| match t.join().unwrap().unwrap() {
+                Joined::Member { generation, .. } => generation,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(generations, [3, 3, 3]);
+    }
+
+    /// A new member (its answer waits at most half a second for the others to join).
+    fn join(members: &KafkaMembers, store: &Store, session: Duration) -> String {
+        let request = JoinRequest {
+            rebalance_timeout: Duration::from_millis(500),
+            ..request("", session, false)
+        };
+        match members.join(store, request, &|| false).unwrap() {
+            Joined::Member { member_id, .. } => member_id,
+            other => panic!("{other:?}"),
+        }
     }
 
     fn is_member(members: &KafkaMembers, id: &str) -> bool {
