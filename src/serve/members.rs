@@ -10,6 +10,12 @@
 //! and receives its part of spool's assignment. A Kafka member releases partitions by rejoining
 //! without them (eager protocols: any rejoin; cooperative: those not in its owned partitions),
 //! by leaving or by expiring; only then may another member take them.
+//!
+//! The server is its Kafka members' coordinator, as Kafka's broker is: it hands new members
+//! their ids (MEMBER_ID_REQUIRED), holds JoinGroup answers until the group's Kafka members all
+//! joined the new generation (the join barrier), removes a member whose client was silent for
+//! its session timeout (never while a request of it is under way), and watches the CLI members
+//! of those groups, whom no CLI peer may be watching ([`KafkaMembers::check_groups`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
