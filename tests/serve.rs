@@ -493,6 +493,68 @@ fn produce_errors_are_kafkas_and_idempotent_retries_are_not_appended_twice() {
         .success();
 }
 
+/// An idempotent producer's batch whose retry comes after the segment holding it rolled (and
+/// the server restarted, so the windows are rebuilt from the log): still a duplicate,
+/// acknowledged with its first offset and not appended again.
+#[test]
+fn idempotent_retries_across_a_segment_roll_are_not_appended_twice() {
+    let store = Store::new();
+    store.create_topic("roll", 1, &["--config", "segment.bytes=1024"]);
+    let server = Server::start(&store, &[]);
+    let mut c = RawClient::connect(&server);
+    let Some(ResponseKind::InitProducerId(init)) = c.request(
+        ApiKey::InitProducerId,
+        4,
+        RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60000)
+                .with_producer_id((-1).into())
+                .with_producer_epoch(-1),
+        ),
+    ) else {
+        panic!("no InitProducerId response");
+    };
+    let pid = init.producer_id.0;
+    assert_eq!(
+        produce_answer(&mut c, produce_request("roll", 0, batch(20, pid, 0, 0), -1)),
+        (0, 0)
+    );
+    // Another (non-idempotent) producer's batch that does not fit rolls the segment.
+    assert_eq!(
+        produce_answer(
+            &mut c,
+            produce_request("roll", 0, batch(150, -1, -1, -1), -1)
+        ),
+        (0, 20)
+    );
+    let segments = std::fs::read_dir(store.dir().join("topics/roll/0"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        })
+        .count();
+    assert_eq!(segments, 2, "the segment did not roll");
+    // Both before and after a restart.
+    let mut server = Some(server);
+    for round in 0..2 {
+        let (code, offset) =
+            produce_answer(&mut c, produce_request("roll", 0, batch(20, pid, 0, 0), -1));
+        assert_eq!((code, offset), (0, 0), "round {round}");
+        assert_eq!(spool_records(&store, "roll").len(), 170, "round {round}");
+        drop(c);
+        drop(server.take());
+        server = Some(Server::start(&store, &[]));
+        c = RawClient::connect(server.as_ref().unwrap());
+    }
+    // The producer's next batch follows on.
+    assert_eq!(
+        produce_answer(&mut c, produce_request("roll", 0, batch(5, pid, 0, 20), -1)),
+        (0, 170)
+    );
+}
+
 #[test]
 fn api_versions_newer_than_ours_get_unsupported_version_and_our_ranges() {
     let store = Store::new();

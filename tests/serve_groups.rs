@@ -13,29 +13,49 @@ use std::time::{Duration, Instant};
 use common::serve::{self as peers, Server};
 use common::Store;
 
-/// A consumer process whose stdout lines (`partition offset value`) are collected as they come.
+/// A consumer process whose stdout lines (`partition offset value`) are collected as they come,
+/// and its stderr (shown when a test fails).
 struct Collecting {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Collecting {
     fn spawn(mut cmd: Command) -> Collecting {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
             .expect("start a consumer");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Collecting { child, lines }
+        let collect = |stream: Box<dyn std::io::Read + Send>| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            lines
+        };
+        let lines = collect(Box::new(child.stdout.take().unwrap()));
+        let errors = collect(Box::new(child.stderr.take().unwrap()));
+        Collecting {
+            child,
+            lines,
+            errors,
+        }
+    }
+
+    /// What it printed on stderr, and whether it still runs.
+    fn diagnostics(&mut self) -> String {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        format!(
+            "{}; stderr:\n{}",
+            if running { "running" } else { "exited" },
+            self.errors.lock().unwrap().join("\n")
+        )
     }
 
     fn values(&self) -> Vec<String> {
@@ -73,8 +93,8 @@ fn confluent_member(
         "-c",
         &format!(
             r#"
-import os
-from confluent_kafka import Consumer
+import os, sys
+from confluent_kafka import Consumer, KafkaException
 c = Consumer({{"bootstrap.servers": os.environ["BOOTSTRAP"], "group.id": "{group}",
               "auto.offset.reset": "earliest", "enable.auto.commit": False,
               "partition.assignment.strategy": "cooperative-sticky",
@@ -85,7 +105,12 @@ while True:
     if m is None or m.error():
         continue
     print(m.partition(), m.offset(), m.value().decode(), flush=True)
-    c.commit(m, asynchronous=False)
+    try:
+        c.commit(m, asynchronous=False)
+    except KafkaException as e:
+        # A commit sent across a rebalance fails (ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS),
+        # as with Kafka: the record is read again by whoever owns the partition next.
+        print(f"commit failed: {{e}}", file=sys.stderr, flush=True)
 "#
         ),
     ])
@@ -520,14 +545,15 @@ while True:
 
 /// In a group of Kafka clients only, nobody but the server can notice a client that died: the
 /// server removes a member silent for its session timeout, as Kafka's coordinator does, and
-/// the survivor takes its partitions.
+/// the survivor takes its partitions. Without the server's session check it fails every time.
 ///
-/// Ignored: it fails intermittently when run beside other serve tests (3 of 6 concurrent runs):
-/// the survivor too goes silent for its session timeout right after the dead member's removal
-/// (its requests stop reaching the group code), is removed in turn, and never rejoins. Without
-/// the server's session check it fails every time. Run it with `--ignored`.
+/// It was intermittent (1 in 3 runs beside other serve tests) while the members' script let a
+/// failed commit end it: librdkafka builds a commit with the generation it has when the
+/// application asks, so a commit asked for while the rejoin is in flight reaches the server
+/// after the JoinGroup answer, with the old generation, and gets ILLEGAL_GENERATION (as from
+/// Kafka, which also answers one request of a connection at a time). The survivor raised it and
+/// exited, and was later removed as silent.
 #[test]
-#[ignore = "intermittent: the survivor goes silent after the dead member's removal (see doc)"]
 fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
     let Some(python) = peers::confluent_python() else {
         return;
@@ -538,7 +564,7 @@ fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
     store.produce("work", input, &["-K", ":"]);
     let server = Server::start(&store, &[]);
     let mut doomed = Collecting::spawn(confluent_member(&python, &server, "kafka-only", "work"));
-    let survivor = Collecting::spawn(confluent_member(&python, &server, "kafka-only", "work"));
+    let mut survivor = Collecting::spawn(confluent_member(&python, &server, "kafka-only", "work"));
     wait_for("two members", Duration::from_secs(30), || {
         live_members(&store, "kafka-only").len() == 2
     });
@@ -578,7 +604,8 @@ fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
                 )
             };
             panic!(
-                "the survivor did not read every later record (missing {missing:?});\n{}\n{}\n{}\n{}",
+                "the survivor did not read every later record (missing {missing:?});\nsurvivor: {}\n{}\n{}\n{}\n{}",
+                survivor.diagnostics(),
                 show(&["group", "describe", "kafka-only", "--members"]),
                 show(&["group", "describe", "kafka-only", "--state"]),
                 show(&["group", "describe", "kafka-only"]),
@@ -590,6 +617,91 @@ fn a_silent_kafka_member_is_removed_after_its_session_timeout() {
     }
     wait_for("one member left", Duration::from_secs(10), || {
         live_members(&store, "kafka-only").len() == 1
+    });
+}
+
+/// A CLI member stopped (SIGSTOP) in a group whose other members are Kafka clients: no CLI peer
+/// watches it and the server's leases watch nobody, so the server does: after the CLI member's
+/// session timeout (by the server's clock) the Kafka member gets its partitions. Resumed, the
+/// CLI member finds itself fenced and joins again.
+#[test]
+fn a_stopped_cli_member_beside_kafka_members_is_expired_by_the_server() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("work", 4, &[]);
+    let server = Server::start(&store, &[]);
+    let cli = Collecting::spawn(cli_member(
+        &store,
+        "work",
+        "mixed",
+        &[
+            "--assignor",
+            "cooperative-sticky",
+            "--heartbeat-interval",
+            "300ms",
+            "--session-timeout",
+            "3s",
+        ],
+    ));
+    wait_for("the CLI member", Duration::from_secs(20), || {
+        live_members(&store, "mixed").len() == 1
+    });
+    let cli_id = live_members(&store, "mixed")[0]["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut kafka = Collecting::spawn(confluent_member(&python, &server, "mixed", "work"));
+    wait_for(
+        "both members own partitions",
+        Duration::from_secs(30),
+        || {
+            let members = live_members(&store, "mixed");
+            members.len() == 2
+                && members
+                    .iter()
+                    .all(|m| m["assignment"].as_array().is_some_and(|a| !a.is_empty()))
+        },
+    );
+    common::signal(&cli.child, libc::SIGSTOP);
+    let later: String = (0..200).map(|i| format!("k{i}:later{i}\n")).collect();
+    store.produce("work", later, &["-K", ":"]);
+    let all: BTreeSet<String> = (0..200).map(|i| format!("later{i}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kafka
+        .values()
+        .into_iter()
+        .collect::<BTreeSet<String>>()
+        .is_superset(&all)
+    {
+        if Instant::now() > deadline {
+            common::signal(&cli.child, libc::SIGCONT);
+            let got: BTreeSet<String> = kafka.values().into_iter().collect();
+            panic!(
+                "the Kafka member did not get the stopped member's partitions ({} of 200 read): {:?}; kafka member: {}",
+                got.intersection(&all).count(),
+                live_members(&store, "mixed"),
+                kafka.diagnostics()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ids: Vec<String> = live_members(&store, "mixed")
+        .iter()
+        .filter_map(|m| m["member_id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !ids.contains(&cli_id),
+        "the stopped member is still in: {ids:?}"
+    );
+    common::signal(&cli.child, libc::SIGCONT);
+    wait_for("the CLI member back", Duration::from_secs(30), || {
+        let members = live_members(&store, "mixed");
+        members.len() == 2
+            && members
+                .iter()
+                .all(|m| m["assignment"].as_array().is_some_and(|a| !a.is_empty()))
     });
 }
 
@@ -646,7 +758,7 @@ fn cli_librdkafka_and_kafka_python_members_deliver_everything_through_kills() {
             "-c",
             r#"
 import os, sys
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 def assigned(c, ps):
     for p in ps:
         print(f"Reading work/{p.partition} from", file=sys.stderr, flush=True)
@@ -660,7 +772,10 @@ while True:
     if m is None or m.error():
         continue
     print(m.partition(), m.offset(), m.value().decode(), flush=True)
-    c.commit(m, asynchronous=False)
+    try:
+        c.commit(m, asynchronous=False)
+    except KafkaException as e:
+        print(f"commit failed: {e}", file=sys.stderr, flush=True)
 "#,
         ])
         .env("BOOTSTRAP", &server.addr)
@@ -753,4 +868,89 @@ for m in c:
         checker::check(&runs, &consumed()).consumed >= 8 * 300
     });
     checker::check(&runs, &consumed()).assert_ok(true);
+}
+
+/// A JoinGroup of the raw protocol client (no Kafka client lets a test hold its requests):
+/// `range`, subscribed to `work`.
+fn raw_join(
+    client: &mut common::serve::RawClient,
+    version: i16,
+    member_id: &str,
+) -> kafka_protocol::messages::JoinGroupResponse {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::{
+        ApiKey, ConsumerProtocolSubscription, GroupId, JoinGroupRequest, RequestKind, ResponseKind,
+    };
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let mut metadata = BytesMut::new();
+    metadata.put_i16(1);
+    ConsumerProtocolSubscription::default()
+        .with_topics(vec![StrBytes::from_static_str("work")])
+        .encode(&mut metadata, 1)
+        .unwrap();
+    let request = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("raw")))
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(StrBytes::from_string(member_id.to_owned()))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(metadata.freeze())]);
+    match client.request(ApiKey::JoinGroup, version, RequestKind::JoinGroup(request)) {
+        Some(ResponseKind::JoinGroup(r)) => r,
+        other => panic!("no JoinGroup answer: {other:?}"),
+    }
+}
+
+/// JoinGroup as Kafka answers it: from version 4 a new member is first given its id
+/// (MEMBER_ID_REQUIRED) and joins with it; a JoinGroup that starts a new generation is
+/// answered once the group's other Kafka members joined it too (the join barrier), all with
+/// the same generation.
+#[test]
+fn join_group_hands_out_member_ids_and_waits_for_the_other_members() {
+    use common::serve::RawClient;
+    use kafka_protocol::ResponseError;
+    let store = Store::new();
+    store.create_topic("work", 4, &[]);
+    let server = Server::start(&store, &[]);
+    let mut first = RawClient::connect(&server);
+    let asked = raw_join(&mut first, 5, "");
+    assert_eq!(asked.error_code, ResponseError::MemberIdRequired.code());
+    let id = asked.member_id.to_string();
+    assert!(!id.is_empty());
+    assert!(
+        live_members(&store, "raw").is_empty(),
+        "joined without its id"
+    );
+    let joined = raw_join(&mut first, 5, &id);
+    assert_eq!(
+        (
+            joined.error_code,
+            joined.generation_id,
+            joined.member_id.as_str()
+        ),
+        (0, 1, id.as_str())
+    );
+    // An id the server never handed out is refused.
+    let mut stranger = RawClient::connect(&server);
+    assert_eq!(
+        raw_join(&mut stranger, 5, "made-up-id").error_code,
+        ResponseError::UnknownMemberId.code()
+    );
+    // Before version 4, a new member joins at once, and starts generation 2: its answer waits
+    // until the first member joins that generation too.
+    let second = std::thread::spawn(move || raw_join(&mut stranger, 3, ""));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !second.is_finished(),
+        "answered before the first member rejoined"
+    );
+    let rejoined = raw_join(&mut first, 5, &id);
+    let second = second.join().unwrap();
+    assert_eq!((rejoined.error_code, rejoined.generation_id), (0, 2));
+    assert_eq!((second.error_code, second.generation_id), (0, 2));
+    assert_ne!(second.member_id.as_str(), id);
+    assert_eq!(live_members(&store, "raw").len(), 2);
 }

@@ -15,9 +15,9 @@ use crate::serve::{FsyncPolicy, ServeOptions, Server};
 /// Any Kafka client (kcat, librdkafka, kafka-python, kafkajs, the Java client) can then
 /// produce to, fetch from, create and configure the store's topics while spool's own commands
 /// keep working on the same store. The server is one broker (id 0) that leads every partition;
-/// records are stored as the clients send them and served as stored. Consumer groups of spool
-/// are visible to clients (ListGroups, DescribeGroups, OffsetFetch); transactions are not
-/// provided. There is no authentication and no TLS: it listens on the loopback interface unless
+/// records are stored as the clients send them and served as stored. Kafka clients join
+/// spool's consumer groups beside `spool consume --group` members (one assignment, one set of
+/// committed offsets, shown by `spool group describe`); transactions are not provided. There is no authentication and no TLS: it listens on the loopback interface unless
 /// told otherwise, and warns when it is not.
 ///
 /// Ctrl-C or SIGTERM stops accepting, lets the requests in progress finish, forces the appended

@@ -55,6 +55,22 @@ pub fn serve(broker: &Broker, stream: &TcpStream, peer: SocketAddr) {
         }
         let (api_key, version) = (request.api_key, request.version);
         let correlation_id = request.header.correlation_id;
+        let started = std::time::Instant::now();
+        // Fetches and metadata are too many to read among the rest.
+        let traced = super::trace::enabled()
+            && !matches!(
+                api_key,
+                ApiKey::Fetch | ApiKey::Metadata | ApiKey::ApiVersions
+            );
+        if traced {
+            trace!(
+                "{} {:?} v{} #{} start",
+                client.peer,
+                api_key,
+                version,
+                correlation_id
+            );
+        }
         let answer = match handle(broker, &client, version, request.body) {
             Ok(answer) => answer,
             Err(e) => {
@@ -62,6 +78,16 @@ pub fn serve(broker: &Broker, stream: &TcpStream, peer: SocketAddr) {
                 return;
             }
         };
+        if traced {
+            trace!(
+                "{} {:?} #{} done in {:?}: {:?}",
+                client.peer,
+                api_key,
+                correlation_id,
+                started.elapsed(),
+                answer.as_ref().map(trace_summary)
+            );
+        }
         if let Some(body) = answer {
             if let Err(e) = respond(&mut writer, api_key, version, correlation_id, &body) {
                 note_closed(&client, &e);
@@ -185,4 +211,26 @@ fn handle(
 fn api_name(body: &RequestKind) -> String {
     let debug = format!("{body:?}");
     debug.split('(').next().unwrap_or("request").to_owned()
+}
+
+/// The part of an answer worth a trace line: error codes, generations, assignments.
+fn trace_summary(r: &ResponseKind) -> String {
+    match r {
+        ResponseKind::Heartbeat(h) => format!("err {}", h.error_code),
+        ResponseKind::JoinGroup(j) => format!(
+            "err {} gen {} member {}",
+            j.error_code,
+            j.generation_id,
+            j.member_id.as_str()
+        ),
+        ResponseKind::SyncGroup(j) => format!("err {} {:?}", j.error_code, j.assignment),
+        ResponseKind::OffsetCommit(c) => format!(
+            "{:?}",
+            c.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+                .collect::<Vec<_>>()
+        ),
+        _ => String::new(),
+    }
 }

@@ -19,6 +19,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use uuid::Uuid;
 
 use super::{error_code, Broker, KafkaError};
+use crate::store::partition::LogBounds;
 use crate::store::{raw, StoreError, Topic};
 
 /// The longest a fetch waits, whatever the client asks (Kafka clients ask for 500 ms).
@@ -134,19 +135,34 @@ fn error_data(partition: i32, code: i16) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
+/// One partition's part of a fetch: one listing of its directory gives the log's bounds and
+/// the segment to read (listed again only when retention deleted that segment meanwhile).
 fn read_partition(topic: &Topic, p: &FetchPartition, limit: usize, strict: bool) -> PartitionData {
     let result = (|| {
         let partition = topic.partition(p.partition)?;
-        let end = partition.log_end_offset()?;
-        let start = partition.log_start_offset()?;
-        if p.fetch_offset < start || p.fetch_offset > end {
-            return Ok((start, end, None));
+        for _ in 0..100 {
+            let LogBounds {
+                start,
+                end,
+                segments,
+            } = partition.bounds()?;
+            if p.fetch_offset < start || p.fetch_offset > end {
+                return Ok((start, end, None));
+            }
+            if p.fetch_offset == end || limit == 0 {
+                return Ok((start, end, Some(Vec::new())));
+            }
+            let dir = &partition.dir;
+            if let Some(read) =
+                raw::read_batches_listed(dir, &segments, p.fetch_offset, limit, strict)?
+            {
+                return Ok::<_, StoreError>((start, end, Some(read.bytes)));
+            }
         }
-        if p.fetch_offset == end || limit == 0 {
-            return Ok((start, end, Some(Vec::new())));
-        }
-        let read = raw::read_batches(&partition.dir, p.fetch_offset, limit, strict)?;
-        Ok::<_, StoreError>((start, end, Some(read.bytes)))
+        Err(StoreError::BadMetadata {
+            path: partition.dir.clone(),
+            reason: "its segments kept vanishing while being opened".into(),
+        })
     })();
     let data = PartitionData::default().with_partition_index(p.partition);
     match result {

@@ -33,7 +33,7 @@ use kafka_protocol::messages::{
 };
 use std::time::Duration;
 
-use super::members::JoinRequest;
+use super::members::{JoinRequest, Joined};
 use crate::group::assignor::TopicPartition;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -371,7 +371,7 @@ pub fn join_group(
     broker: &Broker,
     client: &super::connection::Client,
     request: JoinGroupRequest,
-    _version: i16,
+    version: i16,
 ) -> JoinGroupResponse {
     let fail = |code: i16, member_id: StrBytes| {
         JoinGroupResponse::default()
@@ -412,10 +412,25 @@ pub fn join_group(
         assignor: assignor.to_owned(),
         owned: (assignor == "cooperative-sticky").then_some(owned),
         session_timeout: Duration::from_millis(request.session_timeout_ms.max(1) as u64),
-        rebalance_timeout: Duration::from_millis(request.rebalance_timeout_ms.max(1) as u64),
+        // JoinGroup v0 has none: Kafka uses the session timeout.
+        rebalance_timeout: Duration::from_millis(if version == 0 {
+            request.session_timeout_ms.max(1) as u64
+        } else {
+            request.rebalance_timeout_ms.max(1) as u64
+        }),
+        require_id: version >= 4,
     };
-    match broker.members.join(&broker.store, join) {
-        Ok((member_id, generation)) => JoinGroupResponse::default()
+    match broker
+        .members
+        .join(&broker.store, join, &|| broker.shutting_down())
+    {
+        Ok(Joined::IdRequired(member_id)) => {
+            fail(KafkaError::MemberIdRequired.code(), str_bytes(member_id))
+        }
+        Ok(Joined::Member {
+            member_id,
+            generation,
+        }) => JoinGroupResponse::default()
             .with_generation_id(generation)
             .with_protocol_type(Some(str_bytes("consumer")))
             .with_protocol_name(Some(protocol.name.clone()))

@@ -22,9 +22,14 @@
 //!   SyncGroup, Heartbeat, LeaveGroup, OffsetCommit) through the `members` adapter over the
 //!   group coordinator's operations, read-only views (ListGroups, DescribeGroups,
 //!   OffsetFetch), OffsetDelete and DeleteGroups.
+//! - `trace`: `SPOOL_SERVE_TRACE=FILE` writes what each client request got, with timings
+//!   (for finding out what a client does).
 //! - [`admin`]: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs,
 //!   IncrementalAlterConfigs.
 
+// First: its `trace!` macro is used by the modules below.
+#[macro_use]
+mod trace;
 pub mod admin;
 mod alloc;
 pub mod codec;
@@ -247,8 +252,13 @@ impl Server {
                 .name("sessions".into())
                 .spawn(move || {
                     let mut tick = 0u32;
+                    let mut last = std::time::Instant::now();
                     while !broker.shutting_down() {
                         std::thread::sleep(SESSION_CHECK);
+                        if last.elapsed() > SESSION_CHECK + SERVER_STALL {
+                            broker.members.server_resumed();
+                        }
+                        last = std::time::Instant::now();
                         broker.members.expire_silent();
                         tick = tick.wrapping_add(1);
                         if tick % 4 == 0 {
@@ -320,6 +330,10 @@ impl Server {
 
 /// How often the server looks for Kafka members whose session timed out.
 const SESSION_CHECK: Duration = Duration::from_millis(250);
+
+/// A session check this much later than due means the server itself was stopped or starved:
+/// the time is not counted against its clients.
+const SERVER_STALL: Duration = Duration::from_secs(1);
 
 fn is_transient_accept_error(e: &std::io::Error) -> bool {
     matches!(

@@ -25,6 +25,11 @@ use crate::store::batch::{Batch, BatchError, BatchHeader};
 use crate::store::raw::{self, ProducerFields};
 use crate::store::{fsutil, PartitionWriter, StoreError, SyncPolicy, Topic};
 
+/// How far back the sequence windows are rebuilt from the log (besides the active segment and
+/// the one before it): segments written to this recently may hold a batch a producer is still
+/// retrying (its `delivery.timeout.ms` is 2 minutes by default).
+const RETRY_HORIZON: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// Bytes 12..16 of a batch: the partition leader epoch, outside the CRC.
 const LEADER_EPOCH_RANGE: std::ops::Range<usize> = 12..16;
 /// Attribute bits of transactional and control batches.
@@ -175,7 +180,8 @@ fn append(
     let idempotent = fields.producer_id >= 0;
     if idempotent {
         if slot.windows.is_none() {
-            let batches = raw::producer_batches(slot.writer.dir()).map_err(|e| error_code(&e))?;
+            let batches = raw::producer_batches(slot.writer.dir(), RETRY_HORIZON)
+                .map_err(|e| error_code(&e))?;
             slot.windows = Some(Windows::rebuild(&batches));
         }
         let windows = slot.windows.as_ref().expect("loaded above");

@@ -2,8 +2,9 @@
 //! batches carry consecutive sequence numbers, so a batch sent again after a lost answer is
 //! recognised (and acknowledged with its first offset, without a second append) and a gap is
 //! refused. As Kafka does, the last five batches of each producer are remembered. The windows
-//! are rebuilt from the batch headers of the partition's active segment when the server first
-//! writes to it, so a restart keeps recognising retries.
+//! are rebuilt from the batch headers of the partition's recent segments (the active one, the
+//! one before it, and any written to in the last minutes) when the server first writes to it,
+//! so a restart keeps recognising retries, also of a batch in a segment that rolled since.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -65,7 +66,7 @@ impl Windows {
 
     pub fn check(&self, fields: ProducerFields, records: i32) -> Check {
         let Some(p) = self.producers.get(&fields.producer_id) else {
-            // A producer not seen on this partition (new, or older than the active segment).
+            // A producer not seen on this partition (new, or older than the segments read).
             return Check::Append;
         };
         if fields.producer_epoch < p.epoch {

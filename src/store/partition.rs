@@ -20,6 +20,15 @@ use super::retention;
 use super::segment::{self, BatchWalker, Slot, Step, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 use super::writer::{PartitionWriter, SyncPolicy};
 
+/// A partition's log start and end offsets and its segments' base offsets, as one listing of
+/// its directory found them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBounds {
+    pub start: i64,
+    pub end: i64,
+    pub segments: Vec<i64>,
+}
+
 /// A partition of a topic.
 #[derive(Debug, Clone)]
 pub struct Partition {
@@ -68,13 +77,42 @@ impl Partition {
     }
 
     fn try_log_end_offset(&self) -> Result<i64> {
-        let lock_path = self.dir.join(LOCK_FILE);
-        let head = match File::open(&lock_path) {
-            Ok(f) => Head::load(&f).at("read", &lock_path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).at("open", &lock_path),
-        };
+        let head = self.head()?;
         let segments = segment::list(&self.dir).at("list", &self.dir)?;
+        self.log_end_given(head, &segments)
+    }
+
+    /// The log's bounds from one listing of the directory, for a reader that needs both
+    /// offsets and the segments (a Kafka fetch): see [`LogBounds`].
+    pub fn bounds(&self) -> Result<LogBounds> {
+        retry_vanished(|| {
+            // The head before the listing, as `log_end_offset` reads them.
+            let head = self.head()?;
+            let segments = segment::list(&self.dir).at("list", &self.dir)?;
+            let end = self.log_end_given(head, &segments)?;
+            let checkpoint = retention::read_log_start(&self.dir)?.unwrap_or(0);
+            let start = match segments.first() {
+                Some(&first) => first.max(checkpoint),
+                None => checkpoint.max(end),
+            };
+            Ok(LogBounds {
+                start,
+                end,
+                segments,
+            })
+        })
+    }
+
+    fn head(&self) -> Result<Option<Head>> {
+        let lock_path = self.dir.join(LOCK_FILE);
+        match File::open(&lock_path) {
+            Ok(f) => Head::load(&f).at("read", &lock_path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).at("open", &lock_path),
+        }
+    }
+
+    fn log_end_given(&self, head: Option<Head>, segments: &[i64]) -> Result<i64> {
         let Some(&last) = segments.last() else {
             return Ok(head.map_or(0, |h| h.next_offset));
         };

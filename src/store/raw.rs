@@ -45,29 +45,43 @@ pub fn read_batches(dir: &Path, offset: i64, max_bytes: usize, strict: bool) -> 
     // Retention may delete the segment between the listing and the open: list again.
     for _ in 0..100 {
         let segments = segment::list(dir).at("list", dir)?;
-        let Some(&base) = segments
-            .iter()
-            .rev()
-            .find(|&&b| b <= offset)
-            .or(segments.first())
-        else {
-            return Ok(RawBatches {
-                bytes: Vec::new(),
-                next_offset: offset,
-            });
-        };
-        let path = segment::path(dir, base, LOG_EXT);
-        let log = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).at("open", &path),
-        };
-        return read_from_segment(dir, &log, &path, base, offset, max_bytes, strict);
+        if let Some(read) = read_batches_listed(dir, &segments, offset, max_bytes, strict)? {
+            return Ok(read);
+        }
     }
     Err(StoreError::BadMetadata {
         path: dir.to_owned(),
         reason: "its segments kept vanishing while being opened".into(),
     })
+}
+
+/// [`read_batches`] in the segments `segments` (a listing the caller made, e.g. with
+/// [`Partition::bounds`]); `Ok(None)` when the segment to read was deleted since (list again).
+pub fn read_batches_listed(
+    dir: &Path,
+    segments: &[i64],
+    offset: i64,
+    max_bytes: usize,
+    strict: bool,
+) -> Result<Option<RawBatches>> {
+    let Some(&base) = segments
+        .iter()
+        .rev()
+        .find(|&&b| b <= offset)
+        .or(segments.first())
+    else {
+        return Ok(Some(RawBatches {
+            bytes: Vec::new(),
+            next_offset: offset,
+        }));
+    };
+    let path = segment::path(dir, base, LOG_EXT);
+    let log = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).at("open", &path),
+    };
+    read_from_segment(dir, &log, &path, base, offset, max_bytes, strict).map(Some)
 }
 
 fn read_from_segment(
@@ -183,30 +197,45 @@ impl ProducerFields {
     }
 }
 
-/// The batches of the active (last) segment of a partition that carry a producer id, in log
-/// order: (base offset, last offset, producer fields). Read by their headers alone.
-pub fn producer_batches(dir: &Path) -> Result<Vec<(i64, i64, ProducerFields)>> {
+/// The batches that carry a producer id, in log order: (base offset, last offset, producer
+/// fields), read by their headers alone. From the active (last) segment and the segments
+/// before it written to within `recent` (a producer retries within its delivery timeout), and
+/// always the one before the active segment, so that a retry right after a roll is known.
+pub fn producer_batches(
+    dir: &Path,
+    recent: std::time::Duration,
+) -> Result<Vec<(i64, i64, ProducerFields)>> {
     let segments = segment::list(dir).at("list", dir)?;
-    let Some(&base) = segments.last() else {
-        return Ok(Vec::new());
-    };
-    let path = segment::path(dir, base, LOG_EXT);
-    let log = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).at("open", &path),
-    };
-    let len = log.metadata().at("read", &path)?.len();
-    let mut out = Vec::new();
-    let mut position = 0;
-    let mut header = [0u8; HEADER_LEN];
-    while let Slot::Header(h) = segment::header_at(&log, len, position).at("read", &path)? {
-        log.read_exact_at(&mut header, position).at("read", &path)?;
-        let fields = ProducerFields::of(&header);
-        if fields.producer_id >= 0 {
-            out.push((h.base_offset, h.last_offset(), fields));
+    let now = std::time::SystemTime::now();
+    let mut first = segments.len().saturating_sub(2);
+    while first > 0 {
+        let path = segment::path(dir, segments[first - 1], LOG_EXT);
+        let written = std::fs::metadata(&path).and_then(|m| m.modified());
+        match written {
+            Ok(t) if now.duration_since(t).unwrap_or_default() <= recent => first -= 1,
+            _ => break,
         }
-        position += h.total_len() as u64;
+    }
+    let mut out = Vec::new();
+    for &base in &segments[first..] {
+        let path = segment::path(dir, base, LOG_EXT);
+        let log = match File::open(&path) {
+            Ok(f) => f,
+            // Deleted by retention since the listing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).at("open", &path),
+        };
+        let len = log.metadata().at("read", &path)?.len();
+        let mut position = 0;
+        let mut header = [0u8; HEADER_LEN];
+        while let Slot::Header(h) = segment::header_at(&log, len, position).at("read", &path)? {
+            log.read_exact_at(&mut header, position).at("read", &path)?;
+            let fields = ProducerFields::of(&header);
+            if fields.producer_id >= 0 {
+                out.push((h.base_offset, h.last_offset(), fields));
+            }
+            position += h.total_len() as u64;
+        }
     }
     Ok(out)
 }
