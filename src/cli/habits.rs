@@ -107,16 +107,6 @@ const HABITS: &[Habit] = &[
             "a spool store keeps one copy of each partition: drop --replication-factor",
         ),
     },
-    // Until the Kafka-target issue gives -b/--bootstrap-server its meaning in spool; delete
-    // this entry then.
-    Habit {
-        flags: &["-b", "--bootstrap-server", "--broker-list"],
-        takes_value: true,
-        what: "the broker address of kcat and Kafka's tools",
-        becomes: Becomes::Dropped(
-            "spool works on a local store, not a broker: drop the broker address (--dir or $SPOOL_DIR picks the store)",
-        ),
-    },
 ];
 
 /// spool's flags that take a value, so a habit line's values are not taken for topics.
@@ -333,11 +323,6 @@ mod tests {
             "--replication-factor"
         )
         .starts_with("in spool that is `spool topic create orders --partitions 3`; a spool store keeps one copy"));
-        assert!(hint(
-            "consume --bootstrap-server localhost:9092 orders",
-            "--bootstrap-server"
-        )
-        .starts_with("in spool that is `spool consume orders`; spool works on a local store"));
     }
 
     #[test]
