@@ -35,6 +35,16 @@ fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `spool -b 127.0.0.1:PORT` with the cluster's empty home.
+fn unreachable(cluster: &Cluster, port: u16) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("spool").unwrap();
+    cmd.args(["-b", &format!("127.0.0.1:{port}")])
+        .env_remove("SPOOL_DIR")
+        .env("HOME", cluster.home.path())
+        .env("XDG_DATA_HOME", cluster.home.path());
+    cmd
+}
+
 #[test]
 fn an_unreachable_cluster_is_one_line_within_the_timeout() {
     let cluster = Cluster::serve();
@@ -46,14 +56,8 @@ fn an_unreachable_cluster_is_one_line_within_the_timeout() {
         &["consume", "orders", "-e"],
     ] {
         let started = Instant::now();
-        let out = cluster
-            .spool()
-            .args([
-                "-b",
-                &format!("127.0.0.1:{port}"),
-                "--cluster-timeout",
-                "2s",
-            ])
+        let out = unreachable(&cluster, port)
+            .args(["--cluster-timeout", "2s"])
             .args(args)
             .write_stdin("x\n")
             .output()
@@ -74,14 +78,8 @@ fn an_unreachable_cluster_is_one_line_within_the_timeout() {
         );
     }
     // produce too, with its input on stdin.
-    let out = cluster
-        .spool()
-        .args([
-            "-b",
-            &format!("127.0.0.1:{port}"),
-            "--cluster-timeout",
-            "1s",
-        ])
+    let out = unreachable(&cluster, port)
+        .args(["--cluster-timeout", "1s"])
         .args(["produce", "orders"])
         .write_stdin("x\n")
         .output()
@@ -467,11 +465,11 @@ fn every_input_mode_round_trips() {
     assert_eq!(
         lines(&out),
         [
-            "0 =a ",
-            "1 =b ",
-            "2 =c ",
-            "3 =d ",
-            "4 =e ",
+            "0 ~=a ",
+            "1 ~=b ",
+            "2 ~=c ",
+            "3 ~=d ",
+            "4 ~=e ",
             "5 k1=f h=v",
             "6 k1=~ h=v"
         ]
