@@ -306,12 +306,12 @@ fn print_description(d: &TopicDescription) -> anyhow::Result<()> {
             })
             .collect();
         if set.is_empty() {
-            "(the cluster's defaults)".to_owned()
+            d.defaults.to_owned()
         } else {
             set.join(", ")
         }
     } else if d.configs.is_empty() {
-        "(defaults: keep forever, 1GiB segments)".to_owned()
+        d.defaults.to_owned()
     } else {
         d.configs
             .iter()

@@ -160,6 +160,7 @@ impl Cluster {
             partition_count: meta.partitions.len() as i32,
             replication_factor: Some(meta.replication_factor()),
             configs,
+            defaults: "(the cluster's defaults)",
             config_sources,
             partitions,
         })

@@ -41,6 +41,9 @@ pub struct TopicDescription {
     pub replication_factor: Option<i32>,
     /// The configs the topic sets itself (not its defaults).
     pub configs: BTreeMap<String, String>,
+    /// What the topic's configs are when it sets none, for people.
+    #[serde(skip)]
+    pub defaults: &'static str,
     /// On a cluster: every config with its value and where that value comes from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub config_sources: Vec<ConfigSetting>,
@@ -269,6 +272,7 @@ pub fn describe_local(topic: &Topic) -> Result<TopicDescription, TargetError> {
         partition_count: topic.partition_count(),
         replication_factor: None,
         configs: topic.meta.configs.clone(),
+        defaults: "(defaults: keep forever, 1GiB segments)",
         config_sources: Vec::new(),
         partitions,
     })
