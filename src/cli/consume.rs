@@ -37,6 +37,7 @@ use crate::target::consume::Selection;
   spool consume orders -p 0 -o 42 -n 1         # the record at offset 42 of partition 0
   spool consume orders -F '%p:%o %k=%v\\n'      # partition, offset, key and value
   spool consume orders -e --output json > orders.jsonl   # spool produce --input json reads it
+  spool -b kafka1:9092 consume orders -o @-1h -e         # from a Kafka cluster
 
 Format tokens (-F):
   %t topic, %p partition, %o offset, %k key, %v or %s value,

@@ -26,8 +26,6 @@ enum Becomes {
     Format,
     /// The console tools' `--property KEY=VALUE` (print.key, parse.key, key.separator).
     Property,
-    /// Nothing in spool; the note says why.
-    Dropped(&'static str),
 }
 
 struct Habit {
@@ -98,14 +96,6 @@ const HABITS: &[Habit] = &[
         takes_value: true,
         what: "a kafka-console-consumer/producer property",
         becomes: Becomes::Property,
-    },
-    Habit {
-        flags: &["--replication-factor"],
-        takes_value: true,
-        what: "kafka-topics' replication factor",
-        becomes: Becomes::Dropped(
-            "a spool store keeps one copy of each partition: drop --replication-factor",
-        ),
     },
 ];
 
@@ -206,7 +196,6 @@ pub fn suggest(args: &[OsString], bad: &str) -> Option<(String, String)> {
                     Some(("key.separator", v)) => separator = Some(v.to_owned()),
                     _ => notes.push("spool has no such property; `spool consume --help` and `spool produce --help` list its flags"),
                 },
-                Becomes::Dropped(note) => notes.push(note),
             }
         } else if arg.starts_with('-') && arg.len() > 1 {
             flags.push(shell_word(arg));
@@ -318,11 +307,6 @@ mod tests {
             ),
             "in spool that is `spool produce orders -K :`"
         );
-        assert!(hint(
-            "topic create orders --partitions 3 --replication-factor 1",
-            "--replication-factor"
-        )
-        .starts_with("in spool that is `spool topic create orders --partitions 3`; a spool store keeps one copy"));
     }
 
     #[test]

@@ -55,13 +55,17 @@ use crate::target::{Target, TargetError};
 /// far it has read; `spool group` and `spool offsets` inspect and rewind groups. Any number of
 /// spool processes may work on one store at once: they coordinate through file locks and
 /// lease files, with no server.
+///
+/// With -b HOST:PORT (or $SPOOL_BROKERS) the same commands work on a Kafka cluster instead,
+/// through librdkafka: the same flags and output, with what only a cluster has (leaders,
+/// replicas, in-sync replicas) added.
 #[derive(Debug, Parser)]
 #[command(
     name = "spool",
     version,
     propagate_version = true,
     after_help = "Examples:\n  printf 'hello\\nworld\\n' | spool produce greetings\n  spool consume greetings -e\n  spool topic describe greetings",
-    after_long_help = "Examples:\n  printf 'hello\\nworld\\n' | spool produce greetings\n  spool consume greetings -e\n  spool topic describe greetings\n  spool consume greetings --group app   # a consumer group member; run it in several terminals\n  spool group describe app\n\nExit status:\n  0  success, also when the reader of stdout went away (as with `| head`)\n  1  runtime error: unknown topic or group, damaged log, refused operation, I/O error\n  2  usage error: unknown flag, bad or missing value, conflicting flags"
+    after_long_help = "Examples:\n  printf 'hello\\nworld\\n' | spool produce greetings\n  spool consume greetings -e\n  spool topic describe greetings\n  spool consume greetings --group app   # a consumer group member; run it in several terminals\n  spool group describe app\n  spool -b kafka1:9092 topic describe greetings   # the same commands on a Kafka cluster\n\nExit status:\n  0  success, also when the reader of stdout went away (as with `| head`)\n  1  runtime error: unknown topic or group, damaged log, refused operation, I/O error\n  2  usage error: unknown flag, bad or missing value, conflicting flags"
 )]
 pub struct Cli {
     /// The store directory [default: $XDG_DATA_HOME/spool, i.e. ~/.local/share/spool].

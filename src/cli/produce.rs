@@ -39,6 +39,10 @@ use crate::target::produce::{Notice, ProduceSettings};
 /// With -z CODEC (as kcat's and rpk's -z) batches are stored compressed with gzip, snappy, lz4 or
 /// zstd, as Kafka stores them, unless the topic's compression.type config names a codec itself;
 /// consumers read them back unchanged.
+///
+/// With -b, the records go to a Kafka cluster through librdkafka, partitioned by spool's own
+/// partitioner (so keys land where Java's producer puts them), and exit status 0 means every
+/// record was acknowledged (--acks all by default: by every in-sync replica).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:
@@ -51,6 +55,7 @@ use crate::target::produce::{Notice, ProduceSettings};
   spool produce orders --input json --file orders.jsonl   # as spool consume --output json wrote it
   spool produce logs -z zstd --file app.log               # batches stored zstd-compressed
   find . -print0 | spool produce files -0                  # NUL-delimited records
+  spool -b kafka1:9092 produce orders -K : --acks all      # to a Kafka cluster
 
 Exit status:
   0  every record was appended under the --fsync policy

@@ -240,6 +240,11 @@ fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
 /// the log end offset (the offset the next record will get), the size on disk, the number of
 /// segments and the timestamps of the first and last record. Like `kafka-topics.sh --describe`,
 /// with what `kafka-log-dirs.sh` and `GetOffsetShell` would add.
+///
+/// On a Kafka cluster (-b): per partition its LEADER, REPLICAS and ISR (in-sync replicas) by
+/// broker id, and the log start and end offsets; the replication factor; and the configs that
+/// are not Kafka's defaults with their source (topic, broker, cluster, broker-static). `-o
+/// json` lists every config.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  spool topic describe orders\n  spool topic describe orders -o json | jq '.partitions[].log_end_offset'"

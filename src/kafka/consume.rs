@@ -20,6 +20,9 @@ use crate::consume::{Clamped, Polled};
 use crate::record::{HeaderRef, Headers, RecordRef};
 use crate::spec::OffsetSpec;
 
+/// How long a poll waits for the first record of a fetch under way.
+const FETCH_WAIT: Duration = Duration::from_millis(100);
+
 /// librdkafka's "no offset" (RD_KAFKA_OFFSET_INVALID).
 const OFFSET_INVALID: i64 = -1001;
 
@@ -194,7 +197,8 @@ impl ClusterReader {
         self.assigned.iter().all(|a| a.position >= self.log_end(a))
     }
 
-    /// Delivers up to `budget` records that have arrived, without waiting.
+    /// Delivers up to `budget` records. When a partition is behind its end and no record has
+    /// arrived yet, waits a little for the fetch under way (rather than have the caller spin).
     pub fn poll<E, F>(&mut self, budget: usize, mut sink: F) -> Result<Polled, E>
     where
         E: From<ClusterError>,
@@ -205,8 +209,18 @@ impl ClusterReader {
             self.deliver(&message, &mut sink)?;
             delivered += 1;
         }
+        let first_wait = if delivered > 0 || self.at_end() {
+            Duration::ZERO
+        } else {
+            FETCH_WAIT
+        };
         while delivered < budget {
-            let message = match self.consumer.poll(Duration::ZERO) {
+            let wait = if delivered == 0 {
+                first_wait
+            } else {
+                Duration::ZERO
+            };
+            let message = match self.consumer.poll(wait) {
                 None => break,
                 Some(Ok(m)) => m,
                 Some(Err(e)) => return Err(self.cluster.error("fetch", e).into()),
