@@ -12,6 +12,8 @@ use std::ffi::CString;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers as _, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -50,6 +52,10 @@ impl Cluster {
     /// A reader with no partitions yet; large fetches, as a reader of backlogs wants.
     pub fn reader(&self) -> Result<ClusterReader, ClusterError> {
         let consumer = self.consumer(&[
+            // assign() needs librdkafka's group machinery, though nothing is committed.
+            ("group.id", "spool-assigned"),
+            // Records deleted by retention under the reader: go on from the log start.
+            ("auto.offset.reset", "earliest"),
             // Fetch in large requests, and keep the fetcher busy while records are handed
             // out: librdkafka's 1 s backoff when its queue is full stalls a fast reader.
             ("fetch.max.bytes", "67108864"),
@@ -223,7 +229,10 @@ impl ClusterReader {
             let message = match self.consumer.poll(wait) {
                 None => break,
                 Some(Ok(m)) => m,
-                Some(Err(e)) => return Err(self.cluster.error("fetch", e).into()),
+                Some(Err(e)) => {
+                    self.check(e)?;
+                    continue;
+                }
             };
             deliver_borrowed(&self.index, &mut self.assigned, &message, &mut sink)?;
             delivered += 1;
@@ -274,7 +283,29 @@ impl ClusterReader {
                 self.stashed = Some(m.detach());
                 Ok(true)
             }
-            Some(Err(e)) => Err(self.cluster.error("fetch", e)),
+            Some(Err(e)) => {
+                self.check(e)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// An error event of the consumer: fatal for the read when the topic or partition went
+    /// away or may not be read; otherwise (a broker connection lost, a group coordinator the
+    /// reader does not need) librdkafka retries, and `-v` shows it.
+    fn check(&self, e: KafkaError) -> Result<(), ClusterError> {
+        match e.rdkafka_error_code() {
+            Some(
+                RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::Fatal,
+            ) => Err(self.cluster.error("read", e)),
+            _ if matches!(e, KafkaError::MessageConsumptionFatal(_)) => {
+                Err(self.cluster.error("read", e))
+            }
+            _ => Ok(()),
         }
     }
 }

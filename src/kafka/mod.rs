@@ -153,8 +153,8 @@ impl Cluster {
         extra: &[(&str, &str)],
     ) -> Result<BaseConsumer<ClusterContext>, ClusterError> {
         let mut config = self.client_config();
-        // assign() needs no group, but librdkafka's consumer wants a group.id to exist.
-        config.set("group.id", "spool-no-group");
+        // No group.id: an assign-mode consumer needs no group, and without one librdkafka
+        // never looks for a group coordinator (which a cluster's ACLs may refuse).
         config.set("enable.auto.commit", "false");
         config.set("enable.auto.offset.store", "false");
         for (key, value) in extra {
