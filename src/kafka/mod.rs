@@ -449,3 +449,97 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         std::thread::park();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(brokers: &str, properties: &[(&str, &str)]) -> ClusterSettings {
+        ClusterSettings {
+            brokers: brokers.to_string(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..ClusterSettings::default()
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_without_connecting() {
+        let cluster = Cluster::new(settings(" a:1,b:2 ", &[("client.id", "x")])).unwrap();
+        assert_eq!(cluster.brokers(), "a:1,b:2");
+        assert_eq!(cluster.timeout(), DEFAULT_TIMEOUT);
+        assert_eq!(cluster.client_config().get("client.id"), Some("x"));
+        assert_eq!(
+            cluster.client_config().get("bootstrap.servers"),
+            Some("a:1,b:2")
+        );
+        for bad in ["", " ", "a:1,,b:2", "a:1,"] {
+            let e = Cluster::new(settings(bad, &[])).unwrap_err();
+            assert!(e.is_usage(), "{bad:?}: {e}");
+        }
+        let e = Cluster::new(settings("a:1", &[("no.such.property", "1")])).unwrap_err();
+        assert!(e.is_usage());
+        assert!(e.to_string().contains("no.such.property"), "{e}");
+        let e = Cluster::new(settings("a:1", &[("acks", "sometimes")])).unwrap_err();
+        assert!(e.to_string().contains("acks"), "{e}");
+    }
+
+    #[test]
+    fn later_properties_win_and_passwords_stay_out_of_debug() {
+        let cluster = Cluster::new(settings(
+            "a:1",
+            &[("sasl.password", "first"), ("sasl.password", "s3cret")],
+        ))
+        .unwrap();
+        assert_eq!(cluster.client_config().get("sasl.password"), Some("s3cret"));
+        assert!(!format!("{cluster:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_last_error_is_the_specific_one() {
+        let log = LogRouting::new(false);
+        assert_eq!(log.last_error(), None);
+        log.log(
+            RDKafkaLogLevel::Error,
+            "FAIL",
+            "[thrd:a:1/bootstrap]: a:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)",
+        );
+        log.error(
+            KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert_eq!(
+            log.last_error().as_deref(),
+            Some("a:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused")
+        );
+        // Debug lines are not errors.
+        log.log(RDKafkaLogLevel::Debug, "BROKER", "[thrd:main]: something");
+        assert!(log.last_error().unwrap().contains("Connection refused"));
+    }
+
+    #[test]
+    fn block_on_waits_for_another_thread() {
+        let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        let helper = std::thread::spawn(move || {
+            let waker = rx.recv().unwrap();
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            waker.wake();
+        });
+        let mut sent = Some(tx);
+        let value = block_on(std::future::poll_fn(|cx| {
+            if done.load(std::sync::atomic::Ordering::SeqCst) {
+                return Poll::Ready(42);
+            }
+            if let Some(tx) = sent.take() {
+                tx.send(cx.waker().clone()).unwrap();
+            }
+            Poll::Pending
+        }));
+        assert_eq!(value, 42);
+        helper.join().unwrap();
+    }
+}
