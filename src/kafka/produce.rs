@@ -260,11 +260,11 @@ impl ClusterProducer {
     /// Waits until every record sent was acknowledged or failed, then says whether all were
     /// delivered; the summary covers those that were.
     pub fn close(&mut self) -> Result<Summary, ProduceError> {
+        // Records time out after message.timeout.ms, so this ends. (rdkafka's poll waits out
+        // its whole timeout even when reports came: short ones end soon after the last.)
         while self.producer.in_flight_count() > 0 {
-            // Records time out after message.timeout.ms, so this ends.
-            let _ = self.producer.flush(Duration::from_millis(200));
+            self.producer.poll(Duration::from_millis(1));
         }
-        self.producer.poll(Duration::ZERO);
         self.check()?;
         Ok(self.summary())
     }
@@ -336,7 +336,7 @@ impl Sink for ClusterProducer {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // librdkafka's queue is full: serve delivery reports until there is room.
                     record = back;
-                    self.producer.poll(Duration::from_millis(5));
+                    self.producer.poll(Duration::from_millis(1));
                     self.check()?;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
