@@ -750,3 +750,70 @@ fn records_from_the_cluster_are_what_the_store_behind_it_holds() {
     }
     cluster.assert_home_untouched();
 }
+
+#[test]
+fn records_the_cluster_never_acknowledged_fail_the_producer() {
+    let mut cluster = Cluster::serve();
+    cluster.ok(&["topic", "create", "t"]);
+    let mut child = cluster
+        .spool_process()
+        .args(["-X", "message.timeout.ms=1500", "produce", "t"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write as _;
+    stdin.write_all(b"one\ntwo\n").unwrap();
+    stdin.flush().unwrap();
+    // Wait until the two records are in, then take the broker away.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.consume("t", &["-n", "2"]).is_empty() {
+        assert!(Instant::now() < deadline, "the first records never arrived");
+    }
+    cluster.stop_server();
+    stdin.write_all(b"three\n").unwrap();
+    drop(stdin);
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("Produced 2 records") && err.contains("before the error"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: line 3: the record was not delivered to t/0 on the Kafka cluster at"),
+        "{err}"
+    );
+    cluster.assert_home_untouched();
+}
+
+#[test]
+fn verbose_shows_librdkafka_and_quiet_does_not() {
+    let cluster = Cluster::serve();
+    let port = common::kafka::free_port();
+    let out = unreachable(&cluster, port)
+        .args(["-v", "--cluster-timeout", "1s", "topic", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.lines().count() > 1, "{err}");
+    assert!(err.lines().any(|l| l.starts_with("librdkafka: ")), "{err}");
+    // The same command without -v: spool's one line only (checked above for every command).
+    let out = unreachable(&cluster, port)
+        .args(["--cluster-timeout", "1s", "topic", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        !stderr_of(&out).contains("librdkafka"),
+        "{}",
+        stderr_of(&out)
+    );
+}
