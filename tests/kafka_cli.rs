@@ -817,3 +817,48 @@ fn verbose_shows_librdkafka_and_quiet_does_not() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn a_cluster_command_never_opens_the_local_store() {
+    // A default store that every local command refuses (a newer format): -b does not care.
+    let cluster = Cluster::serve();
+    let home = tempfile::tempdir().unwrap();
+    let store = home.path().join("spool");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("spool.yaml"), "format_version: 999\n").unwrap();
+    let spool = |args: &[&str]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("spool").unwrap();
+        cmd.env_remove("SPOOL_DIR")
+            .env_remove("SPOOL_BROKERS")
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path())
+            .args(args);
+        cmd
+    };
+    let out = spool(&["topic", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let b = ["-b", cluster.brokers.as_str()];
+    for args in [
+        &["topic", "create", "t", "-p", "2"][..],
+        &["topic", "list"],
+        &["topic", "describe", "t"],
+    ] {
+        let out = spool(&b).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    }
+    let out = spool(&b)
+        .args(["produce", "t", "-q"])
+        .write_stdin("x\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = spool(&b)
+        .args(["consume", "t", "-e", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"x\n");
+    // Nothing new beside the refused store.
+    let entries: Vec<_> = std::fs::read_dir(home.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 1);
+}
