@@ -10,7 +10,7 @@ pub mod watch;
 
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
-use crate::store::reader::{Gap, GapCause, BUFFERS, MIN_READ_CHUNK, READ_CHUNK};
+use crate::store::reader::{Gap, GapCause, ReadAhead, BUFFERS, MIN_READ_CHUNK, READ_CHUNK};
 use crate::store::{Partition, PartitionReader, StoreError};
 
 use watch::ChangeWaiter;
@@ -18,10 +18,17 @@ use watch::ChangeWaiter;
 /// Records taken from one partition before moving to the next.
 pub const FAIR_SHARE: usize = 1000;
 
-/// Read buffers of all partitions together stay around this size: each partition reads
-/// [`READ_CHUNK`] at once when there are few, less when there are many (a partition catching up
-/// holds [`BUFFERS`] chunks, the others being read ahead), and with more than ~170, 64 KiB
-/// at once and nothing ahead.
+/// How long a partition found at its end, while others still have records, may go without a
+/// full look (a newer segment, the topic deleted): between two, a visit only reads its current
+/// segment ([`PartitionReader::set_quick_end`]).
+const FULL_LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Read buffers of all partitions together stay below this size: each partition reads
+/// [`READ_CHUNK`] at once when there are few, less when there are many (one partition alone
+/// holds [`BUFFERS`] chunks, the others being read ahead; one of several holds its chunk and
+/// at most one more, read ahead when its chunk is about to run out), and with more than 256,
+/// 64 KiB at once and nothing ahead. Buffers are shared through a pool, so what is held is
+/// what the partitions being read need at once, whatever their number below that.
 const READ_BUDGET: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,19 +45,20 @@ pub enum ConsumeError {
     Store(#[from] StoreError),
 }
 
-/// How much each of `partitions` readers reads at once, and whether it reads ahead. Few
-/// partitions: chunks of up to [`READ_CHUNK`], read ahead. So many that even the smallest
-/// chunks read ahead would pass [`READ_BUDGET`]: the smallest chunks and nothing ahead (memory
-/// then grows with the number of partitions, by 64 KiB each).
-fn read_plan(partitions: usize) -> (usize, bool) {
-    let share = READ_BUDGET / partitions.max(1);
-    let read_ahead = share >= BUFFERS * MIN_READ_CHUNK;
-    let chunk = if read_ahead {
-        share / BUFFERS
-    } else {
-        MIN_READ_CHUNK
-    };
-    (chunk.min(READ_CHUNK), read_ahead)
+/// How much each of `partitions` readers reads at once, and how it reads ahead. One partition:
+/// chunks of [`READ_CHUNK`], [`BUFFERS`] of them. Several, read in turn: up to [`READ_CHUNK`],
+/// each partition's next chunk read ahead when its buffer is about to run out. So many that
+/// even the smallest chunks, two a partition, would pass [`READ_BUDGET`]: the smallest chunks
+/// and nothing ahead (memory then grows with the number of partitions, by 64 KiB each).
+fn read_plan(partitions: usize) -> (usize, ReadAhead) {
+    if partitions <= 1 {
+        return (READ_CHUNK.min(READ_BUDGET / BUFFERS), ReadAhead::Eager);
+    }
+    let share = READ_BUDGET / partitions;
+    if share < 2 * MIN_READ_CHUNK {
+        return (MIN_READ_CHUNK, ReadAhead::Off);
+    }
+    ((share / 2).min(READ_CHUNK), ReadAhead::OnDemand)
 }
 
 /// A requested start offset outside the log, and the log's ends it was moved between.
@@ -104,6 +112,8 @@ struct Cursor {
     topic: String,
     partition: i32,
     reader: PartitionReader,
+    /// The last visit found the partition at its end.
+    at_end: bool,
 }
 
 /// The outcome of one [`Consumer::poll`].
@@ -149,6 +159,10 @@ pub struct Consumer {
     cursors: Vec<Cursor>,
     next: usize,
     waiter: ChangeWaiter,
+    /// The last poll left a partition with records to read.
+    busy: bool,
+    /// When the partitions at their end were last looked at in full.
+    last_full_look: std::time::Instant,
 }
 
 impl Default for Consumer {
@@ -163,6 +177,8 @@ impl Consumer {
             cursors: Vec::new(),
             next: 0,
             waiter: ChangeWaiter::new(),
+            busy: false,
+            last_full_look: std::time::Instant::now(),
         }
     }
 
@@ -174,6 +190,7 @@ impl Consumer {
             topic: partition.topic.clone(),
             partition: partition.id,
             reader,
+            at_end: false,
         });
         let (chunk, read_ahead) = read_plan(self.cursors.len());
         for cursor in &mut self.cursors {
@@ -211,6 +228,12 @@ impl Consumer {
     }
 
     /// Visits every partition once and delivers up to `budget` records in all.
+    ///
+    /// While some partitions still have records, one found at its end is only read again in
+    /// its current segment, and looked at in full (for a newer segment, for the topic's
+    /// deletion) every [`FULL_LOOK_EVERY`]; the end of them all is reported only after a full
+    /// look at each. Reading many partitions of unequal sizes to their end then costs no
+    /// directory listing per poll for each partition already done.
     pub fn poll<E, F>(&mut self, budget: usize, mut sink: F) -> Result<Polled, E>
     where
         E: From<ConsumeError>,
@@ -219,14 +242,22 @@ impl Consumer {
         let mut delivered = 0;
         let mut all_at_end = true;
         let n = self.cursors.len();
+        let quick_allowed = self.busy && self.last_full_look.elapsed() < FULL_LOOK_EVERY;
+        if !quick_allowed {
+            self.last_full_look = std::time::Instant::now();
+        }
+        let mut busy = false;
         for i in 0..n {
             if delivered >= budget {
                 all_at_end = false;
+                busy = true;
                 break;
             }
             let cursor = &mut self.cursors[(self.next + i) % n];
             let share = (budget - delivered).min(FAIR_SHARE);
             let (topic, partition) = (cursor.topic.as_str(), cursor.partition);
+            let quick = quick_allowed && cursor.at_end;
+            cursor.reader.set_quick_end(quick);
             let reader = &mut cursor.reader;
             let polled = reader
                 .poll(share, |record| {
@@ -246,8 +277,11 @@ impl Consumer {
                     PollError::Sink(e) => e,
                 })?;
             delivered += polled.delivered;
-            all_at_end &= polled.at_end;
+            cursor.at_end = polled.at_end;
+            all_at_end &= polled.at_end && !quick;
+            busy |= !polled.at_end;
         }
+        self.busy = busy;
         if n > 0 {
             self.next = (self.next + 1) % n;
         }
@@ -304,20 +338,30 @@ mod tests {
 
     #[test]
     fn read_buffers_stay_within_the_budget_until_the_smallest_chunks() {
-        assert_eq!(read_plan(1), (READ_CHUNK, true));
-        for partitions in [1, 2, 6, 7, 50, 100, 102, 1000] {
+        assert_eq!(read_plan(1), (READ_CHUNK, ReadAhead::Eager));
+        for partitions in [1, 2, 6, 7, 50, 100, 102, 256, 257, 1000] {
             let (chunk, ahead) = read_plan(partitions);
-            let held = partitions * chunk * if ahead { BUFFERS } else { 1 };
+            let per_partition = match ahead {
+                ReadAhead::Eager => BUFFERS,
+                ReadAhead::OnDemand => 2,
+                ReadAhead::Off => 1,
+            };
+            let held = partitions * chunk * per_partition;
             assert!(
                 (MIN_READ_CHUNK..=READ_CHUNK).contains(&chunk),
                 "{partitions}"
             );
             assert!(
-                held <= READ_BUDGET || (chunk == MIN_READ_CHUNK && !ahead),
+                held <= READ_BUDGET || (chunk == MIN_READ_CHUNK && ahead == ReadAhead::Off),
                 "{partitions} partitions hold {held} bytes"
             );
         }
-        assert!(read_plan(100).1, "a hundred partitions still read ahead");
-        assert!(!read_plan(1000).1, "a thousand do not");
+        assert_eq!(read_plan(8), (READ_CHUNK, ReadAhead::OnDemand));
+        assert_eq!(
+            read_plan(256).1,
+            ReadAhead::OnDemand,
+            "256 still read ahead"
+        );
+        assert_eq!(read_plan(1000).1, ReadAhead::Off, "a thousand do not");
     }
 }

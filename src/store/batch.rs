@@ -318,6 +318,13 @@ pub struct RecordCursor {
     index: i32,
 }
 
+impl RecordCursor {
+    /// Bytes from the first record to the next one, in the records as decoded.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
 /// Iterator over the records of a [`Batch`].
 pub struct RecordIter<'a> {
     header: BatchHeader,
