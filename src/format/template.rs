@@ -69,6 +69,8 @@ impl Field {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(Box<[u8]>),
+    /// A one-byte literal (the usual `\n` or a space): a push, not a call to memcpy.
+    Byte(u8),
     Field(Field),
 }
 
@@ -136,10 +138,18 @@ impl Template {
     }
 
     fn new(parts: Vec<Part>, value_then: Option<Box<[u8]>>) -> Template {
+        let parts: Vec<Part> = parts
+            .into_iter()
+            .map(|part| match part {
+                Part::Literal(bytes) if bytes.len() == 1 => Part::Byte(bytes[0]),
+                part => part,
+            })
+            .collect();
         let fixed_len = parts
             .iter()
             .map(|part| match part {
                 Part::Literal(bytes) => bytes.len(),
+                Part::Byte(_) => 1,
                 Part::Field(
                     Field::Partition
                     | Field::Offset
@@ -210,8 +220,7 @@ impl Template {
         out.reserve(self.fixed_len + topic.len() + len(rec.key) + len(rec.value));
         for part in &self.parts {
             match *part {
-                // A one-byte literal (the usual `\n`) is a push, not a call to memcpy.
-                Part::Literal(ref bytes) if bytes.len() == 1 => out.push(bytes[0]),
+                Part::Byte(byte) => out.push(byte),
                 Part::Literal(ref bytes) => out.extend_from_slice(bytes),
                 Part::Field(field) => match field {
                     Field::Topic => out.extend_from_slice(topic.as_bytes()),

@@ -357,15 +357,31 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.index >= self.header.records_count {
             return None;
         }
-        // Decoding from a local copy keeps the cursor in registers.
+        // Decoding from a local copy keeps the cursor in registers. The usual record goes
+        // straight from its decoder to the caller, through no intermediate `Result`.
         let mut rest = self.rest;
-        match decode_record(&mut rest, &self.header) {
+        if let Some(record) = decode_usual_record(&mut rest, &self.header) {
+            self.rest = rest;
+            self.index += 1;
+            return Some(Ok(record));
+        }
+        Some(self.next_checked())
+    }
+}
+
+impl<'a> RecordIter<'a> {
+    /// The next record through the checked decoder: one with headers or long varints, or a
+    /// malformed one.
+    #[inline(never)]
+    fn next_checked(&mut self) -> Result<RecordRef<'a>, BatchError> {
+        let mut rest = self.rest;
+        match decode_record_checked(&mut rest, &self.header) {
             Ok(record) => {
                 self.rest = rest;
                 self.index += 1;
-                Some(Ok(record))
+                Ok(record)
             }
-            Err(reason) => Some(Err(self.malformed(reason))),
+            Err(reason) => Err(self.malformed(reason)),
         }
     }
 }
@@ -380,20 +396,8 @@ impl RecordIter<'_> {
     }
 }
 
-/// Decodes the record at the start of `buf` (the rest of the batch) and moves `buf` past it.
-#[inline(always)]
-fn decode_record<'a>(
-    buf: &mut &'a [u8],
-    header: &BatchHeader,
-) -> Result<RecordRef<'a>, &'static str> {
-    match decode_usual_record(buf, header) {
-        Some(record) => Ok(record),
-        None => decode_record_checked(buf, header),
-    }
-}
-
-/// [`decode_record`] field by field, each checked: any record, and what is wrong with a
-/// malformed one. Fields are read from the rest of the batch rather than from a slice cut to
+/// Decodes the record at the start of `buf` (the rest of the batch) and moves `buf` past it,
+/// field by field, each checked: any record, and what is wrong with a malformed one. Fields are read from the rest of the batch rather than from a slice cut to
 /// the record's length; whether they add up to exactly that length is checked once at the end.
 fn decode_record_checked<'a>(
     buf: &mut &'a [u8],
@@ -444,7 +448,7 @@ fn decode_record_checked<'a>(
 /// The usual record, decoded with as few checks as its shape allows: no headers, and every
 /// varint of at most three bytes (record lengths, offset deltas and key and value lengths under
 /// a million). `None` for anything else, malformed records included, which
-/// [`decode_record`]'s checked path then decodes (or reports) field by field.
+/// [`decode_record_checked`] then decodes (or reports) field by field.
 #[inline(always)]
 fn decode_usual_record<'a>(buf: &mut &'a [u8], header: &BatchHeader) -> Option<RecordRef<'a>> {
     let bytes: &'a [u8] = buf;

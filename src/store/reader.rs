@@ -349,22 +349,37 @@ impl PartitionReader {
                 position: seg.position,
                 source,
             })?;
-            loop {
-                if delivered == budget {
-                    break;
+            // The record loop: the next offset kept in a local (stored back on every way out),
+            // a malformed record reported after the loop.
+            let mut next_offset = self.next_offset;
+            let mut malformed = None;
+            while delivered < budget {
+                let record = match records.next() {
+                    Some(Ok(record)) => record,
+                    Some(Err(source)) => {
+                        malformed = Some(source);
+                        break;
+                    }
+                    None => break,
+                };
+                if record.offset < next_offset {
+                    continue;
                 }
-                let Some(record) = records.next() else { break };
-                let record = record.map_err(|source| StoreError::Corrupt {
+                next_offset = record.offset + 1;
+                delivered += 1;
+                if let Err(e) = sink(record) {
+                    self.next_offset = next_offset;
+                    return Err(e);
+                }
+            }
+            self.next_offset = next_offset;
+            if let Some(source) = malformed {
+                return Err(StoreError::Corrupt {
                     path: seg.path.clone(),
                     position: seg.position,
                     source,
-                })?;
-                if record.offset < self.next_offset {
-                    continue;
                 }
-                self.next_offset = record.offset + 1;
-                delivered += 1;
-                sink(record)?;
+                .into());
             }
             if records.remaining() > 0 {
                 self.resume = Some(Resume {
