@@ -335,6 +335,115 @@ impl<E> From<StoreError> for PollError<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Record;
+    use crate::store::batch::encode_batch;
+    use crate::store::{LogConfig, PartitionWriter, SyncPolicy};
+
+    /// A partition directory under `root` with `values` appended, one batch.
+    fn partition(root: &std::path::Path, id: i32, config: LogConfig, values: &[i64]) -> Partition {
+        let dir = root.join(id.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        append(&dir, config, values);
+        Partition {
+            topic: "t".into(),
+            id,
+            dir,
+            config,
+        }
+    }
+
+    fn append(dir: &std::path::Path, config: LogConfig, values: &[i64]) {
+        let mut writer = PartitionWriter::open(dir, config, SyncPolicy::Never).unwrap();
+        let records: Vec<Record> = values
+            .iter()
+            .map(|v| Record {
+                timestamp: 1,
+                value: Some(v.to_string().into_bytes()),
+                ..Record::default()
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        encode_batch(&mut bytes, &records);
+        writer.append(&mut bytes, 1).unwrap();
+    }
+
+    /// Polls until every partition is at its end; (partition, value) of every record.
+    fn poll_to_end(
+        consumer: &mut Consumer,
+        mut between: impl FnMut(usize),
+    ) -> Result<Vec<(i32, i64)>, ConsumeError> {
+        let mut got = Vec::new();
+        for round in 0.. {
+            let polled = consumer.poll(FAIR_SHARE * 4, |_, partition, r| {
+                let value = std::str::from_utf8(r.value.unwrap()).unwrap();
+                got.push((partition, value.parse().unwrap()));
+                Ok::<_, ConsumeError>(())
+            })?;
+            if polled.all_at_end {
+                break;
+            }
+            between(round);
+        }
+        Ok(got)
+    }
+
+    fn of(got: &[(i32, i64)], partition: i32) -> Vec<i64> {
+        got.iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, v)| *v)
+            .collect()
+    }
+
+    /// Partition 0 is at its end after the first poll while partition 1 has a backlog of many
+    /// polls; meanwhile partition 0 gets a record in its segment and then a roll. The end of
+    /// both is reported only once both were read in full, rolled segment included.
+    #[test]
+    fn a_partition_that_rolls_while_another_is_read_is_read_to_its_end() {
+        let root = tempfile::tempdir().unwrap();
+        let small = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
+        let done = partition(root.path(), 0, small, &[0, 1, 2]);
+        let backlog: Vec<i64> = (0..20_000).collect();
+        let busy = partition(root.path(), 1, LogConfig::default(), &backlog);
+        let mut consumer = Consumer::new();
+        consumer.assign(&done, 0).unwrap();
+        consumer.assign(&busy, 0).unwrap();
+        let rolled: Vec<i64> = (4..300).collect();
+        let got = poll_to_end(&mut consumer, |round| match round {
+            0 => append(&done.dir, small, &[3]),
+            1 => append(&done.dir, small, &rolled),
+            _ => {}
+        })
+        .unwrap();
+        assert_eq!(of(&got, 0), (0..300).collect::<Vec<_>>());
+        assert_eq!(of(&got, 1), backlog);
+        assert!(consumer.take_skipped().is_empty());
+    }
+
+    /// A topic deleted under a partition at its end, while another partition is still being
+    /// read, is reported as such: never as the end of the log.
+    #[test]
+    fn a_partition_deleted_while_another_is_read_is_an_error_not_the_end() {
+        let root = tempfile::tempdir().unwrap();
+        let done = partition(root.path(), 0, LogConfig::default(), &[0, 1, 2]);
+        let backlog: Vec<i64> = (0..20_000).collect();
+        let busy = partition(root.path(), 1, LogConfig::default(), &backlog);
+        let mut consumer = Consumer::new();
+        consumer.assign(&done, 0).unwrap();
+        consumer.assign(&busy, 0).unwrap();
+        let err = poll_to_end(&mut consumer, |round| {
+            if round == 0 {
+                std::fs::remove_dir_all(&done.dir).unwrap();
+            }
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, ConsumeError::Store(StoreError::TopicDeleted { .. })),
+            "{err:?}"
+        );
+    }
 
     #[test]
     fn read_buffers_stay_within_the_budget_until_the_smallest_chunks() {

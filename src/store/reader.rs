@@ -697,7 +697,7 @@ impl PartitionReader {
 
     /// At the end of a poll that stopped in the middle of a backlog (having started at
     /// `started_at`): with [`ReadAhead::OnDemand`], requests the next chunk once what is left in
-    /// the buffer would last no more than one more poll like this one.
+    /// the buffer would last no more than one more poll like this one (and a part-batch).
     fn read_ahead_on_demand(&mut self, started_at: Option<(i64, u64)>) {
         if self.read_len < self.chunk || self.read_ahead.as_ref().is_some_and(Stream::is_pending) {
             return;
@@ -711,8 +711,12 @@ impl PartitionReader {
             _ => return,
         };
         let left = (self.buf_pos + self.filled as u64).saturating_sub(now);
+        // What is left ends in part of a batch, which the chunk read ahead starts with: an
+        // eighth of a chunk for it (without it, a buffer whose last part-batch is larger than
+        // what a poll takes would never have its next chunk read ahead).
+        let tail = (self.chunk / 8) as u64;
         // Only a buffer that a full read filled: a short one ended at the end of the log.
-        if self.filled == self.buf.len() && left <= taken {
+        if self.filled == self.buf.len() && left <= taken + tail {
             self.request_read_ahead(1);
         }
     }
@@ -1030,6 +1034,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_reader_read_in_turns_has_its_next_chunk_read_ahead_on_demand() {
+        let dir = large_partition(100, 20);
+        for budget in [7, 20, 50] {
+            let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+            reader.set_chunk(MIN_READ_CHUNK, ReadAhead::OnDemand);
+            let got = read_all(&mut reader, budget);
+            assert_eq!(got, (0..2000).collect::<Vec<_>>(), "budget {budget}");
+            assert!(
+                reader.chunks_read_ahead() >= 2,
+                "budget {budget}: the ~420 KiB log in 64 KiB chunks, {} read ahead",
+                reader.chunks_read_ahead()
+            );
+        }
+    }
+
+    #[test]
+    fn a_quick_look_at_the_end_reads_the_segment_and_leaves_the_roll_for_a_full_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
+        append_values(dir.path(), config, &[0, 1, 2]);
+        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+        assert_eq!(read_all(&mut reader, 100), [0, 1, 2]);
+        reader.set_quick_end(true);
+        // Appended to the same segment: read at once.
+        append_values(dir.path(), config, &[3]);
+        assert_eq!(read_all(&mut reader, 100), [3]);
+        // Rolled: a quick look stays in the sealed segment, a full one moves on.
+        let big: Vec<i64> = (4..200).collect();
+        append_values(dir.path(), config, &big);
+        assert_eq!(read_all(&mut reader, 1000), Vec::<i64>::new());
+        reader.set_quick_end(false);
+        assert_eq!(read_all(&mut reader, 1000), big);
+        assert!(reader.take_gaps().is_empty());
     }
 
     #[test]
