@@ -819,6 +819,18 @@ impl Cursor<'_> {
     #[inline(always)]
     fn varint(&mut self, value: i64) {
         let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        // One and two bytes (lengths under 8 KiB, offset deltas under 8192) with one bounds
+        // check each.
+        if v < 0x80 {
+            return self.byte(v as u8);
+        }
+        if v < 0x4000 {
+            let dst = &mut self.buf[self.pos..self.pos + 2];
+            dst[0].write((v as u8) | 0x80);
+            dst[1].write((v >> 7) as u8);
+            self.pos += 2;
+            return;
+        }
         while v >= 0x80 {
             self.byte((v as u8) | 0x80);
             v >>= 7;
