@@ -15,7 +15,6 @@ pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
 }
 
 fn write_long(out: &mut Vec<u8>, n: i64) {
-    // Two digits per division: a 13-digit timestamp takes 7 steps instead of 13.
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
@@ -25,6 +24,15 @@ fn write_long(out: &mut Vec<u8>, n: i64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     let mut rest = n.unsigned_abs();
+    // Four digits per 64-bit division, then two pairs from the remainder (a 32-bit one).
+    while rest >= 10_000 {
+        let four = (rest % 10_000) as u32;
+        rest /= 10_000;
+        let (high, low) = ((four / 100) as usize * 2, (four % 100) as usize * 2);
+        start -= 4;
+        digits[start..start + 2].copy_from_slice(&PAIRS[high..high + 2]);
+        digits[start + 2..start + 4].copy_from_slice(&PAIRS[low..low + 2]);
+    }
     while rest >= 100 {
         let pair = (rest % 100) as usize * 2;
         rest /= 100;
