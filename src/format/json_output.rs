@@ -165,7 +165,7 @@ fn write_quoted(out: &mut Vec<u8>, text: &[u8]) {
 
 /// Whether `text` is ASCII with nothing JSON escapes (so also valid UTF-8).
 fn is_plain_ascii(text: &[u8]) -> bool {
-    let special = |b: u8| b < 0x20 || b >= 0x80 || b == b'"' || b == b'\\';
+    let special = |b: u8| !(0x20..0x80).contains(&b) || b == b'"' || b == b'\\';
     #[cfg(target_arch = "x86_64")]
     {
         // 16 bytes at a time with SSE2 (every x86-64 CPU has it): a few instructions a block
