@@ -13,7 +13,9 @@
 //! has the next chunk to read while the reader decodes, and a chunk is usually ready before the
 //! reader asks for it (waking a parked thread costs more than reading a chunk takes). A chunk
 //! that is late by more than [`PATIENCE`] (the helper not scheduled) is read by the reader
-//! itself; the ones after it stay requested.
+//! itself; the ones after it stay requested. (A reader of one of many partitions read in turn
+//! keeps one chunk requested, and only when its buffer is about to run out: see
+//! [`super::reader::ReadAhead`].)
 //!
 //! Bytes read ahead are no different from bytes read a moment earlier into a larger buffer. The
 //! helper checks the complete batches at the start of the chunk exactly as the reader would
