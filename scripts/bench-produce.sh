@@ -3,6 +3,7 @@
 #
 #   scripts/bench-produce.sh            # builds the release binary, runs everything
 #   LINES=200000 scripts/bench-produce.sh   # a smaller run
+#   BASELINE=/path/to/older/spool scripts/bench-produce.sh   # an older build beside this one
 #
 # What it does:
 #   1. generates LINES (default 1,000,000) lines of 100 bytes, each `user-NNNNNN:` + value;
@@ -26,6 +27,7 @@ RUNS=${RUNS:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 SPOOL=${SPOOL:-$TARGET/release/spool}
+BASELINE=${BASELINE:-}
 WORK=${BENCH_DIR:-$(mktemp -d /tmp/spool-bench.XXXXXX)}
 mkdir -p "$WORK"
 
@@ -66,6 +68,15 @@ produce_exit="'$SPOOL' produce bench -q -K : < '$INPUT'"
 cat_cmd="cat '$INPUT' > '$WORK/cat-out'"
 # cat plus an fsync of its output: what `spool produce` does by default (--fsync exit).
 cat_sync_cmd="cat '$INPUT' > '$WORK/cat-out' && sync '$WORK/cat-out'"
+baseline_runs=()
+if [[ -n $BASELINE ]]; then
+    baseline_runs=(
+        --prepare "$reset_store" -n "baseline produce -K : --fsync never"
+        "'$BASELINE' produce bench -q -K : --fsync never < '$INPUT'"
+        --prepare "$reset_store" -n "baseline produce -K : (fsync at exit)"
+        "'$BASELINE' produce bench -q -K : < '$INPUT'"
+    )
+fi
 
 echo "== time: produce vs cat ($RUNS runs each, same directory)" >&2
 if command -v hyperfine >/dev/null; then
@@ -73,7 +84,8 @@ if command -v hyperfine >/dev/null; then
         --prepare "$reset_cat" -n "cat input > file" "$cat_cmd" \
         --prepare "$reset_store" -n "spool produce -K : --fsync never" "$produce_never" \
         --prepare "$reset_store" -n "spool produce -K : (fsync at exit)" "$produce_exit" \
-        --prepare "$reset_cat" -n "cat input > file && sync file" "$cat_sync_cmd"
+        --prepare "$reset_cat" -n "cat input > file && sync file" "$cat_sync_cmd" \
+        "${baseline_runs[@]}"
     cat "$WORK/times.md"
 else
     TIMEFORMAT='%R s'

@@ -10,7 +10,7 @@ pub mod watch;
 
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
-use crate::store::reader::{Gap, GapCause, BUFFERS, MIN_READ_CHUNK, READ_CHUNK};
+use crate::store::reader::{Gap, GapCause, ReadAhead, BUFFERS, MIN_READ_CHUNK, READ_CHUNK};
 use crate::store::{Partition, PartitionReader, StoreError};
 
 use watch::ChangeWaiter;
@@ -18,10 +18,17 @@ use watch::ChangeWaiter;
 /// Records taken from one partition before moving to the next.
 pub const FAIR_SHARE: usize = 1000;
 
-/// Read buffers of all partitions together stay around this size: each partition reads
-/// [`READ_CHUNK`] at once when there are few, less when there are many (a partition catching up
-/// holds [`BUFFERS`] chunks, the others being read ahead), and with more than ~170, 64 KiB
-/// at once and nothing ahead.
+/// How long a partition found at its end, while others still have records, may go without a
+/// full look (a newer segment, the topic deleted): between two, a visit only reads its current
+/// segment ([`PartitionReader::set_quick_end`]).
+const FULL_LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Read buffers of all partitions together stay below this size: each partition reads
+/// [`READ_CHUNK`] at once when there are few, less when there are many (one partition alone
+/// holds [`BUFFERS`] chunks, the others being read ahead; one of several holds its chunk and
+/// at most one more, read ahead when its chunk is about to run out), and with more than 256,
+/// 64 KiB at once and nothing ahead. Buffers are shared through a pool, so what is held is
+/// what the partitions being read need at once, whatever their number below that.
 const READ_BUDGET: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,19 +45,20 @@ pub enum ConsumeError {
     Store(#[from] StoreError),
 }
 
-/// How much each of `partitions` readers reads at once, and whether it reads ahead. Few
-/// partitions: chunks of up to [`READ_CHUNK`], read ahead. So many that even the smallest
-/// chunks read ahead would pass [`READ_BUDGET`]: the smallest chunks and nothing ahead (memory
-/// then grows with the number of partitions, by 64 KiB each).
-fn read_plan(partitions: usize) -> (usize, bool) {
-    let share = READ_BUDGET / partitions.max(1);
-    let read_ahead = share >= BUFFERS * MIN_READ_CHUNK;
-    let chunk = if read_ahead {
-        share / BUFFERS
-    } else {
-        MIN_READ_CHUNK
-    };
-    (chunk.min(READ_CHUNK), read_ahead)
+/// How much each of `partitions` readers reads at once, and how it reads ahead. One partition:
+/// chunks of [`READ_CHUNK`], [`BUFFERS`] of them. Several, read in turn: up to [`READ_CHUNK`],
+/// each partition's next chunk read ahead when its buffer is about to run out. So many that
+/// even the smallest chunks, two a partition, would pass [`READ_BUDGET`]: the smallest chunks
+/// and nothing ahead (memory then grows with the number of partitions, by 64 KiB each).
+fn read_plan(partitions: usize) -> (usize, ReadAhead) {
+    if partitions <= 1 {
+        return (READ_CHUNK.min(READ_BUDGET / BUFFERS), ReadAhead::Eager);
+    }
+    let share = READ_BUDGET / partitions;
+    if share < 2 * MIN_READ_CHUNK {
+        return (MIN_READ_CHUNK, ReadAhead::Off);
+    }
+    ((share / 2).min(READ_CHUNK), ReadAhead::OnDemand)
 }
 
 /// A requested start offset outside the log, and the log's ends it was moved between.
@@ -104,6 +112,8 @@ struct Cursor {
     topic: String,
     partition: i32,
     reader: PartitionReader,
+    /// The last visit found the partition at its end.
+    at_end: bool,
 }
 
 /// The outcome of one [`Consumer::poll`].
@@ -149,6 +159,10 @@ pub struct Consumer {
     cursors: Vec<Cursor>,
     next: usize,
     waiter: ChangeWaiter,
+    /// The last poll left a partition with records to read.
+    busy: bool,
+    /// When the partitions at their end were last looked at in full.
+    last_full_look: std::time::Instant,
 }
 
 impl Default for Consumer {
@@ -163,6 +177,8 @@ impl Consumer {
             cursors: Vec::new(),
             next: 0,
             waiter: ChangeWaiter::new(),
+            busy: false,
+            last_full_look: std::time::Instant::now(),
         }
     }
 
@@ -174,6 +190,7 @@ impl Consumer {
             topic: partition.topic.clone(),
             partition: partition.id,
             reader,
+            at_end: false,
         });
         let (chunk, read_ahead) = read_plan(self.cursors.len());
         for cursor in &mut self.cursors {
@@ -211,6 +228,12 @@ impl Consumer {
     }
 
     /// Visits every partition once and delivers up to `budget` records in all.
+    ///
+    /// While some partitions still have records, one found at its end is only read again in
+    /// its current segment, and looked at in full (for a newer segment, for the topic's
+    /// deletion) every [`FULL_LOOK_EVERY`]; the end of them all is reported only after a full
+    /// look at each. Reading many partitions of unequal sizes to their end then costs no
+    /// directory listing per poll for each partition already done.
     pub fn poll<E, F>(&mut self, budget: usize, mut sink: F) -> Result<Polled, E>
     where
         E: From<ConsumeError>,
@@ -219,14 +242,22 @@ impl Consumer {
         let mut delivered = 0;
         let mut all_at_end = true;
         let n = self.cursors.len();
+        let quick_allowed = self.busy && self.last_full_look.elapsed() < FULL_LOOK_EVERY;
+        if !quick_allowed {
+            self.last_full_look = std::time::Instant::now();
+        }
+        let mut busy = false;
         for i in 0..n {
             if delivered >= budget {
                 all_at_end = false;
+                busy = true;
                 break;
             }
             let cursor = &mut self.cursors[(self.next + i) % n];
             let share = (budget - delivered).min(FAIR_SHARE);
             let (topic, partition) = (cursor.topic.as_str(), cursor.partition);
+            let quick = quick_allowed && cursor.at_end;
+            cursor.reader.set_quick_end(quick);
             let reader = &mut cursor.reader;
             let polled = reader
                 .poll(share, |record| {
@@ -246,8 +277,11 @@ impl Consumer {
                     PollError::Sink(e) => e,
                 })?;
             delivered += polled.delivered;
-            all_at_end &= polled.at_end;
+            cursor.at_end = polled.at_end;
+            all_at_end &= polled.at_end && !quick;
+            busy |= !polled.at_end;
         }
+        self.busy = busy;
         if n > 0 {
             self.next = (self.next + 1) % n;
         }
@@ -301,23 +335,142 @@ impl<E> From<StoreError> for PollError<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Record;
+    use crate::store::batch::encode_batch;
+    use crate::store::{LogConfig, PartitionWriter, SyncPolicy};
+
+    /// A partition directory under `root` with `values` appended, one batch.
+    fn partition(root: &std::path::Path, id: i32, config: LogConfig, values: &[i64]) -> Partition {
+        let dir = root.join(id.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        append(&dir, config, values);
+        Partition {
+            topic: "t".into(),
+            id,
+            dir,
+            config,
+        }
+    }
+
+    fn append(dir: &std::path::Path, config: LogConfig, values: &[i64]) {
+        let mut writer = PartitionWriter::open(dir, config, SyncPolicy::Never).unwrap();
+        let records: Vec<Record> = values
+            .iter()
+            .map(|v| Record {
+                timestamp: 1,
+                value: Some(v.to_string().into_bytes()),
+                ..Record::default()
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        encode_batch(&mut bytes, &records);
+        writer.append(&mut bytes, 1).unwrap();
+    }
+
+    /// Polls until every partition is at its end; (partition, value) of every record.
+    fn poll_to_end(
+        consumer: &mut Consumer,
+        mut between: impl FnMut(usize),
+    ) -> Result<Vec<(i32, i64)>, ConsumeError> {
+        let mut got = Vec::new();
+        for round in 0.. {
+            let polled = consumer.poll(FAIR_SHARE * 4, |_, partition, r| {
+                let value = std::str::from_utf8(r.value.unwrap()).unwrap();
+                got.push((partition, value.parse().unwrap()));
+                Ok::<_, ConsumeError>(())
+            })?;
+            if polled.all_at_end {
+                break;
+            }
+            between(round);
+        }
+        Ok(got)
+    }
+
+    fn of(got: &[(i32, i64)], partition: i32) -> Vec<i64> {
+        got.iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, v)| *v)
+            .collect()
+    }
+
+    /// Partition 0 is at its end after the first poll while partition 1 has a backlog of many
+    /// polls; meanwhile partition 0 gets a record in its segment and then a roll. The end of
+    /// both is reported only once both were read in full, rolled segment included.
+    #[test]
+    fn a_partition_that_rolls_while_another_is_read_is_read_to_its_end() {
+        let root = tempfile::tempdir().unwrap();
+        let small = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
+        let done = partition(root.path(), 0, small, &[0, 1, 2]);
+        let backlog: Vec<i64> = (0..20_000).collect();
+        let busy = partition(root.path(), 1, LogConfig::default(), &backlog);
+        let mut consumer = Consumer::new();
+        consumer.assign(&done, 0).unwrap();
+        consumer.assign(&busy, 0).unwrap();
+        let rolled: Vec<i64> = (4..300).collect();
+        let got = poll_to_end(&mut consumer, |round| match round {
+            0 => append(&done.dir, small, &[3]),
+            1 => append(&done.dir, small, &rolled),
+            _ => {}
+        })
+        .unwrap();
+        assert_eq!(of(&got, 0), (0..300).collect::<Vec<_>>());
+        assert_eq!(of(&got, 1), backlog);
+        assert!(consumer.take_skipped().is_empty());
+    }
+
+    /// A topic deleted under a partition at its end, while another partition is still being
+    /// read, is reported as such: never as the end of the log.
+    #[test]
+    fn a_partition_deleted_while_another_is_read_is_an_error_not_the_end() {
+        let root = tempfile::tempdir().unwrap();
+        let done = partition(root.path(), 0, LogConfig::default(), &[0, 1, 2]);
+        let backlog: Vec<i64> = (0..20_000).collect();
+        let busy = partition(root.path(), 1, LogConfig::default(), &backlog);
+        let mut consumer = Consumer::new();
+        consumer.assign(&done, 0).unwrap();
+        consumer.assign(&busy, 0).unwrap();
+        let err = poll_to_end(&mut consumer, |round| {
+            if round == 0 {
+                std::fs::remove_dir_all(&done.dir).unwrap();
+            }
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, ConsumeError::Store(StoreError::TopicDeleted { .. })),
+            "{err:?}"
+        );
+    }
 
     #[test]
     fn read_buffers_stay_within_the_budget_until_the_smallest_chunks() {
-        assert_eq!(read_plan(1), (READ_CHUNK, true));
-        for partitions in [1, 2, 6, 7, 50, 100, 102, 1000] {
+        assert_eq!(read_plan(1), (READ_CHUNK, ReadAhead::Eager));
+        for partitions in [1, 2, 6, 7, 50, 100, 102, 256, 257, 1000] {
             let (chunk, ahead) = read_plan(partitions);
-            let held = partitions * chunk * if ahead { BUFFERS } else { 1 };
+            let per_partition = match ahead {
+                ReadAhead::Eager => BUFFERS,
+                ReadAhead::OnDemand => 2,
+                ReadAhead::Off => 1,
+            };
+            let held = partitions * chunk * per_partition;
             assert!(
                 (MIN_READ_CHUNK..=READ_CHUNK).contains(&chunk),
                 "{partitions}"
             );
             assert!(
-                held <= READ_BUDGET || (chunk == MIN_READ_CHUNK && !ahead),
+                held <= READ_BUDGET || (chunk == MIN_READ_CHUNK && ahead == ReadAhead::Off),
                 "{partitions} partitions hold {held} bytes"
             );
         }
-        assert!(read_plan(100).1, "a hundred partitions still read ahead");
-        assert!(!read_plan(1000).1, "a thousand do not");
+        assert_eq!(read_plan(8), (READ_CHUNK, ReadAhead::OnDemand));
+        assert_eq!(
+            read_plan(256).1,
+            ReadAhead::OnDemand,
+            "256 still read ahead"
+        );
+        assert_eq!(read_plan(1000).1, ReadAhead::Off, "a thousand do not");
     }
 }

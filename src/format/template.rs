@@ -1,7 +1,8 @@
 //! kcat/rpk style output templates for `spool consume --format`, e.g. `%k=%v\n`.
 //!
 //! A template is compiled once into literal byte runs and field tokens, so rendering a record is
-//! a walk over that list that appends bytes: no parsing and no allocation per record.
+//! a walk over that list that appends bytes: no parsing and no allocation per record, and room
+//! for the whole record reserved once (not at every part).
 
 use std::mem;
 
@@ -68,6 +69,8 @@ impl Field {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(Box<[u8]>),
+    /// A one-byte literal (the usual `\n` or a space): a push, not a call to memcpy.
+    Byte(u8),
     Field(Field),
 }
 
@@ -76,6 +79,9 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// Bytes a record takes besides its topic, key and value, headers and RFC 3339 times: the
+    /// literals and 20 a number.
+    fixed_len: usize,
     /// The value followed by a literal (the default `%v\n`), rendered without walking `parts`:
     /// it is what `consume` prints a million times a second.
     value_then: Option<Box<[u8]>>,
@@ -128,7 +134,37 @@ impl Template {
             [Part::Field(Field::Value), Part::Literal(suffix)] => Some(suffix.clone()),
             _ => None,
         };
-        Ok(Template { parts, value_then })
+        Ok(Template::new(parts, value_then))
+    }
+
+    fn new(parts: Vec<Part>, value_then: Option<Box<[u8]>>) -> Template {
+        let parts: Vec<Part> = parts
+            .into_iter()
+            .map(|part| match part {
+                Part::Literal(bytes) if bytes.len() == 1 => Part::Byte(bytes[0]),
+                part => part,
+            })
+            .collect();
+        let fixed_len = parts
+            .iter()
+            .map(|part| match part {
+                Part::Literal(bytes) => bytes.len(),
+                Part::Byte(_) => 1,
+                Part::Field(
+                    Field::Partition
+                    | Field::Offset
+                    | Field::KeyLength
+                    | Field::ValueLength
+                    | Field::TimestampMs,
+                ) => 20,
+                Part::Field(_) => 0,
+            })
+            .sum();
+        Template {
+            parts,
+            fixed_len,
+            value_then,
+        }
     }
 
     /// The template that writes what `spool produce -K SEP -D DELIM` reads: the key and
@@ -143,7 +179,7 @@ impl Template {
         parts.push(Part::Field(Field::Value));
         parts.push(Part::Literal(delimiter.into()));
         let value_then = key_separator.is_none().then(|| delimiter.into());
-        Template { parts, value_then }
+        Template::new(parts, value_then)
     }
 
     /// Appends one record rendered through the template to `out`. Keys, values and headers are
@@ -180,10 +216,11 @@ impl Template {
         rec: &RecordRef<'_>,
         null_literal: &[u8],
     ) {
+        let len = |bytes: Option<&[u8]>| bytes.map_or(null_literal.len(), <[u8]>::len);
+        out.reserve(self.fixed_len + topic.len() + len(rec.key) + len(rec.value));
         for part in &self.parts {
             match *part {
-                // A one-byte literal (the usual `\n`) is a push, not a call to memcpy.
-                Part::Literal(ref bytes) if bytes.len() == 1 => out.push(bytes[0]),
+                Part::Byte(byte) => out.push(byte),
                 Part::Literal(ref bytes) => out.extend_from_slice(bytes),
                 Part::Field(field) => match field {
                     Field::Topic => out.extend_from_slice(topic.as_bytes()),

@@ -318,6 +318,13 @@ pub struct RecordCursor {
     index: i32,
 }
 
+impl RecordCursor {
+    /// Bytes from the first record to the next one, in the records as decoded.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
 /// Iterator over the records of a [`Batch`].
 pub struct RecordIter<'a> {
     header: BatchHeader,
@@ -350,15 +357,31 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.index >= self.header.records_count {
             return None;
         }
-        // Decoding from a local copy keeps the cursor in registers.
+        // Decoding from a local copy keeps the cursor in registers. The usual record goes
+        // straight from its decoder to the caller, through no intermediate `Result`.
         let mut rest = self.rest;
-        match decode_record(&mut rest, &self.header) {
+        if let Some(record) = decode_usual_record(&mut rest, &self.header) {
+            self.rest = rest;
+            self.index += 1;
+            return Some(Ok(record));
+        }
+        Some(self.next_checked())
+    }
+}
+
+impl<'a> RecordIter<'a> {
+    /// The next record through the checked decoder: one with headers or long varints, or a
+    /// malformed one.
+    #[inline(never)]
+    fn next_checked(&mut self) -> Result<RecordRef<'a>, BatchError> {
+        let mut rest = self.rest;
+        match decode_record_checked(&mut rest, &self.header) {
             Ok(record) => {
                 self.rest = rest;
                 self.index += 1;
-                Some(Ok(record))
+                Ok(record)
             }
-            Err(reason) => Some(Err(self.malformed(reason))),
+            Err(reason) => Err(self.malformed(reason)),
         }
     }
 }
@@ -373,20 +396,8 @@ impl RecordIter<'_> {
     }
 }
 
-/// Decodes the record at the start of `buf` (the rest of the batch) and moves `buf` past it.
-#[inline(always)]
-fn decode_record<'a>(
-    buf: &mut &'a [u8],
-    header: &BatchHeader,
-) -> Result<RecordRef<'a>, &'static str> {
-    match decode_usual_record(buf, header) {
-        Some(record) => Ok(record),
-        None => decode_record_checked(buf, header),
-    }
-}
-
-/// [`decode_record`] field by field, each checked: any record, and what is wrong with a
-/// malformed one. Fields are read from the rest of the batch rather than from a slice cut to
+/// Decodes the record at the start of `buf` (the rest of the batch) and moves `buf` past it,
+/// field by field, each checked: any record, and what is wrong with a malformed one. Fields are read from the rest of the batch rather than from a slice cut to
 /// the record's length; whether they add up to exactly that length is checked once at the end.
 fn decode_record_checked<'a>(
     buf: &mut &'a [u8],
@@ -437,7 +448,7 @@ fn decode_record_checked<'a>(
 /// The usual record, decoded with as few checks as its shape allows: no headers, and every
 /// varint of at most three bytes (record lengths, offset deltas and key and value lengths under
 /// a million). `None` for anything else, malformed records included, which
-/// [`decode_record`]'s checked path then decodes (or reports) field by field.
+/// [`decode_record_checked`] then decodes (or reports) field by field.
 #[inline(always)]
 fn decode_usual_record<'a>(buf: &mut &'a [u8], header: &BatchHeader) -> Option<RecordRef<'a>> {
     let bytes: &'a [u8] = buf;
@@ -808,6 +819,18 @@ impl Cursor<'_> {
     #[inline(always)]
     fn varint(&mut self, value: i64) {
         let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        // One and two bytes (lengths under 8 KiB, offset deltas under 8192) with one bounds
+        // check each.
+        if v < 0x80 {
+            return self.byte(v as u8);
+        }
+        if v < 0x4000 {
+            let dst = &mut self.buf[self.pos..self.pos + 2];
+            dst[0].write((v as u8) | 0x80);
+            dst[1].write((v >> 7) as u8);
+            self.pos += 2;
+            return;
+        }
         while v >= 0x80 {
             self.byte((v as u8) | 0x80);
             v >>= 7;

@@ -13,7 +13,9 @@
 //! has the next chunk to read while the reader decodes, and a chunk is usually ready before the
 //! reader asks for it (waking a parked thread costs more than reading a chunk takes). A chunk
 //! that is late by more than [`PATIENCE`] (the helper not scheduled) is read by the reader
-//! itself; the ones after it stay requested.
+//! itself; the ones after it stay requested. (A reader of one of many partitions read in turn
+//! keeps one chunk requested, and only when its buffer is about to run out: see
+//! [`super::reader::ReadAhead`].)
 //!
 //! Bytes read ahead are no different from bytes read a moment earlier into a larger buffer. The
 //! helper checks the complete batches at the start of the chunk exactly as the reader would
@@ -22,6 +24,12 @@
 //! incomplete batch at the end is read again. The helper stops checking as soon as the reader
 //! waits for the chunk: when reading is the slow part (a cold page cache), the reader, which
 //! would otherwise wait, checks the rest.
+//!
+//! Chunk buffers come from one pool for the whole process ([`take_buffer`], [`give_back`]): a
+//! buffer a reader is done with, or that a chunk given up or dropped held, is the next chunk's,
+//! whichever partition that is for. A buffer is allocated (and its pages faulted in) once, not
+//! per chunk or per partition; glibc serves allocations of a chunk's size with `mmap` and would
+//! otherwise unmap them at each `free`.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -103,23 +111,22 @@ impl Stream {
         }
     }
 
-    /// Requests chunks until [`DEPTH`] are pending, reading into buffers from `spares` (new
-    /// ones when it is empty). False when no helper thread can be started; the caller then
-    /// reads itself.
-    pub fn top_up(&mut self, spares: &mut Vec<Vec<u8>>) -> bool {
-        if self.pending.len() > DEPTH / 2 {
+    /// Requests chunks until `depth` are pending, reading into buffers from the pool. False
+    /// when no helper thread can be started; the caller then reads itself.
+    pub fn top_up(&mut self, depth: usize) -> bool {
+        if self.pending.len() > depth / 2 {
             return true;
         }
         let Some(helper) = helper() else {
             return false;
         };
-        while self.pending.len() < DEPTH {
+        while self.pending.len() < depth {
             let (done, rx) = sync_channel(1);
             let wanted = Arc::new(AtomicBool::new(false));
             let job = Job {
                 file: Arc::clone(&self.file),
                 len: self.len,
-                buf: spares.pop().unwrap_or_default(),
+                buf: take_buffer(),
                 state: Arc::clone(&self.state),
                 done,
                 wanted: Arc::clone(&wanted),
@@ -130,6 +137,11 @@ impl Stream {
             self.pending.push_back(Pending { done: rx, wanted });
         }
         true
+    }
+
+    /// Whether a chunk is requested and not yet taken.
+    pub fn is_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The next chunk, waiting for it up to [`PATIENCE`]. A helper that is not running (its
@@ -143,7 +155,11 @@ impl Stream {
         pending.wanted.store(true, Ordering::Relaxed);
         match receive_within(&pending.done, PATIENCE) {
             Received::Value(chunk) => Next::Chunk(chunk),
-            Received::TimedOut => Next::Late,
+            // Sent just now, after all: take it rather than drop it with its buffer.
+            Received::TimedOut => match pending.done.try_recv() {
+                Ok(chunk) => Next::Chunk(chunk),
+                Err(_) => Next::Late,
+            },
             Received::Disconnected => Next::Gone,
         }
     }
@@ -162,6 +178,52 @@ pub enum Next {
 impl Drop for Stream {
     fn drop(&mut self) {
         self.state.cancelled.store(true, Ordering::Relaxed);
+        // Chunks already read and not taken: their buffers go back to the pool (those still
+        // being read are given back by the helper when it finds nobody waiting).
+        for pending in self.pending.drain(..) {
+            if let Ok(chunk) = pending.done.try_recv() {
+                give_back(chunk.buf);
+            }
+        }
+    }
+}
+
+/// Idle buffers the pool keeps; more are freed. A reader of one partition holds one buffer
+/// and has [`DEPTH`] read ahead; one more covers a buffer on its way back.
+const POOL_MAX: usize = DEPTH + 2;
+
+static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// A buffer from the pool (empty when the pool is: it is grown where it is filled).
+pub fn take_buffer() -> Vec<u8> {
+    POOL.lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_default()
+}
+
+/// A buffer of at least `len` zeroed (or already written) bytes, from the pool when it has one
+/// that large, else new with room for `capacity` bytes, so that growing it up to there later
+/// neither moves it nor zeroes it twice (pages past `len` are not touched yet).
+pub fn buffer_of(len: usize, capacity: usize) -> Vec<u8> {
+    let mut buf = take_buffer();
+    if buf.capacity() < len {
+        // Too small for this reader's chunks (a smaller chunk's, or a start-up read's).
+        buf = Vec::with_capacity(capacity.max(len));
+    }
+    super::fsutil::grow_zeroed(&mut buf, len);
+    buf
+}
+
+/// Returns a buffer to the pool (freed when the pool is full, or when it holds nothing).
+pub fn give_back(buf: Vec<u8>) {
+    if buf.capacity() == 0 {
+        return;
+    }
+    if let Ok(mut pool) = POOL.lock() {
+        if pool.len() < POOL_MAX {
+            pool.push(buf);
+        }
     }
 }
 
@@ -247,6 +309,7 @@ fn run(job: Job) {
         wanted,
     } = job;
     if state.cancelled.load(Ordering::Relaxed) {
+        give_back(buf);
         return;
     }
     let position = state.next.load(Ordering::Relaxed);
@@ -274,14 +337,17 @@ fn run(job: Job) {
         .next
         .store(position + complete as u64, Ordering::Relaxed);
     let checked = checked_prefix(&buf[..complete], || wanted.load(Ordering::Relaxed));
-    // The reader may have moved on (seek, next segment) and dropped its end: nothing to do.
-    let _ = done.send(Chunk {
+    // The reader may have moved on (seek, next segment) or given the chunk up as late, and
+    // dropped its end: the buffer goes back to the pool.
+    if let Err(std::sync::mpsc::SendError(chunk)) = done.send(Chunk {
         position,
         buf,
         filled,
         checked,
         result,
-    });
+    }) {
+        give_back(chunk.buf);
+    }
 }
 
 /// How many bytes at the start of `bytes` are whole batches, by their length fields alone.
@@ -325,7 +391,7 @@ mod tests {
         let file = Arc::new(f);
 
         let mut stream = Stream::new(file.clone(), 0, 100, 500);
-        assert!(stream.top_up(&mut Vec::new()));
+        assert!(stream.top_up(DEPTH));
         let Next::Chunk(chunk) = stream.next_chunk() else {
             panic!("no chunk")
         };
@@ -336,8 +402,9 @@ mod tests {
         assert_eq!(&chunk.buf[..500], &data[100..600]);
 
         // Past the end: only what the file holds, into a reused (larger) buffer.
+        give_back(vec![7; 2000]);
         let mut stream = Stream::new(file, 0, 9_900, 500);
-        assert!(stream.top_up(&mut vec![vec![7; 2000]]));
+        assert!(stream.top_up(DEPTH));
         let Next::Chunk(chunk) = stream.next_chunk() else {
             panic!("no chunk")
         };

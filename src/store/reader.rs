@@ -48,6 +48,22 @@ pub const MIN_READ_CHUNK: usize = 64 << 10;
 /// Chunks a reader catching up on a backlog holds: its own and those read ahead.
 pub const BUFFERS: usize = 1 + readahead::DEPTH;
 
+/// Whether and when a reader has the chunks after its buffer read ahead
+/// ([`PartitionReader::set_chunk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAhead {
+    /// Never: each chunk is read when it is needed.
+    Off,
+    /// [`readahead::DEPTH`] chunks ahead as soon as a backlog shows: a reader on its own, which
+    /// decodes its chunks back to back.
+    Eager,
+    /// One chunk ahead, requested only when the buffer is about to run out: one of many
+    /// partitions read in turn, whose buffer lasts several turns. The chunk is read while the
+    /// other partitions take theirs, and no partition holds chunks read long before it needs
+    /// them.
+    OnDemand,
+}
+
 /// A sequential reader over one partition.
 #[derive(Debug)]
 pub struct PartitionReader {
@@ -79,10 +95,8 @@ pub struct PartitionReader {
     read_len: usize,
     /// The chunks after `buf`, being read on the helper thread while `buf` is decoded.
     read_ahead: Option<Stream>,
-    /// Buffers for the next chunks read ahead (those `buf` was before).
-    spares: Vec<Vec<u8>>,
-    /// Whether a backlog is read ahead at all (see [`PartitionReader::set_chunk`]).
-    read_ahead_allowed: bool,
+    /// Whether and when a backlog is read ahead (see [`PartitionReader::set_chunk`]).
+    read_ahead_mode: ReadAhead,
     /// File position up to which the batches in `buf` were already checked by the read-ahead
     /// thread (0 when nothing was).
     checked_until: u64,
@@ -90,6 +104,8 @@ pub struct PartitionReader {
     chunks_read_ahead: u64,
     /// The partition directory's identity when opened (see [`PartitionReader::check_topic`]).
     identity: (u64, u64),
+    /// See [`PartitionReader::set_quick_end`].
+    quick_end: bool,
     /// Runs between a read that found nothing more in the segment and the listing of the
     /// directory: lets a test append and roll exactly there.
     #[cfg(test)]
@@ -103,6 +119,8 @@ struct Resume {
     base: i64,
     position: u64,
     cursor: RecordCursor,
+    /// The cursor counts in the batch's decompressed records.
+    compressed: bool,
 }
 
 #[derive(Debug)]
@@ -155,10 +173,10 @@ impl PartitionReader {
             chunk: READ_CHUNK,
             read_len: MIN_READ_CHUNK,
             read_ahead: None,
-            spares: Vec::new(),
-            read_ahead_allowed: true,
+            read_ahead_mode: ReadAhead::Eager,
             checked_until: 0,
             chunks_read_ahead: 0,
+            quick_end: false,
             #[cfg(test)]
             before_listing: tests::Hook::default(),
         };
@@ -168,17 +186,27 @@ impl PartitionReader {
 
     /// Reads `chunk` bytes at once (at least [`MIN_READ_CHUNK`]) instead of [`READ_CHUNK`]:
     /// a consumer of many partitions keeps its buffers small. A reader catching up on a backlog
-    /// holds [`BUFFERS`] chunks (the others being read ahead) unless `read_ahead` is false,
-    /// then one, and gives back the buffer a compressed batch was decompressed into (when larger
-    /// than a chunk) once the batch is delivered, instead of keeping it for the next.
-    pub fn set_chunk(&mut self, chunk: usize, read_ahead: bool) {
+    /// holds [`BUFFERS`] chunks with [`ReadAhead::Eager`] (the others being read ahead), at most
+    /// two with [`ReadAhead::OnDemand`], else one. Unless eager, it gives back the buffer a
+    /// compressed batch was decompressed into (when larger than a chunk) once the batch is
+    /// delivered, instead of keeping it for the next.
+    pub fn set_chunk(&mut self, chunk: usize, read_ahead: ReadAhead) {
         self.chunk = chunk.max(MIN_READ_CHUNK);
         self.read_len = self.read_len.min(self.chunk);
-        self.read_ahead_allowed = read_ahead;
-        if !read_ahead {
+        self.read_ahead_mode = read_ahead;
+        if read_ahead != ReadAhead::Eager {
             self.read_ahead = None;
-            self.spares = Vec::new();
         }
+    }
+
+    /// With `quick`, a poll that finds nothing more in the current segment stops there: it
+    /// neither lists the directory for a newer segment nor checks that the topic still exists
+    /// (a `read` instead of seven system calls). For a consumer of several partitions that
+    /// visits one found at its end before while others still have records: it looks again in
+    /// full soon, and before it reports the end of them all. Records appended to the current
+    /// segment are read either way; only moving on to the next segment waits for a full look.
+    pub fn set_quick_end(&mut self, quick: bool) {
+        self.quick_end = quick;
     }
 
     /// How many chunks were read (and checked) ahead on the helper thread.
@@ -269,6 +297,7 @@ impl PartitionReader {
         F: FnMut(RecordRef<'_>) -> std::result::Result<(), E>,
     {
         let mut delivered = 0;
+        let started_at = self.consumed_until();
         while delivered < budget {
             let header = match self.next_header() {
                 Ok(Some(header)) => header,
@@ -320,44 +349,76 @@ impl PartitionReader {
                 position: seg.position,
                 source,
             })?;
-            loop {
-                if delivered == budget {
-                    break;
+            // The record loop: the next offset kept in a local (stored back on every way out),
+            // a malformed record reported after the loop.
+            let mut next_offset = self.next_offset;
+            let mut malformed = None;
+            while delivered < budget {
+                let record = match records.next() {
+                    Some(Ok(record)) => record,
+                    Some(Err(source)) => {
+                        malformed = Some(source);
+                        break;
+                    }
+                    None => break,
+                };
+                if record.offset < next_offset {
+                    continue;
                 }
-                let Some(record) = records.next() else { break };
-                let record = record.map_err(|source| StoreError::Corrupt {
+                next_offset = record.offset + 1;
+                delivered += 1;
+                if let Err(e) = sink(record) {
+                    self.next_offset = next_offset;
+                    return Err(e);
+                }
+            }
+            self.next_offset = next_offset;
+            if let Some(source) = malformed {
+                return Err(StoreError::Corrupt {
                     path: seg.path.clone(),
                     position: seg.position,
                     source,
-                })?;
-                if record.offset < self.next_offset {
-                    continue;
                 }
-                self.next_offset = record.offset + 1;
-                delivered += 1;
-                sink(record)?;
+                .into());
             }
             if records.remaining() > 0 {
                 self.resume = Some(Resume {
                     base: seg.base,
                     position: seg.position,
                     cursor: records.cursor(),
+                    compressed: header.attributes & 0b111 != 0,
                 });
             } else {
                 self.next_offset = self.next_offset.max(header.next_offset());
                 seg.position += total as u64;
                 seg.expected = header.next_offset();
-                if !self.read_ahead_allowed {
+                if self.read_ahead_mode != ReadAhead::Eager {
                     // One of many partitions read at once: no decompressed batch kept per
                     // partition between batches (see `set_chunk`).
                     self.decompressor.release_above(self.chunk);
                 }
             }
         }
+        if self.read_ahead_mode == ReadAhead::OnDemand {
+            self.read_ahead_on_demand(started_at);
+        }
         Ok(Polled {
             delivered,
             at_end: false,
         })
+    }
+
+    /// The segment and file position up to which the records were delivered, as far as the
+    /// buffer tells (inside a compressed batch: its start).
+    fn consumed_until(&self) -> Option<(i64, u64)> {
+        let seg = self.segment.as_ref()?;
+        let inside = match self.resume {
+            Some(r) if r.base == seg.base && r.position == seg.position && !r.compressed => {
+                (HEADER_LEN + r.cursor.position()) as u64
+            }
+            _ => 0,
+        };
+        Some((seg.base, seg.position + inside))
     }
 
     /// Where a poll ends at the end of the log (`Ok`) or in front of what it cannot read: the
@@ -367,7 +428,9 @@ impl PartitionReader {
     #[cold]
     #[inline(never)]
     fn stop_polling(&self, outcome: Result<()>) -> Result<()> {
-        self.check_topic()?;
+        if !self.quick_end {
+            self.check_topic()?;
+        }
         outcome
     }
 
@@ -384,7 +447,7 @@ impl PartitionReader {
             let position = self.segment.as_ref().map_or(0, |s| s.position);
             let available = self.fill(position, HEADER_LEN)?;
             if available == 0 {
-                if self.advance_segment()? {
+                if !self.quick_end && self.advance_segment()? {
                     continue;
                 }
                 return Ok(None);
@@ -562,8 +625,16 @@ impl PartitionReader {
             let len = seg.file.metadata().at("read", &seg.path)?.len();
             let in_file = usize::try_from(len.saturating_sub(position)).unwrap_or(usize::MAX);
             want = want.min(in_file.max(self.read_len));
+            if self.buf.capacity() < want {
+                // From the pool, with room for whole chunks: reads growing from a small
+                // start-up read to `chunk` move nothing after this.
+                let mut grown = readahead::buffer_of(want, self.chunk);
+                grown[..self.filled].copy_from_slice(&self.buf[..self.filled]);
+                self.buf = grown;
+            }
             fsutil::grow_zeroed(&mut self.buf, want);
-        } else if self.buf.len() > want && self.filled <= want {
+        }
+        if self.buf.len() > want && self.filled <= want {
             // Back to a small read after a seek; the capacity stays for the reads to come.
             self.buf.truncate(want);
         }
@@ -598,8 +669,7 @@ impl PartitionReader {
             }
         };
         chunk.result.at("read", &seg.path)?;
-        self.spares
-            .push(std::mem::replace(&mut self.buf, chunk.buf));
+        readahead::give_back(std::mem::replace(&mut self.buf, chunk.buf));
         self.buf_pos = position;
         self.filled = chunk.filled;
         self.checked_until = position + chunk.checked as u64;
@@ -612,7 +682,7 @@ impl PartitionReader {
     /// completely: that is where the next fill will ask for. After a short read (the end of the
     /// log), stops reading ahead.
     fn read_ahead_more(&mut self) {
-        if self.filled < self.buf.len() || !self.read_ahead_allowed {
+        if self.filled < self.buf.len() || self.read_ahead_mode == ReadAhead::Off {
             self.read_ahead = None;
             return;
         }
@@ -620,6 +690,39 @@ impl PartitionReader {
             self.read_len = (self.read_len * 2).min(self.chunk);
             return;
         }
+        if self.read_ahead_mode == ReadAhead::Eager {
+            self.request_read_ahead(readahead::DEPTH);
+        }
+    }
+
+    /// At the end of a poll that stopped in the middle of a backlog (having started at
+    /// `started_at`): with [`ReadAhead::OnDemand`], requests the next chunk once what is left in
+    /// the buffer would last no more than one more poll like this one (and a part-batch).
+    fn read_ahead_on_demand(&mut self, started_at: Option<(i64, u64)>) {
+        if self.read_len < self.chunk || self.read_ahead.as_ref().is_some_and(Stream::is_pending) {
+            return;
+        }
+        let Some((base, now)) = self.consumed_until() else {
+            return;
+        };
+        let taken = match started_at {
+            Some((b, then)) if b == base && then <= now => now - then,
+            // A new segment: its first chunk was just read.
+            _ => return,
+        };
+        let left = (self.buf_pos + self.filled as u64).saturating_sub(now);
+        // What is left ends in part of a batch, which the chunk read ahead starts with: an
+        // eighth of a chunk for it (without it, a buffer whose last part-batch is larger than
+        // what a poll takes would never have its next chunk read ahead).
+        let tail = (self.chunk / 8) as u64;
+        // Only a buffer that a full read filled: a short one ended at the end of the log.
+        if self.filled == self.buf.len() && left <= taken + tail {
+            self.request_read_ahead(1);
+        }
+    }
+
+    /// Keeps `depth` chunks after the buffer requested from the helper thread.
+    fn request_read_ahead(&mut self, depth: usize) {
         let seg = self.segment.as_ref().expect("called with a segment");
         let stream = self.read_ahead.get_or_insert_with(|| {
             let complete = readahead::complete_prefix(&self.buf[..self.filled]);
@@ -630,9 +733,16 @@ impl PartitionReader {
                 self.chunk,
             )
         });
-        if !stream.top_up(&mut self.spares) {
+        if !stream.top_up(depth) {
             self.read_ahead = None;
         }
+    }
+}
+
+impl Drop for PartitionReader {
+    /// The buffer goes back to the pool, for the readers that remain.
+    fn drop(&mut self) {
+        readahead::give_back(std::mem::take(&mut self.buf));
     }
 }
 
@@ -872,7 +982,10 @@ mod tests {
                     let mut reader = PartitionReader::open(dir.path(), start).unwrap();
                     // As one of many partitions: the decompressed batch is not kept between
                     // batches (but is within one, across polls).
-                    reader.set_chunk(MIN_READ_CHUNK, start % 2 == 0);
+                    reader.set_chunk(
+                        MIN_READ_CHUNK,
+                        [ReadAhead::Eager, ReadAhead::OnDemand, ReadAhead::Off][start as usize % 3],
+                    );
                     let got = read_all(&mut reader, budget);
                     assert_eq!(
                         got,
@@ -912,7 +1025,7 @@ mod tests {
         for budget in [1, 7, 20, 1000] {
             for start in [0, 19, 20, 1001] {
                 let mut reader = PartitionReader::open(dir.path(), start).unwrap();
-                reader.set_chunk(MIN_READ_CHUNK, true);
+                reader.set_chunk(MIN_READ_CHUNK, ReadAhead::Eager);
                 let got = read_all(&mut reader, budget);
                 assert_eq!(got, (start..2000).collect::<Vec<_>>(), "budget {budget}");
                 assert!(
@@ -921,6 +1034,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_reader_read_in_turns_has_its_next_chunk_read_ahead_on_demand() {
+        let dir = large_partition(100, 20);
+        for budget in [7, 20, 50] {
+            let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+            reader.set_chunk(MIN_READ_CHUNK, ReadAhead::OnDemand);
+            let got = read_all(&mut reader, budget);
+            assert_eq!(got, (0..2000).collect::<Vec<_>>(), "budget {budget}");
+            assert!(
+                reader.chunks_read_ahead() >= 2,
+                "budget {budget}: the ~420 KiB log in 64 KiB chunks, {} read ahead",
+                reader.chunks_read_ahead()
+            );
+        }
+    }
+
+    #[test]
+    fn a_quick_look_at_the_end_reads_the_segment_and_leaves_the_roll_for_a_full_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
+        append_values(dir.path(), config, &[0, 1, 2]);
+        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+        assert_eq!(read_all(&mut reader, 100), [0, 1, 2]);
+        reader.set_quick_end(true);
+        // Appended to the same segment: read at once.
+        append_values(dir.path(), config, &[3]);
+        assert_eq!(read_all(&mut reader, 100), [3]);
+        // Rolled: a quick look stays in the sealed segment, a full one moves on.
+        let big: Vec<i64> = (4..200).collect();
+        append_values(dir.path(), config, &big);
+        assert_eq!(read_all(&mut reader, 1000), Vec::<i64>::new());
+        reader.set_quick_end(false);
+        assert_eq!(read_all(&mut reader, 1000), big);
+        assert!(reader.take_gaps().is_empty());
     }
 
     #[test]
@@ -938,7 +1090,7 @@ mod tests {
         std::fs::write(&log, &damaged).unwrap();
 
         let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
-        reader.set_chunk(MIN_READ_CHUNK, true);
+        reader.set_chunk(MIN_READ_CHUNK, ReadAhead::Eager);
         let mut got = Vec::new();
         let err = loop {
             match reader.poll::<StoreError, _>(50, |r| {
