@@ -300,3 +300,33 @@ fn thirty_members_settle_and_a_kill_storm_settles_at_once() {
         started.elapsed()
     );
 }
+
+/// A lone member whose `group.yaml` and its previous version are garbled under it stops
+/// reading, rejoins and carries on. (Once every member had noticed the loss, the first to
+/// rejoin found no live lease and took the damaged files for an offline group's: it exited
+/// with "group.yaml is not valid", and so did every other member — the stall of the fault
+/// test. One member makes that order certain.)
+#[test]
+fn a_member_whose_group_state_is_garbled_rejoins_and_carries_on() {
+    let store = Store::new();
+    store.create_topic("t", 2, &[]);
+    let mut m = member(&store, &FAST);
+    wait_balanced(&store, 1, 2);
+    store.produce("t", "a\nb\n", &["--partitioner", "round-robin"]);
+    assert!(wait_until(WAIT, || m.stdout_lines().len() == 2));
+    let group = store.dir().join("groups/g");
+    for name in ["group.yaml", "group.yaml.prev"] {
+        std::fs::write(group.join(name), "{{{ garbled: [").unwrap();
+    }
+    m.wait_stderr("removed from group", WAIT);
+    store.produce("t", "c\nd\n", &["--partitioner", "round-robin"]);
+    assert!(
+        wait_until(WAIT, || m.stdout_lines().len() >= 4),
+        "the member stopped consuming:\n{}",
+        m.stderr_text()
+    );
+    assert!(m.child.try_wait().unwrap().is_none(), "{}", m.stderr_text());
+    wait_balanced(&store, 1, 2);
+    m.signal(libc::SIGTERM);
+    assert!(m.wait_exit(WAIT).success(), "{}", m.stderr_text());
+}

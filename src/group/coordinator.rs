@@ -212,6 +212,11 @@ impl Coordinator {
         let mut protocol = None;
         for entry in self.scan_leases(now_ms)? {
             let id = entry.lease.member_id.clone();
+            if entry.stays() && state.quarantine.contains_key(&id) {
+                // A member of a lost state, maybe still reading what that state gave it: it
+                // comes back only by rejoining (see `clear_quarantine`).
+                continue;
+            }
             if entry.stays() {
                 protocol.get_or_insert_with(|| entry.lease.assignor.clone());
                 live.insert(id, self.member_info(&entry.lease)?);
@@ -406,9 +411,25 @@ impl Coordinator {
     /// starts a new generation if membership changed. Reads `group.yaml`, not every lease: the
     /// members that died meanwhile are the business of the members watching them.
     pub fn join(&self, lease: Lease, now_ms: i64) -> Result<(HeldLease, GroupState), GroupError> {
+        self.rejoin(None, lease, now_ms)
+    }
+
+    /// [`Coordinator::join`] for a member that was fenced or found the group's state lost,
+    /// and stopped reading: its old lease (`old`) is given up in the same locked section as the
+    /// new one is added. Held until then, it tells whoever rebuilds a lost state that a member
+    /// was running (the rebuilt state quarantines it, see [`GroupState::quarantine`]), so a
+    /// state lost under running members is never mistaken for an offline group's damaged
+    /// files, whichever member takes the lock first.
+    pub fn rejoin(
+        &self,
+        old: Option<HeldLease>,
+        lease: Lease,
+        now_ms: i64,
+    ) -> Result<(HeldLease, GroupState), GroupError> {
+        let mut old = old;
         let mut attempts = 0;
         loop {
-            match self.join_once(lease.clone(), now_ms) {
+            match self.join_once(&mut old, lease.clone(), now_ms) {
                 Err(JoinError::LockLost) if attempts < 5 => attempts += 1,
                 Err(JoinError::LockLost) => return Err(lock_lost()),
                 Err(JoinError::Group(e)) => return Err(e),
@@ -417,10 +438,15 @@ impl Coordinator {
         }
     }
 
-    fn join_once(&self, lease: Lease, now_ms: i64) -> Result<(HeldLease, GroupState), JoinError> {
+    fn join_once(
+        &self,
+        old: &mut Option<HeldLease>,
+        lease: Lease,
+        now_ms: i64,
+    ) -> Result<(HeldLease, GroupState), JoinError> {
         let lock = self.lock().map_err(GroupError::from)?;
         let mut created: Option<std::path::PathBuf> = None;
-        let result = self.join_locked(&lock, lease, now_ms, &mut created);
+        let result = self.join_locked(&lock, old, lease, now_ms, &mut created);
         match result {
             Err(_) if lock.is_lost() => {
                 // Taken over while this process was stopped: undo the lease and start again.
@@ -436,11 +462,17 @@ impl Coordinator {
     fn join_locked(
         &self,
         lock: &GroupLock,
+        old: &mut Option<HeldLease>,
         lease: Lease,
         now_ms: i64,
         created: &mut Option<std::path::PathBuf>,
     ) -> Result<(HeldLease, GroupState), GroupError> {
         let mut state = self.load_for_change(lock, now_ms)?;
+        if let Some(old) = old.take() {
+            // It stopped reading before it came here: out of quarantine, and its lease goes.
+            state.quarantine.remove(&old.lease.member_id);
+            old.remove()?;
+        }
         let others_protocol = state
             .protocol
             .as_ref()

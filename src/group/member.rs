@@ -207,9 +207,12 @@ impl Member {
     pub fn rejoin(&mut self) -> Result<GroupState, GroupError> {
         let now = fsutil::now_ms();
         let started = mono_ms();
+        // The old lease (its file is gone if a peer expired us) is given up by the join itself,
+        // under the group lock: see `Coordinator::rejoin`.
         let old = self.shared.lease.lock().expect("lease lock").take();
-        drop(old); // releases the old lease's lock; its file is already gone
-        let (held, state) = self.coordinator.join(new_lease(&self.config, now), now)?;
+        let (held, state) = self
+            .coordinator
+            .rejoin(old, new_lease(&self.config, now), now)?;
         self.member_id = held.lease.member_id.clone();
         *self.shared.lease.lock().expect("lease lock") = Some(held);
         self.shared
