@@ -36,10 +36,11 @@ use super::assignor::{self, MemberSubscription, TopicPartition};
 use super::lease::{self, HeldLease, Lease, Liveness};
 use super::state::{
     Committed, GroupDir, GroupLock, GroupState, MemberInfo, RebalanceEvent, StoredState, Trigger,
+    LOCK_FILE,
 };
 use super::GroupError;
 use crate::store::error::IoContext;
-use crate::store::{fsutil, Store, StoreError};
+use crate::store::{fsutil, lock, Store, StoreError};
 
 /// Why one attempt to join failed.
 enum JoinError {
@@ -52,6 +53,33 @@ impl From<GroupError> for JoinError {
     fn from(e: GroupError) -> Self {
         JoinError::Group(e)
     }
+}
+
+/// One attempt of a joiner that got the group lock.
+enum Attempt {
+    Admitted(GroupState),
+    /// The group's last generation is too young: sleep this long, then try again.
+    Wait(std::time::Duration),
+    /// Not admitted (its lease was not found as expected, a newer state): try again.
+    Again,
+}
+
+/// Per member of the group, how long after a generation began the next join waits: every
+/// member reads each new generation whole, so a crowd of joiners is admitted in a few large
+/// batches rather than as many generations as there are joiners.
+const JOIN_WINDOW_PER_MEMBER_MS: i64 = 2;
+/// The longest a join waits for its batch.
+const JOIN_WINDOW_MAX_MS: i64 = 1000;
+
+/// How long a joiner should still wait before it admits, if the group's last generation is
+/// younger than its join window ([`JOIN_WINDOW_PER_MEMBER_MS`] per member). The age is taken
+/// by the wall clock and bounded by the window, so a clock jump delays a join by one window
+/// at most.
+pub fn join_window(state: &GroupState, now_ms: i64) -> Option<std::time::Duration> {
+    let window = (state.members.len() as i64 * JOIN_WINDOW_PER_MEMBER_MS).min(JOIN_WINDOW_MAX_MS);
+    let started = state.history.last()?.time_ms;
+    let age = (now_ms - started).clamp(0, window);
+    (age < window).then(|| std::time::Duration::from_millis((window - age) as u64))
 }
 
 fn lock_lost() -> GroupError {
@@ -212,9 +240,10 @@ impl Coordinator {
         let mut protocol = None;
         for entry in self.scan_leases(now_ms)? {
             let id = entry.lease.member_id.clone();
-            if entry.stays() && state.quarantine.contains_key(&id) {
-                // A member of a lost state, maybe still reading what that state gave it: it
-                // comes back only by rejoining (see `clear_quarantine`).
+            if entry.stays() && (state.quarantine.contains_key(&id) || self.group.is_joining(&id)) {
+                // A member of a lost state, maybe still reading what that state gave it, comes
+                // back only by rejoining (see `clear_quarantine`); a joiner waiting to be
+                // admitted is admitted with its batch (see `admit_waiting`).
                 continue;
             }
             if entry.stays() {
@@ -410,17 +439,255 @@ impl Coordinator {
     /// Adds a member: creates (or, for a returning static member, takes over) its lease and
     /// starts a new generation if membership changed. Reads `group.yaml`, not every lease: the
     /// members that died meanwhile are the business of the members watching them.
+    ///
+    /// Joins are admitted in batches: the joiner's lease goes into `members/` and its name into
+    /// `joining/` before it waits for the group lock, and whoever gets the lock first admits
+    /// every waiting joiner in one generation (one write); the others find themselves admitted
+    /// and take no lock. While the group is large and its last generation young (see
+    /// [`join_window`]), the holder lets more joiners gather first, so a crowd starting at once
+    /// costs a few generations, not one each. (A returning static member joins alone.)
     pub fn join(&self, lease: Lease, now_ms: i64) -> Result<(HeldLease, GroupState), GroupError> {
         self.rejoin(None, lease, now_ms)
     }
 
     /// [`Coordinator::join`] for a member that was fenced or found the group's state lost,
-    /// and stopped reading: its old lease (`old`) is given up in the same locked section as the
-    /// new one is added. Held until then, it tells whoever rebuilds a lost state that a member
-    /// was running (the rebuilt state quarantines it, see [`GroupState::quarantine`]), so a
-    /// state lost under running members is never mistaken for an offline group's damaged
+    /// and stopped reading: its old lease (`old`) is given up by whoever admits the new one,
+    /// in the same locked section. Held until then, it tells whoever rebuilds a lost state that
+    /// a member was running (the rebuilt state quarantines it, see [`GroupState::quarantine`]),
+    /// so a state lost under running members is never mistaken for an offline group's damaged
     /// files, whichever member takes the lock first.
     pub fn rejoin(
+        &self,
+        old: Option<HeldLease>,
+        lease: Lease,
+        now_ms: i64,
+    ) -> Result<(HeldLease, GroupState), GroupError> {
+        if lease.instance_id.is_some() {
+            return self.join_alone(old, lease, now_ms);
+        }
+        self.group.ensure_created()?;
+        let mut held = HeldLease::create(&self.group.members_dir(), lease)?;
+        let marker = self.group.joining_dir().join(&held.lease.member_id);
+        let replaces = old.as_ref().map(|o| o.lease.member_id.clone());
+        let result = self.wait_admitted(&mut held, &marker, replaces.as_deref(), now_ms);
+        let _ = std::fs::remove_file(&marker);
+        match result {
+            Ok(state) => {
+                drop(old); // its file went with the admission
+                Ok((held, state))
+            }
+            Err(e) => {
+                let _ = held.remove();
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until `held`'s member is admitted, by this process (which then admits every
+    /// joiner waiting) or by another holder of the group lock.
+    fn wait_admitted(
+        &self,
+        held: &mut HeldLease,
+        marker: &std::path::Path,
+        replaces: Option<&str>,
+        now_ms: i64,
+    ) -> Result<GroupState, GroupError> {
+        let me = held.lease.member_id.clone();
+        let me = me.as_str();
+        let lock_path = self.group.dir.join(LOCK_FILE);
+        let mut lost_locks = 0;
+        loop {
+            if !held.is_current() {
+                // Stopped while it waited, and its lease removed as a silent member's: it has
+                // read nothing yet, so it waits on with a fresh lease.
+                let mut lease = held.lease.clone();
+                let now = fsutil::now_ms();
+                (lease.heartbeat_ms, lease.last_poll_ms) = (now, now);
+                *held = HeldLease::create(&self.group.members_dir(), lease)?;
+            }
+            // Written again after every attempt: a marker consumed by an admission that a
+            // later change (a lost state) undid must be there for the next one.
+            std::fs::write(marker, replaces.unwrap_or_default()).at("create", marker)?;
+            let lock = lock::BreakableLock::acquire_unless(
+                &self.group.dir,
+                LOCK_FILE,
+                lock::Wait::BreakAfter(self.lock_break),
+                &mut || !marker.exists(),
+            )
+            .at("lock", &lock_path)?;
+            let Some(lock) = lock else {
+                // Admitted by another holder, which wrote the generation before removing the
+                // marker (a newer state without us: wait again).
+                match self.group.read_state()? {
+                    StoredState::Found(state) if state.members.contains_key(me) => {
+                        return Ok(*state)
+                    }
+                    _ => continue,
+                }
+            };
+            let attempt = (|| -> Result<Attempt, GroupError> {
+                let now_ms = fsutil::now_ms().max(now_ms);
+                let mut state = self.load_for_change(&lock, now_ms)?;
+                if state.members.contains_key(me) {
+                    return Ok(Attempt::Admitted(state)); // between the marker check and the lock
+                }
+                self.check_protocol(&lock, &mut state, &held.lease, now_ms)?;
+                if let Some(wait) = join_window(&state, now_ms) {
+                    return Ok(Attempt::Wait(wait));
+                }
+                self.admit_waiting(&lock, &mut state, now_ms)?;
+                Ok(match state.members.contains_key(me) {
+                    true => Attempt::Admitted(state),
+                    false => Attempt::Again,
+                })
+            })();
+            let attempt = match attempt {
+                // Taken over while this process was stopped: nothing it wrote counted.
+                Err(_) if lock.is_lost() && lost_locks < 5 => {
+                    lost_locks += 1;
+                    Attempt::Again
+                }
+                Err(_) if lock.is_lost() => return Err(lock_lost()),
+                other => other?,
+            };
+            drop(lock);
+            match attempt {
+                Attempt::Admitted(state) => return Ok(state),
+                Attempt::Again => {}
+                // More joiners gather meanwhile (they sleep too); the lock is free for others.
+                Attempt::Wait(wait) => {
+                    let jitter =
+                        std::time::Duration::from_millis(u64::from(fsutil::random_bytes()[0] % 8));
+                    std::thread::sleep(wait + jitter);
+                }
+            }
+        }
+    }
+
+    /// Refuses a joiner whose assignor is not the group's (checked against live leases: the
+    /// generation may list members that died unnoticed).
+    fn check_protocol(
+        &self,
+        lock: &GroupLock,
+        state: &mut GroupState,
+        lease: &Lease,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        let others_protocol = state
+            .protocol
+            .as_ref()
+            .filter(|p| **p != lease.assignor)
+            .and_then(|_| state.members.keys().find(|m| **m != lease.member_id));
+        if others_protocol.is_none() {
+            return Ok(());
+        }
+        if self.reconcile(state, now_ms, &[])? {
+            self.group.save_state_with(lock, state)?;
+        }
+        if let Some(other) = self.scan_leases(now_ms)?.iter().find(|e| {
+            e.stays()
+                && state.members.contains_key(&e.lease.member_id)
+                && e.lease.member_id != lease.member_id
+                && e.lease.assignor != lease.assignor
+        }) {
+            return Err(GroupError::ProtocolMismatch {
+                group: self.group.name.clone(),
+                ours: lease.assignor.clone(),
+                theirs: other.lease.assignor.clone(),
+                member: other.lease.member_id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Admits every joiner waiting in `joining/` whose lease is held and whose assignor is the
+    /// group's, in one generation, writes it, and removes their markers (after the write: a
+    /// joiner that finds its marker gone finds itself in `group.yaml`). A joiner's old lease
+    /// (named in its marker) goes with its admission.
+    fn admit_waiting(
+        &self,
+        lock: &GroupLock,
+        state: &mut GroupState,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        let joining = self.group.joining_dir();
+        let entries = std::fs::read_dir(&joining).at("list", &joining)?;
+        let members_dir = self.group.members_dir();
+        if state.members.is_empty() {
+            // The first member (again): the leases left behind (crashed, damaged) are few and
+            // nobody else would clear them.
+            self.reconcile(state, now_ms, &[])?;
+        }
+        let mut live = state.members.clone();
+        let mut protocol = state.protocol.clone();
+        let mut admitted = Vec::new();
+        let mut markers = Vec::new();
+        for entry in entries.flatten() {
+            let marker = entry.path();
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if id.starts_with('.') {
+                continue;
+            }
+            let path = Lease::path(&members_dir, &id);
+            let lease = match Lease::read(&path) {
+                Ok(l) if lease::is_locked(&path) => l,
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&marker); // its joiner died waiting
+                    continue;
+                }
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    // A joiner writes its lease before its marker: this one gave up or died.
+                    let _ = std::fs::remove_file(&marker);
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if state.members.is_empty() && protocol.is_none() {
+                protocol = Some(lease.assignor.clone());
+            }
+            if protocol.as_deref() != Some(lease.assignor.as_str()) {
+                continue; // refused when it takes the lock itself
+            }
+            let replaces = std::fs::read_to_string(&marker).unwrap_or_default();
+            let replaces = replaces.trim();
+            if !replaces.is_empty() && replaces != id {
+                state.quarantine.remove(replaces);
+                live.remove(replaces);
+                let old = Lease::path(&members_dir, replaces);
+                match std::fs::remove_file(&old) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => Err(e).at("remove", &old)?,
+                }
+            }
+            live.insert(id.clone(), self.member_info(&lease)?);
+            admitted.push(id);
+            markers.push(marker);
+        }
+        if admitted.is_empty() {
+            return Ok(());
+        }
+        self.advance(state, live, protocol, Vec::new(), now_ms)?;
+        for id in admitted {
+            if state.owned_by(&id).is_empty() {
+                // Nothing to revoke: a new member acknowledges its first generation at once.
+                state.acked.insert(id, state.generation);
+            }
+        }
+        self.group.save_state_with(lock, state)?;
+        for marker in markers {
+            let _ = std::fs::remove_file(marker);
+        }
+        Ok(())
+    }
+
+    /// A returning static member (or one joining for the first time) joins on its own, under
+    /// the group lock: its lease may have to be taken over from its previous process.
+    fn join_alone(
         &self,
         old: Option<HeldLease>,
         lease: Lease,
@@ -473,28 +740,7 @@ impl Coordinator {
             state.quarantine.remove(&old.lease.member_id);
             old.remove()?;
         }
-        let others_protocol = state
-            .protocol
-            .as_ref()
-            .filter(|p| **p != lease.assignor)
-            .and_then(|_| state.members.keys().find(|m| **m != lease.member_id));
-        if others_protocol.is_some() {
-            // The generation may list members that died unnoticed: only live leases count.
-            self.reconcile(&mut state, now_ms, &[])?;
-            self.group.save_state_with(lock, &state)?;
-            if let Some(other) = self.scan_leases(now_ms)?.iter().find(|e| {
-                e.stays()
-                    && e.lease.member_id != lease.member_id
-                    && e.lease.assignor != lease.assignor
-            }) {
-                return Err(GroupError::ProtocolMismatch {
-                    group: self.group.name.clone(),
-                    ours: lease.assignor.clone(),
-                    theirs: other.lease.assignor.clone(),
-                    member: other.lease.member_id.clone(),
-                });
-            }
-        }
+        self.check_protocol(lock, &mut state, &lease, now_ms)?;
         let members_dir = self.group.members_dir();
         let path = Lease::path(&members_dir, &lease.member_id);
         let held = if lease.instance_id.is_some() && path.exists() {
@@ -602,10 +848,11 @@ impl Coordinator {
                 previous_generation,
             } => Some(previous_generation.unwrap_or(0)),
         };
+        // Joiners waiting to be admitted have read nothing: not in quarantine.
         let quarantine: BTreeMap<String, i64> = self
             .scan_leases(now_ms)?
             .into_iter()
-            .filter(|e| e.locked)
+            .filter(|e| e.locked && !self.group.is_joining(&e.lease.member_id))
             .map(|e| (e.lease.member_id, e.lease.heartbeat_ms))
             .collect();
         if quarantine.is_empty() {

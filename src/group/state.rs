@@ -7,6 +7,9 @@
 //! groups/<group>/group.yaml            generation, members, target assignment, owners, history
 //! groups/<group>/offsets.yaml          committed offsets
 //! groups/<group>/members/<id>.yaml     one lease per member (see `lease`)
+//! groups/<group>/joining/<id>          a member waiting to be admitted (its lease is already
+//!                                      in members/); holds the id of the lease it replaces,
+//!                                      if any (see `coordinator::Coordinator::rejoin`)
 //! ```
 //!
 //! `group.yaml` and `offsets.yaml` are replaced whole (temporary file, fsync, rename, directory
@@ -25,6 +28,8 @@ use crate::store::{fsutil, lock, Store, StoreError, TopicMeta};
 pub const GROUP_FILE: &str = "group.yaml";
 pub const OFFSETS_FILE: &str = "offsets.yaml";
 pub const MEMBERS_DIR: &str = "members";
+/// Members waiting to be admitted: whoever holds the group lock admits them all at once.
+pub const JOINING_DIR: &str = "joining";
 /// The group lock: a symlink naming its holder's directory (see [`GroupLock`]).
 pub const LOCK_FILE: &str = ".lock-holder";
 /// How long one holder may keep the group lock before a waiter that is not a member (a
@@ -395,6 +400,15 @@ impl GroupDir {
         self.dir.join(MEMBERS_DIR)
     }
 
+    pub fn joining_dir(&self) -> PathBuf {
+        self.dir.join(JOINING_DIR)
+    }
+
+    /// Whether `member` waits in `joining/` to be admitted.
+    pub fn is_joining(&self, member: &str) -> bool {
+        self.joining_dir().join(member).exists()
+    }
+
     pub fn group_file(&self) -> PathBuf {
         self.dir.join(GROUP_FILE)
     }
@@ -402,7 +416,12 @@ impl GroupDir {
     /// Creates the directories (idempotent).
     pub fn ensure_created(&self) -> Result<(), StoreError> {
         let members = self.members_dir();
-        fsutil::create_dir_all_synced(&members).at("create", &members)
+        fsutil::create_dir_all_synced(&members).at("create", &members)?;
+        let joining = self.joining_dir();
+        if !joining.is_dir() {
+            fsutil::create_dir_all_synced(&joining).at("create", &joining)?;
+        }
+        Ok(())
     }
 
     /// Takes the group lock, breaking it if one holder keeps it [`DEFAULT_LOCK_BREAK`].
