@@ -57,7 +57,7 @@ impl From<GroupError> for JoinError {
 
 /// One attempt of a joiner that got the group lock.
 enum Attempt {
-    Admitted(GroupState),
+    Admitted(Box<GroupState>),
     /// The group's last generation is too young: sleep this long, then try again.
     Wait(std::time::Duration),
     /// Not admitted (its lease was not found as expected, a newer state): try again.
@@ -529,7 +529,7 @@ impl Coordinator {
                 let now_ms = fsutil::now_ms().max(now_ms);
                 let mut state = self.load_for_change(&lock, now_ms)?;
                 if state.members.contains_key(me) {
-                    return Ok(Attempt::Admitted(state)); // between the marker check and the lock
+                    return Ok(Attempt::Admitted(Box::new(state))); // between the marker check and the lock
                 }
                 self.check_protocol(&lock, &mut state, &held.lease, now_ms)?;
                 if let Some(wait) = join_window(&state, now_ms) {
@@ -537,7 +537,7 @@ impl Coordinator {
                 }
                 self.admit_waiting(&lock, &mut state, now_ms)?;
                 Ok(match state.members.contains_key(me) {
-                    true => Attempt::Admitted(state),
+                    true => Attempt::Admitted(Box::new(state)),
                     false => Attempt::Again,
                 })
             })();
@@ -552,7 +552,7 @@ impl Coordinator {
             };
             drop(lock);
             match attempt {
-                Attempt::Admitted(state) => return Ok(state),
+                Attempt::Admitted(state) => return Ok(*state),
                 Attempt::Again => {}
                 // More joiners gather meanwhile (they sleep too); the lock is free for others.
                 Attempt::Wait(wait) => {
