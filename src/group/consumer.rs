@@ -569,13 +569,27 @@ impl GroupConsumer {
             .is_ok_and(|acks| self.state.phase_with(&acks) == GroupPhase::Stable)
     }
 
-    /// Sleeps until something changes (records, the group) or `timeout` passes.
+    /// Sleeps until something changes (records, the group) or `timeout` passes. An idle member
+    /// with nothing to take up or commit sleeps until a notification: it wakes on a timer only
+    /// while a partition is still to be taken up (a look every heartbeat interval, in case a
+    /// notification was missed), a position is still to be committed, or the lock was busy.
     pub fn wait(&self, timeout: Duration) {
-        let cap = self
-            .config
-            .member
-            .heartbeat_interval
-            .min(self.config.auto_commit_interval);
+        let mut cap = Duration::MAX;
+        if !self.target().is_subset(&self.held) {
+            cap = self.config.member.heartbeat_interval;
+        }
+        let uncommitted = self.config.commit
+            && self
+                .committable
+                .iter()
+                .any(|(tp, o)| self.committed.get(tp) != Some(o));
+        if uncommitted {
+            let due = self
+                .config
+                .auto_commit_interval
+                .saturating_sub(self.last_commit.elapsed());
+            cap = cap.min(due.max(Duration::from_millis(1)));
+        }
         let cap = match self.retry_at {
             Some(t) => cap.min(t.saturating_duration_since(Instant::now())),
             None => cap,

@@ -109,6 +109,8 @@ pub struct Shared {
 impl Shared {
     fn wake(&self) {
         let _ = self.waker.try_send(());
+        // The consuming thread may sleep in `poll` for seconds: wake it.
+        crate::consume::watch::wake_all_waiters();
     }
 
     fn set_ring(&self, state: &GroupState, me: &str) {
