@@ -290,7 +290,15 @@ impl Coordinator {
         let after: Vec<String> = live.keys().cloned().collect();
         let members_changed = before != after;
         if !members_changed && counts == state.partition_counts {
-            return Ok(false);
+            // The same generation, but members of a lost state may have gone meanwhile (a
+            // dead one's lease was just removed): the last one out lets partitions move.
+            if !self.clear_quarantine(state, now_ms) {
+                return Ok(false);
+            }
+            if !state.is_eager() && state.quarantine.is_empty() {
+                state.grant_free();
+            }
+            return Ok(true);
         }
         let joined: Vec<String> = after
             .iter()
