@@ -187,7 +187,7 @@ impl GroupConsumer {
             // partitions still to take up, need the whole file read and parsed.
             let group_file = self.member.coordinator.group.group_file();
             let known = (self.state.generation, self.state.incarnation);
-            if pending || peek_generation(&group_file) != Some(known) {
+            if pending || super::state::peek_generation(&group_file) != Some(known) {
                 match self
                     .member
                     .coordinator
@@ -619,30 +619,6 @@ pub enum MaintainError {
     Group(#[from] GroupError),
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
-}
-
-/// The generation and incarnation of a `group.yaml`, from its first lines (the first two
-/// fields written), without parsing the rest; `None` if the file is missing or starts otherwise.
-fn peek_generation(path: &std::path::Path) -> Option<(i32, u64)> {
-    use std::io::Read;
-    let mut head = [0u8; 96];
-    let mut file = std::fs::File::open(path).ok()?;
-    let n = file.read(&mut head).ok()?;
-    let text = std::str::from_utf8(&head[..n]).ok()?;
-    let mut lines = text.lines();
-    let generation = lines
-        .next()?
-        .strip_prefix("generation:")?
-        .trim()
-        .parse()
-        .ok()?;
-    let incarnation = lines
-        .next()?
-        .strip_prefix("incarnation:")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some((generation, incarnation))
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<(u64, i128, u64)> {

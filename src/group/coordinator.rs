@@ -240,7 +240,8 @@ impl Coordinator {
         let mut protocol = None;
         for entry in self.scan_leases(now_ms)? {
             let id = entry.lease.member_id.clone();
-            if entry.stays() && (state.quarantine.contains_key(&id) || self.group.is_joining(&id)) {
+            let waiting = || !state.members.contains_key(&id) && self.group.is_joining(&id);
+            if entry.stays() && (state.quarantine.contains_key(&id) || waiting()) {
                 // A member of a lost state, maybe still reading what that state gave it, comes
                 // back only by rejoining (see `clear_quarantine`); a joiner waiting to be
                 // admitted is admitted with its batch (see `admit_waiting`).
@@ -516,11 +517,26 @@ impl Coordinator {
             // Written again after every attempt: a marker consumed by an admission that a
             // later change (a lost state) undid must be there for the next one.
             std::fs::write(marker, replaces.unwrap_or_default()).at("create", marker)?;
+            // Admitted once the marker is gone, or once a new generation lists us (an admitter
+            // stopped between its write and the markers' removal holds nobody up).
+            let group_file = self.group.group_file();
+            let mut seen = super::state::peek_generation(&group_file);
             let lock = lock::BreakableLock::acquire_unless(
                 &self.group.dir,
                 LOCK_FILE,
                 lock::Wait::BreakAfter(self.lock_break),
-                &mut || !marker.exists(),
+                &mut || {
+                    if !marker.exists() {
+                        return true;
+                    }
+                    let now = super::state::peek_generation(&group_file);
+                    if now == seen {
+                        return false;
+                    }
+                    seen = now;
+                    matches!(self.group.read_state(),
+                        Ok(StoredState::Found(s)) if s.members.contains_key(me))
+                },
             )
             .at("lock", &lock_path)?;
             let Some(lock) = lock else {

@@ -531,3 +531,27 @@ fn save_yaml<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
 pub fn list_groups(store: &Store) -> Result<Vec<String>, StoreError> {
     crate::store::list_names(&store.groups_dir(), NameKind::Group, Path::is_dir)
 }
+
+/// The generation and incarnation of a `group.yaml`, from its first lines (the first two
+/// fields written), without parsing the rest; `None` if the file is missing or starts otherwise.
+pub fn peek_generation(path: &std::path::Path) -> Option<(i32, u64)> {
+    use std::io::Read;
+    let mut head = [0u8; 96];
+    let mut file = std::fs::File::open(path).ok()?;
+    let n = file.read(&mut head).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
+    let mut lines = text.lines();
+    let generation = lines
+        .next()?
+        .strip_prefix("generation:")?
+        .trim()
+        .parse()
+        .ok()?;
+    let incarnation = lines
+        .next()?
+        .strip_prefix("incarnation:")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((generation, incarnation))
+}
