@@ -1235,6 +1235,147 @@ impl Coordinator {
         Ok((state, taken))
     }
 
+    /// A cooperative member gives up `released` (each with the offset to commit) in
+    /// `generation`, having stopped reading them: written to `releasing/<me>` without the
+    /// group lock. The next holder of the lock commits them and hands them to their new owners
+    /// ([`Coordinator::try_fold_releases`]); until then the member still owns them, and writes
+    /// its note again if a holder lost it.
+    pub fn release(
+        &self,
+        me: &str,
+        generation: i32,
+        released: &[(TopicPartition, Option<i64>)],
+    ) -> Result<(), GroupError> {
+        let note = super::state::ReleaseNote {
+            generation,
+            released: released
+                .iter()
+                .map(|(tp, offset)| super::state::Release {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset: *offset,
+                })
+                .collect(),
+        };
+        let dir = self.group.releasing_dir();
+        let path = dir.join(me);
+        let tmp = dir.join(format!(".{me}.tmp"));
+        let text = serde_yaml::to_string(&note).expect("release notes serialize");
+        // Not fsynced: after a crash the group forms again, and the offsets were not committed
+        // (at least once).
+        std::fs::write(&tmp, text).at("write", &tmp)?;
+        std::fs::rename(&tmp, &path).at("write", &path)?;
+        Ok(())
+    }
+
+    /// Folds every member's release note in, if the group lock is free now: `Ok(None)` when it
+    /// is not. Returns the state as it is after.
+    pub fn try_fold_releases(&self, now_ms: i64) -> Result<Option<GroupState>, GroupError> {
+        let Some(lock) = self.group.try_lock()? else {
+            return Ok(None);
+        };
+        let result = (|| -> Result<Option<GroupState>, GroupError> {
+            let mut state = self.load_for_change(&lock, now_ms)?;
+            if self.fold_releases(&lock, &mut state, now_ms)? {
+                self.group.save_state_with(&lock, &state)?;
+            }
+            Ok(Some(state))
+        })();
+        match result {
+            // Taken over while this process was stopped: the notes it took are written again
+            // by their members, who see they still own the partitions.
+            Err(_) if lock.is_lost() => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Commits and hands over what the release notes in `releasing/` give up, for every member
+    /// at once (one write of `offsets.yaml`, the caller writes `group.yaml`). A note is taken
+    /// into the holder's own directory before it is read, so a member writing a newer one
+    /// meanwhile loses nothing. Only partitions the member still owns in this generation and
+    /// no longer targets move. True when the state changed.
+    fn fold_releases(
+        &self,
+        lock: &GroupLock,
+        state: &mut GroupState,
+        now_ms: i64,
+    ) -> Result<bool, GroupError> {
+        let dir = self.group.releasing_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(false);
+        };
+        let eager = state.is_eager();
+        let mut changed = false;
+        let mut offsets: Option<super::state::Offsets> = None;
+        let mut topic_ids: BTreeMap<String, String> = BTreeMap::new();
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if id.starts_with('.') {
+                continue;
+            }
+            let taken = lock.work_dir().join(format!("{id}.release"));
+            if std::fs::rename(entry.path(), &taken).is_err() {
+                continue;
+            }
+            let note = std::fs::read_to_string(&taken)
+                .ok()
+                .and_then(|t| serde_yaml::from_str::<super::state::ReleaseNote>(&t).ok());
+            let _ = std::fs::remove_file(&taken);
+            let Some(note) = note else { continue };
+            if eager || note.generation != state.generation || !state.members.contains_key(&id) {
+                continue; // stale: the member gives up again for the generation it is in
+            }
+            for r in note.released {
+                let tp = TopicPartition::new(r.topic, r.partition);
+                if state.owner(&tp) != Some(id.as_str()) {
+                    continue;
+                }
+                // Handed to its new owner, or left free for this member to take up again from
+                // the offset committed here (it was given back meanwhile).
+                let target = state
+                    .target_of(&tp)
+                    .filter(|t| *t != id.as_str())
+                    .map(str::to_owned);
+                if let Some(offset) = r.offset {
+                    let offsets = match &mut offsets {
+                        Some(o) => o,
+                        None => offsets.insert(self.group.load_offsets()?),
+                    };
+                    let topic_id = match topic_ids.get(&tp.topic) {
+                        Some(t) => t.clone(),
+                        None => {
+                            let t = self.store.topic(&tp.topic)?.meta.id;
+                            topic_ids.insert(tp.topic.clone(), t.clone());
+                            t
+                        }
+                    };
+                    offsets.entry(tp.topic.clone()).or_default().insert(
+                        tp.partition,
+                        Committed {
+                            offset,
+                            committed_at_ms: now_ms,
+                            topic_id: Some(topic_id),
+                        },
+                    );
+                }
+                state.set_owner(&tp, target.as_deref());
+                changed = true;
+            }
+            let acked = state.acked.entry(id).or_insert(-1);
+            if *acked < note.generation {
+                *acked = note.generation;
+                changed = true;
+            }
+        }
+        if let Some(offsets) = offsets {
+            // Before group.yaml: a new owner reads the offsets after it sees the partition.
+            self.group.save_offsets_with(lock, &offsets)?;
+        }
+        Ok(changed)
+    }
+
     /// Commits offsets of partitions this member owns.
     pub fn commit(
         &self,

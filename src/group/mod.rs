@@ -34,6 +34,10 @@
 //!   one generation, and the others find themselves admitted without taking it. While a large
 //!   group's last generation is young, joiners let more gather first (every member reads every
 //!   generation whole), so a crowd starting at once costs a few generations.
+//! - **Hand-overs in batches** (cooperative): a member giving partitions up stops reading them
+//!   and writes a release note (`releasing/<id>`, no lock); whoever next holds the lock commits
+//!   and hands over every member's releases in one write, so a rebalance that takes a
+//!   partition from each of fifty members costs a few writes, not fifty in a row.
 //! - **One write per change**: joins and leaves change the generation incrementally; in a
 //!   cooperative group the old owner hands a partition straight to its new owner in the write
 //!   that releases it, and a generation grants free partitions, so taking a partition up takes

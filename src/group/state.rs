@@ -7,6 +7,9 @@
 //! groups/<group>/group.yaml            generation, members, target assignment, owners, history
 //! groups/<group>/offsets.yaml          committed offsets
 //! groups/<group>/members/<id>.yaml     one lease per member (see `lease`)
+//! groups/<group>/releasing/<id>        partitions a cooperative member gave up, with offsets
+//!                                      to commit, until the next lock holder folds them in
+//!                                      (see `coordinator::Coordinator::try_fold_releases`)
 //! groups/<group>/joining/<id>          a member waiting to be admitted (its lease is already
 //!                                      in members/); holds the id of the lease it replaces,
 //!                                      if any (see `coordinator::Coordinator::rejoin`)
@@ -30,6 +33,25 @@ pub const OFFSETS_FILE: &str = "offsets.yaml";
 pub const MEMBERS_DIR: &str = "members";
 /// Members waiting to be admitted: whoever holds the group lock admits them all at once.
 pub const JOINING_DIR: &str = "joining";
+/// Partitions given up and not yet handed over: whoever holds the group lock folds them all in.
+pub const RELEASING_DIR: &str = "releasing";
+
+/// What a cooperative member gave up in a generation (it stopped reading them first), written
+/// to `releasing/<member-id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseNote {
+    pub generation: i32,
+    pub released: Vec<Release>,
+}
+
+/// A partition given up, with the next offset to read if anything was consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub topic: String,
+    pub partition: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+}
 /// The group lock: a symlink naming its holder's directory (see [`GroupLock`]).
 pub const LOCK_FILE: &str = ".lock-holder";
 /// How long one holder may keep the group lock before a waiter that is not a member (a
@@ -404,6 +426,10 @@ impl GroupDir {
         self.dir.join(JOINING_DIR)
     }
 
+    pub fn releasing_dir(&self) -> PathBuf {
+        self.dir.join(RELEASING_DIR)
+    }
+
     /// Whether `member` waits in `joining/` to be admitted.
     pub fn is_joining(&self, member: &str) -> bool {
         self.joining_dir().join(member).exists()
@@ -417,9 +443,8 @@ impl GroupDir {
     pub fn ensure_created(&self) -> Result<(), StoreError> {
         let members = self.members_dir();
         fsutil::create_dir_all_synced(&members).at("create", &members)?;
-        let joining = self.joining_dir();
-        if !joining.is_dir() {
-            fsutil::create_dir_all_synced(&joining).at("create", &joining)?;
+        for dir in [self.joining_dir(), self.releasing_dir()] {
+            fsutil::create_dir_all_synced(&dir).at("create", &dir)?;
         }
         Ok(())
     }
