@@ -7,12 +7,14 @@ P-partition topic while a producer keeps records flowing, and prints:
 - all in the generation: from starting the last member to N members in the generation (the
   last join done: process start-up and the joins themselves);
 - settle after join: from starting the last member to a balanced group (N members in the
-  generation, every partition owned, owner counts differing by at most one, owners = target);
+  generation, every partition owned, owner counts differing by at most one, owners = target),
+  and the same from the moment all N were in the generation (the last join done);
 - settle after kill -9 of one member, and after SIGTERM of one member (the group has N-1,
   then N-2 members, none of them the stopped one);
 - exit after SIGTERM to all: until every member process has exited;
 - threads per member (/proc/PID/status) and idle CPU per member (utime+stime over a quiet
-  window, no records flowing, in % of one core).
+  window, no records flowing, in % of one core);
+- the load average before and after each run (the machine may be shared).
 
 Ownership is read from groups/g/group.yaml (what `spool group describe g --members` shows).
 Each phase gives up after --cap seconds and prints "> cap".
@@ -133,8 +135,14 @@ def fmt(t, cap):
     return f"> {cap:.0f} s" if t is None else f"{t:.2f} s"
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def run(opts, n):
     spool = os.path.abspath(opts.spool)
+    load_before = loadavg()
     with tempfile.TemporaryDirectory() as store:
         env = dict(os.environ, SPOOL_DIR=store)
         subprocess.run([spool, "topic", "create", "t", "-p", str(opts.partitions)], env=env, check=True,
@@ -195,16 +203,19 @@ def run(opts, n):
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-        print(f"| {n} | {opts.partitions} | {fmt(joined, opts.cap)} | {fmt(join, opts.cap)} | {fmt(kill, opts.cap)} | "
+        after_join = None if joined is None or join is None else max(0.0, join - joined)
+        print(f"| {n} | {opts.partitions} | {fmt(joined, opts.cap)} | {fmt(join, opts.cap)} | "
+              f"{fmt(after_join, opts.cap)} | {fmt(kill, opts.cap)} | "
               f"{fmt(term, opts.cap)} | {fmt(exited, opts.cap)} | {min(nthreads)}-{max(nthreads)} | "
-              f"{cpu:.3f}% | {generation} |", flush=True)
+              f"{cpu:.3f}% | {generation} | {load_before} / {loadavg()} |", flush=True)
 
 
 def main():
     opts = args()
-    print("| members | partitions | all in the generation | settled after last start | after kill -9 of one | after SIGTERM of one "
-          "| all exited after SIGTERM | threads per member | idle CPU per member | last generation |")
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("| members | partitions | all in the generation | settled after last start | settled after last join "
+          "| after kill -9 of one | after SIGTERM of one | all exited after SIGTERM | threads per member "
+          "| idle CPU per member | last generation | load before / after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for n in [int(x) for x in opts.members.split(",")]:
         run(opts, n)
 

@@ -739,6 +739,8 @@ extern "C" fn on_interrupt(_: libc::c_int) {
         // SAFETY: _exit ends the process without running anything else.
         unsafe { libc::_exit(130) };
     }
+    // A consumer sleeping until something changes looks at the flag now (one write(2)).
+    crate::consume::watch::wake_all_waiters();
 }
 
 /// Makes Ctrl-C and SIGTERM set a flag instead of killing the process, so a long-running

@@ -38,6 +38,9 @@ pub struct GroupConsumerConfig {
     pub commit: bool,
 }
 
+/// A partition given up, with the offset to commit if anything was consumed.
+type Revoked = (TopicPartition, Option<i64>);
+
 /// Something the caller may want to tell the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupEvent {
@@ -89,6 +92,9 @@ pub struct GroupConsumer {
     /// When an operation found the group lock busy: when to try again (soon, with jitter, so
     /// the members that found it busy do not all come back at once).
     retry_at: Option<Instant>,
+    /// Partitions given up (cooperative) whose release is not folded in yet: the generation
+    /// and each partition with the offset to commit.
+    releasing: Option<(i32, Vec<Revoked>)>,
     events: Vec<GroupEvent>,
 }
 
@@ -136,6 +142,7 @@ impl GroupConsumer {
             stamp: None,
             last_acquire_try: Instant::now(),
             retry_at: None,
+            releasing: None,
             events,
         })
     }
@@ -164,6 +171,7 @@ impl GroupConsumer {
     ) -> Result<(), MaintainError> {
         if self.member.is_fenced() {
             self.drop_all();
+            self.releasing = None;
             self.events.push(GroupEvent::Fenced);
             self.state = self.member.rejoin()?;
             self.seen_generation = -1;
@@ -187,7 +195,7 @@ impl GroupConsumer {
             // partitions still to take up, need the whole file read and parsed.
             let group_file = self.member.coordinator.group.group_file();
             let known = (self.state.generation, self.state.incarnation);
-            if pending || peek_generation(&group_file) != Some(known) {
+            if pending || super::state::peek_generation(&group_file) != Some(known) {
                 match self
                     .member
                     .coordinator
@@ -217,6 +225,9 @@ impl GroupConsumer {
         }
         // The lock is taken only when a target partition is free to take: a member waiting
         // for another to release one waits for group.yaml to change, not on the lock.
+        if look && self.releasing.is_some() && self.state.generation <= self.seen_generation {
+            self.release_pending()?;
+        }
         if look && self.state.generation <= self.seen_generation {
             if self.granted_waiting() {
                 self.take_granted()?;
@@ -236,9 +247,20 @@ impl GroupConsumer {
     /// Whether, by the state last read, the group gave us a partition we do not read yet.
     fn granted_waiting(&self) -> bool {
         let me = self.member.member_id.as_str();
+        let not_taken = self.not_taken();
         self.target()
             .iter()
-            .any(|tp| self.state.owner(tp) == Some(me) && !self.held.contains(tp))
+            .any(|tp| self.state.owner(tp) == Some(me) && !not_taken.contains(tp))
+    }
+
+    /// Partitions not to take up as granted: those read already, and those given up whose
+    /// release is not folded in yet (their last position is not committed).
+    fn not_taken(&self) -> BTreeSet<TopicPartition> {
+        let mut set = self.held.clone();
+        if let Some((_, r)) = &self.releasing {
+            set.extend(r.iter().map(|(tp, _)| tp.clone()));
+        }
+        set
     }
 
     /// Takes up what the group gave us (no lock, no write).
@@ -246,7 +268,7 @@ impl GroupConsumer {
         let (state, taken) = match self
             .member
             .coordinator
-            .granted(&self.member.member_id, &self.held)
+            .granted(&self.member.member_id, &self.not_taken())
         {
             Ok(r) => r,
             Err(GroupError::Fenced(_)) => {
@@ -294,11 +316,25 @@ impl GroupConsumer {
         // back too, or its new owner would wait for it forever.
         let mut ours: BTreeSet<TopicPartition> = self.held.clone();
         ours.extend(self.state.owned_by(&self.member.member_id));
-        let revoked: Vec<TopicPartition> = if self.eager {
-            ours.into_iter().collect()
+        // Given up earlier and not handed over yet: given up again (its offset kept), also if
+        // this generation gives it back to us, so it is committed before we read it again.
+        let earlier: BTreeMap<TopicPartition, Option<i64>> = self
+            .releasing
+            .take()
+            .map(|(_, r)| r.into_iter().collect())
+            .unwrap_or_default();
+        let mut revoked: Vec<TopicPartition> = if self.eager {
+            ours.iter().cloned().collect()
         } else {
             ours.difference(&target).cloned().collect()
         };
+        revoked.extend(
+            earlier
+                .keys()
+                .filter(|tp| ours.contains(*tp) && !revoked.contains(*tp))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         let generation = self.state.generation;
         if revoked.is_empty() && !self.eager {
             // Cooperative, nothing to give up: acknowledged in the lease, no group lock.
@@ -322,10 +358,37 @@ impl GroupConsumer {
                     .committable
                     .get(tp)
                     .copied()
+                    .or_else(|| earlier.get(tp).copied().flatten())
                     .filter(|_| self.config.commit);
                 (tp.clone(), o)
             })
             .collect();
+        if !self.eager {
+            // Cooperative: stop reading them, then say so in a release note; whoever next
+            // holds the group lock (this member if it can) commits and hands over every
+            // member's releases at once.
+            let given_up: Vec<TopicPartition> = revoked
+                .iter()
+                .filter(|tp| self.held.contains(*tp))
+                .cloned()
+                .collect();
+            for tp in &revoked {
+                if let Ok(p) = self.partition(tp) {
+                    self.consumer.unassign(&p);
+                }
+                self.held.remove(tp);
+                self.committable.remove(tp);
+                self.committed.remove(tp);
+            }
+            self.seen_generation = generation;
+            self.releasing = Some((generation, offsets));
+            self.events.push(GroupEvent::Rebalanced {
+                generation,
+                assigned: target.into_iter().collect(),
+                revoked: given_up,
+            });
+            return self.release_pending();
+        }
         // Nothing is read between here and the release (this thread does both), and what was
         // read is flushed above; if another process holds the group lock (it may be stopped),
         // the partitions are kept, still read, and given up at a later call.
@@ -368,6 +431,50 @@ impl GroupConsumer {
             assigned: target.into_iter().collect(),
             revoked: given_up,
         });
+        Ok(())
+    }
+
+    /// Writes the release note of partitions given up (again, if a lock holder lost it) and
+    /// folds every member's notes in if the group lock is free; done once the state shows the
+    /// partitions gone from this member or a newer generation (which gives up again what it
+    /// must).
+    fn release_pending(&mut self) -> Result<(), MaintainError> {
+        let Some((generation, offsets)) = &self.releasing else {
+            return Ok(());
+        };
+        let me = self.member.member_id.clone();
+        let still: Vec<(TopicPartition, Option<i64>)> = offsets
+            .iter()
+            .filter(|(tp, _)| self.state.owner(tp) == Some(me.as_str()))
+            .cloned()
+            .collect();
+        if still.is_empty() {
+            self.releasing = None;
+            return Ok(());
+        }
+        let generation = *generation;
+        let folded = self
+            .member
+            .coordinator
+            .release(&me, generation, &still)
+            .and_then(|()| self.member.coordinator.try_fold_releases(fsutil::now_ms()));
+        match folded {
+            Ok(Some(state)) => {
+                self.state = state;
+                // Our own write changed group.yaml; read it again next time rather than risk
+                // taking a peer's write that landed just after ours for our own.
+                self.stamp = None;
+                if still
+                    .iter()
+                    .all(|(tp, _)| self.state.owner(tp) != Some(me.as_str()))
+                {
+                    self.releasing = None;
+                }
+            }
+            Ok(None) => self.lock_busy(),
+            Err(GroupError::Fenced(_)) => self.member.mark_fenced(),
+            Err(e) => return Err(e.into()),
+        }
         Ok(())
     }
 
@@ -569,13 +676,27 @@ impl GroupConsumer {
             .is_ok_and(|acks| self.state.phase_with(&acks) == GroupPhase::Stable)
     }
 
-    /// Sleeps until something changes (records, the group) or `timeout` passes.
+    /// Sleeps until something changes (records, the group) or `timeout` passes. An idle member
+    /// with nothing to take up or commit sleeps until a notification: it wakes on a timer only
+    /// while a partition is still to be taken up (a look every heartbeat interval, in case a
+    /// notification was missed), a position is still to be committed, or the lock was busy.
     pub fn wait(&self, timeout: Duration) {
-        let cap = self
-            .config
-            .member
-            .heartbeat_interval
-            .min(self.config.auto_commit_interval);
+        let mut cap = Duration::MAX;
+        if !self.target().is_subset(&self.held) || self.releasing.is_some() {
+            cap = self.config.member.heartbeat_interval;
+        }
+        let uncommitted = self.config.commit
+            && self
+                .committable
+                .iter()
+                .any(|(tp, o)| self.committed.get(tp) != Some(o));
+        if uncommitted {
+            let due = self
+                .config
+                .auto_commit_interval
+                .saturating_sub(self.last_commit.elapsed());
+            cap = cap.min(due.max(Duration::from_millis(1)));
+        }
         let cap = match self.retry_at {
             Some(t) => cap.min(t.saturating_duration_since(Instant::now())),
             None => cap,
@@ -587,9 +708,12 @@ impl GroupConsumer {
     pub fn close(self) -> Result<(), MaintainError> {
         let offsets: Vec<(TopicPartition, i64)> = if self.config.commit && !self.member.is_fenced()
         {
+            // Given up but not handed over yet: committed with the rest (still ours).
+            let releasing = self.releasing.iter().flat_map(|(_, r)| r.iter());
             self.committable
                 .iter()
                 .map(|(tp, o)| (tp.clone(), *o))
+                .chain(releasing.filter_map(|(tp, o)| o.map(|o| (tp.clone(), o))))
                 .collect()
         } else {
             Vec::new()
@@ -605,30 +729,6 @@ pub enum MaintainError {
     Group(#[from] GroupError),
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
-}
-
-/// The generation and incarnation of a `group.yaml`, from its first lines (the first two
-/// fields written), without parsing the rest; `None` if the file is missing or starts otherwise.
-fn peek_generation(path: &std::path::Path) -> Option<(i32, u64)> {
-    use std::io::Read;
-    let mut head = [0u8; 96];
-    let mut file = std::fs::File::open(path).ok()?;
-    let n = file.read(&mut head).ok()?;
-    let text = std::str::from_utf8(&head[..n]).ok()?;
-    let mut lines = text.lines();
-    let generation = lines
-        .next()?
-        .strip_prefix("generation:")?
-        .trim()
-        .parse()
-        .ok()?;
-    let incarnation = lines
-        .next()?
-        .strip_prefix("incarnation:")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some((generation, incarnation))
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<(u64, i128, u64)> {

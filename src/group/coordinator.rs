@@ -36,10 +36,11 @@ use super::assignor::{self, MemberSubscription, TopicPartition};
 use super::lease::{self, HeldLease, Lease, Liveness};
 use super::state::{
     Committed, GroupDir, GroupLock, GroupState, MemberInfo, RebalanceEvent, StoredState, Trigger,
+    LOCK_FILE,
 };
 use super::GroupError;
 use crate::store::error::IoContext;
-use crate::store::{fsutil, Store, StoreError};
+use crate::store::{fsutil, lock, Store, StoreError};
 
 /// Why one attempt to join failed.
 enum JoinError {
@@ -52,6 +53,33 @@ impl From<GroupError> for JoinError {
     fn from(e: GroupError) -> Self {
         JoinError::Group(e)
     }
+}
+
+/// One attempt of a joiner that got the group lock.
+enum Attempt {
+    Admitted(Box<GroupState>),
+    /// The group's last generation is too young: sleep this long, then try again.
+    Wait(std::time::Duration),
+    /// Not admitted (its lease was not found as expected, a newer state): try again.
+    Again,
+}
+
+/// Per member of the group, how long after a generation began the next join waits: every
+/// member reads each new generation whole, so a crowd of joiners is admitted in a few large
+/// batches rather than as many generations as there are joiners.
+const JOIN_WINDOW_PER_MEMBER_MS: i64 = 2;
+/// The longest a join waits for its batch.
+const JOIN_WINDOW_MAX_MS: i64 = 1000;
+
+/// How long a joiner should still wait before it admits, if the group's last generation is
+/// younger than its join window ([`JOIN_WINDOW_PER_MEMBER_MS`] per member). The age is taken
+/// by the wall clock and bounded by the window, so a clock jump delays a join by one window
+/// at most.
+pub fn join_window(state: &GroupState, now_ms: i64) -> Option<std::time::Duration> {
+    let window = (state.members.len() as i64 * JOIN_WINDOW_PER_MEMBER_MS).min(JOIN_WINDOW_MAX_MS);
+    let started = state.history.last()?.time_ms;
+    let age = (now_ms - started).clamp(0, window);
+    (age < window).then(|| std::time::Duration::from_millis((window - age) as u64))
 }
 
 fn lock_lost() -> GroupError {
@@ -212,6 +240,13 @@ impl Coordinator {
         let mut protocol = None;
         for entry in self.scan_leases(now_ms)? {
             let id = entry.lease.member_id.clone();
+            let waiting = || !state.members.contains_key(&id) && self.group.is_joining(&id);
+            if entry.stays() && (state.quarantine.contains_key(&id) || waiting()) {
+                // A member of a lost state, maybe still reading what that state gave it, comes
+                // back only by rejoining (see `clear_quarantine`); a joiner waiting to be
+                // admitted is admitted with its batch (see `admit_waiting`).
+                continue;
+            }
             if entry.stays() {
                 protocol.get_or_insert_with(|| entry.lease.assignor.clone());
                 live.insert(id, self.member_info(&entry.lease)?);
@@ -256,7 +291,15 @@ impl Coordinator {
         let after: Vec<String> = live.keys().cloned().collect();
         let members_changed = before != after;
         if !members_changed && counts == state.partition_counts {
-            return Ok(false);
+            // The same generation, but members of a lost state may have gone meanwhile (a
+            // dead one's lease was just removed): the last one out lets partitions move.
+            if !self.clear_quarantine(state, now_ms) {
+                return Ok(false);
+            }
+            if !state.is_eager() && state.quarantine.is_empty() {
+                state.grant_free();
+            }
+            return Ok(true);
         }
         let joined: Vec<String> = after
             .iter()
@@ -405,10 +448,279 @@ impl Coordinator {
     /// Adds a member: creates (or, for a returning static member, takes over) its lease and
     /// starts a new generation if membership changed. Reads `group.yaml`, not every lease: the
     /// members that died meanwhile are the business of the members watching them.
+    ///
+    /// Joins are admitted in batches: the joiner's lease goes into `members/` and its name into
+    /// `joining/` before it waits for the group lock, and whoever gets the lock first admits
+    /// every waiting joiner in one generation (one write); the others find themselves admitted
+    /// and take no lock. While the group is large and its last generation young (see
+    /// [`join_window`]), the holder lets more joiners gather first, so a crowd starting at once
+    /// costs a few generations, not one each. (A returning static member joins alone.)
     pub fn join(&self, lease: Lease, now_ms: i64) -> Result<(HeldLease, GroupState), GroupError> {
+        self.rejoin(None, lease, now_ms)
+    }
+
+    /// [`Coordinator::join`] for a member that was fenced or found the group's state lost,
+    /// and stopped reading: its old lease (`old`) is given up by whoever admits the new one,
+    /// in the same locked section. Held until then, it tells whoever rebuilds a lost state that
+    /// a member was running (the rebuilt state quarantines it, see [`GroupState::quarantine`]),
+    /// so a state lost under running members is never mistaken for an offline group's damaged
+    /// files, whichever member takes the lock first.
+    pub fn rejoin(
+        &self,
+        old: Option<HeldLease>,
+        lease: Lease,
+        now_ms: i64,
+    ) -> Result<(HeldLease, GroupState), GroupError> {
+        if lease.instance_id.is_some() {
+            return self.join_alone(old, lease, now_ms);
+        }
+        self.group.ensure_created()?;
+        let mut held = HeldLease::create(&self.group.members_dir(), lease)?;
+        let marker = self.group.joining_dir().join(&held.lease.member_id);
+        let replaces = old.as_ref().map(|o| o.lease.member_id.clone());
+        let result = self.wait_admitted(&mut held, &marker, replaces.as_deref(), now_ms);
+        let _ = std::fs::remove_file(&marker);
+        match result {
+            Ok(state) => {
+                drop(old); // its file went with the admission
+                Ok((held, state))
+            }
+            Err(e) => {
+                let _ = held.remove();
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until `held`'s member is admitted, by this process (which then admits every
+    /// joiner waiting) or by another holder of the group lock.
+    fn wait_admitted(
+        &self,
+        held: &mut HeldLease,
+        marker: &std::path::Path,
+        replaces: Option<&str>,
+        now_ms: i64,
+    ) -> Result<GroupState, GroupError> {
+        let me = held.lease.member_id.clone();
+        let me = me.as_str();
+        let lock_path = self.group.dir.join(LOCK_FILE);
+        let mut lost_locks = 0;
+        loop {
+            if !held.is_current() {
+                // Stopped while it waited, and its lease removed as a silent member's: it has
+                // read nothing yet, so it waits on with a fresh lease.
+                let mut lease = held.lease.clone();
+                let now = fsutil::now_ms();
+                (lease.heartbeat_ms, lease.last_poll_ms) = (now, now);
+                *held = HeldLease::create(&self.group.members_dir(), lease)?;
+            }
+            // Written again after every attempt: a marker consumed by an admission that a
+            // later change (a lost state) undid must be there for the next one.
+            std::fs::write(marker, replaces.unwrap_or_default()).at("create", marker)?;
+            // Admitted once the marker is gone, or once a new generation lists us (an admitter
+            // stopped between its write and the markers' removal holds nobody up).
+            let group_file = self.group.group_file();
+            let mut seen = super::state::peek_generation(&group_file);
+            let lock = lock::BreakableLock::acquire_unless(
+                &self.group.dir,
+                LOCK_FILE,
+                lock::Wait::BreakAfter(self.lock_break),
+                &mut || {
+                    if !marker.exists() {
+                        return true;
+                    }
+                    let now = super::state::peek_generation(&group_file);
+                    if now == seen {
+                        return false;
+                    }
+                    seen = now;
+                    matches!(self.group.read_state(),
+                        Ok(StoredState::Found(s)) if s.members.contains_key(me))
+                },
+            )
+            .at("lock", &lock_path)?;
+            let Some(lock) = lock else {
+                // Admitted by another holder, which wrote the generation before removing the
+                // marker (a newer state without us: wait again).
+                match self.group.read_state()? {
+                    StoredState::Found(state) if state.members.contains_key(me) => {
+                        return Ok(*state)
+                    }
+                    _ => continue,
+                }
+            };
+            let attempt = (|| -> Result<Attempt, GroupError> {
+                let now_ms = fsutil::now_ms().max(now_ms);
+                let mut state = self.load_for_change(&lock, now_ms)?;
+                if state.members.contains_key(me) {
+                    return Ok(Attempt::Admitted(Box::new(state))); // between the marker check and the lock
+                }
+                self.check_protocol(&lock, &mut state, &held.lease, now_ms)?;
+                if let Some(wait) = join_window(&state, now_ms) {
+                    return Ok(Attempt::Wait(wait));
+                }
+                self.admit_waiting(&lock, &mut state, now_ms)?;
+                Ok(match state.members.contains_key(me) {
+                    true => Attempt::Admitted(Box::new(state)),
+                    false => Attempt::Again,
+                })
+            })();
+            let attempt = match attempt {
+                // Taken over while this process was stopped: nothing it wrote counted.
+                Err(_) if lock.is_lost() && lost_locks < 5 => {
+                    lost_locks += 1;
+                    Attempt::Again
+                }
+                Err(_) if lock.is_lost() => return Err(lock_lost()),
+                other => other?,
+            };
+            drop(lock);
+            match attempt {
+                Attempt::Admitted(state) => return Ok(*state),
+                Attempt::Again => {}
+                // More joiners gather meanwhile (they sleep too); the lock is free for others.
+                Attempt::Wait(wait) => {
+                    let jitter =
+                        std::time::Duration::from_millis(u64::from(fsutil::random_bytes()[0] % 8));
+                    std::thread::sleep(wait + jitter);
+                }
+            }
+        }
+    }
+
+    /// Refuses a joiner whose assignor is not the group's (checked against live leases: the
+    /// generation may list members that died unnoticed).
+    fn check_protocol(
+        &self,
+        lock: &GroupLock,
+        state: &mut GroupState,
+        lease: &Lease,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        let others_protocol = state
+            .protocol
+            .as_ref()
+            .filter(|p| **p != lease.assignor)
+            .and_then(|_| state.members.keys().find(|m| **m != lease.member_id));
+        if others_protocol.is_none() {
+            return Ok(());
+        }
+        if self.reconcile(state, now_ms, &[])? {
+            self.group.save_state_with(lock, state)?;
+        }
+        if let Some(other) = self.scan_leases(now_ms)?.iter().find(|e| {
+            e.stays()
+                && state.members.contains_key(&e.lease.member_id)
+                && e.lease.member_id != lease.member_id
+                && e.lease.assignor != lease.assignor
+        }) {
+            return Err(GroupError::ProtocolMismatch {
+                group: self.group.name.clone(),
+                ours: lease.assignor.clone(),
+                theirs: other.lease.assignor.clone(),
+                member: other.lease.member_id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Admits every joiner waiting in `joining/` whose lease is held and whose assignor is the
+    /// group's, in one generation, writes it, and removes their markers (after the write: a
+    /// joiner that finds its marker gone finds itself in `group.yaml`). A joiner's old lease
+    /// (named in its marker) goes with its admission.
+    fn admit_waiting(
+        &self,
+        lock: &GroupLock,
+        state: &mut GroupState,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        let joining = self.group.joining_dir();
+        let entries = std::fs::read_dir(&joining).at("list", &joining)?;
+        let members_dir = self.group.members_dir();
+        if state.members.is_empty() {
+            // The first member (again): the leases left behind (crashed, damaged) are few and
+            // nobody else would clear them.
+            self.reconcile(state, now_ms, &[])?;
+        }
+        let mut live = state.members.clone();
+        let mut protocol = state.protocol.clone();
+        let mut admitted = Vec::new();
+        let mut markers = Vec::new();
+        for entry in entries.flatten() {
+            let marker = entry.path();
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if id.starts_with('.') {
+                continue;
+            }
+            let path = Lease::path(&members_dir, &id);
+            let lease = match Lease::read(&path) {
+                Ok(l) if lease::is_locked(&path) => l,
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&marker); // its joiner died waiting
+                    continue;
+                }
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    // A joiner writes its lease before its marker: this one gave up or died.
+                    let _ = std::fs::remove_file(&marker);
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if state.members.is_empty() && protocol.is_none() {
+                protocol = Some(lease.assignor.clone());
+            }
+            if protocol.as_deref() != Some(lease.assignor.as_str()) {
+                continue; // refused when it takes the lock itself
+            }
+            let replaces = std::fs::read_to_string(&marker).unwrap_or_default();
+            let replaces = replaces.trim();
+            if !replaces.is_empty() && replaces != id {
+                state.quarantine.remove(replaces);
+                live.remove(replaces);
+                let old = Lease::path(&members_dir, replaces);
+                match std::fs::remove_file(&old) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => Err(e).at("remove", &old)?,
+                }
+            }
+            live.insert(id.clone(), self.member_info(&lease)?);
+            admitted.push(id);
+            markers.push(marker);
+        }
+        if admitted.is_empty() {
+            return Ok(());
+        }
+        self.advance(state, live, protocol, Vec::new(), now_ms)?;
+        for id in admitted {
+            if state.owned_by(&id).is_empty() {
+                // Nothing to revoke: a new member acknowledges its first generation at once.
+                state.acked.insert(id, state.generation);
+            }
+        }
+        self.group.save_state_with(lock, state)?;
+        for marker in markers {
+            let _ = std::fs::remove_file(marker);
+        }
+        Ok(())
+    }
+
+    /// A returning static member (or one joining for the first time) joins on its own, under
+    /// the group lock: its lease may have to be taken over from its previous process.
+    fn join_alone(
+        &self,
+        old: Option<HeldLease>,
+        lease: Lease,
+        now_ms: i64,
+    ) -> Result<(HeldLease, GroupState), GroupError> {
+        let mut old = old;
         let mut attempts = 0;
         loop {
-            match self.join_once(lease.clone(), now_ms) {
+            match self.join_once(&mut old, lease.clone(), now_ms) {
                 Err(JoinError::LockLost) if attempts < 5 => attempts += 1,
                 Err(JoinError::LockLost) => return Err(lock_lost()),
                 Err(JoinError::Group(e)) => return Err(e),
@@ -417,10 +729,15 @@ impl Coordinator {
         }
     }
 
-    fn join_once(&self, lease: Lease, now_ms: i64) -> Result<(HeldLease, GroupState), JoinError> {
+    fn join_once(
+        &self,
+        old: &mut Option<HeldLease>,
+        lease: Lease,
+        now_ms: i64,
+    ) -> Result<(HeldLease, GroupState), JoinError> {
         let lock = self.lock().map_err(GroupError::from)?;
         let mut created: Option<std::path::PathBuf> = None;
-        let result = self.join_locked(&lock, lease, now_ms, &mut created);
+        let result = self.join_locked(&lock, old, lease, now_ms, &mut created);
         match result {
             Err(_) if lock.is_lost() => {
                 // Taken over while this process was stopped: undo the lease and start again.
@@ -436,33 +753,18 @@ impl Coordinator {
     fn join_locked(
         &self,
         lock: &GroupLock,
+        old: &mut Option<HeldLease>,
         lease: Lease,
         now_ms: i64,
         created: &mut Option<std::path::PathBuf>,
     ) -> Result<(HeldLease, GroupState), GroupError> {
         let mut state = self.load_for_change(lock, now_ms)?;
-        let others_protocol = state
-            .protocol
-            .as_ref()
-            .filter(|p| **p != lease.assignor)
-            .and_then(|_| state.members.keys().find(|m| **m != lease.member_id));
-        if others_protocol.is_some() {
-            // The generation may list members that died unnoticed: only live leases count.
-            self.reconcile(&mut state, now_ms, &[])?;
-            self.group.save_state_with(lock, &state)?;
-            if let Some(other) = self.scan_leases(now_ms)?.iter().find(|e| {
-                e.stays()
-                    && e.lease.member_id != lease.member_id
-                    && e.lease.assignor != lease.assignor
-            }) {
-                return Err(GroupError::ProtocolMismatch {
-                    group: self.group.name.clone(),
-                    ours: lease.assignor.clone(),
-                    theirs: other.lease.assignor.clone(),
-                    member: other.lease.member_id.clone(),
-                });
-            }
+        if let Some(old) = old.take() {
+            // It stopped reading before it came here: out of quarantine, and its lease goes.
+            state.quarantine.remove(&old.lease.member_id);
+            old.remove()?;
         }
+        self.check_protocol(lock, &mut state, &lease, now_ms)?;
         let members_dir = self.group.members_dir();
         let path = Lease::path(&members_dir, &lease.member_id);
         let held = if lease.instance_id.is_some() && path.exists() {
@@ -570,10 +872,11 @@ impl Coordinator {
                 previous_generation,
             } => Some(previous_generation.unwrap_or(0)),
         };
+        // Joiners waiting to be admitted have read nothing: not in quarantine.
         let quarantine: BTreeMap<String, i64> = self
             .scan_leases(now_ms)?
             .into_iter()
-            .filter(|e| e.locked)
+            .filter(|e| e.locked && !self.group.is_joining(&e.lease.member_id))
             .map(|e| (e.lease.member_id, e.lease.heartbeat_ms))
             .collect();
         if quarantine.is_empty() {
@@ -930,6 +1233,147 @@ impl Coordinator {
             })
             .collect();
         Ok((state, taken))
+    }
+
+    /// A cooperative member gives up `released` (each with the offset to commit) in
+    /// `generation`, having stopped reading them: written to `releasing/<me>` without the
+    /// group lock. The next holder of the lock commits them and hands them to their new owners
+    /// ([`Coordinator::try_fold_releases`]); until then the member still owns them, and writes
+    /// its note again if a holder lost it.
+    pub fn release(
+        &self,
+        me: &str,
+        generation: i32,
+        released: &[(TopicPartition, Option<i64>)],
+    ) -> Result<(), GroupError> {
+        let note = super::state::ReleaseNote {
+            generation,
+            released: released
+                .iter()
+                .map(|(tp, offset)| super::state::Release {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset: *offset,
+                })
+                .collect(),
+        };
+        let dir = self.group.releasing_dir();
+        let path = dir.join(me);
+        let tmp = dir.join(format!(".{me}.tmp"));
+        let text = serde_yaml::to_string(&note).expect("release notes serialize");
+        // Not fsynced: after a crash the group forms again, and the offsets were not committed
+        // (at least once).
+        std::fs::write(&tmp, text).at("write", &tmp)?;
+        std::fs::rename(&tmp, &path).at("write", &path)?;
+        Ok(())
+    }
+
+    /// Folds every member's release note in, if the group lock is free now: `Ok(None)` when it
+    /// is not. Returns the state as it is after.
+    pub fn try_fold_releases(&self, now_ms: i64) -> Result<Option<GroupState>, GroupError> {
+        let Some(lock) = self.group.try_lock()? else {
+            return Ok(None);
+        };
+        let result = (|| -> Result<Option<GroupState>, GroupError> {
+            let mut state = self.load_for_change(&lock, now_ms)?;
+            if self.fold_releases(&lock, &mut state, now_ms)? {
+                self.group.save_state_with(&lock, &state)?;
+            }
+            Ok(Some(state))
+        })();
+        match result {
+            // Taken over while this process was stopped: the notes it took are written again
+            // by their members, who see they still own the partitions.
+            Err(_) if lock.is_lost() => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Commits and hands over what the release notes in `releasing/` give up, for every member
+    /// at once (one write of `offsets.yaml`, the caller writes `group.yaml`). A note is taken
+    /// into the holder's own directory before it is read, so a member writing a newer one
+    /// meanwhile loses nothing. Only partitions the member still owns in this generation and
+    /// no longer targets move. True when the state changed.
+    fn fold_releases(
+        &self,
+        lock: &GroupLock,
+        state: &mut GroupState,
+        now_ms: i64,
+    ) -> Result<bool, GroupError> {
+        let dir = self.group.releasing_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(false);
+        };
+        let eager = state.is_eager();
+        let mut changed = false;
+        let mut offsets: Option<super::state::Offsets> = None;
+        let mut topic_ids: BTreeMap<String, String> = BTreeMap::new();
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if id.starts_with('.') {
+                continue;
+            }
+            let taken = lock.work_dir().join(format!("{id}.release"));
+            if std::fs::rename(entry.path(), &taken).is_err() {
+                continue;
+            }
+            let note = std::fs::read_to_string(&taken)
+                .ok()
+                .and_then(|t| serde_yaml::from_str::<super::state::ReleaseNote>(&t).ok());
+            let _ = std::fs::remove_file(&taken);
+            let Some(note) = note else { continue };
+            if eager || note.generation != state.generation || !state.members.contains_key(&id) {
+                continue; // stale: the member gives up again for the generation it is in
+            }
+            for r in note.released {
+                let tp = TopicPartition::new(r.topic, r.partition);
+                if state.owner(&tp) != Some(id.as_str()) {
+                    continue;
+                }
+                // Handed to its new owner, or left free for this member to take up again from
+                // the offset committed here (it was given back meanwhile).
+                let target = state
+                    .target_of(&tp)
+                    .filter(|t| *t != id.as_str())
+                    .map(str::to_owned);
+                if let Some(offset) = r.offset {
+                    let offsets = match &mut offsets {
+                        Some(o) => o,
+                        None => offsets.insert(self.group.load_offsets()?),
+                    };
+                    let topic_id = match topic_ids.get(&tp.topic) {
+                        Some(t) => t.clone(),
+                        None => {
+                            let t = self.store.topic(&tp.topic)?.meta.id;
+                            topic_ids.insert(tp.topic.clone(), t.clone());
+                            t
+                        }
+                    };
+                    offsets.entry(tp.topic.clone()).or_default().insert(
+                        tp.partition,
+                        Committed {
+                            offset,
+                            committed_at_ms: now_ms,
+                            topic_id: Some(topic_id),
+                        },
+                    );
+                }
+                state.set_owner(&tp, target.as_deref());
+                changed = true;
+            }
+            let acked = state.acked.entry(id).or_insert(-1);
+            if *acked < note.generation {
+                *acked = note.generation;
+                changed = true;
+            }
+        }
+        if let Some(offsets) = offsets {
+            // Before group.yaml: a new owner reads the offsets after it sees the partition.
+            self.group.save_offsets_with(lock, &offsets)?;
+        }
+        Ok(changed)
     }
 
     /// Commits offsets of partitions this member owns.

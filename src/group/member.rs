@@ -109,6 +109,8 @@ pub struct Shared {
 impl Shared {
     fn wake(&self) {
         let _ = self.waker.try_send(());
+        // The consuming thread may sleep in `poll` for seconds: wake it.
+        crate::consume::watch::wake_all_waiters();
     }
 
     fn set_ring(&self, state: &GroupState, me: &str) {
@@ -207,9 +209,12 @@ impl Member {
     pub fn rejoin(&mut self) -> Result<GroupState, GroupError> {
         let now = fsutil::now_ms();
         let started = mono_ms();
+        // The old lease (its file is gone if a peer expired us) is given up by the join itself,
+        // under the group lock: see `Coordinator::rejoin`.
         let old = self.shared.lease.lock().expect("lease lock").take();
-        drop(old); // releases the old lease's lock; its file is already gone
-        let (held, state) = self.coordinator.join(new_lease(&self.config, now), now)?;
+        let (held, state) = self
+            .coordinator
+            .rejoin(old, new_lease(&self.config, now), now)?;
         self.member_id = held.lease.member_id.clone();
         *self.shared.lease.lock().expect("lease lock") = Some(held);
         self.shared

@@ -29,6 +29,15 @@
 //!   breakable ([`state::GroupLock`]): a holder stopped longer than a session timeout loses it,
 //!   and its later writes fail. The consuming thread only ever tries the lock, so it keeps
 //!   reading while another process holds it.
+//! - **Joins in batches**: a joiner's lease goes into `members/` and its name into `joining/`
+//!   before it waits for the group lock; whoever gets the lock admits every waiting joiner in
+//!   one generation, and the others find themselves admitted without taking it. While a large
+//!   group's last generation is young, joiners let more gather first (every member reads every
+//!   generation whole), so a crowd starting at once costs a few generations.
+//! - **Hand-overs in batches** (cooperative): a member giving partitions up stops reading them
+//!   and writes a release note (`releasing/<id>`, no lock); whoever next holds the lock commits
+//!   and hands over every member's releases in one write, so a rebalance that takes a
+//!   partition from each of fifty members costs a few writes, not fifty in a row.
 //! - **One write per change**: joins and leaves change the generation incrementally; in a
 //!   cooperative group the old owner hands a partition straight to its new owner in the write
 //!   that releases it, and a generation grants free partitions, so taking a partition up takes
@@ -37,7 +46,10 @@
 //!   from its first line) changed or they wait for a partition.
 //! - **Lost state**: a `group.yaml` removed or garbled while leases are locked is rebuilt with
 //!   those members in quarantine: nothing is handed out until each rejoined (having stopped
-//!   reading), left, or stood still for its session timeout.
+//!   reading), left, or stood still for its session timeout. A member rejoining after a loss
+//!   keeps its old lease locked until its admission removes it, so whoever rebuilds the state
+//!   always sees that members were running (and never takes a state lost under running
+//!   members for an offline group's damaged files).
 
 pub mod assignor;
 pub mod consumer;

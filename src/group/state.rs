@@ -7,6 +7,12 @@
 //! groups/<group>/group.yaml            generation, members, target assignment, owners, history
 //! groups/<group>/offsets.yaml          committed offsets
 //! groups/<group>/members/<id>.yaml     one lease per member (see `lease`)
+//! groups/<group>/releasing/<id>        partitions a cooperative member gave up, with offsets
+//!                                      to commit, until the next lock holder folds them in
+//!                                      (see `coordinator::Coordinator::try_fold_releases`)
+//! groups/<group>/joining/<id>          a member waiting to be admitted (its lease is already
+//!                                      in members/); holds the id of the lease it replaces,
+//!                                      if any (see `coordinator::Coordinator::rejoin`)
 //! ```
 //!
 //! `group.yaml` and `offsets.yaml` are replaced whole (temporary file, fsync, rename, directory
@@ -25,6 +31,27 @@ use crate::store::{fsutil, lock, Store, StoreError, TopicMeta};
 pub const GROUP_FILE: &str = "group.yaml";
 pub const OFFSETS_FILE: &str = "offsets.yaml";
 pub const MEMBERS_DIR: &str = "members";
+/// Members waiting to be admitted: whoever holds the group lock admits them all at once.
+pub const JOINING_DIR: &str = "joining";
+/// Partitions given up and not yet handed over: whoever holds the group lock folds them all in.
+pub const RELEASING_DIR: &str = "releasing";
+
+/// What a cooperative member gave up in a generation (it stopped reading them first), written
+/// to `releasing/<member-id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseNote {
+    pub generation: i32,
+    pub released: Vec<Release>,
+}
+
+/// A partition given up, with the next offset to read if anything was consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub topic: String,
+    pub partition: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+}
 /// The group lock: a symlink naming its holder's directory (see [`GroupLock`]).
 pub const LOCK_FILE: &str = ".lock-holder";
 /// How long one holder may keep the group lock before a waiter that is not a member (a
@@ -395,6 +422,19 @@ impl GroupDir {
         self.dir.join(MEMBERS_DIR)
     }
 
+    pub fn joining_dir(&self) -> PathBuf {
+        self.dir.join(JOINING_DIR)
+    }
+
+    pub fn releasing_dir(&self) -> PathBuf {
+        self.dir.join(RELEASING_DIR)
+    }
+
+    /// Whether `member` waits in `joining/` to be admitted.
+    pub fn is_joining(&self, member: &str) -> bool {
+        self.joining_dir().join(member).exists()
+    }
+
     pub fn group_file(&self) -> PathBuf {
         self.dir.join(GROUP_FILE)
     }
@@ -402,7 +442,11 @@ impl GroupDir {
     /// Creates the directories (idempotent).
     pub fn ensure_created(&self) -> Result<(), StoreError> {
         let members = self.members_dir();
-        fsutil::create_dir_all_synced(&members).at("create", &members)
+        fsutil::create_dir_all_synced(&members).at("create", &members)?;
+        for dir in [self.joining_dir(), self.releasing_dir()] {
+            fsutil::create_dir_all_synced(&dir).at("create", &dir)?;
+        }
+        Ok(())
     }
 
     /// Takes the group lock, breaking it if one holder keeps it [`DEFAULT_LOCK_BREAK`].
@@ -511,4 +555,28 @@ fn save_yaml<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
 /// Lists the groups of a store, sorted.
 pub fn list_groups(store: &Store) -> Result<Vec<String>, StoreError> {
     crate::store::list_names(&store.groups_dir(), NameKind::Group, Path::is_dir)
+}
+
+/// The generation and incarnation of a `group.yaml`, from its first lines (the first two
+/// fields written), without parsing the rest; `None` if the file is missing or starts otherwise.
+pub fn peek_generation(path: &std::path::Path) -> Option<(i32, u64)> {
+    use std::io::Read;
+    let mut head = [0u8; 96];
+    let mut file = std::fs::File::open(path).ok()?;
+    let n = file.read(&mut head).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
+    let mut lines = text.lines();
+    let generation = lines
+        .next()?
+        .strip_prefix("generation:")?
+        .trim()
+        .parse()
+        .ok()?;
+    let incarnation = lines
+        .next()?
+        .strip_prefix("incarnation:")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((generation, incarnation))
 }

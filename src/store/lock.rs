@@ -126,6 +126,22 @@ pub enum Wait {
 impl BreakableLock {
     /// Takes the lock `<dir>/<name>`.
     pub fn acquire(dir: &Path, name: &str, wait: Wait) -> io::Result<Option<BreakableLock>> {
+        Self::acquire_unless(dir, name, wait, &mut || false)
+    }
+
+    /// Takes the lock `<dir>/<name>`, or gives up (`None`) once `done` says what the lock was
+    /// wanted for was done by someone else (a joiner admitted by another holder). `done` is
+    /// asked before each attempt: after every release of the lock, and every few tens of
+    /// milliseconds while the holder stays.
+    pub fn acquire_unless(
+        dir: &Path,
+        name: &str,
+        wait: Wait,
+        done: &mut dyn FnMut() -> bool,
+    ) -> io::Result<Option<BreakableLock>> {
+        if done() {
+            return Ok(None);
+        }
         let token = format!(
             "{}-{}",
             std::process::id(),
@@ -166,7 +182,11 @@ impl BreakableLock {
         let mut released: Option<Released> = None;
         let mut seen: Option<(std::path::PathBuf, std::time::Instant)> = None;
         let mut backoff_ms = 1u64;
+        let mut first = true;
         loop {
+            if !std::mem::take(&mut first) && done() {
+                return Ok(None);
+            }
             match std::os::unix::fs::symlink(&lock.token, &lock.link) {
                 Ok(()) => {
                     lock.held = true;
