@@ -253,14 +253,23 @@ impl Consumer {
                 busy = true;
                 break;
             }
+            if n > 1 {
+                // The partition after this one has its chunk read while this one is decoded.
+                let after = if i + 1 < n {
+                    self.next + i + 1
+                } else {
+                    self.next + 1
+                };
+                self.cursors[after % n].reader.prepare_turn();
+            }
             let cursor = &mut self.cursors[(self.next + i) % n];
-            let share = (budget - delivered).min(FAIR_SHARE);
+            let limit = budget - delivered;
             let (topic, partition) = (cursor.topic.as_str(), cursor.partition);
             let quick = quick_allowed && cursor.at_end;
             cursor.reader.set_quick_end(quick);
             let reader = &mut cursor.reader;
             let polled = reader
-                .poll(share, |record| {
+                .poll_turn(FAIR_SHARE, limit, |record| {
                     sink(topic, partition, record).map_err(PollError::Sink)
                 })
                 .map_err(|e| match e {
