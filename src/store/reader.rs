@@ -122,6 +122,8 @@ struct Resume {
     base: i64,
     position: u64,
     cursor: RecordCursor,
+    /// Records of the batch after the cursor.
+    left: usize,
     /// The cursor counts in the batch's decompressed records.
     compressed: bool,
 }
@@ -213,6 +215,13 @@ impl PartitionReader {
         self.quick_end = quick;
     }
 
+    /// Records left in the batch the last poll stopped in (0 when it stopped between batches):
+    /// a consumer of several partitions read in turn takes them in the same turn, see
+    /// [`PartitionReader::poll`].
+    pub fn left_in_batch(&self) -> usize {
+        self.resume.map_or(0, |r| r.left)
+    }
+
     /// How many chunks were read (and checked) ahead on the helper thread.
     pub fn chunks_read_ahead(&self) -> u64 {
         self.chunks_read_ahead
@@ -296,33 +305,21 @@ impl PartitionReader {
 
     /// Delivers up to `budget` records, in offset order, to `sink`. Stops early at the end of
     /// the log. An error from `sink` stops the poll and is returned as is.
-    pub fn poll<E, F>(&mut self, budget: usize, sink: F) -> std::result::Result<Polled, E>
+    ///
+    /// With [`ReadAhead::OnDemand`] (one of several partitions read in turn), a poll that ends
+    /// at a batch boundary with its buffer drained gives the buffer back to the pool
+    /// ([`PartitionReader::prepare_turn`] has the next chunk read just before the next turn):
+    /// a consumer that has its turns finish the batch they stop in
+    /// ([`PartitionReader::left_in_batch`]) keeps no part-read batch, and no buffer, per
+    /// partition between turns.
+    pub fn poll<E, F>(&mut self, budget: usize, mut sink: F) -> std::result::Result<Polled, E>
     where
         E: From<StoreError>,
         F: FnMut(RecordRef<'_>) -> std::result::Result<(), E>,
     {
-        self.poll_turn(budget, budget, sink)
-    }
-
-    /// A turn of one of several partitions read in turn: delivers at least `share` records
-    /// (fewer at the end of the log) and then the rest of the batch it stopped in, never more
-    /// than `limit` in all. Ending at a batch boundary, the partition holds no part-read batch
-    /// between its turns, and with [`ReadAhead::OnDemand`] gives its drained buffer back to the
-    /// pool ([`PartitionReader::prepare_turn`] has its next chunk read just before its turn).
-    pub fn poll_turn<E, F>(
-        &mut self,
-        share: usize,
-        limit: usize,
-        mut sink: F,
-    ) -> std::result::Result<Polled, E>
-    where
-        E: From<StoreError>,
-        F: FnMut(RecordRef<'_>) -> std::result::Result<(), E>,
-    {
-        let share = share.min(limit);
         let mut delivered = 0;
         let started_at = self.consumed_until();
-        while delivered < share {
+        while delivered < budget {
             let header = match self.next_header() {
                 Ok(Some(header)) => header,
                 other => {
@@ -380,7 +377,7 @@ impl PartitionReader {
             // a malformed record reported after the loop.
             let mut next_offset = self.next_offset;
             let mut malformed = None;
-            while delivered < limit {
+            while delivered < budget {
                 let record = match records.next() {
                     Some(Ok(record)) => record,
                     Some(Err(source)) => {
@@ -413,6 +410,7 @@ impl PartitionReader {
                     base: seg.base,
                     position: seg.position,
                     cursor: records.cursor(),
+                    left: records.remaining(),
                     compressed: header.attributes & 0b111 != 0,
                 });
             } else {
@@ -1163,12 +1161,21 @@ mod tests {
         loop {
             reader.prepare_turn();
             let before = got.len();
-            let polled = reader
-                .poll_turn::<StoreError, _>(10, usize::MAX, |r| {
+            let mut polled = reader
+                .poll::<StoreError, _>(10, |r| {
                     got.push(r.offset);
                     Ok(())
                 })
                 .unwrap();
+            assert_eq!(reader.left_in_batch(), 190 * usize::from(!polled.at_end));
+            if reader.left_in_batch() > 0 {
+                polled = reader
+                    .poll::<StoreError, _>(reader.left_in_batch(), |r| {
+                        got.push(r.offset);
+                        Ok(())
+                    })
+                    .unwrap();
+            }
             if polled.at_end {
                 break;
             }
@@ -1187,13 +1194,6 @@ mod tests {
             "{} chunks read ahead",
             reader.chunks_read_ahead()
         );
-        // A hard limit still holds inside a batch.
-        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
-        reader.set_chunk(MIN_READ_CHUNK, ReadAhead::OnDemand);
-        let polled = reader
-            .poll_turn::<StoreError, _>(10, 150, |_| Ok(()))
-            .unwrap();
-        assert_eq!(polled.delivered, 150);
     }
 
     #[test]
