@@ -923,7 +923,8 @@ fn partitions_are_interleaved_fairly_and_each_stays_in_order() {
     s.create_topic("t", 3, &[]);
     for p in 0..3 {
         let input: String = (0..5000).map(|i| format!("{p}-{i}\n")).collect();
-        s.produce("t", input, &["-p", &p.to_string()]);
+        // Batches of a few hundred records: a turn ends at a batch boundary (see below).
+        s.produce("t", input, &["-p", &p.to_string(), "--batch-size", "4KiB"]);
     }
     let got = read_lines(&s, "t", &["-F", "%p %o %v\\n"]);
     assert_eq!(got.len(), 15_000);
@@ -942,6 +943,28 @@ fn partitions_are_interleaved_fairly_and_each_stays_in_order() {
     // No partition waits for another to be drained: all three show up early on.
     let early = offsets_by_partition(&got[..3500]);
     assert_eq!(early.len(), 3, "{:?}", early.keys());
+}
+
+/// A partition's turn takes its share of records and then the rest of the batch it is in, as a
+/// Kafka consumer hands out a partition's fetched batches before the next partition's: between
+/// turns no partition holds a part-read batch (and its read buffer). Here each partition is one
+/// batch of 5,000 records, so each comes whole.
+#[test]
+fn a_turn_ends_at_a_batch_boundary() {
+    let s = Store::new();
+    s.create_topic("t", 3, &[]);
+    for p in 0..3 {
+        let input: String = (0..5000).map(|i| format!("{p}-{i}\n")).collect();
+        s.produce("t", input, &["-p", &p.to_string()]);
+    }
+    let got = read_lines(&s, "t", &["-F", "%p %o\n"]);
+    assert_eq!(got.len(), 15_000);
+    for block in got.chunks(5000) {
+        let partitions = offsets_by_partition(block);
+        assert_eq!(partitions.len(), 1, "{:?}", partitions.keys());
+        let offsets = partitions.into_values().next().unwrap();
+        assert_eq!(offsets, (0..5000).collect::<Vec<i64>>());
+    }
 }
 
 #[test]

@@ -106,6 +106,9 @@ pub struct PartitionReader {
     identity: (u64, u64),
     /// See [`PartitionReader::set_quick_end`].
     quick_end: bool,
+    /// The buffer was given back to the pool at the end of a turn, in the middle of a backlog
+    /// (see [`PartitionReader::prepare_turn`]).
+    drained: bool,
     /// Runs between a read that found nothing more in the segment and the listing of the
     /// directory: lets a test append and roll exactly there.
     #[cfg(test)]
@@ -119,6 +122,8 @@ struct Resume {
     base: i64,
     position: u64,
     cursor: RecordCursor,
+    /// Records of the batch after the cursor.
+    left: usize,
     /// The cursor counts in the batch's decompressed records.
     compressed: bool,
 }
@@ -177,6 +182,7 @@ impl PartitionReader {
             checked_until: 0,
             chunks_read_ahead: 0,
             quick_end: false,
+            drained: false,
             #[cfg(test)]
             before_listing: tests::Hook::default(),
         };
@@ -207,6 +213,13 @@ impl PartitionReader {
     /// segment are read either way; only moving on to the next segment waits for a full look.
     pub fn set_quick_end(&mut self, quick: bool) {
         self.quick_end = quick;
+    }
+
+    /// Records left in the batch the last poll stopped in (0 when it stopped between batches):
+    /// a consumer of several partitions read in turn takes them in the same turn, see
+    /// [`PartitionReader::poll`].
+    pub fn left_in_batch(&self) -> usize {
+        self.resume.map_or(0, |r| r.left)
     }
 
     /// How many chunks were read (and checked) ahead on the helper thread.
@@ -270,6 +283,7 @@ impl PartitionReader {
         self.resume = None;
         self.read_ahead = None;
         self.checked_until = 0;
+        self.drained = false;
     }
 
     /// Opens a segment's log; `None` when it no longer exists (deleted by retention).
@@ -291,6 +305,13 @@ impl PartitionReader {
 
     /// Delivers up to `budget` records, in offset order, to `sink`. Stops early at the end of
     /// the log. An error from `sink` stops the poll and is returned as is.
+    ///
+    /// With [`ReadAhead::OnDemand`] (one of several partitions read in turn), a poll that ends
+    /// at a batch boundary with its buffer drained gives the buffer back to the pool
+    /// ([`PartitionReader::prepare_turn`] has the next chunk read just before the next turn):
+    /// a consumer that has its turns finish the batch they stop in
+    /// ([`PartitionReader::left_in_batch`]) keeps no part-read batch, and no buffer, per
+    /// partition between turns.
     pub fn poll<E, F>(&mut self, budget: usize, mut sink: F) -> std::result::Result<Polled, E>
     where
         E: From<StoreError>,
@@ -303,6 +324,9 @@ impl PartitionReader {
                 Ok(Some(header)) => header,
                 other => {
                     self.stop_polling(other.map(|_| ()))?;
+                    if self.read_ahead_mode == ReadAhead::OnDemand {
+                        self.release_at_end();
+                    }
                     return Ok(Polled {
                         delivered,
                         at_end: true,
@@ -386,6 +410,7 @@ impl PartitionReader {
                     base: seg.base,
                     position: seg.position,
                     cursor: records.cursor(),
+                    left: records.remaining(),
                     compressed: header.attributes & 0b111 != 0,
                 });
             } else {
@@ -399,7 +424,7 @@ impl PartitionReader {
                 }
             }
         }
-        if self.read_ahead_mode == ReadAhead::OnDemand {
+        if self.read_ahead_mode == ReadAhead::OnDemand && !self.release_drained() {
             self.read_ahead_on_demand(started_at);
         }
         Ok(Polled {
@@ -603,6 +628,7 @@ impl PartitionReader {
         }
         // Bytes are read anew: a half-delivered batch is checked again before it is trusted.
         self.resume = None;
+        self.drained = false;
         if !self.take_read_ahead(position)? {
             if in_buf {
                 // Keep what we have, read the rest behind it.
@@ -620,11 +646,13 @@ impl PartitionReader {
         let seg = self.segment.as_ref().expect("called with a segment");
         let mut want = need.max(self.read_len);
         if self.buf.len() < want {
-            // Never more than the file holds: a damaged length field must not make the reader
-            // allocate the gigabytes it claims.
-            let len = seg.file.metadata().at("read", &seg.path)?.len();
-            let in_file = usize::try_from(len.saturating_sub(position)).unwrap_or(usize::MAX);
-            want = want.min(in_file.max(self.read_len));
+            if need > self.read_len {
+                // Never more than the file holds: a damaged length field must not make the
+                // reader allocate the gigabytes it claims.
+                let len = seg.file.metadata().at("read", &seg.path)?.len();
+                let in_file = usize::try_from(len.saturating_sub(position)).unwrap_or(usize::MAX);
+                want = want.min(in_file.max(self.read_len));
+            }
             if self.buf.capacity() < want {
                 // From the pool, with room for whole chunks: reads growing from a small
                 // start-up read to `chunk` move nothing after this.
@@ -692,6 +720,74 @@ impl PartitionReader {
         }
         if self.read_ahead_mode == ReadAhead::Eager {
             self.request_read_ahead(readahead::DEPTH);
+        }
+    }
+
+    /// At the end of a turn that stopped at a batch boundary of a backlog with no whole batch
+    /// left in its buffer (1 MiB batches in 1 MiB chunks: the turn finished the one batch the
+    /// buffer held; or a start-up read that held just one batch): gives the buffer back to the pool, so that partitions waiting for their
+    /// turn hold no buffers and the ones being read share a few. The part-batch it ended in is
+    /// read again with the next chunk, which [`PartitionReader::prepare_turn`] has read ahead.
+    /// True when the buffer was given back.
+    fn release_drained(&mut self) -> bool {
+        if self.resume.is_some()
+            || self.filled == 0
+            || self.filled < self.buf.len()
+            || self.read_ahead.as_ref().is_some_and(Stream::is_pending)
+        {
+            return false;
+        }
+        let Some(position) = self.segment.as_ref().map(|s| s.position) else {
+            return false;
+        };
+        let end = self.buf_pos + self.filled as u64;
+        if position < self.buf_pos
+            || position > end
+            || readahead::complete_prefix(
+                &self.buf[(position - self.buf_pos) as usize..self.filled],
+            ) > 0
+        {
+            return false;
+        }
+        readahead::give_back(std::mem::take(&mut self.buf));
+        self.buf_pos = position;
+        self.filled = 0;
+        // A backlog (the read filled the buffer): its next read is a whole chunk, read ahead.
+        self.read_len = self.chunk;
+        self.checked_until = self.checked_until.min(position);
+        self.drained = true;
+        true
+    }
+
+    /// At the end of the log with nothing past the position in the buffer: gives the buffer
+    /// back to the pool, so that partitions read to their end (the smaller ones of a topic,
+    /// or all of them while a consumer waits) do not each keep one. The next look reads into
+    /// a buffer from the pool.
+    #[cold]
+    fn release_at_end(&mut self) {
+        let Some(position) = self.segment.as_ref().map(|s| s.position) else {
+            return;
+        };
+        if self.resume.is_none()
+            && self.buf.capacity() > 0
+            && self.buf_pos + self.filled as u64 == position
+        {
+            readahead::give_back(std::mem::take(&mut self.buf));
+            self.buf_pos = position;
+            self.filled = 0;
+        }
+    }
+
+    /// Called just before the turn of the partition read before this one: a reader that gave
+    /// its drained buffer back has its next chunk read ahead now, while that turn is taken,
+    /// rather than at the end of its own turn (when it would hold the chunk through all the
+    /// other partitions' turns).
+    pub fn prepare_turn(&mut self) {
+        if self.drained
+            && self.segment.is_some()
+            && !self.read_ahead.as_ref().is_some_and(Stream::is_pending)
+        {
+            self.request_read_ahead(1);
         }
     }
 
@@ -1050,6 +1146,54 @@ mod tests {
                 reader.chunks_read_ahead()
             );
         }
+    }
+
+    /// Batches of ~42 KB in 64 KiB chunks: a chunk holds one whole batch and part of the next,
+    /// so each turn delivers one batch and gives the drained buffer back; the next chunk is
+    /// read ahead when the turn before this partition's is prepared.
+    #[test]
+    fn a_turn_finishes_its_batch_and_gives_the_drained_buffer_back() {
+        let dir = partition_of(20, 200, |offset| format!("{offset:0>200}"));
+        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+        reader.set_chunk(MIN_READ_CHUNK, ReadAhead::OnDemand);
+        let mut got = Vec::new();
+        let mut released = 0;
+        loop {
+            reader.prepare_turn();
+            let before = got.len();
+            let mut polled = reader
+                .poll::<StoreError, _>(10, |r| {
+                    got.push(r.offset);
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(reader.left_in_batch(), 190 * usize::from(!polled.at_end));
+            if reader.left_in_batch() > 0 {
+                polled = reader
+                    .poll::<StoreError, _>(reader.left_in_batch(), |r| {
+                        got.push(r.offset);
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            if polled.at_end {
+                break;
+            }
+            assert_eq!(got.len() - before, 200, "one whole batch a turn");
+            if reader.buf.capacity() == 0 {
+                released += 1;
+            }
+        }
+        assert_eq!(got, (0..4000).collect::<Vec<_>>());
+        assert!(
+            released >= 10,
+            "{released} of 20 turns gave their buffer back"
+        );
+        assert!(
+            reader.chunks_read_ahead() >= 10,
+            "{} chunks read ahead",
+            reader.chunks_read_ahead()
+        );
     }
 
     #[test]
