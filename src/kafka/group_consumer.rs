@@ -76,6 +76,9 @@ struct Shared {
     pending: BTreeMap<TopicPartition, i64>,
     /// Next offsets of the records written out or processed, not stored yet.
     done: BTreeMap<TopicPartition, i64>,
+    /// Next offsets of the records written out or processed, stored or not: what is
+    /// committed when a partition is revoked.
+    flushed: BTreeMap<TopicPartition, i64>,
     assigned: BTreeSet<TopicPartition>,
     /// Partitions given up since the last "Generation" line.
     revoked: Vec<TopicPartition>,
@@ -147,6 +150,7 @@ impl GroupContext {
             shared.out.clear();
             shared.pending.clear();
             shared.done.clear();
+            shared.flushed.clear();
             if !shared.closing {
                 shared.events.push(GroupEvent::Fenced);
             }
@@ -158,7 +162,7 @@ impl GroupContext {
             if self.config.commit {
                 let mut offsets = TopicPartitionList::new();
                 for tp in &revoked {
-                    if let Some(next) = shared.done.get(tp) {
+                    if let Some(next) = shared.flushed.get(tp) {
                         let _ = offsets.add_partition_offset(
                             &tp.topic,
                             tp.partition,
@@ -175,6 +179,7 @@ impl GroupContext {
         }
         for tp in &revoked {
             shared.done.remove(tp);
+            shared.flushed.remove(tp);
             shared.pending.remove(tp);
             shared.at_end.remove(tp);
             shared.next.remove(tp);
@@ -260,6 +265,10 @@ impl GroupContext {
         for (tp, offset, _) in &started {
             shared.assigned.insert(tp.clone());
             shared.next.insert(tp.clone(), *offset);
+            // Committed as the start, as a Java consumer's position is (and the local
+            // consumer's): the group shows the partition, with its lag, from the first commit.
+            shared.done.insert(tp.clone(), *offset);
+            shared.flushed.insert(tp.clone(), *offset);
         }
         let assigned: Vec<TopicPartition> = shared.assigned.iter().cloned().collect();
         let revoked = std::mem::take(&mut shared.revoked);
@@ -354,6 +363,7 @@ fn flush(shared: &mut Shared) -> Result<(), KafkaGroupError> {
         }
     }
     let pending = std::mem::take(&mut shared.pending);
+    shared.flushed.extend(pending.iter().map(|(tp, o)| (tp.clone(), *o)));
     shared.done.extend(pending);
     Ok(())
 }
@@ -453,6 +463,7 @@ impl KafkaGroupConsumer {
                 output,
                 pending: BTreeMap::new(),
                 done: BTreeMap::new(),
+                flushed: BTreeMap::new(),
                 assigned: BTreeSet::new(),
                 revoked: Vec::new(),
                 at_end: BTreeSet::new(),
@@ -468,7 +479,7 @@ impl KafkaGroupConsumer {
             .map_err(|e| ClusterError::Config(e.to_string()))?;
         // The topics must exist (a Kafka consumer would wait for them silently).
         for topic in &m.topics {
-            let metadata = cluster.metadata(consumer.client(), Some(topic))?;
+            let metadata = cluster.metadata(&consumer, Some(topic))?;
             let found = metadata
                 .topics()
                 .iter()

@@ -120,7 +120,7 @@ fn partition_count(
     client: &BaseConsumer<ClusterContext>,
     topic: &str,
 ) -> Result<Option<i32>, ClusterError> {
-    let metadata = cluster.metadata(client.client(), Some(topic))?;
+    let metadata = cluster.metadata(client, Some(topic))?;
     Ok(metadata
         .topics()
         .iter()

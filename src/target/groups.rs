@@ -23,6 +23,17 @@ pub enum GroupOpError {
     Kafka(#[from] GroupsError),
 }
 
+impl GroupOpError {
+    /// `--all-topics` found no committed offsets to select (on either target).
+    pub fn is_nothing_committed(&self) -> bool {
+        matches!(
+            self,
+            GroupOpError::Local(AdminError::NothingCommitted(_))
+                | GroupOpError::Kafka(GroupsError::NothingCommitted(_))
+        )
+    }
+}
+
 impl Target {
     /// The names of the consumer groups, sorted.
     pub fn group_names(&self) -> Result<Vec<String>, GroupOpError> {
@@ -59,10 +70,11 @@ impl Target {
 
     /// Deletes a group without live members.
     pub fn delete_group(&self, group: &str, now_ms: i64) -> Result<(), GroupOpError> {
-        Ok(match self {
+        match self {
             Target::Local(store) => reset::delete_group(store, group, now_ms)?,
             Target::Kafka(cluster) => kafka_groups::delete_group(cluster, group)?,
-        })
+        }
+        Ok(())
     }
 
     /// Deletes a group's committed offsets of some topics or partitions.
