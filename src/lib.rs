@@ -16,6 +16,10 @@
 //!   Kafka's assignors, fenced commits, and the read-only views and offset resets of `spool group`
 //!   and `spool offsets`.
 //! - [`serve`]: `spool serve`, Kafka's wire protocol over the store, for Kafka clients.
+//! - [`kafka`]: the Kafka-cluster target (`spool -b`): librdkafka clients, their settings
+//!   and errors, and the cluster side of each operation.
+//! - [`target`]: which store a command works on, the local directory or a Kafka cluster, and
+//!   the operations both implement with the same views.
 //! - [`record`]: the record types shared by producers and consumers.
 //! - [`format`](mod@format): records as text: output templates (`-F`) and JSON lines in both directions.
 //! - [`spec`]: parsing of offset specs, times, durations, sizes and `key=value` pairs.
@@ -27,9 +31,11 @@ pub mod cli;
 pub mod consume;
 pub mod format;
 pub mod group;
+pub mod kafka;
 pub mod name;
 pub mod produce;
 pub mod record;
 pub mod serve;
 pub mod spec;
 pub mod store;
+pub mod target;

@@ -492,21 +492,6 @@ fn kcat_and_console_tool_habits_get_the_spool_command() {
             "`spool produce orders -K :`",
         ),
         (
-            "topic create t2 --partitions 3 --replication-factor 1",
-            "'--replication-factor'",
-            "`spool topic create t2 --partitions 3`; a spool store keeps one copy",
-        ),
-        (
-            "consume orders -b localhost:9092",
-            "'-b'",
-            "`spool consume orders`; spool works on a local store",
-        ),
-        (
-            "consume orders --bootstrap-server localhost:9092",
-            "'--bootstrap-server'",
-            "`spool consume orders`; spool works on a local store",
-        ),
-        (
             "topic produce orders",
             "'produce' is not a `spool topic` command",
             "`spool produce orders`",

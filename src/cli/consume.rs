@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use super::Context;
-use crate::consume::{resolve_start, Clamped, Consumer};
+use crate::consume::Clamped;
 use crate::format::{write_json_record, Encoding, Template};
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
 use crate::store::fsutil;
+use crate::target::consume::Selection;
 
 /// Read records from topics: all of them like `cat`, a slice, or a live tail like `tail -f`.
 ///
@@ -36,6 +37,7 @@ use crate::store::fsutil;
   spool consume orders -p 0 -o 42 -n 1         # the record at offset 42 of partition 0
   spool consume orders -F '%p:%o %k=%v\\n'      # partition, offset, key and value
   spool consume orders -e --output json > orders.jsonl   # spool produce --input json reads it
+  spool -b kafka1:9092 consume orders -o @-1h -e         # from a Kafka cluster
 
 Format tokens (-F):
   %t topic, %p partition, %o offset, %k key, %v or %s value,
@@ -270,74 +272,21 @@ impl Renderer {
     }
 }
 
-/// Topics matching a `--regex` subscription, by whole name.
-fn matching_topics(ctx: &Context, pattern: &regex::Regex) -> anyhow::Result<Vec<String>> {
-    Ok(ctx
-        .store
-        .list_topics()?
-        .into_iter()
-        .filter(|t| pattern.is_match(t))
-        .collect())
-}
-
-/// Assigns the partitions of `names` not assigned yet, from `start`. With -p, only those
-/// partitions; a `--regex` subscription skips topics without them instead of failing.
-fn assign_topics(
-    ctx: &Context,
-    a: &ConsumeArgs,
-    consumer: &mut Consumer,
-    assigned: &mut Vec<(String, i32)>,
-    names: &[String],
-    start: OffsetSpec,
-) -> anyhow::Result<()> {
-    for name in names {
-        let topic = match ctx.store.topic(name) {
-            Ok(t) => t,
-            // A topic matched by --regex may be deleted before it is read.
-            Err(crate::store::StoreError::TopicNotFound(_)) if a.regex.is_some() => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let partitions = if a.partitions.is_empty() {
-            topic.partitions()
-        } else if a.regex.is_some() {
-            topic
-                .partitions()
-                .into_iter()
-                .filter(|p| a.partitions.contains(&p.id))
-                .collect()
-        } else {
-            a.partitions
-                .iter()
-                .map(|&p| topic.partition(p))
-                .collect::<Result<_, _>>()?
-        };
-        for p in partitions {
-            // A topic or partition named twice is read once.
-            if assigned.iter().any(|(t, id)| *t == p.topic && *id == p.id) {
-                continue;
-            }
-            let (offset, clamped) = resolve_start(&p, start)?;
-            if !a.quiet {
-                warn_clamped(&p.topic, p.id, start, clamped);
-            }
-            consumer.assign(&p, offset)?;
-            assigned.push((p.topic.clone(), p.id));
-        }
-    }
-    Ok(())
-}
-
 fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
+    let target = &ctx.target;
     let start = a.offset.unwrap_or(OffsetSpec::Earliest);
-    let mut consumer = Consumer::new();
-    let mut assigned: Vec<(String, i32)> = Vec::new();
+    let selection = Selection {
+        partitions: &a.partitions,
+        from_pattern: a.regex.is_some(),
+    };
+    let mut consumer = target.consumer()?;
     let names = match &a.regex {
         Some(pattern) => {
-            let names = matching_topics(ctx, pattern)?;
+            let names = target.matching_topics(pattern)?;
             if names.is_empty() && !a.quiet {
                 eprintln!(
                     "No topic {} matches '{}'{}.",
-                    super::in_store(&ctx.store),
+                    target.location(),
                     pattern_text(pattern),
                     if a.exit_at_end {
                         ""
@@ -347,12 +296,17 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
                 );
             }
             // Topics created later wake the consumer: they join the subscription.
-            consumer.watch(&ctx.store.topics_dir());
+            target.watch_new_topics(&mut consumer);
             names
         }
         None => a.topics.clone(),
     };
-    assign_topics(ctx, &a, &mut consumer, &mut assigned, &names, start)?;
+    let assignment = target.assign_topics(&mut consumer, &names, selection, start)?;
+    if !a.quiet {
+        for c in &assignment.clamped {
+            warn_clamped(&c.topic, c.partition, start, Some(c.clamped));
+        }
+    }
     // Ctrl-C and SIGTERM end the read like -n does: output finished, summary printed.
     super::install_interrupt_handler();
 
@@ -392,24 +346,17 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
             if let Some(pattern) = &a.regex {
                 // Kafka's pattern subscription: topics (and partitions) that appeared since
                 // the last look join, read from their start.
-                let before = assigned.len();
-                let names = matching_topics(ctx, pattern)?;
-                assign_topics(
-                    ctx,
-                    &a,
-                    &mut consumer,
-                    &mut assigned,
-                    &names,
-                    OffsetSpec::Earliest,
-                )?;
-                if assigned.len() > before {
+                let names = target.matching_topics(pattern)?;
+                let joined =
+                    target.assign_topics(&mut consumer, &names, selection, OffsetSpec::Earliest)?;
+                if joined.added > 0 {
                     continue;
                 }
             }
             let Some(idle) = idle_wait(a.timeout, last_record)? else {
                 break;
             };
-            consumer.wait(idle);
+            consumer.wait(idle)?;
         }
         write_out(&mut stdout, &mut out)?;
         Ok(())

@@ -132,7 +132,7 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
         )));
     }
     for topic in &a.topics {
-        ctx.store.topic(topic)?;
+        local(ctx)?.topic(topic)?;
     }
     let config = GroupConsumerConfig {
         member: MemberConfig {
@@ -159,7 +159,7 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
         commit: !g.no_commit,
     };
     super::install_interrupt_handler();
-    let mut gc = GroupConsumer::join(&ctx.store, config)?;
+    let mut gc = GroupConsumer::join(local(ctx)?, config)?;
     let quiet = a.quiet;
     // -o names where partitions without a committed offset start: say so, once, when it is
     // overridden by a committed offset (else `-o earliest -e` silently reads nothing).
@@ -423,4 +423,9 @@ pub fn format_partitions(tps: &[TopicPartition]) -> String {
         })
         .collect::<Vec<_>>()
         .join(";")
+}
+
+/// The local store: `spool consume --group` works on no other target (yet).
+fn local(ctx: &Context) -> anyhow::Result<&crate::store::Store> {
+    ctx.local_store("spool consume --group", "its Kafka side is not built yet")
 }

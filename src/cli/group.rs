@@ -87,7 +87,7 @@ struct GroupSummary {
 }
 
 fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
-    let views = view::describe_all(&ctx.store, ViewOptions { offsets: true }, fsutil::now_ms())?;
+    let views = view::describe_all(local(ctx)?, ViewOptions { offsets: true }, fsutil::now_ms())?;
     let summaries: Vec<GroupSummary> = views
         .iter()
         .map(|v| GroupSummary {
@@ -103,7 +103,7 @@ fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if summaries.is_empty() {
-        eprintln!("No consumer groups in {}.", ctx.store.root().display());
+        eprintln!("No consumer groups in {}.", local(ctx)?.root().display());
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = render::table(&["GROUP", "STATE", "MEMBERS", "TOPICS", "TOTAL-LAG"]);
@@ -274,22 +274,22 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
     let mut notices = Vec::new();
     let mut missing = false;
     if a.all_groups {
-        views = view::describe_all(&ctx.store, options, now)?;
+        views = view::describe_all(local(ctx)?, options, now)?;
     } else {
         for g in &a.groups {
-            match view::describe_group(&ctx.store, g, options, now)? {
+            match view::describe_group(local(ctx)?, g, options, now)? {
                 Some(v) => views.push(v),
                 None => {
                     let colour = render::colour_stderr();
                     notices.push(format!(
                         "{} consumer group '{g}' does not exist {}",
                         render::paint(colour, render::ERROR, "error:"),
-                        super::in_store(&ctx.store)
+                        super::in_store(local(ctx)?)
                     ));
                     notices.push(format!(
                         "{} {}",
                         render::paint(colour, render::HINT, "hint:"),
-                        super::unknown_group_hint(Some(&ctx.store), g)
+                        super::unknown_group_hint(Some(local(ctx)?), g)
                     ));
                     missing = true;
                 }
@@ -331,7 +331,7 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
     if a.all_groups && views.is_empty() && a.output == OutputFormat::Table {
         notices.push(format!(
             "No consumer groups in {}.",
-            ctx.store.root().display()
+            local(ctx)?.root().display()
         ));
     }
     let single = !a.all_groups && a.groups.len() == 1;
@@ -693,7 +693,7 @@ fn admin_error(e: AdminError) -> anyhow::Error {
 
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     let groups = if a.all_groups {
-        list_groups(&ctx.store)?
+        list_groups(local(ctx)?)?
     } else {
         a.groups.clone()
     };
@@ -704,7 +704,7 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     let mut deleted = Vec::new();
     let mut failed = Vec::new();
     for g in &groups {
-        match reset::delete_group(&ctx.store, g, fsutil::now_ms()) {
+        match reset::delete_group(local(ctx)?, g, fsutil::now_ms()) {
             Ok(()) => deleted.push(g.clone()),
             Err(e) => failed.push((g.clone(), e)),
         }
@@ -761,7 +761,7 @@ pub struct DeleteOffsetsArgs {
 }
 
 fn delete_offsets(ctx: &Context, a: DeleteOffsetsArgs) -> anyhow::Result<ExitCode> {
-    let deleted = reset::delete_offsets(&ctx.store, &a.group, &a.topics, fsutil::now_ms())
+    let deleted = reset::delete_offsets(local(ctx)?, &a.group, &a.topics, fsutil::now_ms())
         .map_err(admin_error)?;
     let without: Vec<&String> = a
         .topics
@@ -799,6 +799,11 @@ fn delete_offsets(ctx: &Context, a: DeleteOffsetsArgs) -> anyhow::Result<ExitCod
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local store: `spool group` works on no other target (yet).
+fn local(ctx: &Context) -> anyhow::Result<&crate::store::Store> {
+    ctx.local_store("spool group", "its Kafka side is not built yet")
 }
 
 #[cfg(test)]

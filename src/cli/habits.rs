@@ -26,8 +26,6 @@ enum Becomes {
     Format,
     /// The console tools' `--property KEY=VALUE` (print.key, parse.key, key.separator).
     Property,
-    /// Nothing in spool; the note says why.
-    Dropped(&'static str),
 }
 
 struct Habit {
@@ -98,24 +96,6 @@ const HABITS: &[Habit] = &[
         takes_value: true,
         what: "a kafka-console-consumer/producer property",
         becomes: Becomes::Property,
-    },
-    Habit {
-        flags: &["--replication-factor"],
-        takes_value: true,
-        what: "kafka-topics' replication factor",
-        becomes: Becomes::Dropped(
-            "a spool store keeps one copy of each partition: drop --replication-factor",
-        ),
-    },
-    // Until the Kafka-target issue gives -b/--bootstrap-server its meaning in spool; delete
-    // this entry then.
-    Habit {
-        flags: &["-b", "--bootstrap-server", "--broker-list"],
-        takes_value: true,
-        what: "the broker address of kcat and Kafka's tools",
-        becomes: Becomes::Dropped(
-            "spool works on a local store, not a broker: drop the broker address (--dir or $SPOOL_DIR picks the store)",
-        ),
     },
 ];
 
@@ -216,7 +196,6 @@ pub fn suggest(args: &[OsString], bad: &str) -> Option<(String, String)> {
                     Some(("key.separator", v)) => separator = Some(v.to_owned()),
                     _ => notes.push("spool has no such property; `spool consume --help` and `spool produce --help` list its flags"),
                 },
-                Becomes::Dropped(note) => notes.push(note),
             }
         } else if arg.starts_with('-') && arg.len() > 1 {
             flags.push(shell_word(arg));
@@ -328,16 +307,6 @@ mod tests {
             ),
             "in spool that is `spool produce orders -K :`"
         );
-        assert!(hint(
-            "topic create orders --partitions 3 --replication-factor 1",
-            "--replication-factor"
-        )
-        .starts_with("in spool that is `spool topic create orders --partitions 3`; a spool store keeps one copy"));
-        assert!(hint(
-            "consume --bootstrap-server localhost:9092 orders",
-            "--bootstrap-server"
-        )
-        .starts_with("in spool that is `spool consume orders`; spool works on a local store"));
     }
 
     #[test]

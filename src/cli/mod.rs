@@ -41,7 +41,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::kafka::{Cluster, ClusterError, ClusterSettings};
 use crate::store::{Store, StoreError};
+use crate::target::{Target, TargetError};
 
 /// Apache Kafka's model on local disk: topics, partitions, offsets and consumer groups, with no
 /// server.
@@ -53,13 +55,17 @@ use crate::store::{Store, StoreError};
 /// far it has read; `spool group` and `spool offsets` inspect and rewind groups. Any number of
 /// spool processes may work on one store at once: they coordinate through file locks and
 /// lease files, with no server.
+///
+/// With -b HOST:PORT (or $SPOOL_BROKERS) the same commands work on a Kafka cluster instead,
+/// through librdkafka: the same flags and output, with what only a cluster has (leaders,
+/// replicas, in-sync replicas) added.
 #[derive(Debug, Parser)]
 #[command(
     name = "spool",
     version,
     propagate_version = true,
     after_help = "Examples:\n  printf 'hello\\nworld\\n' | spool produce greetings\n  spool consume greetings -e\n  spool topic describe greetings",
-    after_long_help = "Examples:\n  printf 'hello\\nworld\\n' | spool produce greetings\n  spool consume greetings -e\n  spool topic describe greetings\n  spool consume greetings --group app   # a consumer group member; run it in several terminals\n  spool group describe app\n\nExit status:\n  0  success, also when the reader of stdout went away (as with `| head`)\n  1  runtime error: unknown topic or group, damaged log, refused operation, I/O error\n  2  usage error: unknown flag, bad or missing value, conflicting flags"
+    after_long_help = "Examples:\n  printf 'hello\\nworld\\n' | spool produce greetings\n  spool consume greetings -e\n  spool topic describe greetings\n  spool consume greetings --group app   # a consumer group member; run it in several terminals\n  spool group describe app\n  spool -b kafka1:9092 topic describe greetings   # the same commands on a Kafka cluster\n\nExit status:\n  0  success, also when the reader of stdout went away (as with `| head`)\n  1  runtime error: unknown topic or group, damaged log, refused operation, I/O error\n  2  usage error: unknown flag, bad or missing value, conflicting flags"
 )]
 pub struct Cli {
     /// The store directory [default: $XDG_DATA_HOME/spool, i.e. ~/.local/share/spool].
@@ -71,6 +77,55 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub dir: Option<PathBuf>,
+
+    /// Work on the Kafka cluster at these bootstrap servers instead of a local store, through
+    /// librdkafka: the same commands, flags and output. Not with --dir.
+    #[arg(
+        short = 'b',
+        long = "bootstrap-server",
+        global = true,
+        env = "SPOOL_BROKERS",
+        value_name = "HOST:PORT[,...]",
+        alias = "broker-list",
+        help_heading = "Kafka cluster (-b)"
+    )]
+    pub brokers: Option<String>,
+
+    /// A librdkafka client property for the cluster (repeatable), e.g. -X
+    /// security.protocol=SASL_SSL; it wins over --command-config.
+    #[arg(
+        short = 'X',
+        global = true,
+        value_name = "KEY=VALUE",
+        value_parser = kv_arg,
+        help_heading = "Kafka cluster (-b)"
+    )]
+    pub properties: Vec<(String, String)>,
+
+    /// A Java properties file of client settings (TLS, SASL), as Kafka's tools take it;
+    /// sasl.jaas.config's username and password become sasl.username and sasl.password.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Kafka cluster (-b)"
+    )]
+    pub command_config: Option<PathBuf>,
+
+    /// How long to wait for the cluster's answer to each request before giving up [default:
+    /// 10s].
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        value_parser = duration_within(ms(100), ms(86_400_000)),
+        help_heading = "Kafka cluster (-b)"
+    )]
+    pub cluster_timeout: Option<std::time::Duration>,
+
+    /// Show librdkafka's log on stderr (otherwise it is swallowed; errors are spool's own).
+    #[arg(short, long, global = true, help_heading = "Kafka cluster (-b)")]
+    pub verbose: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -119,15 +174,64 @@ pub enum Command {
 
 /// Everything a command needs from the global flags.
 pub struct Context {
-    pub store: Store,
+    /// The local store or the Kafka cluster, resolved once.
+    pub target: Target,
 }
 
 impl Context {
-    fn new(dir: Option<PathBuf>) -> anyhow::Result<Context> {
-        let root = dir.unwrap_or_else(Store::default_root);
-        Ok(Context {
-            store: Store::open(root)?,
-        })
+    /// Resolves the target: `-b`/`$SPOOL_BROKERS` selects a Kafka cluster (and nothing local
+    /// is opened), else the store at `--dir`/`$SPOOL_DIR` or the default directory.
+    pub fn new(cli: &Cli) -> anyhow::Result<Context> {
+        let target = match &cli.brokers {
+            Some(brokers) => {
+                if let Some(dir) = &cli.dir {
+                    let from_env = std::env::var_os("SPOOL_DIR").is_some_and(|v| v == *dir);
+                    let from_env_b = std::env::var_os("SPOOL_BROKERS")
+                        .is_some_and(|v| v.to_str() == Some(brokers.as_str()));
+                    return Err(UsageError(format!(
+                        "{} selects a local store and {} a Kafka cluster: give only one",
+                        if from_env { "$SPOOL_DIR" } else { "--dir" },
+                        if from_env_b { "$SPOOL_BROKERS" } else { "-b" },
+                    ))
+                    .into());
+                }
+                let settings = ClusterSettings {
+                    brokers: brokers.clone(),
+                    properties: cli.properties.clone(),
+                    command_config: cli.command_config.clone(),
+                    timeout: cli.cluster_timeout,
+                    verbose: cli.verbose,
+                };
+                Target::Kafka(Cluster::new(settings)?)
+            }
+            None => {
+                let kafka_only = if !cli.properties.is_empty() {
+                    Some("-X")
+                } else if cli.command_config.is_some() {
+                    Some("--command-config")
+                } else if cli.cluster_timeout.is_some() {
+                    Some("--cluster-timeout")
+                } else {
+                    None
+                };
+                if let Some(option) = kafka_only {
+                    return Err(crate::target::KafkaOnly {
+                        option: option.to_string(),
+                        why: "it is a setting of the client that talks to the cluster".into(),
+                    }
+                    .into());
+                }
+                let root = cli.dir.clone().unwrap_or_else(Store::default_root);
+                Target::Local(Store::open(root)?)
+            }
+        };
+        Ok(Context { target })
+    }
+
+    /// The local store for a command that only works on one, or an error saying `command`
+    /// (e.g. `spool topic verify`) works on a local store only and `why`.
+    pub fn local_store(&self, command: &str, why: &str) -> anyhow::Result<&Store> {
+        Ok(self.target.local_only(command, why)?)
     }
 }
 
@@ -138,9 +242,12 @@ pub fn main() -> ExitCode {
 }
 
 pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
-    // `SPOOL_DIR=` (set but empty) means unset, as for XDG_DATA_HOME, not "--dir needs a value".
-    if std::env::var_os("SPOOL_DIR").is_some_and(|v| v.is_empty()) {
-        std::env::remove_var("SPOOL_DIR");
+    // `SPOOL_DIR=` (set but empty) means unset, as for XDG_DATA_HOME, not "--dir needs a value";
+    // the same for `SPOOL_BROKERS=`.
+    for var in ["SPOOL_DIR", "SPOOL_BROKERS"] {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(var);
+        }
     }
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let cli = match Cli::try_parse_from(&args) {
@@ -162,29 +269,49 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let dir = cli.dir.clone();
-    let result = match cli.command {
-        Command::Completions(args) => complete::run(args),
-        command => Context::new(cli.dir).and_then(|ctx| match command {
-            Command::Topic(cmd) => topic::run(&ctx, cmd),
-            Command::Produce(args) => produce::run(&ctx, args),
-            Command::Consume(args) => consume::run(&ctx, args),
-            Command::Group(cmd) => group::run(&ctx, cmd),
-            Command::Offsets(cmd) => offsets::run(&ctx, cmd),
-            Command::Serve(args) => serve::run(&ctx, args),
-            Command::Completions(_) => unreachable!("handled above"),
-        }),
+    // Hints that name what exists ("did you mean") look in the local store only.
+    let local_dir = cli.brokers.is_none().then(|| cli.dir.clone());
+    let ctx = match &cli.command {
+        Command::Completions(_) => None,
+        _ => match Context::new(&cli) {
+            Ok(ctx) => Some(ctx),
+            Err(e) => return report_and_exit(&e, local_dir),
+        },
+    };
+    let result = match (cli.command, ctx) {
+        (Command::Completions(args), _) => complete::run(args),
+        (command, Some(ctx)) => dispatch(&ctx, command),
+        (_, None) => unreachable!("every command but completions has a context"),
     };
     match result {
         Ok(code) => code,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            // The store again, read-only, for hints that name what exists ("did you mean").
-            let store = Store::open(dir.unwrap_or_else(Store::default_root)).ok();
-            report_error_in(&e, store.as_ref());
-            ExitCode::from(if is_usage_error(&e) { 2 } else { 1 })
-        }
+        Err(e) => report_and_exit(&e, local_dir),
     }
+}
+
+/// Runs a command on its resolved target.
+fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Topic(cmd) => topic::run(ctx, cmd),
+        Command::Produce(args) => produce::run(ctx, args),
+        Command::Consume(args) => consume::run(ctx, args),
+        Command::Group(cmd) => group::run(ctx, cmd),
+        Command::Offsets(cmd) => offsets::run(ctx, cmd),
+        Command::Serve(args) => serve::run(ctx, args),
+        Command::Completions(_) => unreachable!("handled before a target is resolved"),
+    }
+}
+
+/// Reports a command's error and returns its exit code. `local_dir` is `Some` when the target
+/// is the local store (`--dir`, if given): the store is opened again, read-only, for hints
+/// that name what exists ("did you mean").
+fn report_and_exit(e: &anyhow::Error, local_dir: Option<Option<PathBuf>>) -> ExitCode {
+    if is_broken_pipe(e) {
+        return ExitCode::SUCCESS;
+    }
+    let store = local_dir.and_then(|dir| Store::open(dir.unwrap_or_else(Store::default_root)).ok());
+    report_error_in(e, store.as_ref());
+    ExitCode::from(if is_usage_error(e) { 2 } else { 1 })
 }
 
 /// The error and hint for a command line typed from kcat, rpk or Kafka-console habit.
@@ -208,6 +335,13 @@ pub fn is_usage_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<UsageError>()
             || c.is::<crate::name::NameError>()
+            || c.is::<crate::target::LocalOnly>()
+            || c.is::<crate::target::KafkaOnly>()
+            || matches!(
+                c.downcast_ref::<TargetError>(),
+                Some(TargetError::Unsupported(_))
+            )
+            || cluster_error(c).is_some_and(ClusterError::is_usage)
             || matches!(
                 store_error(c),
                 Some(
@@ -228,6 +362,20 @@ fn store_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a S
             Some(AdminError::Store(e)) => Some(e),
             _ => None,
         })
+        .or_else(|| {
+            cause
+                .downcast_ref::<TargetError>()
+                .and_then(TargetError::store_error)
+        })
+}
+
+/// The cluster error a cause is or wraps transparently.
+fn cluster_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a ClusterError> {
+    cause.downcast_ref::<ClusterError>().or_else(|| {
+        cause
+            .downcast_ref::<TargetError>()
+            .and_then(TargetError::cluster_error)
+    })
 }
 
 /// A bad argument found after clap's parsing; exits 2 like clap's own usage errors.
@@ -492,6 +640,9 @@ fn hint_for(e: &anyhow::Error, store: Option<&Store>) -> Option<String> {
                 }
                 _ => {}
             }
+        }
+        if let Some(ClusterError::TopicNotFound { topic, .. }) = cluster_error(cause) {
+            return Some(format!("`spool topic list` (with the same -b) shows the cluster's topics; `spool topic create {topic}` creates it"));
         }
         if let Some(crate::produce::pipeline::PipelineError::NoSuchPartition { .. }) =
             cause.downcast_ref::<crate::produce::pipeline::PipelineError>()

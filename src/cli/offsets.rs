@@ -210,7 +210,7 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
             let groups = if a.all_groups && per_group {
                 plan.keys().flatten().cloned().collect()
             } else if a.all_groups {
-                list_groups(&ctx.store)?
+                list_groups(local(ctx)?)?
             } else {
                 a.groups.clone()
             };
@@ -235,7 +235,7 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let groups = if a.all_groups {
-                list_groups(&ctx.store)?
+                list_groups(local(ctx)?)?
             } else {
                 a.groups.clone()
             };
@@ -275,7 +275,7 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
     // Plan every group first: a refusal anywhere changes nothing anywhere.
     let mut plans: Vec<ResetPlan> = Vec::new();
     for (g, scope, to) in &jobs {
-        match reset::plan_reset(&ctx.store, g, scope, to, now) {
+        match reset::plan_reset(local(ctx)?, g, scope, to, now) {
             Ok(p) => plans.push(p),
             // With --all-groups and --all-topics, a group without commits has nothing to do.
             Err(AdminError::NothingCommitted(_)) if a.all_groups => {}
@@ -289,7 +289,7 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             done.push(
-                reset::execute_reset(&ctx.store, g, scope, to, fsutil::now_ms())
+                reset::execute_reset(local(ctx)?, g, scope, to, fsutil::now_ms())
                     .map_err(reset_error)?,
             );
         }
@@ -350,4 +350,9 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local store: `spool offsets` works on no other target (yet).
+fn local(ctx: &Context) -> anyhow::Result<&crate::store::Store> {
+    ctx.local_store("spool offsets", "its Kafka side is not built yet")
 }

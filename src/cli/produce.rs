@@ -10,16 +10,18 @@ use clap::{Args, ValueEnum};
 use super::render::{self, OutputFormat};
 use super::{unescape, Context};
 use crate::format::Encoding;
+use crate::kafka::produce::Acks;
 use crate::produce::input::Input;
 use crate::produce::partitioner::Strategy;
 use crate::produce::pipeline::{
     self, InputFormat, PipelineError, PipelineOptions, RecordOptions, Route,
 };
-use crate::produce::producer::{Producer, ProducerConfig, Summary};
+use crate::produce::producer::Summary;
 use crate::record::Header;
 use crate::spec;
 use crate::store::compression::Compression;
-use crate::store::{StoreError, SyncPolicy};
+use crate::store::SyncPolicy;
+use crate::target::produce::{Notice, ProduceSettings};
 
 /// Append records to a topic, one per line of stdin (or of --file).
 ///
@@ -37,6 +39,10 @@ use crate::store::{StoreError, SyncPolicy};
 /// With -z CODEC (as kcat's and rpk's -z) batches are stored compressed with gzip, snappy, lz4 or
 /// zstd, as Kafka stores them, unless the topic's compression.type config names a codec itself;
 /// consumers read them back unchanged.
+///
+/// With -b, the records go to a Kafka cluster through librdkafka, partitioned by spool's own
+/// partitioner (so keys land where Java's producer puts them), and exit status 0 means every
+/// record was acknowledged (--acks all by default: by every in-sync replica).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:
@@ -49,6 +55,7 @@ use crate::store::{StoreError, SyncPolicy};
   spool produce orders --input json --file orders.jsonl   # as spool consume --output json wrote it
   spool produce logs -z zstd --file app.log               # batches stored zstd-compressed
   find . -print0 | spool produce files -0                  # NUL-delimited records
+  spool -b kafka1:9092 produce orders -K : --acks all      # to a Kafka cluster
 
 Exit status:
   0  every record was appended under the --fsync policy
@@ -148,6 +155,13 @@ pub struct ProduceArgs {
     #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = super::duration_within(super::ms(0), super::ms(3_600_000)))]
     pub linger: std::time::Duration,
 
+    /// Which acknowledgement of a Kafka cluster (-b) each record waits for before produce
+    /// counts it: all (every in-sync replica, the default), 1 (the leader) or 0 (none). A
+    /// local store acknowledges a record once it is appended (see --fsync), so --acks is
+    /// refused there.
+    #[arg(long, value_enum, value_name = "ACKS")]
+    pub acks: Option<AcksArg>,
+
     /// When data is forced to disk: at exit (the default), after every batch, or never.
     ///
     /// Every batch is visible to consumers as soon as it is written, whatever this says; it
@@ -161,8 +175,11 @@ pub struct ProduceArgs {
     ///
     /// never: left to the operating system. A crash of spool loses nothing, but a power loss
     /// may lose records even after exit 0.
-    #[arg(long, value_enum, default_value_t = FsyncPolicy::Exit)]
-    pub fsync: FsyncPolicy,
+    ///
+    /// Local store only: a Kafka cluster's brokers decide when they write to disk (see --acks).
+    /// [default: exit]
+    #[arg(long, value_enum)]
+    pub fsync: Option<FsyncPolicy>,
 
     /// Largest record accepted, as a batch; at most the topic's max.message.bytes, which is
     /// the default (1MiB unless the topic sets it).
@@ -222,6 +239,19 @@ pub enum PartitionerKind {
     Murmur2,
     RoundRobin,
     Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AcksArg {
+    /// Every in-sync replica has the record (acks=all, -1).
+    #[value(name = "all", alias = "-1")]
+    All,
+    /// The partition's leader has it (acks=1).
+    #[value(name = "1")]
+    Leader,
+    /// Not waited for (acks=0): sent is done.
+    #[value(name = "0")]
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -309,42 +339,69 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
         None => Input::stdin(&delimiter),
     };
 
-    let topic = match ctx.store.topic(&a.topic) {
-        Ok(t) => t,
-        Err(StoreError::TopicNotFound(_)) if !a.no_create => {
-            // Check before creating: a topic created only to refuse -p would be left behind.
-            if let Route::Partition(p) = options.route {
-                if p > 0 {
-                    return Err(super::Hinted {
-                        message: format!(
-                            "topic '{}' does not exist {}, and a topic created by produce has 1 partition, so -p {p} cannot be written to",
-                            a.topic,
-                            super::in_store(&ctx.store)
-                        ),
-                        hint: format!(
-                            "create it first with `spool topic create {} --partitions {}`",
-                            a.topic,
-                            p + 1
-                        ),
-                    }
-                    .into());
-                }
-            }
-            match ctx.store.create_topic(&a.topic, 1, Default::default()) {
-                Ok(t) => {
-                    if !a.quiet {
-                        eprintln!("Created topic {} with 1 partition.", a.topic);
-                    }
-                    t
-                }
-                // Another producer created it at the same moment.
-                Err(StoreError::TopicExists(_)) => ctx.store.topic(&a.topic)?,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(e @ StoreError::TopicNotFound(_)) => {
+    if let (Route::Partition(p), false) = (&options.route, a.no_create) {
+        // Check before creating: a topic created only to refuse -p would be left behind.
+        if *p > 0 && !ctx.target.topic_exists(&a.topic)? {
             return Err(super::Hinted {
-                message: format!("{e} {}", super::in_store(&ctx.store)),
+                message: format!(
+                    "topic '{}' does not exist {}, and a topic created by produce has 1 partition, so -p {p} cannot be written to",
+                    a.topic,
+                    ctx.target.location()
+                ),
+                hint: format!(
+                    "create it first with `spool topic create {} --partitions {}`",
+                    a.topic,
+                    p + 1
+                ),
+            }
+            .into());
+        }
+    }
+    let settings = ProduceSettings {
+        create: !a.no_create,
+        batch_size,
+        linger,
+        max_message_bytes,
+        compression: a.compression.map(Compression::from),
+        fsync: a.fsync.map(|f| match f {
+            FsyncPolicy::Exit => SyncPolicy::OnRequest,
+            FsyncPolicy::Batch => SyncPolicy::EveryBatch,
+            FsyncPolicy::Never => SyncPolicy::Never,
+        }),
+        acks: a.acks.map(|a| match a {
+            AcksArg::All => Acks::All,
+            AcksArg::Leader => Acks::Leader,
+            AcksArg::None => Acks::None,
+        }),
+    };
+    let quiet = a.quiet;
+    let mut notice = |n: Notice| {
+        if quiet {
+            return;
+        }
+        match n {
+            Notice::CreatedTopic(topic) => eprintln!("Created topic {topic} with 1 partition."),
+            Notice::MaxMessageBytesAboveTopic { asked, topic_max } => eprintln!(
+                "warning: --max-message-bytes {} is above the topic's max.message.bytes ({}), which applies; `spool topic alter {} --config max.message.bytes=N` raises it",
+                spec::format_size(asked),
+                spec::format_size(topic_max),
+                a.topic
+            ),
+            Notice::CompressionOverridden { topic_codec, asked } => eprintln!(
+                "note: topic {} has compression.type={topic_codec}: batches are written with {topic_codec}, not {asked}",
+                a.topic
+            ),
+        }
+    };
+    let mut producer = match ctx.target.open_producer(&a.topic, &settings, &mut notice) {
+        Ok(p) => p,
+        Err(e) if e.is_topic_not_found() => {
+            return Err(super::Hinted {
+                message: format!(
+                    "topic '{}' does not exist {}",
+                    a.topic,
+                    ctx.target.location()
+                ),
                 hint: format!(
                     "create it with `spool topic create {}`, or drop --no-create",
                     a.topic
@@ -354,47 +411,7 @@ pub fn run(ctx: &Context, a: ProduceArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    // The topic's max.message.bytes is the log's limit (Kafka's broker enforces it whatever the
-    // client says): --max-message-bytes can only lower it.
-    let topic_max = topic.log_config.max_message_bytes;
-    if let Some(m) = max_message_bytes.filter(|m| *m > topic_max) {
-        if !a.quiet {
-            eprintln!(
-                "warning: --max-message-bytes {} is above the topic's max.message.bytes ({}), which applies; `spool topic alter {} --config max.message.bytes=N` raises it",
-                spec::format_size(m),
-                spec::format_size(topic_max),
-                a.topic
-            );
-        }
-    }
-    let max_message_bytes = max_message_bytes.map_or(topic_max, |m| m.min(topic_max));
-    // The topic's compression.type wins over -z, as a Kafka broker recompresses what a producer
-    // sent with another codec.
-    let asked = a.compression.map(Compression::from);
-    let compression = match (topic.log_config.compression, asked) {
-        (Some(topic_codec), Some(asked)) if topic_codec != asked => {
-            if !a.quiet {
-                eprintln!(
-                    "note: topic {} has compression.type={topic_codec}: batches are written with {topic_codec}, not {asked}",
-                    a.topic
-                );
-            }
-            topic_codec
-        }
-        (Some(topic_codec), _) => topic_codec,
-        (None, asked) => asked.unwrap_or(Compression::None),
-    };
-    let config = ProducerConfig {
-        batch_size: batch_size.clamp(1, usize::MAX as u64) as usize,
-        max_message_bytes,
-        sync: match a.fsync {
-            FsyncPolicy::Exit => SyncPolicy::OnRequest,
-            FsyncPolicy::Batch => SyncPolicy::EveryBatch,
-            FsyncPolicy::Never => SyncPolicy::Never,
-        },
-        compression,
-    };
-    let mut producer = Producer::new(topic, config);
+    let max_message_bytes = producer.max_message_bytes();
 
     // A bar for a file, a spinner for a pipe (whose length is unknown): `cat big | spool
     // produce t` on a terminal shows it is working.

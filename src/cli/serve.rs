@@ -105,20 +105,20 @@ pub fn run(ctx: &Context, a: ServeArgs) -> anyhow::Result<ExitCode> {
     // taken by the waiting thread alone.
     let signals = block_shutdown_signals();
     raise_descriptor_limit();
-    let server = Server::bind(ctx.store.clone(), options).context("spool serve")?;
+    let server = Server::bind(served_store(ctx)?.clone(), options).context("spool serve")?;
     let local = server.local_addr().context("spool serve")?;
     let (host, port) = server.advertised();
     if !local.ip().is_loopback() {
         eprintln!(
             "warning: listening on {local}, which other machines can reach: spool serve has no authentication, so anyone who can connect can read, write and delete every topic of {}",
-            ctx.store.root().display()
+            served_store(ctx)?.root().display()
         );
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "spool serve: listening on {local} (clients connect to {host}:{port}), store {}",
-        ctx.store.root().display()
+        served_store(ctx)?.root().display()
     );
     let _ = out.flush();
     drop(out);
@@ -168,4 +168,9 @@ fn wait_for_signal(set: &libc::sigset_t) {
     unsafe {
         libc::sigwait(set, &mut sig);
     }
+}
+
+/// The local store: `spool serve` works on no other target (yet).
+fn served_store(ctx: &Context) -> anyhow::Result<&crate::store::Store> {
+    ctx.local_store("spool serve", "it serves a store directory over Kafka's protocol, and a cluster is already a Kafka server")
 }

@@ -10,9 +10,9 @@ use super::render::{self, OutputFormat};
 use super::Context;
 use crate::spec;
 use crate::store::{
-    config, fsutil, topic::rfc3339_ms, verify, PartitionInfo, StoreError, SyncPolicy, Topic,
-    MAX_PARTITIONS,
+    config, fsutil, topic::rfc3339_ms, verify, StoreError, SyncPolicy, MAX_PARTITIONS,
 };
+use crate::target::topics::{NewTopicSpec, PartitionChange, TopicDescription, TopicSummary};
 
 #[derive(Debug, Subcommand)]
 pub enum TopicCommand {
@@ -53,8 +53,14 @@ pub struct CreateArgs {
     /// Number of partitions.
     #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = partitions_arg)]
     pub partitions: i64,
-    /// A topic config as KEY=VALUE (repeatable), e.g. --config retention.ms=60000.
-    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_arg)]
+    /// Copies of each partition (a Kafka cluster's topics; a local store keeps one copy, so
+    /// only 1 is accepted there) [default: the brokers' default.replication.factor].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=i64::from(i16::MAX)))]
+    pub replication_factor: Option<i32>,
+    /// A topic config as KEY=VALUE (repeatable), e.g. --config retention.ms=60000. A local
+    /// store knows retention.ms, retention.bytes, segment.bytes, segment.ms,
+    /// max.message.bytes and compression.type; a cluster takes any of Kafka's topic configs.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = super::kv_arg)]
     pub configs: Vec<(String, String)>,
     /// Delete records older than this (retention.ms), e.g. 7d or 12h; -1 keeps them forever.
     #[arg(long, value_name = "DURATION", value_parser = super::retention_arg, allow_negative_numbers = true)]
@@ -99,32 +105,32 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<ExitCode> {
         }
         .into());
     }
-    let topic = match ctx.store.create_topic(&a.topic, partitions, configs) {
-        Ok(t) => t,
-        Err(StoreError::TopicExists(_)) if a.if_not_exists => {
+    let spec = NewTopicSpec {
+        name: a.topic.clone(),
+        partitions,
+        replication_factor: a.replication_factor,
+        configs,
+    };
+    match ctx.target.create_topic(&spec) {
+        Ok(()) => {}
+        Err(e) if e.is_topic_exists() && a.if_not_exists => {
             if a.output == OutputFormat::Table {
                 if !a.quiet {
                     outln!("Topic {} already exists.", a.topic)?;
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            ctx.store.topic(&a.topic)?
         }
         Err(e) => return Err(e.into()),
-    };
+    }
     match a.output {
         OutputFormat::Table if a.quiet => {}
         OutputFormat::Table => outln!(
-            "Created topic {} with {} partition{}.",
-            topic.name(),
-            topic.partition_count(),
-            if topic.partition_count() == 1 {
-                ""
-            } else {
-                "s"
-            }
+            "Created topic {} with {}.",
+            a.topic,
+            render::count(partitions, "partition")
         )?,
-        f => render::print_data(f, &describe_topic(&topic)?)?,
+        f => render::print_data(f, &ctx.target.describe_topic(&a.topic)?)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -153,7 +159,8 @@ fn add_config_flag<T: ToString>(
 /// List topics.
 ///
 /// One line per topic: its partition count, how many records it keeps (log end offset minus
-/// log start offset, summed over its partitions) and its size on disk.
+/// log start offset, summed over its partitions) and its size on disk. On a Kafka cluster
+/// (-b), the replication factor instead of the size (the brokers keep the files).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  spool topic list\n  spool topic list -o json")]
 pub struct ListArgs {
@@ -165,71 +172,43 @@ pub struct ListArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct TopicSummary {
-    name: String,
-    partitions: Option<i32>,
-    records: Option<i64>,
-    size_bytes: Option<u64>,
-    /// Why the topic could not be read (a damaged topic.yaml), when it could not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-fn summarize(ctx: &Context, name: &str) -> anyhow::Result<TopicSummary> {
-    let topic = ctx.store.topic(name)?;
-    let infos = partition_infos(&topic)?;
-    Ok(TopicSummary {
-        name: name.to_owned(),
-        partitions: Some(topic.partition_count()),
-        records: Some(
-            infos
-                .iter()
-                .map(|i| i.log_end_offset - i.log_start_offset)
-                .sum(),
-        ),
-        size_bytes: Some(infos.iter().map(|i| i.size_bytes).sum()),
-        error: None,
-    })
-}
-
 fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
-    // A topic that cannot be read is listed as damaged: one bad topic.yaml must not hide the
-    // others.
-    let summaries: Vec<TopicSummary> = ctx
-        .store
-        .list_topics()?
-        .into_iter()
-        .map(|name| {
-            summarize(ctx, &name).unwrap_or_else(|e| TopicSummary {
-                name,
-                partitions: None,
-                records: None,
-                size_bytes: None,
-                error: Some(format!("{e:#}")),
-            })
-        })
-        .collect();
+    let summaries = ctx.target.list_topics()?;
     let damaged: Vec<&TopicSummary> = summaries.iter().filter(|s| s.error.is_some()).collect();
     if a.output != OutputFormat::Table {
         render::print_data(a.output, &summaries)?;
     } else if summaries.is_empty() {
         if !a.quiet {
-            eprintln!("No topics in {}.", ctx.store.root().display());
+            eprintln!("No topics in {}.", ctx.target.describe());
         }
     } else {
-        let mut t = render::table(&["TOPIC", "PARTITIONS", "RECORDS", "SIZE"]);
+        // Columns only one target fills (replication on a cluster, size on disk locally)
+        // appear when some topic has them.
+        let replicated = summaries.iter().any(|s| s.replication_factor.is_some());
+        let sized = summaries.iter().any(|s| s.size_bytes.is_some());
+        let mut headers = vec!["TOPIC", "PARTITIONS"];
+        if replicated {
+            headers.push("REPLICATION-FACTOR");
+        }
+        headers.push("RECORDS");
+        if sized {
+            headers.push("SIZE");
+        }
+        let mut t = render::table(&headers);
         for s in &summaries {
             let mut name = s.name.clone();
             if s.error.is_some() {
                 name.push_str(" (DAMAGED)");
             }
-            t.add_row(vec![
-                name,
-                render::or_dash(s.partitions),
-                render::or_dash(s.records),
-                render::or_dash(s.size_bytes.map(spec::format_size)),
-            ]);
+            let mut row = vec![name, render::or_dash(s.partitions)];
+            if replicated {
+                row.push(render::or_dash(s.replication_factor));
+            }
+            row.push(render::or_dash(s.records));
+            if sized {
+                row.push(render::or_dash(s.size_bytes.map(spec::format_size)));
+            }
+            t.add_row(row);
         }
         render::print_table(&t)?;
     }
@@ -261,6 +240,11 @@ fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
 /// the log end offset (the offset the next record will get), the size on disk, the number of
 /// segments and the timestamps of the first and last record. Like `kafka-topics.sh --describe`,
 /// with what `kafka-log-dirs.sh` and `GetOffsetShell` would add.
+///
+/// On a Kafka cluster (-b): per partition its LEADER, REPLICAS and ISR (in-sync replicas) by
+/// broker id, and the log start and end offsets; the replication factor; and the configs that
+/// are not Kafka's defaults with their source (topic, broker, cluster, broker-static). `-o
+/// json` lists every config.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  spool topic describe orders\n  spool topic describe orders -o json | jq '.partitions[].log_end_offset'"
@@ -274,39 +258,10 @@ pub struct DescribeArgs {
     pub output: OutputFormat,
 }
 
-#[derive(Debug, Serialize)]
-struct TopicDescription {
-    name: String,
-    id: String,
-    created_at: String,
-    partition_count: i32,
-    configs: BTreeMap<String, String>,
-    partitions: Vec<PartitionInfo>,
-}
-
-fn partition_infos(topic: &Topic) -> anyhow::Result<Vec<PartitionInfo>> {
-    topic
-        .partitions()
-        .iter()
-        .map(|p| p.info().map_err(Into::into))
-        .collect()
-}
-
-fn describe_topic(topic: &Topic) -> anyhow::Result<TopicDescription> {
-    Ok(TopicDescription {
-        name: topic.name().to_owned(),
-        id: topic.meta.id.clone(),
-        created_at: topic.meta.created_at.clone(),
-        partition_count: topic.partition_count(),
-        configs: topic.meta.configs.clone(),
-        partitions: partition_infos(topic)?,
-    })
-}
-
 fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
     let mut descriptions = Vec::new();
     for name in &a.topics {
-        descriptions.push(describe_topic(&ctx.store.topic(name)?)?);
+        descriptions.push(ctx.target.describe_topic(name)?);
     }
     if a.output != OutputFormat::Table {
         if descriptions.len() == 1 {
@@ -320,44 +275,95 @@ fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
         if i > 0 {
             outln!()?;
         }
-        outln!("Topic:       {}", d.name)?;
-        outln!("TopicId:     {}", d.id)?;
-        outln!("Created:     {}", d.created_at)?;
-        outln!("Partitions:  {}", d.partition_count)?;
-        let configs = if d.configs.is_empty() {
-            "(defaults: keep forever, 1GiB segments)".to_owned()
-        } else {
-            d.configs
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        outln!("Configs:     {configs}")?;
-        outln!()?;
-        let mut t = render::table(&[
-            "PARTITION",
-            "LOG-START-OFFSET",
-            "LOG-END-OFFSET",
-            "SIZE",
-            "SEGMENTS",
-            "FIRST-TIMESTAMP",
-            "LAST-TIMESTAMP",
-        ]);
-        for p in &d.partitions {
-            t.add_row(vec![
-                p.partition.to_string(),
-                p.log_start_offset.to_string(),
-                p.log_end_offset.to_string(),
-                spec::format_size(p.size_bytes),
-                p.segments.to_string(),
-                render::or_dash(p.first_timestamp.map(rfc3339_ms)),
-                render::or_dash(p.last_timestamp.map(rfc3339_ms)),
-            ]);
-        }
-        render::print_table(&t)?;
+        print_description(d)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The text form of a topic description: the fields, then a table of the partitions whose
+/// columns are those the description fills (LEADER, REPLICAS and ISR on a cluster; size,
+/// segments and timestamps locally).
+fn print_description(d: &TopicDescription) -> anyhow::Result<()> {
+    outln!("Topic:       {}", d.name)?;
+    if let Some(id) = &d.id {
+        outln!("TopicId:     {id}")?;
+    }
+    if let Some(created_at) = &d.created_at {
+        outln!("Created:     {created_at}")?;
+    }
+    outln!("Partitions:  {}", d.partition_count)?;
+    if let Some(rf) = d.replication_factor {
+        outln!("Replication: {rf}")?;
+    }
+    let configs = if !d.config_sources.is_empty() {
+        // A cluster's configs: those not at Kafka's default, with where they come from.
+        let set: Vec<String> = d
+            .config_sources
+            .iter()
+            .filter(|c| c.source != "default")
+            .map(|c| {
+                let value = match (&c.value, c.sensitive) {
+                    (_, true) => "(sensitive)",
+                    (Some(v), false) => v.as_str(),
+                    (None, false) => "(null)",
+                };
+                format!("{}={value} ({})", c.name, c.source)
+            })
+            .collect();
+        if set.is_empty() {
+            d.defaults.to_owned()
+        } else {
+            set.join(", ")
+        }
+    } else if d.configs.is_empty() {
+        d.defaults.to_owned()
+    } else {
+        d.configs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    outln!("Configs:     {configs}")?;
+    outln!()?;
+    let replicated = d.partitions.iter().any(|p| p.leader.is_some());
+    let local = d.partitions.iter().any(|p| p.size_bytes.is_some());
+    let mut headers = vec!["PARTITION"];
+    if replicated {
+        headers.extend(["LEADER", "REPLICAS", "ISR"]);
+    }
+    headers.extend(["LOG-START-OFFSET", "LOG-END-OFFSET"]);
+    if local {
+        headers.extend(["SIZE", "SEGMENTS", "FIRST-TIMESTAMP", "LAST-TIMESTAMP"]);
+    }
+    let ids = |ids: &Option<Vec<i32>>| {
+        render::or_dash(ids.as_ref().map(|ids| {
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }))
+    };
+    let mut t = render::table(&headers);
+    for p in &d.partitions {
+        let mut row = vec![p.partition.to_string()];
+        if replicated {
+            row.push(render::or_dash(p.leader.filter(|l| *l >= 0)));
+            row.push(ids(&p.replicas));
+            row.push(ids(&p.isr));
+        }
+        row.push(p.log_start_offset.to_string());
+        row.push(p.log_end_offset.to_string());
+        if local {
+            row.push(render::or_dash(p.size_bytes.map(spec::format_size)));
+            row.push(render::or_dash(p.segments));
+            row.push(render::or_dash(p.first_timestamp.get().map(rfc3339_ms)));
+            row.push(render::or_dash(p.last_timestamp.get().map(rfc3339_ms)));
+        }
+        t.add_row(row);
+    }
+    render::print_table(&t)?;
+    Ok(())
 }
 
 /// Change a topic: add partitions or set configs.
@@ -378,7 +384,7 @@ pub struct AlterArgs {
     #[arg(short, long, value_name = "N", value_parser = partitions_arg)]
     pub partitions: Option<i64>,
     /// Set a config as KEY=VALUE, or remove it with KEY= (repeatable).
-    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = config_change_arg)]
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = super::kv_arg)]
     pub configs: Vec<(String, String)>,
     /// Delete records older than this (retention.ms), e.g. 7d; -1 keeps them forever.
     #[arg(long, value_name = "DURATION", value_parser = super::retention_arg, allow_negative_numbers = true)]
@@ -392,15 +398,16 @@ pub struct AlterArgs {
 }
 
 fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
-    let mut topic = ctx.store.topic(&a.topic)?;
+    if !ctx.target.topic_exists(&a.topic)? {
+        return Err(missing_topic(ctx, &a.topic));
+    }
     if let Some(n) = a.partitions {
-        let before = topic.partition_count();
-        topic = ctx.store.add_partitions(&a.topic, n)?;
-        if !a.quiet && before != topic.partition_count() {
+        let PartitionChange { before, after } = ctx.target.add_partitions(&a.topic, n)?;
+        if !a.quiet && before != after {
             outln!(
                 "Topic {} now has {} (was {before}).",
                 a.topic,
-                render::count(topic.partition_count(), "partition")
+                render::count(after, "partition")
             )?;
         } else if !a.quiet {
             outln!(
@@ -419,7 +426,7 @@ fn alter(ctx: &Context, a: AlterArgs) -> anyhow::Result<ExitCode> {
         a.retention_bytes,
     )?;
     if !changes.is_empty() {
-        ctx.store.alter_configs(&a.topic, &changes)?;
+        ctx.target.alter_topic_configs(&a.topic, &changes)?;
         if !a.quiet {
             outln!("Updated the configs of topic {}.", a.topic)?;
         }
@@ -452,11 +459,19 @@ pub struct DeleteArgs {
 /// not delete `a` and then fail.
 fn check_all_exist(ctx: &Context, names: &[String]) -> anyhow::Result<()> {
     for name in names {
-        if !ctx.store.topic_exists(name)? {
-            return Err(StoreError::TopicNotFound(name.clone()).into());
+        if !ctx.target.topic_exists(name)? {
+            return Err(missing_topic(ctx, name));
         }
     }
     Ok(())
+}
+
+/// The error for a topic the target does not have.
+fn missing_topic(ctx: &Context, name: &str) -> anyhow::Error {
+    match ctx.target.cluster() {
+        Some(cluster) => cluster.topic_not_found(name).into(),
+        None => StoreError::TopicNotFound(name.to_owned()).into(),
+    }
 }
 
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
@@ -464,11 +479,10 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
         check_all_exist(ctx, &a.topics)?;
     }
     for name in &a.topics {
-        match crate::group::reset::delete_topic(&ctx.store, name) {
+        match ctx.target.delete_topic(name) {
             Ok(()) if a.quiet => {}
             Ok(()) => outln!("Deleted topic {name}.")?,
-            Err(crate::group::reset::AdminError::Store(StoreError::TopicNotFound(_)))
-                if a.if_exists => {}
+            Err(e) if e.is_topic_not_found() && a.if_exists => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -507,11 +521,15 @@ struct TopicVerification {
 }
 
 fn verify_cmd(ctx: &Context, a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.local_store(
+        "spool topic verify",
+        "it checks the segment files on disk, and a cluster's brokers keep theirs to themselves (they check them on start)",
+    )?;
     check_all_exist(ctx, &a.topics)?;
     let mut results = Vec::new();
     let mut unrepaired = 0;
     for name in &a.topics {
-        let topic = ctx.store.topic(name)?;
+        let topic = store.topic(name)?;
         let mut reports = Vec::new();
         for p in topic.partitions() {
             let report = verify::verify_partition(&p.dir, p.id, a.repair, fsutil::now_ms())?;
@@ -611,13 +629,17 @@ struct PruneResult {
 }
 
 fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.local_store(
+        "spool topic prune",
+        "it deletes old segment files now, and a cluster's brokers apply retention themselves (set it with `spool topic alter TOPIC --retention ...`)",
+    )?;
     let names = match a.topic {
         Some(t) => vec![t],
-        None => ctx.store.list_topics()?,
+        None => store.list_topics()?,
     };
     let mut results = Vec::new();
     for name in names {
-        let topic = ctx.store.topic(&name)?;
+        let topic = store.topic(&name)?;
         for p in topic.partitions() {
             let pruned = p.writer(SyncPolicy::OnRequest)?.prune(fsutil::now_ms())?;
             results.push(PruneResult {
@@ -675,24 +697,4 @@ fn segment_bytes_arg(s: &str) -> Result<u64, String> {
     let n = super::size_arg(s)?;
     config::validate("segment.bytes", &n.to_string()).map_err(|e| e.to_string())?;
     Ok(n)
-}
-
-/// clap value parser for `--config KEY=VALUE` at creation: a known config with a valid value.
-fn config_arg(s: &str) -> Result<(String, String), String> {
-    let (k, v) = super::kv_arg(s)?;
-    config::validate(&k, &v).map_err(|e| e.to_string())?;
-    Ok((k, v))
-}
-
-/// clap value parser for `alter --config`: as [`config_arg`], and `KEY=` removes a known config.
-fn config_change_arg(s: &str) -> Result<(String, String), String> {
-    let (k, v) = super::kv_arg(s)?;
-    if v.is_empty() {
-        if !config::KNOWN_CONFIGS.iter().any(|(known, _)| *known == k) {
-            return Err(config::ConfigError::Unknown(k).to_string());
-        }
-    } else {
-        config::validate(&k, &v).map_err(|e| e.to_string())?;
-    }
-    Ok((k, v))
 }

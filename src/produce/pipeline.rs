@@ -102,6 +102,83 @@ impl From<ProduceError> for PipelineError {
     }
 }
 
+/// Where the pipeline sends records: the local [`Producer`], or a Kafka cluster's producer
+/// ([`crate::kafka::produce::ClusterProducer`]). Both batch per partition; the pipeline's
+/// sticky partitioner moves on when a batch is full or sent.
+pub trait Sink {
+    /// The topic's name.
+    fn topic_name(&self) -> &str;
+    /// The topic's partition count.
+    fn partition_count(&self) -> i32;
+    /// Adds a record (input record number `line`) to its partition's batch. Returns the
+    /// partition whose batch was sent to make room, if one was.
+    fn send(
+        &mut self,
+        line: u64,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Result<Option<i32>, ProduceError>;
+    /// Whether adding this record to its partition's batch would first send that batch.
+    fn would_send(
+        &self,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> bool;
+    /// Sends the pending batch of one partition, if it has one.
+    fn send_partition(&mut self, partition: i32) -> Result<bool, ProduceError>;
+    /// Sends every pending batch; returns the partitions that were sent.
+    fn flush(&mut self) -> Result<Vec<i32>, ProduceError>;
+}
+
+impl Sink for Producer {
+    fn topic_name(&self) -> &str {
+        self.topic().name()
+    }
+
+    fn partition_count(&self) -> i32 {
+        self.topic().partition_count()
+    }
+
+    #[inline]
+    fn send(
+        &mut self,
+        _line: u64,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Result<Option<i32>, ProduceError> {
+        Producer::send(self, partition, timestamp, key, value, headers)
+    }
+
+    #[inline]
+    fn would_send(
+        &self,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> bool {
+        Producer::would_send(self, partition, timestamp, key, value, headers)
+    }
+
+    fn send_partition(&mut self, partition: i32) -> Result<bool, ProduceError> {
+        Producer::send_partition(self, partition)
+    }
+
+    fn flush(&mut self) -> Result<Vec<i32>, ProduceError> {
+        Producer::flush(self)
+    }
+}
+
 /// How often idle input waits look at `stop`.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 
@@ -119,20 +196,20 @@ enum Router {
 /// `stop` is asked between reads of the input (and while waiting for input that trickles): when
 /// it says so, reading ends with [`PipelineError::Interrupted`], every record read so far having
 /// been handed to the producer.
-pub fn run(
+pub fn run<S: Sink>(
     input: &mut Input,
-    producer: &mut Producer,
+    producer: &mut S,
     options: &PipelineOptions,
     max_message_bytes: u64,
     progress: &mut dyn FnMut(u64, u64),
     stop: &dyn Fn() -> bool,
 ) -> Result<(), PipelineError> {
-    let partitions = producer.topic().partition_count();
+    let partitions = producer.partition_count();
     let mut router = match &options.route {
         Route::Partition(p) => {
             if *p < 0 || *p >= partitions {
                 return Err(StoreError::PartitionNotFound {
-                    topic: producer.topic().name().to_owned(),
+                    topic: producer.topic_name().to_owned(),
                     partition: *p,
                     count: partitions,
                 }
@@ -209,7 +286,7 @@ pub fn run(
                     .map_err(|source| PipelineError::Partitioner { line, source })?,
             };
             let sent = producer
-                .send(partition, ts, key, value, headers)
+                .send(line, partition, ts, key, value, headers)
                 .map_err(|e| match e {
                     ProduceError::RecordTooLarge { size, max } => {
                         PipelineError::TooLarge { line, size, max }

@@ -67,6 +67,9 @@ pub enum ProduceError {
     RecordTooLarge { size: usize, max: u64 },
     #[error("the record is {size} bytes as a batch, more than a compressed batch may hold ({max} bytes before compression)")]
     TooLargeToCompress { size: usize, max: usize },
+    /// A Kafka cluster refused or failed a record (see [`crate::kafka::ClusterError`]).
+    #[error(transparent)]
+    Cluster(#[from] crate::kafka::ClusterError),
     /// Returned after the append error itself was: nothing more is appended.
     #[error("the producer stopped at an earlier append error")]
     Stopped,
@@ -312,6 +315,11 @@ impl Producer {
 
     pub fn topic(&self) -> &Topic {
         &self.topic
+    }
+
+    /// The largest batch (and so record) accepted.
+    pub fn max_message_bytes(&self) -> u64 {
+        self.config.max_message_bytes
     }
 
     /// Largest batch this producer builds. A batch to be compressed leaves room for the

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod checker;
+pub mod kafka;
 pub mod process;
 pub mod serve;
 
