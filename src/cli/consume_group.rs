@@ -13,13 +13,13 @@ use super::consume::{ConsumeArgs, Renderer, OUT_FLUSH};
 use super::Context;
 use crate::group::assignor::{TopicPartition, ASSIGNOR_NAMES};
 use crate::group::consumer::{GroupConsumer, GroupConsumerConfig, GroupEvent, OffsetReset};
+use crate::group::member::{MemberConfig, OutputGate};
 use crate::kafka::group_consumer::{KafkaGroupConsumer, KafkaGroupError};
 use crate::kafka::Cluster;
-use crate::store::Store;
-use crate::target::Target;
-use crate::group::member::{MemberConfig, OutputGate};
 use crate::name::{self, NameKind};
 use crate::record::RecordRef;
+use crate::store::Store;
+use crate::target::Target;
 
 /// Consumer group flags of `spool consume`.
 #[derive(Debug, Args)]
@@ -481,12 +481,7 @@ impl OffsetNote {
     }
 }
 
-fn report(
-    group: &str,
-    events: Vec<GroupEvent>,
-    quiet: bool,
-    offset_note: &mut Option<OffsetNote>,
-) {
+fn report(group: &str, events: Vec<GroupEvent>, quiet: bool, offset_note: &mut Option<OffsetNote>) {
     for event in events {
         if quiet {
             continue;
@@ -566,4 +561,3 @@ pub fn format_partitions(tps: &[TopicPartition]) -> String {
         .collect::<Vec<_>>()
         .join(";")
 }
-

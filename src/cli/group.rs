@@ -15,10 +15,10 @@ use crate::group::reset::{AdminError, DeletedOffset};
 use crate::group::state::{RebalanceEvent, Trigger};
 use crate::group::view::{GroupView, MemberStatus, MemberView, PartitionView, ViewOptions};
 use crate::kafka::groups::GroupsError;
-use crate::target::groups::GroupOpError;
 use crate::name::{self, NameKind};
 use crate::spec;
 use crate::store::fsutil;
+use crate::target::groups::GroupOpError;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
@@ -353,10 +353,7 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
         }
     }
     if a.all_groups && views.is_empty() && a.output == OutputFormat::Table {
-        notices.push(format!(
-            "No consumer groups in {}.",
-            ctx.target.describe()
-        ));
+        notices.push(format!("No consumer groups in {}.", ctx.target.describe()));
     }
     let single = !a.all_groups && a.groups.len() == 1;
     let out = match a.output {
@@ -881,4 +878,3 @@ mod tests {
         assert!(topic_partitions_arg(":0").is_err());
     }
 }
-

@@ -360,4 +360,3 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

@@ -11,10 +11,10 @@
 use std::ffi::{CStr, CString};
 use std::time::Duration;
 
+use rdkafka::bindings as rdsys;
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
-use rdkafka::bindings as rdsys;
 
 /// One partition of a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,12 +67,18 @@ pub fn list_offsets<C: ClientContext>(
         admin: rdsys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS,
         event: rdsys::RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
     };
-    run(client, &op, group, timeout, |rk, name, options, queue| unsafe {
-        let tpl = partitions.map_or(std::ptr::null(), |t| t.ptr() as *const _);
-        let mut req = rdsys::rd_kafka_ListConsumerGroupOffsets_new(name, tpl);
-        rdsys::rd_kafka_ListConsumerGroupOffsets(rk, &mut req, 1, options, queue);
-        rdsys::rd_kafka_ListConsumerGroupOffsets_destroy(req);
-    })
+    run(
+        client,
+        &op,
+        group,
+        timeout,
+        |rk, name, options, queue| unsafe {
+            let tpl = partitions.map_or(std::ptr::null(), |t| t.ptr() as *const _);
+            let mut req = rdsys::rd_kafka_ListConsumerGroupOffsets_new(name, tpl);
+            rdsys::rd_kafka_ListConsumerGroupOffsets(rk, &mut req, 1, options, queue);
+            rdsys::rd_kafka_ListConsumerGroupOffsets_destroy(req);
+        },
+    )
 }
 
 /// Commits `offsets` for `group` as an administrator (Kafka refuses it while the group has
@@ -88,11 +94,17 @@ pub fn alter_offsets<C: ClientContext>(
         admin: rdsys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS,
         event: rdsys::RD_KAFKA_EVENT_ALTERCONSUMERGROUPOFFSETS_RESULT,
     };
-    run(client, &op, group, timeout, |rk, name, options, queue| unsafe {
-        let mut req = rdsys::rd_kafka_AlterConsumerGroupOffsets_new(name, offsets.ptr());
-        rdsys::rd_kafka_AlterConsumerGroupOffsets(rk, &mut req, 1, options, queue);
-        rdsys::rd_kafka_AlterConsumerGroupOffsets_destroy(req);
-    })
+    run(
+        client,
+        &op,
+        group,
+        timeout,
+        |rk, name, options, queue| unsafe {
+            let mut req = rdsys::rd_kafka_AlterConsumerGroupOffsets_new(name, offsets.ptr());
+            rdsys::rd_kafka_AlterConsumerGroupOffsets(rk, &mut req, 1, options, queue);
+            rdsys::rd_kafka_AlterConsumerGroupOffsets_destroy(req);
+        },
+    )
 }
 
 /// Deletes the committed offsets of `partitions` in `group`.
@@ -107,11 +119,17 @@ pub fn delete_offsets<C: ClientContext>(
         admin: rdsys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETECONSUMERGROUPOFFSETS,
         event: rdsys::RD_KAFKA_EVENT_DELETECONSUMERGROUPOFFSETS_RESULT,
     };
-    run(client, &op, group, timeout, |rk, name, options, queue| unsafe {
-        let mut req = rdsys::rd_kafka_DeleteConsumerGroupOffsets_new(name, partitions.ptr());
-        rdsys::rd_kafka_DeleteConsumerGroupOffsets(rk, &mut req, 1, options, queue);
-        rdsys::rd_kafka_DeleteConsumerGroupOffsets_destroy(req);
-    })
+    run(
+        client,
+        &op,
+        group,
+        timeout,
+        |rk, name, options, queue| unsafe {
+            let mut req = rdsys::rd_kafka_DeleteConsumerGroupOffsets_new(name, partitions.ptr());
+            rdsys::rd_kafka_DeleteConsumerGroupOffsets(rk, &mut req, 1, options, queue);
+            rdsys::rd_kafka_DeleteConsumerGroupOffsets_destroy(req);
+        },
+    )
 }
 
 struct Op {
@@ -140,7 +158,9 @@ fn text(ptr: *const std::os::raw::c_char) -> String {
         return String::new();
     }
     // SAFETY: librdkafka hands out NUL-terminated strings that live as long as their owner.
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Issues one admin request with `issue` (given the client, the group's C name, the options
@@ -200,7 +220,10 @@ fn run<C: ClientContext>(
         }
         let err = rdsys::rd_kafka_event_error(event.ptr);
         if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            return Err(failed(err, text(rdsys::rd_kafka_event_error_string(event.ptr))));
+            return Err(failed(
+                err,
+                text(rdsys::rd_kafka_event_error_string(event.ptr)),
+            ));
         }
         if rdsys::rd_kafka_event_type(event.ptr) != op.event {
             return Err(failed(
@@ -243,8 +266,7 @@ fn run<C: ClientContext>(
             return Ok(Vec::new());
         }
         let list = &*list;
-        let elems: &[rdsys::rd_kafka_topic_partition_t] = if list.cnt <= 0 || list.elems.is_null()
-        {
+        let elems: &[rdsys::rd_kafka_topic_partition_t] = if list.cnt <= 0 || list.elems.is_null() {
             &[]
         } else {
             std::slice::from_raw_parts(list.elems, list.cnt as usize)

@@ -22,6 +22,7 @@ use std::io::Write;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use rdkafka::bindings as rdsys;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -29,7 +30,6 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
-use rdkafka::bindings as rdsys;
 
 use super::{Cluster, ClusterError, LogRouting};
 use crate::consume::Polled;
@@ -124,7 +124,10 @@ impl ConsumerContext for GroupContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.assign(consumer, tpl, cooperative)
@@ -363,7 +366,9 @@ fn flush(shared: &mut Shared) -> Result<(), KafkaGroupError> {
         }
     }
     let pending = std::mem::take(&mut shared.pending);
-    shared.flushed.extend(pending.iter().map(|(tp, o)| (tp.clone(), *o)));
+    shared
+        .flushed
+        .extend(pending.iter().map(|(tp, o)| (tp.clone(), *o)));
     shared.done.extend(pending);
     Ok(())
 }
@@ -448,9 +453,15 @@ impl KafkaGroupConsumer {
                 },
             )
             .set("enable.auto.offset.store", "false")
-            .set("enable.auto.commit", if config.commit { "true" } else { "false" })
+            .set(
+                "enable.auto.commit",
+                if config.commit { "true" } else { "false" },
+            )
             .set("auto.commit.interval.ms", ms(config.auto_commit_interval))
-            .set("enable.partition.eof", if exit_at_end { "true" } else { "false" });
+            .set(
+                "enable.partition.eof",
+                if exit_at_end { "true" } else { "false" },
+            );
         if let Some(id) = &m.instance_id {
             props.set("group.instance.id", id);
         }

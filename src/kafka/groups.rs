@@ -104,7 +104,9 @@ pub(crate) fn admin_error(cluster: &Cluster, group: &str, e: GroupAdminError) ->
             group: group.to_owned(),
             brokers: cluster.brokers().to_owned(),
         },
-        Some(code) => GroupsError::Cluster(cluster.error(&e.to_string(), KafkaError::AdminOp(code))),
+        Some(code) => {
+            GroupsError::Cluster(cluster.error(&e.to_string(), KafkaError::AdminOp(code)))
+        }
         None => GroupsError::Cluster(cluster.unreachable()),
     }
 }
@@ -171,7 +173,10 @@ impl Described {
     /// Whether the group has no members (only then may its offsets be reset, or it deleted).
     pub fn inactive(&self) -> bool {
         self.members.is_empty()
-            && matches!(self.state.to_ascii_lowercase().as_str(), "empty" | "dead" | "")
+            && matches!(
+                self.state.to_ascii_lowercase().as_str(),
+                "empty" | "dead" | ""
+            )
     }
 
     pub fn active_members(&self) -> Vec<ActiveMember> {
@@ -490,8 +495,10 @@ pub fn delete_offsets(
         }
     }
     let mut result: Vec<DeletedOffset> = Vec::new();
-    let to_delete: Vec<&TopicPartition> =
-        wanted.iter().filter(|tp| committed.contains_key(*tp)).collect();
+    let to_delete: Vec<&TopicPartition> = wanted
+        .iter()
+        .filter(|tp| committed.contains_key(*tp))
+        .collect();
     if !to_delete.is_empty() {
         let mut tpl = TopicPartitionList::new();
         for tp in &to_delete {
@@ -499,12 +506,12 @@ pub fn delete_offsets(
         }
         let results = group_admin::delete_offsets(client.client(), group, &tpl, cluster.timeout())
             .map_err(|e| match e.code() {
-                Some(RDKafkaErrorCode::NonEmptyGroup | RDKafkaErrorCode::GroupSubscribedToTopic) => {
-                    GroupsError::Subscribed {
-                        group: group.to_owned(),
-                        topic: to_delete[0].topic.clone(),
-                    }
-                }
+                Some(
+                    RDKafkaErrorCode::NonEmptyGroup | RDKafkaErrorCode::GroupSubscribedToTopic,
+                ) => GroupsError::Subscribed {
+                    group: group.to_owned(),
+                    topic: to_delete[0].topic.clone(),
+                },
                 _ => admin_error(cluster, group, e),
             })?;
         for r in &results {

@@ -52,7 +52,9 @@ impl Target {
     ) -> Result<Option<GroupView>, GroupOpError> {
         Ok(match self {
             Target::Local(store) => view::describe_group(store, group, options, now_ms)?,
-            Target::Kafka(cluster) => kafka_groups::describe_group(cluster, group, options, now_ms)?,
+            Target::Kafka(cluster) => {
+                kafka_groups::describe_group(cluster, group, options, now_ms)?
+            }
         })
     }
 
