@@ -778,3 +778,45 @@ mod plan_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod plan_partition_tests {
+    use super::*;
+
+    fn plan(prior: Option<i64>, to: ResetTo, at: Option<i64>) -> (Option<i64>, Vec<ResetNote>) {
+        let mut notes = Vec::new();
+        let tp = TopicPartition::new("t", 0);
+        let planned = plan_partition::<()>(&tp, prior, (10, 20), &to, |_| Ok(at), &mut notes)
+            .unwrap()
+            .map(|p| p.new_offset);
+        (planned, notes)
+    }
+
+    #[test]
+    fn every_mode_lands_inside_the_log_with_a_note_when_clamped() {
+        assert_eq!(plan(Some(15), ResetTo::Earliest, None).0, Some(10));
+        assert_eq!(plan(Some(15), ResetTo::Latest, None).0, Some(20));
+        assert_eq!(plan(Some(15), ResetTo::Current, None).0, Some(15));
+        assert_eq!(plan(None, ResetTo::Current, None).0, Some(20));
+        assert_eq!(plan(Some(15), ResetTo::ShiftBy(-3), None).0, Some(12));
+        assert_eq!(plan(None, ResetTo::ShiftBy(-3), None).0, None);
+        assert_eq!(plan(None, ResetTo::Timestamp(5), Some(13)).0, Some(13));
+        let (offset, notes) = plan(None, ResetTo::Timestamp(5), None);
+        assert_eq!(offset, Some(20));
+        assert!(matches!(
+            notes[..],
+            [ResetNote::NoRecordSince { offset: 20, .. }]
+        ));
+        let (offset, notes) = plan(None, ResetTo::Offset(99), None);
+        assert_eq!(offset, Some(20));
+        assert!(matches!(
+            notes[..],
+            [ResetNote::ClampedToEnd { requested: 99, .. }]
+        ));
+        let (offset, notes) = plan(Some(15), ResetTo::ShiftBy(i64::MIN), None);
+        assert_eq!(offset, Some(10));
+        assert!(matches!(notes[..], [ResetNote::ClampedToStart { .. }]));
+        let map = BTreeMap::from([(TopicPartition::new("t", 0), 17)]);
+        assert_eq!(plan(None, ResetTo::Explicit(map), None).0, Some(17));
+    }
+}

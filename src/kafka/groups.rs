@@ -543,3 +543,92 @@ pub fn delete_offsets(
     }
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as Assigned;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    fn versioned<T: Encodable>(version: i16, value: &T) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        out.put_i16(version);
+        value.encode(&mut out, version).unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn assignments_and_subscriptions_decode_from_the_consumer_protocol() {
+        let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
+            Assigned::default()
+                .with_topic(TopicName(StrBytes::from_static_str("b")))
+                .with_partitions(vec![2, 0]),
+            Assigned::default()
+                .with_topic(TopicName(StrBytes::from_static_str("a")))
+                .with_partitions(vec![1]),
+        ]);
+        assert_eq!(
+            decode_assignment(&versioned(0, &assignment)),
+            [
+                TopicPartition::new("a", 1),
+                TopicPartition::new("b", 0),
+                TopicPartition::new("b", 2)
+            ]
+        );
+        let subscription = ConsumerProtocolSubscription::default().with_topics(vec![
+            StrBytes::from_static_str("orders"),
+            StrBytes::from_static_str("refunds"),
+        ]);
+        for version in 0..=3 {
+            assert_eq!(
+                decode_subscription(&versioned(version, &subscription)),
+                ["orders", "refunds"]
+            );
+        }
+        // Garbage and empty metadata decode to nothing, never a panic.
+        assert!(decode_assignment(&[]).is_empty());
+        assert!(decode_assignment(&[0, 0, 0, 0, 0, 9]).is_empty());
+        assert!(decode_subscription(&[0xff]).is_empty());
+    }
+
+    fn described(state: &str, members: usize) -> Described {
+        Described {
+            name: "g".into(),
+            state: state.into(),
+            protocol: "range".into(),
+            protocol_type: "consumer".into(),
+            members: (0..members)
+                .map(|i| DescribedMember {
+                    member_id: format!("m{i}"),
+                    client_id: "c".into(),
+                    host: "/h".into(),
+                    topics: vec![],
+                    assignment: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn kafka_states_map_to_spools() {
+        assert!(!described("Dead", 0).exists());
+        assert!(described("Empty", 0).exists() && described("Empty", 0).inactive());
+        assert!(!described("Stable", 1).inactive());
+        assert!(!described("PreparingRebalance", 0).inactive());
+        assert_eq!(described("Stable", 1).phase(), GroupPhase::Stable);
+        assert_eq!(
+            described("CompletingRebalance", 1).phase(),
+            GroupPhase::CompletingRebalance
+        );
+        assert_eq!(described("Unknown", 0).phase(), GroupPhase::Empty);
+        let message = active_message(
+            "g",
+            Action::ResetOffsets,
+            "Stable",
+            &described("Stable", 2).active_members(),
+        );
+        assert_eq!(message, "offsets of consumer group 'g' can only be reset if the group is inactive, but its state is Stable with 2 live members: m0 (client c on /h), m1 (client c on /h)");
+    }
+}
