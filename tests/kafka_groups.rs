@@ -778,3 +778,48 @@ fn tansu_group_consume_describe_and_reset() {
     let (code, _, err) = b(&["group", "describe", "tg"]);
     assert_eq!(code, 1, "{err}");
 }
+
+#[test]
+fn an_unreachable_cluster_is_one_line_within_the_timeout() {
+    let home = tempfile::tempdir().unwrap();
+    let brokers = format!("127.0.0.1:{}", common::kafka::free_port());
+    for args in [
+        vec!["group", "list"],
+        vec!["group", "describe", "g", "--members"],
+        vec!["group", "delete", "g"],
+        vec!["group", "delete-offsets", "g", "--topic", "t"],
+        vec![
+            "offsets",
+            "reset",
+            "--group",
+            "g",
+            "--all-topics",
+            "--to-earliest",
+        ],
+        vec!["consume", "t", "--group", "g"],
+    ] {
+        let started = std::time::Instant::now();
+        let mut cmd = Command::cargo_bin("spool").unwrap();
+        cmd.env_remove("SPOOL_DIR")
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path())
+            .args(["-b", &brokers, "--cluster-timeout", "1s"])
+            .args(&args);
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: cannot reach the Kafka cluster at {brokers} within 1s"
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
+}

@@ -119,7 +119,16 @@ fn group_infos(
 ) -> Result<Vec<Described>, ClusterError> {
     let list = client
         .fetch_group_list(group, cluster.timeout())
-        .map_err(|e| cluster.error("list the consumer groups", e))?;
+        .map_err(|e| {
+            // librdkafka queues its errors for the next poll: serve them, so the error can
+            // say why the cluster could not be reached.
+            for _ in 0..100 {
+                if client.poll(std::time::Duration::ZERO).is_none() {
+                    break;
+                }
+            }
+            cluster.error("list the consumer groups", e)
+        })?;
     Ok(list.groups().iter().map(Described::from).collect())
 }
 
