@@ -41,10 +41,11 @@ impl Target {
         }
     }
 
-    /// `the store at DIR` or `the Kafka cluster at HOST:PORT`, for messages.
+    /// The store's directory or `the Kafka cluster at HOST:PORT`, for messages ("No topics in
+    /// ...").
     pub fn describe(&self) -> String {
         match self {
-            Target::Local(store) => format!("the store at {}", display(store.root())),
+            Target::Local(store) => display(store.root()),
             Target::Kafka(cluster) => format!("the Kafka cluster at {}", cluster.brokers()),
         }
     }

@@ -476,6 +476,31 @@ fn every_input_mode_round_trips() {
     );
     let out = cluster.consume("t", &["-p", "1"]);
     assert_eq!(lines(&out), ["gzip", "snappy", "lz4", "zstd"]);
+    // spool's other partitioners: round-robin, and a command.
+    cluster.ok(&["topic", "create", "rr", "-p", "3"]);
+    cluster.produce(
+        "rr",
+        "1\n2\n3\n4\n5\n6\n",
+        &["--partitioner", "round-robin", "--batch-size", "0"],
+    );
+    cluster.produce(
+        "rr",
+        "k:7\n",
+        &[
+            "-K",
+            ":",
+            "--partitioner-cmd",
+            "while read k n; do echo 2; done",
+        ],
+    );
+    let d = cluster.json(&["topic", "describe", "rr", "-o", "json"]);
+    let ends: Vec<i64> = d["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["log_end_offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ends, [2, 2, 3]);
     // Binary values survive: consume --output json | produce --input json.
     let bytes: Vec<u8> = (0..=255u8).collect();
     cluster.produce("bin", bytes.clone(), &["-D", "\\n\\n\\n"]);

@@ -85,6 +85,7 @@ pub struct Cli {
         long = "bootstrap-server",
         global = true,
         env = "SPOOL_BROKERS",
+        hide_env_values = true,
         value_name = "HOST:PORT[,...]",
         alias = "broker-list",
         help_heading = "Kafka cluster (-b)"
@@ -96,6 +97,7 @@ pub struct Cli {
     #[arg(
         short = 'X',
         global = true,
+        hide_short_help = true,
         value_name = "KEY=VALUE",
         value_parser = kv_arg,
         help_heading = "Kafka cluster (-b)"
@@ -107,6 +109,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        hide_short_help = true,
         value_name = "FILE",
         help_heading = "Kafka cluster (-b)"
     )]
@@ -117,6 +120,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        hide_short_help = true,
         value_name = "DURATION",
         value_parser = duration_within(ms(100), ms(86_400_000)),
         help_heading = "Kafka cluster (-b)"
@@ -124,7 +128,13 @@ pub struct Cli {
     pub cluster_timeout: Option<std::time::Duration>,
 
     /// Show librdkafka's log on stderr (otherwise it is swallowed; errors are spool's own).
-    #[arg(short, long, global = true, help_heading = "Kafka cluster (-b)")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        hide_short_help = true,
+        help_heading = "Kafka cluster (-b)"
+    )]
     pub verbose: bool,
 
     #[command(subcommand)]

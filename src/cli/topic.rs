@@ -468,10 +468,7 @@ fn check_all_exist(ctx: &Context, names: &[String]) -> anyhow::Result<()> {
 
 /// The error for a topic the target does not have.
 fn missing_topic(ctx: &Context, name: &str) -> anyhow::Error {
-    match ctx.target.cluster() {
-        Some(cluster) => cluster.topic_not_found(name).into(),
-        None => StoreError::TopicNotFound(name.to_owned()).into(),
-    }
+    ctx.target.topic_not_found(name).into()
 }
 
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {

@@ -175,7 +175,14 @@ impl Cluster {
                 Some(Compression::Zstd) => "zstd",
             },
         );
-        let batch_size = settings.batch_size.clamp(1, i32::MAX as u64);
+        let max_message_bytes = settings
+            .max_message_bytes
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        // A batch is at most a message.max.bytes request's worth.
+        let batch_size = settings
+            .batch_size
+            .clamp(1, i32::MAX as u64)
+            .min(max_message_bytes);
         config.set("batch.size", batch_size.to_string());
         // The batch's bytes are the bound, not librdkafka's 10,000 records.
         config.set("batch.num.messages", "1000000");
@@ -183,9 +190,6 @@ impl Cluster {
         if !settings.linger.is_zero() {
             config.set("linger.ms", settings.linger.as_millis().to_string());
         }
-        let max_message_bytes = settings
-            .max_message_bytes
-            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
         config.set("message.max.bytes", max_message_bytes.to_string());
         // A record not acknowledged within this fails (instead of librdkafka's 5 minutes):
         // long enough for a leader election, bounded for a cluster that went away.
@@ -256,11 +260,11 @@ impl ClusterProducer {
     /// Waits until every record sent was acknowledged or failed, then says whether all were
     /// delivered; the summary covers those that were.
     pub fn close(&mut self) -> Result<Summary, ProduceError> {
+        // Records time out after message.timeout.ms, so this ends. (rdkafka's poll waits out
+        // its whole timeout even when reports came: short ones end soon after the last.)
         while self.producer.in_flight_count() > 0 {
-            // Records time out after message.timeout.ms, so this ends.
-            let _ = self.producer.flush(Duration::from_millis(200));
+            self.producer.poll(Duration::from_millis(1));
         }
-        self.producer.poll(Duration::ZERO);
         self.check()?;
         Ok(self.summary())
     }
@@ -332,7 +336,7 @@ impl Sink for ClusterProducer {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // librdkafka's queue is full: serve delivery reports until there is room.
                     record = back;
-                    self.producer.poll(Duration::from_millis(5));
+                    self.producer.poll(Duration::from_millis(1));
                     self.check()?;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {

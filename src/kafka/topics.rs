@@ -203,6 +203,8 @@ impl Cluster {
     /// Creates a topic (CreateTopics), and waits until the cluster's metadata shows it, so
     /// the next command finds it.
     pub fn create_topic(&self, spec: &NewTopicSpec) -> Result<(), ClusterError> {
+        // A metadata request first: an unreachable cluster is reported with its reason.
+        self.topic_exists(&spec.name)?;
         let admin = self.admin()?;
         // -1: the brokers' default.replication.factor (KIP-464), as kafka-topics.sh sends.
         let mut topic = NewTopic::new(
@@ -296,6 +298,9 @@ impl Cluster {
 
     /// Deletes a topic (DeleteTopics).
     pub fn delete_topic(&self, name: &str) -> Result<(), ClusterError> {
+        if !self.topic_exists(name)? {
+            return Err(self.topic_not_found(name));
+        }
         let admin = self.admin()?;
         let what = format!("delete topic {name}");
         let results = block_on(admin.delete_topics(&[name], &self.admin_options()))

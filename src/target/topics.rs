@@ -178,6 +178,14 @@ impl Target {
         }
     }
 
+    /// The error for a topic the target does not have.
+    pub fn topic_not_found(&self, name: &str) -> TargetError {
+        match self {
+            Target::Local(_) => StoreError::TopicNotFound(name.to_owned()).into(),
+            Target::Kafka(cluster) => cluster.topic_not_found(name).into(),
+        }
+    }
+
     /// Whether a topic exists.
     pub fn topic_exists(&self, name: &str) -> Result<bool, TargetError> {
         match self {
