@@ -823,3 +823,39 @@ fn an_unreachable_cluster_is_one_line_within_the_timeout() {
     }
     assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn regex_subscriptions_and_static_members() {
+    let s = Served::new(|store| {
+        store.create_topic("orders.a", 2, &[]);
+        store.create_topic("orders.b", 1, &[]);
+        store.create_topic("other", 1, &[]);
+        store.produce("orders.a", "x\ny\n", &[]);
+        store.produce("orders.b", "z\n", &[]);
+        store.produce("other", "no\n", &[]);
+    });
+    let (code, out, err) = s.b(&["consume", "--regex", "orders\\..*", "--group", "rx", "-e"]);
+    assert_eq!(code, 0, "{err}");
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort_unstable();
+    assert_eq!(got, ["x", "y", "z"]);
+    assert!(err.contains("assigned orders.a:0,1;orders.b:0"), "{err}");
+    // --instance-id is Kafka's group.instance.id: the member id the group knows it by.
+    let (code, _, err) = s.b(&[
+        "consume",
+        "orders.a",
+        "--group",
+        "st",
+        "--instance-id",
+        "inst-1",
+        "--session-timeout",
+        "6s",
+        "-e",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Joined group st as inst-1"), "{err}");
+    let (_, out, _) = s.local(&["group", "describe", "st", "--members", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["members"][0]["instance_id"], "inst-1", "{v}");
+    assert_eq!(v["members"][0]["session_timeout_ms"], 6000, "{v}");
+}
