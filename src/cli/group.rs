@@ -306,9 +306,9 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
                 None => {
                     let colour = render::colour_stderr();
                     notices.push(format!(
-                        "{} consumer group '{g}' does not exist in {}",
+                        "{} consumer group '{g}' does not exist {}",
                         render::paint(colour, render::ERROR, "error:"),
-                        ctx.target.describe()
+                        ctx.target.location()
                     ));
                     notices.push(format!(
                         "{} {}",
