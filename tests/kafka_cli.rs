@@ -750,3 +750,115 @@ fn records_from_the_cluster_are_what_the_store_behind_it_holds() {
     }
     cluster.assert_home_untouched();
 }
+
+#[test]
+fn records_the_cluster_never_acknowledged_fail_the_producer() {
+    let mut cluster = Cluster::serve();
+    cluster.ok(&["topic", "create", "t"]);
+    let mut child = cluster
+        .spool_process()
+        .args(["-X", "message.timeout.ms=1500", "produce", "t"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write as _;
+    stdin.write_all(b"one\ntwo\n").unwrap();
+    stdin.flush().unwrap();
+    // Wait until the two records are in, then take the broker away.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.consume("t", &["-n", "2"]).is_empty() {
+        assert!(Instant::now() < deadline, "the first records never arrived");
+    }
+    cluster.stop_server();
+    stdin.write_all(b"three\n").unwrap();
+    drop(stdin);
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("Produced 2 records") && err.contains("before the error"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: line 3: the record was not delivered to t/0 on the Kafka cluster at"),
+        "{err}"
+    );
+    cluster.assert_home_untouched();
+}
+
+#[test]
+fn verbose_shows_librdkafka_and_quiet_does_not() {
+    let cluster = Cluster::serve();
+    let port = common::kafka::free_port();
+    let out = unreachable(&cluster, port)
+        .args(["-v", "--cluster-timeout", "1s", "topic", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.lines().count() > 1, "{err}");
+    assert!(err.lines().any(|l| l.starts_with("librdkafka: ")), "{err}");
+    // The same command without -v: spool's one line only (checked above for every command).
+    let out = unreachable(&cluster, port)
+        .args(["--cluster-timeout", "1s", "topic", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        !stderr_of(&out).contains("librdkafka"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn a_cluster_command_never_opens_the_local_store() {
+    // A default store that every local command refuses (a newer format): -b does not care.
+    let cluster = Cluster::serve();
+    let home = tempfile::tempdir().unwrap();
+    let store = home.path().join("spool");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("spool.yaml"), "format_version: 999\n").unwrap();
+    let spool = |args: &[&str]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("spool").unwrap();
+        cmd.env_remove("SPOOL_DIR")
+            .env_remove("SPOOL_BROKERS")
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path())
+            .args(args);
+        cmd
+    };
+    let out = spool(&["topic", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let b = ["-b", cluster.brokers.as_str()];
+    for args in [
+        &["topic", "create", "t", "-p", "2"][..],
+        &["topic", "list"],
+        &["topic", "describe", "t"],
+    ] {
+        let out = spool(&b).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    }
+    let out = spool(&b)
+        .args(["produce", "t", "-q"])
+        .write_stdin("x\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = spool(&b)
+        .args(["consume", "t", "-e", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"x\n");
+    // Nothing new beside the refused store.
+    let entries: Vec<_> = std::fs::read_dir(home.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 1);
+}

@@ -198,10 +198,17 @@ impl Context {
                     let from_env = std::env::var_os("SPOOL_DIR").is_some_and(|v| v == *dir);
                     let from_env_b = std::env::var_os("SPOOL_BROKERS")
                         .is_some_and(|v| v.to_str() == Some(brokers.as_str()));
-                    return Err(UsageError(format!(
-                        "{} selects a local store and {} a Kafka cluster: give only one",
+                    let (dir_flag, brokers_flag) = (
                         if from_env { "$SPOOL_DIR" } else { "--dir" },
                         if from_env_b { "$SPOOL_BROKERS" } else { "-b" },
+                    );
+                    let drop = match (from_env, from_env_b) {
+                        (true, _) => "unset SPOOL_DIR to work on the cluster",
+                        (false, true) => "unset SPOOL_BROKERS to work on the store",
+                        (false, false) => "drop one of them",
+                    };
+                    return Err(UsageError(format!(
+                        "{dir_flag} selects a local store and {brokers_flag} a Kafka cluster: give only one ({drop})"
                     ))
                     .into());
                 }

@@ -260,13 +260,23 @@ impl ClusterProducer {
     /// Waits until every record sent was acknowledged or failed, then says whether all were
     /// delivered; the summary covers those that were.
     pub fn close(&mut self) -> Result<Summary, ProduceError> {
-        // Records time out after message.timeout.ms, so this ends. (rdkafka's poll waits out
-        // its whole timeout even when reports came: short ones end soon after the last.)
+        // Records time out after message.timeout.ms, so this ends.
         while self.producer.in_flight_count() > 0 {
-            self.producer.poll(Duration::from_millis(1));
+            self.serve_reports();
         }
         self.check()?;
         Ok(self.summary())
+    }
+
+    /// Serves the delivery reports that came in, or, if none did, sleeps a millisecond. (A
+    /// poll with a timeout would not do: rdkafka's waits out its whole timeout even when
+    /// reports came, and one shorter than a millisecond spins.)
+    fn serve_reports(&self) {
+        let before = self.producer.in_flight_count();
+        self.producer.poll(Duration::ZERO);
+        if self.producer.in_flight_count() == before {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// What was acknowledged so far.
@@ -336,7 +346,7 @@ impl Sink for ClusterProducer {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // librdkafka's queue is full: serve delivery reports until there is room.
                     record = back;
-                    self.producer.poll(Duration::from_millis(1));
+                    self.serve_reports();
                     self.check()?;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {

@@ -151,6 +151,14 @@ impl Cluster {
         self.ok(&args)
     }
 
+    /// Stops the `spool serve` behind the cluster (SIGKILL): the broker goes away.
+    pub fn stop_server(&mut self) {
+        if let Some(mut server) = self._server.take() {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+        }
+    }
+
     /// Asserts that nothing was written to the home directory.
     pub fn assert_home_untouched(&self) {
         let entries: Vec<PathBuf> = std::fs::read_dir(self.home.path())
