@@ -239,6 +239,21 @@ fn unknown_topics_and_assignors_are_refused_clearly() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--max-poll-interval"), "{err}");
+    let (code, out, err) = s.b(&[
+        "consume",
+        "t",
+        "--group",
+        "fresh",
+        "--auto-offset-reset",
+        "none",
+        "-e",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("no committed offset for t/0, and --auto-offset-reset is none"),
+        "{err}"
+    );
 }
 
 /// Live members' assignments (from the served store), as (member, partitions).
