@@ -353,6 +353,16 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
         .collect()
 }
 
+/// `map[tp] = value`, without allocating a key when `tp` is there already.
+fn set(map: &mut BTreeMap<TopicPartition, i64>, tp: &TopicPartition, value: i64) {
+    match map.get_mut(tp) {
+        Some(v) => *v = value,
+        None => {
+            map.insert(tp.clone(), value);
+        }
+    }
+}
+
 /// Writes out the rendered records; their offsets become committable (and are stored, for
 /// librdkafka's next commit, by the caller).
 fn flush(shared: &mut Shared) -> Result<(), KafkaGroupError> {
@@ -551,6 +561,7 @@ impl KafkaGroupConsumer {
     {
         let deadline = Instant::now() + wait;
         let mut delivered = 0usize;
+        let mut seen: Vec<TopicPartition> = Vec::new();
         while delivered < budget {
             let timeout = if delivered > 0 {
                 Duration::ZERO
@@ -573,7 +584,19 @@ impl KafkaGroupConsumer {
                     continue;
                 }
             };
-            let tp = TopicPartition::new(message.topic(), message.partition());
+            // The partition's name, allocated once per poll rather than per record.
+            let (topic, partition) = (message.topic(), message.partition());
+            let at = match seen
+                .iter()
+                .position(|tp| tp.partition == partition && tp.topic == topic)
+            {
+                Some(at) => at,
+                None => {
+                    seen.push(TopicPartition::new(topic, partition));
+                    seen.len() - 1
+                }
+            };
+            let tp = &seen[at];
             let mut record_headers: Vec<HeaderRef<'_>> = Vec::new();
             read_headers(&message, &mut record_headers);
             let record = RecordRef {
@@ -585,9 +608,10 @@ impl KafkaGroupConsumer {
             };
             let mut shared = self.consumer.context().lock();
             sink(&mut shared.out, &tp.topic, tp.partition, &record)?;
-            shared.pending.insert(tp.clone(), record.offset + 1);
-            shared.next.insert(tp.clone(), record.offset + 1);
-            shared.at_end.remove(&tp);
+            let next = record.offset + 1;
+            set(&mut shared.pending, tp, next);
+            set(&mut shared.next, tp, next);
+            shared.at_end.remove(tp);
             delivered += 1;
             if shared.out.len() >= self.flush_bytes {
                 flush(&mut shared)?;
