@@ -7,6 +7,7 @@
 //! target produced them. An option that only one target can honour is refused on the other.
 
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod topics;
 

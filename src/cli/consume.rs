@@ -38,6 +38,7 @@ use crate::target::consume::Selection;
   spool consume orders -F '%p:%o %k=%v\\n'      # partition, offset, key and value
   spool consume orders -e --output json > orders.jsonl   # spool produce --input json reads it
   spool -b kafka1:9092 consume orders -o @-1h -e         # from a Kafka cluster
+  spool -b kafka1:9092 consume orders --group billing    # a member of the cluster's group
 
 Format tokens (-F):
   %t topic, %p partition, %o offset, %k key, %v or %s value,

@@ -14,8 +14,12 @@ use super::Context;
 use crate::group::assignor::{TopicPartition, ASSIGNOR_NAMES};
 use crate::group::consumer::{GroupConsumer, GroupConsumerConfig, GroupEvent, OffsetReset};
 use crate::group::member::{MemberConfig, OutputGate};
+use crate::kafka::group_consumer::{KafkaGroupConsumer, KafkaGroupError};
+use crate::kafka::Cluster;
 use crate::name::{self, NameKind};
 use crate::record::RecordRef;
+use crate::store::Store;
+use crate::target::Target;
 
 /// Consumer group flags of `spool consume`.
 #[derive(Debug, Args)]
@@ -23,6 +27,10 @@ use crate::record::RecordRef;
 pub struct GroupArgs {
     /// Join consumer group GROUP: the group's members share the topics' partitions, and the
     /// group remembers (commits) how far it has read.
+    ///
+    /// With -b, the group is the Kafka cluster's, joined through librdkafka's consumer with
+    /// the flags below as its properties; its members print their assignments and commit
+    /// what they printed as a local member does.
     #[arg(short, long, value_name = "GROUP", add = super::complete::groups())]
     pub group: Option<String>,
 
@@ -41,6 +49,9 @@ pub struct GroupArgs {
     pub instance_id: Option<String>,
 
     /// How partitions are spread over the members; every member of a group must use the same.
+    ///
+    /// Kafka's partition.assignment.strategy. On a Kafka cluster (-b): range, roundrobin or
+    /// cooperative-sticky (librdkafka has no eager sticky assignor).
     #[arg(long, value_name = "NAME", default_value = "cooperative-sticky", value_parser = clap::builder::PossibleValuesParser::new(ASSIGNOR_NAMES), requires = "group")]
     pub assignor: String,
 
@@ -66,7 +77,8 @@ pub struct GroupArgs {
     ///
     /// Kafka's max.poll.interval.ms: the time allowed between two polls. A member blocked on a
     /// full pipe (its reader stopped reading) or on a slow --exec command for this long gives
-    /// its partitions up so others can read them, and rejoins when it can write again.
+    /// its partitions up so others can read them, and rejoins when it can write again. On a
+    /// Kafka cluster (-b) it must be at least --session-timeout, as librdkafka requires.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::duration_within(super::ms(1000), super::ms(24 * 86_400_000)), requires = "group")]
     pub max_poll_interval: Duration,
 
@@ -131,9 +143,6 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             humantime::format_duration(g.heartbeat_interval)
         )));
     }
-    for topic in &a.topics {
-        local(ctx)?.topic(topic)?;
-    }
     let config = GroupConsumerConfig {
         member: MemberConfig {
             group: group.clone(),
@@ -159,19 +168,30 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
         commit: !g.no_commit,
     };
     super::install_interrupt_handler();
-    let mut gc = GroupConsumer::join(local(ctx)?, config)?;
+    match &ctx.target {
+        Target::Local(store) => run_local(store, &a, renderer, config),
+        Target::Kafka(cluster) => run_kafka(cluster, &a, renderer, config),
+    }
+}
+
+/// A member of a group of the local store.
+fn run_local(
+    store: &Store,
+    a: &ConsumeArgs,
+    renderer: Renderer,
+    config: GroupConsumerConfig,
+) -> anyhow::Result<ExitCode> {
+    for topic in &a.topics {
+        store.topic(topic)?;
+    }
+    let g = &a.group;
+    let group = config.member.group.clone();
+    let mut gc = GroupConsumer::join(store, config)?;
     let quiet = a.quiet;
     // -o names where partitions without a committed offset start: say so, once, when it is
     // overridden by a committed offset (else `-o earliest -e` silently reads nothing).
-    let mut offset_note = a.offset.map(|spec| OffsetNote {
-        spec: spec.to_string(),
-        topics: if a.topics.is_empty() {
-            "<TOPIC>".to_owned()
-        } else {
-            a.topics.join(",")
-        },
-    });
-    report(&group, &mut gc, quiet, &mut offset_note);
+    let mut offset_note = OffsetNote::new(a);
+    report(&group, gc.take_events(), quiet, &mut offset_note);
 
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
@@ -188,7 +208,7 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
             }
             let gate = gc.output_gate();
             gc.maintain(&mut || write_if_owner(&gate, &mut stdout, &mut out).map(drop))?;
-            report(&group, &mut gc, quiet, &mut offset_note);
+            report(&group, gc.take_events(), quiet, &mut offset_note);
             if count >= limit {
                 return Ok(());
             }
@@ -282,6 +302,110 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
+/// A member of a group of a Kafka cluster: the same loop, with librdkafka's consumer
+/// following the group (its rebalances happen inside `poll`).
+fn run_kafka(
+    cluster: &Cluster,
+    a: &ConsumeArgs,
+    renderer: Renderer,
+    config: GroupConsumerConfig,
+) -> anyhow::Result<ExitCode> {
+    let group = config.member.group.clone();
+    let quiet = a.quiet;
+    let exec = a.group.exec.clone();
+    // --exec: each record is committable once its command succeeded (nothing is buffered).
+    let flush_bytes = if exec.is_some() { 0 } else { OUT_FLUSH };
+    let mut kc = KafkaGroupConsumer::join(
+        cluster,
+        config,
+        a.exit_at_end,
+        Box::new(RawStdout::new()),
+        flush_bytes,
+    )
+    .map_err(kafka_error)?;
+    let mut offset_note = OffsetNote::new(a);
+    let mut count: u64 = 0;
+    let limit = a.max_messages.unwrap_or(u64::MAX);
+    let mut last_record = Instant::now();
+    let result = (|| -> anyhow::Result<()> {
+        loop {
+            if super::interrupted() || count >= limit {
+                return Ok(());
+            }
+            let budget = (limit - count).min(if exec.is_some() { 100 } else { 64 * 1024 }) as usize;
+            // Short waits: Ctrl-C and -e are looked at between them.
+            let polled = kc.poll(
+                budget,
+                Duration::from_millis(100),
+                |out, topic, partition, rec| -> anyhow::Result<()> {
+                    match &exec {
+                        Some(cmd) => run_exec(cmd, topic, partition, rec),
+                        None => renderer.render(out, topic, partition, rec),
+                    }
+                },
+            );
+            report(&group, kc.take_events(), quiet, &mut offset_note);
+            let polled = polled?;
+            count += polled.delivered as u64;
+            if polled.delivered > 0 {
+                last_record = Instant::now();
+                continue;
+            }
+            if a.exit_at_end && kc.at_end() {
+                return Ok(());
+            }
+            if super::consume::idle_wait(a.timeout, last_record)?.is_none() {
+                return Ok(());
+            }
+        }
+    })();
+    let broken_pipe = matches!(&result, Err(e) if super::is_broken_pipe(e));
+    // Output rendered before an error is dropped (and not committed), as locally.
+    let closed = kc.close(result.is_ok());
+    match result {
+        Err(e) if !broken_pipe => return Err(e),
+        _ if broken_pipe => {}
+        _ => closed.map_err(kafka_error)?,
+    }
+    if !quiet && !broken_pipe {
+        eprintln!(
+            "Processed {count} record{}",
+            if count == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A Kafka group consumer's error: a cluster error as itself (for its hints), a flag the
+/// cluster cannot honour as a usage error.
+fn kafka_error(e: KafkaGroupError) -> anyhow::Error {
+    match e {
+        KafkaGroupError::Cluster(c) => c.into(),
+        e if e.is_usage() => super::consume::usage_error(e.to_string()),
+        e => e.into(),
+    }
+}
+
+/// Standard output as the Kafka group consumer writes it: unbuffered (the consumer buffers).
+struct RawStdout(ManuallyDrop<File>);
+
+impl RawStdout {
+    fn new() -> RawStdout {
+        // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
+        RawStdout(ManuallyDrop::new(unsafe { File::from_raw_fd(1) }))
+    }
+}
+
+impl Write for RawStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes the rendered records if this member still owns its partitions (true), else drops
 /// them (false).
 fn write_if_owner(
@@ -344,8 +468,21 @@ struct OffsetNote {
     topics: String,
 }
 
-fn report(group: &str, gc: &mut GroupConsumer, quiet: bool, offset_note: &mut Option<OffsetNote>) {
-    for event in gc.take_events() {
+impl OffsetNote {
+    fn new(a: &ConsumeArgs) -> Option<OffsetNote> {
+        a.offset.map(|spec| OffsetNote {
+            spec: spec.to_string(),
+            topics: if a.topics.is_empty() {
+                "<TOPIC>".to_owned()
+            } else {
+                a.topics.join(",")
+            },
+        })
+    }
+}
+
+fn report(group: &str, events: Vec<GroupEvent>, quiet: bool, offset_note: &mut Option<OffsetNote>) {
+    for event in events {
         if quiet {
             continue;
         }
@@ -423,9 +560,4 @@ pub fn format_partitions(tps: &[TopicPartition]) -> String {
         })
         .collect::<Vec<_>>()
         .join(";")
-}
-
-/// The local store: `spool consume --group` works on no other target (yet).
-fn local(ctx: &Context) -> anyhow::Result<&crate::store::Store> {
-    ctx.local_store("spool consume --group", "its Kafka side is not built yet")
 }

@@ -11,12 +11,14 @@ use serde::Serialize;
 use super::consume_group::format_partitions;
 use super::render::{self, OutputFormat};
 use super::Context;
-use crate::group::reset::{self, AdminError, DeletedOffset};
-use crate::group::state::{list_groups, RebalanceEvent, Trigger};
-use crate::group::view::{self, GroupView, MemberStatus, MemberView, PartitionView, ViewOptions};
+use crate::group::reset::{AdminError, DeletedOffset};
+use crate::group::state::{RebalanceEvent, Trigger};
+use crate::group::view::{GroupView, MemberStatus, MemberView, PartitionView, ViewOptions};
+use crate::kafka::groups::GroupsError;
 use crate::name::{self, NameKind};
 use crate::spec;
 use crate::store::fsutil;
+use crate::target::groups::GroupOpError;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
@@ -70,7 +72,9 @@ pub fn topic_partitions_arg(s: &str) -> Result<(String, Option<Vec<i32>>), Strin
 /// it is deleted; it keeps its committed offsets while nobody consumes. TOTAL-LAG adds up, over
 /// the partitions with a committed offset, how many records are left to read.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  spool group list\n  spool group list -o json")]
+#[command(
+    after_help = "Examples:\n  spool group list\n  spool group list -o json\n  spool -b kafka1:9092 group list          # the groups of a Kafka cluster"
+)]
 pub struct ListArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
@@ -87,7 +91,10 @@ struct GroupSummary {
 }
 
 fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
-    let views = view::describe_all(local(ctx)?, ViewOptions { offsets: true }, fsutil::now_ms())?;
+    let views = ctx
+        .target
+        .describe_all_groups(ViewOptions { offsets: true }, fsutil::now_ms())
+        .map_err(|e| group_error(e, admin_error))?;
     let summaries: Vec<GroupSummary> = views
         .iter()
         .map(|v| GroupSummary {
@@ -103,7 +110,7 @@ fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if summaries.is_empty() {
-        eprintln!("No consumer groups in {}.", local(ctx)?.root().display());
+        eprintln!("No consumer groups in {}.", ctx.target.describe());
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = render::table(&["GROUP", "STATE", "MEMBERS", "TOPICS", "TOTAL-LAG"]);
@@ -135,11 +142,15 @@ fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
 /// Looking never changes the group: a member that crashed or stopped heartbeating is shown as
 /// dead or expired (STATUS in --members), not removed; the next live member's heartbeat does
 /// that. A missing group is an error (exit 1).
+///
+/// On a Kafka cluster (-b) the same views come from the group coordinator: what it does not
+/// tell (a member's pid, last heartbeat and session timeout, the generation) is shown as `-`,
+/// and --history is refused (a cluster keeps no rebalance history).
 #[derive(Debug, Args)]
 #[command(
     group(ArgGroup::new("which").required(true).args(["groups", "all_groups"])),
     group(ArgGroup::new("view").args(["offsets", "members", "state", "history"])),
-    after_help = "Examples:\n  spool group describe orders-app\n  spool group describe orders-app --members\n  spool group describe --all-groups --state -o json\n  spool group describe orders-app --watch 1s"
+    after_help = "Examples:\n  spool group describe orders-app\n  spool group describe orders-app --members\n  spool group describe --all-groups --state -o json\n  spool group describe orders-app --watch 1s\n  spool -b kafka1:9092 group describe orders-app   # a Kafka cluster's group"
 )]
 pub struct DescribeArgs {
     /// The group(s) to describe.
@@ -218,6 +229,12 @@ impl Frame {
 }
 
 fn describe(ctx: &Context, a: DescribeArgs) -> anyhow::Result<ExitCode> {
+    if a.history {
+        ctx.target.local_only(
+            "spool group describe --history",
+            "a Kafka cluster keeps no history of its groups' rebalances",
+        )?;
+    }
     for g in &a.groups {
         name::validate(NameKind::Group, g)?;
     }
@@ -274,22 +291,29 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
     let mut notices = Vec::new();
     let mut missing = false;
     if a.all_groups {
-        views = view::describe_all(local(ctx)?, options, now)?;
+        views = ctx
+            .target
+            .describe_all_groups(options, now)
+            .map_err(|e| group_error(e, admin_error))?;
     } else {
         for g in &a.groups {
-            match view::describe_group(local(ctx)?, g, options, now)? {
+            match ctx
+                .target
+                .describe_group(g, options, now)
+                .map_err(|e| group_error(e, admin_error))?
+            {
                 Some(v) => views.push(v),
                 None => {
                     let colour = render::colour_stderr();
                     notices.push(format!(
                         "{} consumer group '{g}' does not exist {}",
                         render::paint(colour, render::ERROR, "error:"),
-                        super::in_store(local(ctx)?)
+                        ctx.target.location()
                     ));
                     notices.push(format!(
                         "{} {}",
                         render::paint(colour, render::HINT, "hint:"),
-                        super::unknown_group_hint(Some(local(ctx)?), g)
+                        super::unknown_group_hint(ctx.target.local(), g)
                     ));
                     missing = true;
                 }
@@ -329,10 +353,7 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
         }
     }
     if a.all_groups && views.is_empty() && a.output == OutputFormat::Table {
-        notices.push(format!(
-            "No consumer groups in {}.",
-            local(ctx)?.root().display()
-        ));
+        notices.push(format!("No consumer groups in {}.", ctx.target.describe()));
     }
     let single = !a.all_groups && a.groups.len() == 1;
     let out = match a.output {
@@ -537,7 +558,8 @@ fn render_tables(kind: ViewKind, views: &[GroupView], now: i64) -> String {
                         v.group.clone(),
                         render::or_dash(v.assignor.clone()),
                         v.state.to_string(),
-                        v.generation.to_string(),
+                        // A Kafka coordinator does not tell the generation (-1).
+                        render::or_dash((v.generation >= 0).then_some(v.generation)),
                         v.live_members.to_string(),
                     ]);
                 }
@@ -654,7 +676,7 @@ fn render_tables(kind: ViewKind, views: &[GroupView], now: i64) -> String {
 #[derive(Debug, Args)]
 #[command(
     group(ArgGroup::new("which").required(true).args(["groups", "all_groups"])),
-    after_help = "Examples:\n  spool group delete orders-app\n  spool group delete --all-groups"
+    after_help = "Examples:\n  spool group delete orders-app\n  spool group delete --all-groups\n  spool -b kafka1:9092 group delete orders-app"
 )]
 pub struct DeleteArgs {
     /// The group(s) to delete.
@@ -691,9 +713,44 @@ fn admin_error(e: AdminError) -> anyhow::Error {
     }
 }
 
+/// A group operation's error as the command reports it: the local store's through `local`
+/// (which adds its hints), a cluster's with the same hints.
+pub(super) fn group_error(
+    e: GroupOpError,
+    local: fn(AdminError) -> anyhow::Error,
+) -> anyhow::Error {
+    use crate::group::reset::Action;
+    let e = match e {
+        GroupOpError::Local(e) => return local(e),
+        GroupOpError::Store(e) => return e.into(),
+        GroupOpError::Kafka(GroupsError::Cluster(e)) => return e.into(),
+        GroupOpError::Kafka(e) => e,
+    };
+    let hint = match &e {
+        GroupsError::Active { group, action, .. } => match action {
+            Action::ResetOffsets => format!("stop the group's consumers (Ctrl-C or kill them) and run this again; `spool group describe {group} --members` lists them"),
+            Action::Delete => format!("stop the group's consumers first (Ctrl-C or kill them); `spool group describe {group} --members` lists them"),
+        },
+        GroupsError::Subscribed { .. } => {
+            "stop the consumers of that topic first (Kafka refuses it too)".into()
+        }
+        GroupsError::NoCommittedOffset { .. } => "--shift-by needs a committed offset; use --to-earliest, --to-latest or --to-offset for that partition".into(),
+        GroupsError::NothingCommitted(_) => "name the partitions with --topic TOPIC[:P,...]".into(),
+        GroupsError::NotFound { group, .. } => super::unknown_group_hint(None, group),
+        GroupsError::Cluster(_) => return e.into(),
+    };
+    super::Hinted {
+        message: e.to_string(),
+        hint,
+    }
+    .into()
+}
+
 fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     let groups = if a.all_groups {
-        list_groups(local(ctx)?)?
+        ctx.target
+            .group_names()
+            .map_err(|e| group_error(e, admin_error))?
     } else {
         a.groups.clone()
     };
@@ -704,7 +761,7 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     let mut deleted = Vec::new();
     let mut failed = Vec::new();
     for g in &groups {
-        match reset::delete_group(local(ctx)?, g, fsutil::now_ms()) {
+        match ctx.target.delete_group(g, fsutil::now_ms()) {
             Ok(()) => deleted.push(g.clone()),
             Err(e) => failed.push((g.clone(), e)),
         }
@@ -718,7 +775,7 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
     }
     if failed.len() == 1 && deleted.is_empty() {
         let (_, e) = failed.pop().expect("one failure");
-        return Err(admin_error(e));
+        return Err(group_error(e, admin_error));
     }
     if !failed.is_empty() {
         let lines: Vec<String> = failed
@@ -746,7 +803,7 @@ fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<ExitCode> {
 /// refuses it.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  spool group delete-offsets orders-app --topic old-orders\n  spool group delete-offsets orders-app --topic orders:0,2"
+    after_help = "Examples:\n  spool group delete-offsets orders-app --topic old-orders\n  spool group delete-offsets orders-app --topic orders:0,2\n  spool -b kafka1:9092 group delete-offsets orders-app --topic old-orders"
 )]
 pub struct DeleteOffsetsArgs {
     /// The group.
@@ -761,8 +818,10 @@ pub struct DeleteOffsetsArgs {
 }
 
 fn delete_offsets(ctx: &Context, a: DeleteOffsetsArgs) -> anyhow::Result<ExitCode> {
-    let deleted = reset::delete_offsets(local(ctx)?, &a.group, &a.topics, fsutil::now_ms())
-        .map_err(admin_error)?;
+    let deleted = ctx
+        .target
+        .delete_group_offsets(&a.group, &a.topics, fsutil::now_ms())
+        .map_err(|e| group_error(e, admin_error))?;
     let without: Vec<&String> = a
         .topics
         .iter()
@@ -799,11 +858,6 @@ fn delete_offsets(ctx: &Context, a: DeleteOffsetsArgs) -> anyhow::Result<ExitCod
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The local store: `spool group` works on no other target (yet).
-fn local(ctx: &Context) -> anyhow::Result<&crate::store::Store> {
-    ctx.local_store("spool group", "its Kafka side is not built yet")
 }
 
 #[cfg(test)]

@@ -8,11 +8,10 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
 
-use super::group::topic_partitions_arg;
+use super::group::{group_error, topic_partitions_arg};
 use super::render::{self, OutputFormat};
 use super::{Context, UsageError};
-use crate::group::reset::{self, AdminError, ResetPlan, ResetTo, Scope};
-use crate::group::state::list_groups;
+use crate::group::reset::{AdminError, ResetPlan, ResetTo, Scope};
 use crate::name::{self, NameKind};
 use crate::store::fsutil;
 
@@ -38,6 +37,10 @@ pub fn run(ctx: &Context, cmd: OffsetsCommand) -> anyhow::Result<ExitCode> {
 ///
 /// The partitions are those of --topic (a whole topic, or TOPIC:P,P,...; repeatable), or with
 /// --all-topics those the group has committed offsets for, or those listed in --from-file.
+///
+/// On a Kafka cluster (-b) the plan is made from the cluster's offsets and written with
+/// Kafka's AlterConsumerGroupOffsets, which the coordinator accepts only while the group has
+/// no members, as kafka-consumer-groups.sh --reset-offsets.
 #[derive(Debug, Args)]
 #[command(
     group(ArgGroup::new("which").required(true).args(["groups", "all_groups"])),
@@ -49,7 +52,8 @@ pub fn run(ctx: &Context, cmd: OffsetsCommand) -> anyhow::Result<ExitCode> {
   spool offsets reset --group app --all-topics --to-datetime 2026-11-24T10:00:00Z --execute
   spool offsets reset --group app --all-topics --by-duration 1h30m --execute
   spool offsets reset --group app --all-topics --to-current --export > plan.csv
-  spool offsets reset --group app --from-file plan.csv --execute"
+  spool offsets reset --group app --from-file plan.csv --execute
+  spool -b kafka1:9092 offsets reset --group app --topic orders --to-earliest --execute"
 )]
 pub struct ResetArgs {
     /// The group whose offsets to reset (repeatable).
@@ -210,7 +214,9 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
             let groups = if a.all_groups && per_group {
                 plan.keys().flatten().cloned().collect()
             } else if a.all_groups {
-                list_groups(local(ctx)?)?
+                ctx.target
+                    .group_names()
+                    .map_err(|e| group_error(e, reset_error))?
             } else {
                 a.groups.clone()
             };
@@ -235,7 +241,9 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let groups = if a.all_groups {
-                list_groups(local(ctx)?)?
+                ctx.target
+                    .group_names()
+                    .map_err(|e| group_error(e, reset_error))?
             } else {
                 a.groups.clone()
             };
@@ -275,11 +283,11 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
     // Plan every group first: a refusal anywhere changes nothing anywhere.
     let mut plans: Vec<ResetPlan> = Vec::new();
     for (g, scope, to) in &jobs {
-        match reset::plan_reset(local(ctx)?, g, scope, to, now) {
+        match ctx.target.plan_reset(g, scope, to, now) {
             Ok(p) => plans.push(p),
             // With --all-groups and --all-topics, a group without commits has nothing to do.
-            Err(AdminError::NothingCommitted(_)) if a.all_groups => {}
-            Err(e) => return Err(reset_error(e)),
+            Err(e) if a.all_groups && e.is_nothing_committed() => {}
+            Err(e) => return Err(group_error(e, reset_error)),
         }
     }
     if a.execute {
@@ -289,8 +297,9 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             done.push(
-                reset::execute_reset(local(ctx)?, g, scope, to, fsutil::now_ms())
-                    .map_err(reset_error)?,
+                ctx.target
+                    .execute_reset(g, scope, to, fsutil::now_ms())
+                    .map_err(|e| group_error(e, reset_error))?,
             );
         }
         plans = done;
@@ -350,9 +359,4 @@ fn reset_cmd(ctx: &Context, a: ResetArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The local store: `spool offsets` works on no other target (yet).
-fn local(ctx: &Context) -> anyhow::Result<&crate::store::Store> {
-    ctx.local_store("spool offsets", "its Kafka side is not built yet")
 }

@@ -396,7 +396,7 @@ fn compute(
         }
     }
 
-    let mut planned = Vec::with_capacity(partitions.len());
+    let mut planned_offsets = Vec::with_capacity(partitions.len());
     let mut topics: BTreeMap<String, crate::store::Topic> = BTreeMap::new();
     for tp in partitions {
         if !topics.contains_key(&tp.topic) {
@@ -409,65 +409,93 @@ fn compute(
             .get(&tp.topic)
             .and_then(|m| m.get(&tp.partition))
             .map(|c| c.offset);
-        let requested = match to {
-            ResetTo::Earliest => start,
-            ResetTo::Latest => end,
-            ResetTo::Current => prior.unwrap_or(end),
-            ResetTo::Offset(n) => *n,
-            ResetTo::ShiftBy(n) => match prior {
-                Some(c) => c.saturating_add(*n),
-                None => {
-                    return Err(AdminError::NoCommittedOffset {
-                        group: group.to_owned(),
-                        topic: tp.topic,
-                        partition: tp.partition,
-                    })
-                }
-            },
-            ResetTo::Timestamp(ts) => match partition.offset_for_timestamp(*ts)? {
-                Some(o) => o,
-                None => {
-                    notes.push(ResetNote::NoRecordSince {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        timestamp_ms: *ts,
-                        offset: end,
-                    });
-                    end
-                }
-            },
-            ResetTo::Explicit(map) => map.get(&tp).copied().unwrap_or(end),
-        };
-        let new_offset = requested.clamp(start, end);
-        if requested > end {
-            notes.push(ResetNote::ClampedToEnd {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                requested,
-                offset: new_offset,
-            });
-        } else if requested < start {
-            notes.push(ResetNote::ClampedToStart {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                requested,
-                offset: new_offset,
-            });
+        let planned = plan_partition(
+            &tp,
+            prior,
+            (start, end),
+            to,
+            |ts| partition.offset_for_timestamp(ts),
+            &mut notes,
+        )?;
+        match planned {
+            Some(p) => planned_offsets.push(p),
+            None => {
+                return Err(AdminError::NoCommittedOffset {
+                    group: group.to_owned(),
+                    topic: tp.topic,
+                    partition: tp.partition,
+                })
+            }
         }
-        planned.push(PlannedOffset {
-            topic: tp.topic,
-            partition: tp.partition,
-            prior_offset: prior,
-            new_offset,
-        });
     }
     Ok(ResetPlan {
         group: group.to_owned(),
         new_group,
-        offsets: planned,
+        offsets: planned_offsets,
         notes,
         executed: false,
     })
+}
+
+/// One partition's line of a reset plan: where `to` moves it from `prior` (its committed
+/// offset), clamped into `bounds` (log start, log end), with a note where it was clamped or no
+/// record was found. `Ok(None)` for a shift of a partition without a committed offset.
+/// `offset_for_timestamp` answers [`ResetTo::Timestamp`]: the first offset at or after it,
+/// `None` when every record is older. Shared by the local store and a Kafka cluster, which
+/// differ only in where the offsets come from.
+pub fn plan_partition<E>(
+    tp: &TopicPartition,
+    prior: Option<i64>,
+    (start, end): (i64, i64),
+    to: &ResetTo,
+    offset_for_timestamp: impl FnOnce(i64) -> Result<Option<i64>, E>,
+    notes: &mut Vec<ResetNote>,
+) -> Result<Option<PlannedOffset>, E> {
+    let requested = match to {
+        ResetTo::Earliest => start,
+        ResetTo::Latest => end,
+        ResetTo::Current => prior.unwrap_or(end),
+        ResetTo::Offset(n) => *n,
+        ResetTo::ShiftBy(n) => match prior {
+            Some(c) => c.saturating_add(*n),
+            None => return Ok(None),
+        },
+        ResetTo::Timestamp(ts) => match offset_for_timestamp(*ts)? {
+            Some(o) => o,
+            None => {
+                notes.push(ResetNote::NoRecordSince {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    timestamp_ms: *ts,
+                    offset: end,
+                });
+                end
+            }
+        },
+        ResetTo::Explicit(map) => map.get(tp).copied().unwrap_or(end),
+    };
+    let new_offset = requested.clamp(start, end);
+    if requested > end {
+        notes.push(ResetNote::ClampedToEnd {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            requested,
+            offset: new_offset,
+        });
+    } else if requested < start {
+        notes.push(ResetNote::ClampedToStart {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            requested,
+            offset: new_offset,
+        });
+    }
+    Ok(Some(PlannedOffset {
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+        prior_offset: prior,
+        new_offset,
+    }))
 }
 
 /// Deletes a group (its committed offsets, generation and history). Refused while it has live
@@ -748,5 +776,47 @@ mod plan_tests {
                 prop_assert_eq!(plan[&None][&TopicPartition::new(t.clone(), *p)], *o);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod plan_partition_tests {
+    use super::*;
+
+    fn plan(prior: Option<i64>, to: ResetTo, at: Option<i64>) -> (Option<i64>, Vec<ResetNote>) {
+        let mut notes = Vec::new();
+        let tp = TopicPartition::new("t", 0);
+        let planned = plan_partition::<()>(&tp, prior, (10, 20), &to, |_| Ok(at), &mut notes)
+            .unwrap()
+            .map(|p| p.new_offset);
+        (planned, notes)
+    }
+
+    #[test]
+    fn every_mode_lands_inside_the_log_with_a_note_when_clamped() {
+        assert_eq!(plan(Some(15), ResetTo::Earliest, None).0, Some(10));
+        assert_eq!(plan(Some(15), ResetTo::Latest, None).0, Some(20));
+        assert_eq!(plan(Some(15), ResetTo::Current, None).0, Some(15));
+        assert_eq!(plan(None, ResetTo::Current, None).0, Some(20));
+        assert_eq!(plan(Some(15), ResetTo::ShiftBy(-3), None).0, Some(12));
+        assert_eq!(plan(None, ResetTo::ShiftBy(-3), None).0, None);
+        assert_eq!(plan(None, ResetTo::Timestamp(5), Some(13)).0, Some(13));
+        let (offset, notes) = plan(None, ResetTo::Timestamp(5), None);
+        assert_eq!(offset, Some(20));
+        assert!(matches!(
+            notes[..],
+            [ResetNote::NoRecordSince { offset: 20, .. }]
+        ));
+        let (offset, notes) = plan(None, ResetTo::Offset(99), None);
+        assert_eq!(offset, Some(20));
+        assert!(matches!(
+            notes[..],
+            [ResetNote::ClampedToEnd { requested: 99, .. }]
+        ));
+        let (offset, notes) = plan(Some(15), ResetTo::ShiftBy(i64::MIN), None);
+        assert_eq!(offset, Some(10));
+        assert!(matches!(notes[..], [ResetNote::ClampedToStart { .. }]));
+        let map = BTreeMap::from([(TopicPartition::new("t", 0), 17)]);
+        assert_eq!(plan(None, ResetTo::Explicit(map), None).0, Some(17));
     }
 }

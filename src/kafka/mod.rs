@@ -11,6 +11,10 @@
 //! twins (see [`crate::target`]); this module holds what they share.
 
 pub mod consume;
+pub mod group_admin;
+pub mod group_consumer;
+pub mod groups;
+pub mod offsets;
 pub mod produce;
 pub mod properties;
 pub mod topics;
