@@ -9,7 +9,12 @@
 //! together; no client is ever told it is the leader, so every client sends an empty SyncGroup
 //! and receives its part of spool's assignment. A Kafka member releases partitions by rejoining
 //! without them (eager protocols: any rejoin; cooperative: those not in its owned partitions),
-//! by leaving or by expiring; only then may another member take them.
+//! by leaving or by expiring; only then may another member take them. A cooperative group
+//! hands a released partition straight to its new owner, so a Kafka member can come to own
+//! partitions its client does not know of: its next Heartbeat is answered
+//! REBALANCE_IN_PROGRESS and its rejoin's SyncGroup gives them (Kafka's second cooperative
+//! round). SyncGroup acknowledges the generation in the member's lease, as a cooperative CLI
+//! member does, so the group's phase can reach Stable.
 //!
 //! The server is its Kafka members' coordinator, as Kafka's broker is: it hands new members
 //! their ids (MEMBER_ID_REQUIRED), holds JoinGroup answers until the group's Kafka members all
