@@ -954,3 +954,123 @@ fn join_group_hands_out_member_ids_and_waits_for_the_other_members() {
     assert_ne!(second.member_id.as_str(), id);
     assert_eq!(live_members(&store, "raw").len(), 2);
 }
+
+/// The group's state as `spool group describe --state` shows it.
+fn group_state(store: &Store, group: &str) -> String {
+    let out = store
+        .spool()
+        .args(["group", "describe", group, "--state", "-o", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["state"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A cooperative-sticky Kafka member alone takes in its generation: the group settles
+/// (Stable), as a range one does. The server acknowledges the generation on the member's
+/// behalf once its SyncGroup took up its assignment (a cooperative CLI member acknowledges in
+/// its lease; the Kafka member's lease is the server's to write).
+#[test]
+fn a_cooperative_kafka_member_alone_settles_its_group() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("work", 4, &[]);
+    let server = Server::start(&store, &[]);
+    let mut kafka = Collecting::spawn(confluent_member(&python, &server, "coop", "work"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while group_state(&store, "coop") != "Stable" {
+        assert!(
+            Instant::now() < deadline,
+            "the group never settled: {}; kafka member: {}",
+            store.json(&["group", "describe", "coop", "--state", "-o", "json"]),
+            kafka.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A CLI member owns every partition of a cooperative group; a cooperative Kafka member joins
+/// (its first assignment is empty, as in Kafka's cooperative protocol). The CLI member hands
+/// over the partitions that move, and the server tells the Kafka member (REBALANCE_IN_PROGRESS
+/// on its heartbeat) so its client rejoins and takes them up: records produced afterwards all
+/// arrive, each at exactly one member.
+#[test]
+fn partitions_a_cli_member_hands_over_reach_a_cooperative_kafka_member() {
+    let Some(python) = peers::confluent_python() else {
+        return;
+    };
+    let store = Store::new();
+    store.create_topic("work", 4, &[]);
+    let server = Server::start(&store, &[]);
+    let mut cli = Collecting::spawn(cli_member(
+        &store,
+        "work",
+        "handover",
+        &[
+            "--assignor",
+            "cooperative-sticky",
+            "--heartbeat-interval",
+            "300ms",
+            "--session-timeout",
+            "6s",
+        ],
+    ));
+    wait_for("the CLI member", Duration::from_secs(20), || {
+        live_members(&store, "handover").len() == 1 && group_state(&store, "handover") == "Stable"
+    });
+    let mut kafka = Collecting::spawn(confluent_member(&python, &server, "handover", "work"));
+    wait_for(
+        "both members assigned partitions",
+        Duration::from_secs(30),
+        || {
+            let members = live_members(&store, "handover");
+            members.len() == 2
+                && members
+                    .iter()
+                    .all(|m| m["assignment"].as_array().is_some_and(|a| !a.is_empty()))
+        },
+    );
+    let later: String = (0..200).map(|i| format!("k{i}:later{i}\n")).collect();
+    store.produce("work", later, &["-K", ":"]);
+    let all: BTreeSet<String> = (0..200).map(|i| format!("later{i}")).collect();
+    let delivered = |cli: &Collecting, kafka: &Collecting| {
+        let mut got = cli.values();
+        got.extend(kafka.values());
+        got
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !delivered(&cli, &kafka)
+        .into_iter()
+        .collect::<BTreeSet<String>>()
+        .is_superset(&all)
+    {
+        if Instant::now() > deadline {
+            let got: BTreeSet<String> = delivered(&cli, &kafka).into_iter().collect();
+            panic!(
+                "{} of 200 records read (CLI member {}, Kafka member {}): {:?}; kafka member: {}; cli member: {}",
+                got.intersection(&all).count(),
+                cli.values().len(),
+                kafka.values().len(),
+                live_members(&store, "handover"),
+                kafka.diagnostics(),
+                cli.diagnostics()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !kafka.values().is_empty(),
+        "the Kafka member read nothing: {:?}",
+        live_members(&store, "handover")
+    );
+    // Each record once: nobody read a partition the other read.
+    std::thread::sleep(Duration::from_millis(500));
+    let got = delivered(&cli, &kafka);
+    let distinct: BTreeSet<&String> = got.iter().collect();
+    assert_eq!(got.len(), distinct.len(), "records read twice: {got:?}");
+    assert!(distinct.into_iter().all(|v| all.contains(v)));
+}

@@ -9,7 +9,12 @@
 //! together; no client is ever told it is the leader, so every client sends an empty SyncGroup
 //! and receives its part of spool's assignment. A Kafka member releases partitions by rejoining
 //! without them (eager protocols: any rejoin; cooperative: those not in its owned partitions),
-//! by leaving or by expiring; only then may another member take them.
+//! by leaving or by expiring; only then may another member take them. A cooperative group
+//! hands a released partition straight to its new owner, so a Kafka member can come to own
+//! partitions its client does not know of: its next Heartbeat is answered
+//! REBALANCE_IN_PROGRESS and its rejoin's SyncGroup gives them (Kafka's second cooperative
+//! round). SyncGroup acknowledges the generation in the member's lease, as a cooperative CLI
+//! member does, so the group's phase can reach Stable.
 //!
 //! The server is its Kafka members' coordinator, as Kafka's broker is: it hands new members
 //! their ids (MEMBER_ID_REQUIRED), holds JoinGroup answers until the group's Kafka members all
@@ -116,6 +121,11 @@ struct KafkaMember {
     coordinator: Coordinator,
     /// The generation the client was last given (JoinGroup).
     generation: i32,
+    /// The partitions the client was last told it owns (SyncGroup's answer, or what it kept
+    /// at its rejoin). A cooperative group hands a partition to its new owner in the write that
+    /// releases it, so the member can own more than its client knows of: its next Heartbeat is
+    /// then answered REBALANCE_IN_PROGRESS, and its client rejoins and is given them.
+    given: BTreeSet<TopicPartition>,
     eager: bool,
     rebalance_timeout: Duration,
 }
@@ -137,7 +147,24 @@ impl KafkaMember {
             .coordinator
             .revoke(me, state.generation, &released, fsutil::now_ms())?;
         self.generation = state.generation;
+        self.given = state
+            .owned_by(me)
+            .into_iter()
+            .filter(|tp| keep.contains(tp))
+            .collect();
         Ok(state.generation)
+    }
+
+    /// Records in the member's lease that it took in `generation`, as a cooperative CLI member
+    /// does when it has nothing to give up (see [`Lease::acked_generation`]): the group's
+    /// phase counts it, which the Kafka member's first join (whose generation already granted
+    /// it partitions) acknowledged nowhere else.
+    fn acknowledge(&mut self, generation: i32) -> Result<(), MemberError> {
+        let lease = self.lease.as_mut().ok_or(MemberError::UnknownMember)?;
+        if lease.lease.acked_generation != Some(generation) {
+            lease.acknowledge(generation)?;
+        }
+        Ok(())
     }
 
     /// Renews the lease and reconciles the group; the group's state.
@@ -465,6 +492,7 @@ impl KafkaMembers {
             lease: Some(held),
             coordinator,
             generation,
+            given: BTreeSet::new(),
             eager: is_eager(&req.assignor),
             rebalance_timeout: req.rebalance_timeout,
         };
@@ -523,6 +551,11 @@ impl KafkaMembers {
                 .filter(|tp| target.contains(tp))
                 .collect();
             if !m.eager || owned.len() == target.len() || Instant::now() >= deadline {
+                // The client takes up its assignment of this generation: it has given up what
+                // it had to (at its join) and holds what it is answered.
+                let generation = m.generation;
+                m.acknowledge(generation)?;
+                m.given = owned.iter().cloned().collect();
                 return Ok(owned);
             }
             if stopping() {
@@ -537,7 +570,9 @@ impl KafkaMembers {
     }
 
     /// Heartbeat: renews the lease; REBALANCE_IN_PROGRESS when the group moved to another
-    /// generation, or when partitions of this member's assignment it waits for were released.
+    /// generation, when partitions of this member's assignment it waits for were released, or
+    /// when the group handed it partitions its client was not given yet (a cooperative member
+    /// releasing them hands them straight over): the client rejoins and SyncGroup gives them.
     pub fn heartbeat(
         &self,
         group: &str,
@@ -559,7 +594,10 @@ impl KafkaMembers {
         if generation != m.generation {
             return Err(MemberError::IllegalGeneration);
         }
-        if state.generation != m.generation || waits_for_free(&state, member_id) {
+        if state.generation != m.generation
+            || waits_for_free(&state, member_id)
+            || handed_more(&state, member_id, &m.given)
+        {
             return Err(MemberError::RebalanceInProgress);
         }
         Ok(())
@@ -768,6 +806,17 @@ fn waits_for_free(state: &GroupState, member_id: &str) -> bool {
         .into_iter()
         .flatten()
         .any(|tp| state.owner(tp).is_none())
+}
+
+/// Whether the group gave this member a partition of its target assignment that its client was
+/// not told of (`given`).
+fn handed_more(state: &GroupState, member_id: &str, given: &BTreeSet<TopicPartition>) -> bool {
+    state
+        .assignment
+        .get(member_id)
+        .into_iter()
+        .flatten()
+        .any(|tp| state.owner(tp) == Some(member_id) && !given.contains(tp))
 }
 
 #[cfg(test)]
