@@ -358,36 +358,20 @@ impl<E> From<StoreError> for PollError<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Record;
-    use crate::store::batch::encode_batch;
-    use crate::store::{LogConfig, PartitionWriter, SyncPolicy};
+    use crate::store::reader::tests::append_values;
+    use crate::store::LogConfig;
 
     /// A partition directory under `root` with `values` appended, one batch.
     fn partition(root: &std::path::Path, id: i32, config: LogConfig, values: &[i64]) -> Partition {
         let dir = root.join(id.to_string());
         std::fs::create_dir_all(&dir).unwrap();
-        append(&dir, config, values);
+        append_values(&dir, config, values);
         Partition {
             topic: "t".into(),
             id,
             dir,
             config,
         }
-    }
-
-    fn append(dir: &std::path::Path, config: LogConfig, values: &[i64]) {
-        let mut writer = PartitionWriter::open(dir, config, SyncPolicy::Never).unwrap();
-        let records: Vec<Record> = values
-            .iter()
-            .map(|v| Record {
-                timestamp: 1,
-                value: Some(v.to_string().into_bytes()),
-                ..Record::default()
-            })
-            .collect();
-        let mut bytes = Vec::new();
-        encode_batch(&mut bytes, &records);
-        writer.append(&mut bytes, 1).unwrap();
     }
 
     /// Polls until every partition is at its end; (partition, value) of every record.
@@ -435,8 +419,8 @@ mod tests {
         consumer.assign(&busy, 0).unwrap();
         let rolled: Vec<i64> = (4..300).collect();
         let got = poll_to_end(&mut consumer, |round| match round {
-            0 => append(&done.dir, small, &[3]),
-            1 => append(&done.dir, small, &rolled),
+            0 => append_values(&done.dir, small, &[3]),
+            1 => append_values(&done.dir, small, &rolled),
             _ => {}
         })
         .unwrap();

@@ -367,19 +367,7 @@ impl GroupConsumer {
             // Cooperative: stop reading them, then say so in a release note; whoever next
             // holds the group lock (this member if it can) commits and hands over every
             // member's releases at once.
-            let given_up: Vec<TopicPartition> = revoked
-                .iter()
-                .filter(|tp| self.held.contains(*tp))
-                .cloned()
-                .collect();
-            for tp in &revoked {
-                if let Ok(p) = self.partition(tp) {
-                    self.consumer.unassign(&p);
-                }
-                self.held.remove(tp);
-                self.committable.remove(tp);
-                self.committed.remove(tp);
-            }
+            let given_up = self.stop_reading(&revoked);
             self.seen_generation = generation;
             self.releasing = Some((generation, offsets));
             self.events.push(GroupEvent::Rebalanced {
@@ -409,19 +397,7 @@ impl GroupConsumer {
             }
             Err(e) => return Err(e.into()),
         }
-        let given_up: Vec<TopicPartition> = revoked
-            .iter()
-            .filter(|tp| self.held.contains(*tp))
-            .cloned()
-            .collect();
-        for tp in &revoked {
-            if let Ok(p) = self.partition(tp) {
-                self.consumer.unassign(&p);
-            }
-            self.held.remove(tp);
-            self.committable.remove(tp);
-            self.committed.remove(tp);
-        }
+        let given_up = self.stop_reading(&revoked);
         self.seen_generation = generation;
         // Our own write changed group.yaml; read it again next time rather than risk taking a
         // peer's write that landed just after ours for our own.
@@ -568,6 +544,25 @@ impl GroupConsumer {
 
     fn partition(&self, tp: &TopicPartition) -> Result<Partition, GroupError> {
         Ok(self.store.topic(&tp.topic)?.partition(tp.partition)?)
+    }
+
+    /// Stops reading `revoked` and forgets their positions; returns those of them this member
+    /// was reading (the revocation it reports).
+    fn stop_reading(&mut self, revoked: &[TopicPartition]) -> Vec<TopicPartition> {
+        let given_up = revoked
+            .iter()
+            .filter(|tp| self.held.contains(*tp))
+            .cloned()
+            .collect();
+        for tp in revoked {
+            if let Ok(p) = self.partition(tp) {
+                self.consumer.unassign(&p);
+            }
+            self.held.remove(tp);
+            self.committable.remove(tp);
+            self.committed.remove(tp);
+        }
+        given_up
     }
 
     fn drop_all(&mut self) {

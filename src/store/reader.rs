@@ -923,7 +923,7 @@ fn indexed_position(dir: &Path, seg: &OpenSegment, offset: i64) -> Result<(u64, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::record::Record;
     use crate::store::batch::encode_batch;
@@ -1011,7 +1011,9 @@ mod tests {
         }
     }
 
-    fn append_values(dir: &Path, config: LogConfig, values: &[i64]) {
+    /// Appends one batch of records whose values are `values` as text (also used by the
+    /// consumer's tests).
+    pub(crate) fn append_values(dir: &Path, config: LogConfig, values: &[i64]) {
         let mut writer = PartitionWriter::open(dir, config, SyncPolicy::Never).unwrap();
         let records: Vec<Record> = values
             .iter()
