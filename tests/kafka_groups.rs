@@ -415,11 +415,19 @@ fn revocations_are_printed_as_the_local_consumer_prints_them() {
 }
 
 #[test]
-fn a_kafka_member_and_a_local_member_share_one_group() {
+fn a_kafka_member_and_a_local_member_share_one_eager_group() {
+    kafka_and_local_members_share_one_group("range");
+}
+
+/// Cooperative: the partitions the local member hands over reach the Kafka member through
+/// `spool serve`'s second cooperative round (a Heartbeat answered REBALANCE_IN_PROGRESS).
+#[test]
+fn a_kafka_member_and_a_local_member_share_one_cooperative_group() {
+    kafka_and_local_members_share_one_group("cooperative-sticky");
+}
+
+fn kafka_and_local_members_share_one_group(assignor: &str) {
     let s = Served::new(|store| store.create_topic("m", 4, &[]));
-    // Range (eager): with cooperative-sticky, partitions a CLI member hands over to a Kafka
-    // member through `spool serve` are recorded as the Kafka member's but never reach it
-    // (serve does not make it rejoin); see the report of issue 18.
     let mut local = s.store().spool_process();
     local
         .args([
@@ -430,7 +438,7 @@ fn a_kafka_member_and_a_local_member_share_one_group() {
             "-F",
             FORMAT,
             "--assignor",
-            "range",
+            assignor,
         ])
         .args(FAST);
     let local = Running::spawn(local);
@@ -443,7 +451,7 @@ fn a_kafka_member_and_a_local_member_share_one_group() {
         "-F",
         FORMAT,
         "--assignor",
-        "range",
+        assignor,
     ];
     args.extend(FAST);
     let remote = s.member(&args);
@@ -537,8 +545,6 @@ fn group_list_and_describe_show_what_the_local_store_shows() {
 #[test]
 fn members_and_state_of_a_live_group() {
     let s = with_committed_group();
-    // (range: with cooperative-sticky, `spool serve` shows a group of Kafka members as
-    // PreparingRebalance for good; see the report of issue 18.)
     let mut args = vec![
         "consume",
         "t",
