@@ -360,6 +360,35 @@ fn members_must_agree_on_the_assignor() {
     );
 }
 
+/// Once every member has left, the group takes the next joiner's assignor, as Kafka's empty
+/// group takes the next member's protocol (a joiner with another assignor used to wait for
+/// ever: the empty group kept the old one).
+#[test]
+fn an_empty_group_takes_the_next_members_assignor() {
+    let store = Store::new();
+    store.create_topic("t", 2, &[]);
+    produce_numbers(&store, "t", 0, 4);
+    let out = store.consume(
+        "t",
+        &[
+            &["--group", "g", "--assignor", "cooperative-sticky"],
+            &FAST[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(common::lines(&out).len(), 4);
+    produce_numbers(&store, "t", 4, 6);
+    let mut second = store.spool_process();
+    second
+        .args(["consume", "t", "--group", "g", "-e", "--assignor", "range"])
+        .args(FAST);
+    let mut second = Running::spawn(second);
+    let status = second.wait_exit(WAIT);
+    assert!(status.success(), "{}", second.stderr_text());
+    assert_eq!(second.stdout_lines().len(), 2, "{}", second.stderr_text());
+    assert_eq!(state(&store, "g").protocol.as_deref(), Some("range"));
+}
+
 #[test]
 fn an_eager_group_splits_partitions_with_range() {
     let store = Store::new();

@@ -670,7 +670,9 @@ impl Coordinator {
                 }
                 Err(_) => continue,
             };
-            if state.members.is_empty() && protocol.is_none() {
+            if live.is_empty() {
+                // An empty group takes its next member's assignor (as Kafka's empty group takes
+                // the next member's protocol), whatever its last members used.
                 protocol = Some(lease.assignor.clone());
             }
             if protocol.as_deref() != Some(lease.assignor.as_str()) {
