@@ -117,6 +117,39 @@ pub struct PartitionView {
     pub client_id: Option<String>,
 }
 
+impl PartitionView {
+    /// The row of `tp` from its committed offset (`current`, committed at `committed_at_ms`),
+    /// its log bounds (start, end; `None` when the partition no longer exists) and the member
+    /// consuming it (`consumer`, whose view is `member` when it is known): lag and "below the
+    /// log start" are derived here, for either target.
+    pub fn new(
+        tp: TopicPartition,
+        current: Option<i64>,
+        committed_at_ms: Option<i64>,
+        bounds: Option<(i64, i64)>,
+        consumer: Option<String>,
+        member: Option<&MemberView>,
+    ) -> PartitionView {
+        PartitionView {
+            current_offset: current,
+            committed_at_ms,
+            log_start_offset: bounds.map(|b| b.0),
+            log_end_offset: bounds.map(|b| b.1),
+            lag: match (current, bounds) {
+                (Some(c), Some((_, end))) => Some(end - c),
+                _ => None,
+            },
+            below_log_start: matches!((current, bounds), (Some(c), Some((start, _))) if c < start),
+            consumer_id: consumer,
+            consumer_status: member.map(|m| m.status),
+            host: member.and_then(|m| m.host.clone()),
+            client_id: member.map(|m| m.client_id.clone()),
+            topic: tp.topic,
+            partition: tp.partition,
+        }
+    }
+}
+
 /// Everything `group list` and `group describe` show of one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupView {
@@ -370,23 +403,14 @@ fn build(
                 .copied()
                 .or_else(|| target_of.get(&tp).copied());
             let member = consumer.and_then(|c| members.get(c));
-            partitions.push(PartitionView {
-                current_offset: current,
-                committed_at_ms: committed.map(|c| c.committed_at_ms),
-                log_start_offset: bounds.map(|b| b.0),
-                log_end_offset: bounds.map(|b| b.1),
-                lag: match (current, bounds) {
-                    (Some(c), Some((_, end))) => Some(end - c),
-                    _ => None,
-                },
-                below_log_start: matches!((current, bounds), (Some(c), Some((start, _))) if c < start),
-                consumer_id: consumer.map(str::to_owned),
-                consumer_status: member.map(|m| m.status),
-                host: member.and_then(|m| m.host.clone()),
-                client_id: member.map(|m| m.client_id.clone()),
-                topic: tp.topic,
-                partition: tp.partition,
-            });
+            partitions.push(PartitionView::new(
+                tp,
+                current,
+                committed.map(|c| c.committed_at_ms),
+                bounds,
+                consumer.map(str::to_owned),
+                member,
+            ));
         }
     }
     let lags: Vec<i64> = partitions.iter().filter_map(|p| p.lag).collect();

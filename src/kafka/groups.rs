@@ -382,23 +382,14 @@ fn build(
             let current = committed.get(&tp).copied();
             let bounds = bounds(cluster, client, &tp)?;
             let member = owner.get(&tp).copied();
-            partitions.push(PartitionView {
-                current_offset: current,
-                committed_at_ms: None,
-                log_start_offset: bounds.map(|b| b.0),
-                log_end_offset: bounds.map(|b| b.1),
-                lag: match (current, bounds) {
-                    (Some(c), Some((_, end))) => Some(end - c),
-                    _ => None,
-                },
-                below_log_start: matches!((current, bounds), (Some(c), Some((start, _))) if c < start),
-                consumer_id: member.map(|m| m.member_id.clone()),
-                consumer_status: member.map(|m| m.status),
-                host: member.and_then(|m| m.host.clone()),
-                client_id: member.map(|m| m.client_id.clone()),
-                topic: tp.topic,
-                partition: tp.partition,
-            });
+            partitions.push(PartitionView::new(
+                tp,
+                current,
+                None,
+                bounds,
+                member.map(|m| m.member_id.clone()),
+                member,
+            ));
         }
     }
     let lags: Vec<i64> = partitions.iter().filter_map(|p| p.lag).collect();
