@@ -85,6 +85,31 @@ impl Clamped {
     pub fn start(&self) -> i64 {
         self.requested.clamp(self.log_start, self.log_end)
     }
+
+    /// Where `spec` points in a log of [`start`, `end`), before clamping; `offset_for_time`
+    /// looks a timestamp up (the local time index, or the cluster's offsets-for-times). -N and
+    /// +N are taken as given here, so that reaching past an end is clamped with the same
+    /// warning as an absolute offset would be. Both targets resolve offsets through this.
+    pub fn resolve<E>(
+        spec: OffsetSpec,
+        start: i64,
+        end: i64,
+        offset_for_time: impl FnOnce(i64) -> Result<Option<i64>, E>,
+    ) -> Result<Clamped, E> {
+        let end = end.max(start);
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let requested = match spec {
+            OffsetSpec::Timestamp(ts) => offset_for_time(ts)?.unwrap_or(end),
+            OffsetSpec::FromEnd(n) => end.saturating_sub(count(n)),
+            OffsetSpec::FromStart(n) => start.saturating_add(count(n)),
+            other => other.resolve(start, end).unwrap_or(end),
+        };
+        Ok(Clamped {
+            requested,
+            log_start: start,
+            log_end: end,
+        })
+    }
 }
 
 /// Turns an offset spec into an offset of `partition`, clamped to [log start, log end].
@@ -93,21 +118,9 @@ pub fn resolve_start(
     spec: OffsetSpec,
 ) -> Result<(i64, Option<Clamped>), StoreError> {
     let start = partition.log_start_offset()?;
-    let end = partition.log_end_offset()?.max(start);
-    // -N and +N are taken as given here, so that reaching past an end is clamped with the
-    // same warning as an absolute offset would be.
-    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let requested = match spec {
-        OffsetSpec::Timestamp(ts) => partition.offset_for_timestamp(ts)?.unwrap_or(end),
-        OffsetSpec::FromEnd(n) => end.saturating_sub(count(n)),
-        OffsetSpec::FromStart(n) => start.saturating_add(count(n)),
-        other => other.resolve(start, end).unwrap_or(end),
-    };
-    let clamped = Clamped {
-        requested,
-        log_start: start,
-        log_end: end,
-    };
+    let end = partition.log_end_offset()?;
+    let clamped = Clamped::resolve(spec, start, end, |ts| partition.offset_for_timestamp(ts))?;
+    let requested = clamped.requested;
     Ok((
         clamped.start(),
         (clamped.start() != requested).then_some(clamped),

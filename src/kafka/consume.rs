@@ -51,19 +51,11 @@ pub struct ClusterReader {
 impl Cluster {
     /// A reader with no partitions yet; large fetches, as a reader of backlogs wants.
     pub fn reader(&self) -> Result<ClusterReader, ClusterError> {
-        let consumer = self.consumer(&[
+        let consumer = self.backlog_consumer(&[
             // assign() needs librdkafka's group machinery, though nothing is committed.
             ("group.id", "spool-assigned"),
             // Records deleted by retention under the reader: go on from the log start.
             ("auto.offset.reset", "earliest"),
-            // Fetch in large requests, and keep the fetcher busy while records are handed
-            // out: librdkafka's 1 s backoff when its queue is full stalls a fast reader.
-            ("fetch.max.bytes", "67108864"),
-            ("max.partition.fetch.bytes", "8388608"),
-            ("queued.min.messages", "1000000"),
-            ("queued.max.messages.kbytes", "262144"),
-            ("fetch.queue.backoff.ms", "10"),
-            ("fetch.wait.max.ms", "100"),
             ("enable.partition.eof", "false"),
         ])?;
         Ok(ClusterReader {
@@ -118,19 +110,10 @@ impl ClusterReader {
         spec: OffsetSpec,
     ) -> Result<Option<Clamped>, ClusterError> {
         let (start, end) = self.cluster.watermarks(&self.consumer, topic, partition)?;
-        let end = end.max(start);
-        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let requested = match spec {
-            OffsetSpec::Timestamp(ts) => self.offset_for_time(topic, partition, ts)?.unwrap_or(end),
-            OffsetSpec::FromEnd(n) => end.saturating_sub(count(n)),
-            OffsetSpec::FromStart(n) => start.saturating_add(count(n)),
-            other => other.resolve(start, end).unwrap_or(end),
-        };
-        let clamped = Clamped {
-            requested,
-            log_start: start,
-            log_end: end,
-        };
+        let clamped = Clamped::resolve(spec, start, end, |ts| {
+            self.offset_for_time(topic, partition, ts)
+        })?;
+        let (requested, end) = (clamped.requested, clamped.log_end);
         let offset = clamped.start();
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Offset(offset))

@@ -475,21 +475,7 @@ impl KafkaGroupConsumer {
         if let Some(id) = &m.instance_id {
             props.set("group.instance.id", id);
         }
-        // Large fetches, and a fetcher kept busy while records are handed out (librdkafka's
-        // 1 s backoff when its queue is full stalls a fast reader), as for the plain reader;
-        // -X still wins.
-        for (key, value) in [
-            ("fetch.max.bytes", "67108864"),
-            ("max.partition.fetch.bytes", "8388608"),
-            ("queued.min.messages", "1000000"),
-            ("queued.max.messages.kbytes", "262144"),
-            ("fetch.queue.backoff.ms", "10"),
-            ("fetch.wait.max.ms", "100"),
-        ] {
-            if props.get(key).is_none() {
-                props.set(key, value);
-            }
-        }
+        super::set_unless_given(&mut props, &super::BACKLOG_FETCH);
         let context = GroupContext {
             log: cluster.log_routing(),
             cluster: cluster.clone(),
