@@ -470,6 +470,27 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// Fetch settings for reading backlogs fast: large fetches, and a fetcher kept busy while
+/// records are handed out (librdkafka's 1 s backoff when its queue is full stalls a fast
+/// reader). The plain and the group consumer both use them; `-X` wins over each.
+pub const BACKLOG_FETCH: [(&str, &str); 6] = [
+    ("fetch.max.bytes", "67108864"),
+    ("max.partition.fetch.bytes", "8388608"),
+    ("queued.min.messages", "1000000"),
+    ("queued.max.messages.kbytes", "262144"),
+    ("fetch.queue.backoff.ms", "10"),
+    ("fetch.wait.max.ms", "100"),
+];
+
+/// Sets each of `pairs` that `config` does not set already (from `-X` or the command config).
+pub fn set_unless_given(config: &mut ClientConfig, pairs: &[(&str, &str)]) {
+    for (key, value) in pairs {
+        if config.get(key).is_none() {
+            config.set(*key, *value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,26 +582,5 @@ mod tests {
         }));
         assert_eq!(value, 42);
         helper.join().unwrap();
-    }
-}
-
-/// Fetch settings for reading backlogs fast: large fetches, and a fetcher kept busy while
-/// records are handed out (librdkafka's 1 s backoff when its queue is full stalls a fast
-/// reader). The plain and the group consumer both use them; `-X` wins over each.
-pub const BACKLOG_FETCH: [(&str, &str); 6] = [
-    ("fetch.max.bytes", "67108864"),
-    ("max.partition.fetch.bytes", "8388608"),
-    ("queued.min.messages", "1000000"),
-    ("queued.max.messages.kbytes", "262144"),
-    ("fetch.queue.backoff.ms", "10"),
-    ("fetch.wait.max.ms", "100"),
-];
-
-/// Sets each of `pairs` that `config` does not set already (from `-X` or the command config).
-pub fn set_unless_given(config: &mut ClientConfig, pairs: &[(&str, &str)]) {
-    for (key, value) in pairs {
-        if config.get(key).is_none() {
-            config.set(*key, *value);
-        }
     }
 }
