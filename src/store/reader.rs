@@ -109,6 +109,9 @@ pub struct PartitionReader {
     /// The buffer was given back to the pool at the end of a turn, in the middle of a backlog
     /// (see [`PartitionReader::prepare_turn`]).
     drained: bool,
+    /// Nothing was read since the reader was positioned in its segment: its first chunk can
+    /// be read ahead before its first turn (see [`PartitionReader::prepare_turn`]).
+    unread: bool,
     /// Runs between a read that found nothing more in the segment and the listing of the
     /// directory: lets a test append and roll exactly there.
     #[cfg(test)]
@@ -183,6 +186,7 @@ impl PartitionReader {
             chunks_read_ahead: 0,
             quick_end: false,
             drained: false,
+            unread: true,
             #[cfg(test)]
             before_listing: tests::Hook::default(),
         };
@@ -284,6 +288,7 @@ impl PartitionReader {
         self.read_ahead = None;
         self.checked_until = 0;
         self.drained = false;
+        self.unread = true;
     }
 
     /// Opens a segment's log; `None` when it no longer exists (deleted by retention).
@@ -629,6 +634,7 @@ impl PartitionReader {
         // Bytes are read anew: a half-delivered batch is checked again before it is trusted.
         self.resume = None;
         self.drained = false;
+        self.unread = false;
         if !self.take_read_ahead(position)? {
             if in_buf {
                 // Keep what we have, read the rest behind it.
@@ -781,14 +787,25 @@ impl PartitionReader {
     /// Called just before the turn of the partition read before this one: a reader that gave
     /// its drained buffer back has its next chunk read ahead now, while that turn is taken,
     /// rather than at the end of its own turn (when it would hold the chunk through all the
-    /// other partitions' turns).
+    /// other partitions' turns). So has a reader that has read nothing yet: its first chunk
+    /// (a whole chunk, not the small start-up read a lone reader begins with) is read on the
+    /// helper thread like the ones after it, instead of by the consumer at its first turn.
     pub fn prepare_turn(&mut self) {
-        if self.drained
-            && self.segment.is_some()
-            && !self.read_ahead.as_ref().is_some_and(Stream::is_pending)
+        if self.read_ahead_mode != ReadAhead::OnDemand
+            || !(self.drained || self.unread)
+            || self.read_ahead.as_ref().is_some_and(Stream::is_pending)
         {
-            self.request_read_ahead(1);
+            return;
         }
+        let Some(position) = self.segment.as_ref().map(|s| s.position) else {
+            return;
+        };
+        if self.unread {
+            // Not read yet: its first chunk starts where the reader was positioned.
+            self.buf_pos = position;
+            self.filled = 0;
+        }
+        self.request_read_ahead(1);
     }
 
     /// At the end of a poll that stopped in the middle of a backlog (having started at
@@ -1196,6 +1213,36 @@ pub(crate) mod tests {
             "{} chunks read ahead",
             reader.chunks_read_ahead()
         );
+    }
+
+    /// One of many partitions: its first chunk is read on the helper thread when the turn
+    /// before its first is prepared, from wherever it was positioned, not by the consumer.
+    #[test]
+    fn a_partition_not_read_yet_has_its_first_chunk_read_ahead_before_its_first_turn() {
+        let dir = large_partition(100, 20);
+        for start in [0, 1001] {
+            let mut reader = PartitionReader::open(dir.path(), start).unwrap();
+            reader.set_chunk(MIN_READ_CHUNK, ReadAhead::OnDemand);
+            reader.prepare_turn();
+            let mut first = Vec::new();
+            reader
+                .poll::<StoreError, _>(5, |r| {
+                    first.push(r.offset);
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(first, (start..start + 5).collect::<Vec<_>>());
+            assert_eq!(reader.chunks_read_ahead(), 1, "start {start}");
+            // After a seek the reader is positioned anew: read ahead again from there.
+            reader.seek(1500).unwrap();
+            reader.prepare_turn();
+            assert_eq!(read_all(&mut reader, 20), (1500..2000).collect::<Vec<_>>());
+            assert!(reader.chunks_read_ahead() >= 2, "start {start}");
+        }
+        // A lone reader (read ahead eagerly) starts with its own small read, as before.
+        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+        reader.prepare_turn();
+        assert!(reader.read_ahead.is_none());
     }
 
     #[test]
