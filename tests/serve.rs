@@ -795,6 +795,49 @@ while True:
         .success();
 }
 
+/// A client that asks for a large answer and stops reading leaves the server's write blocked:
+/// a SIGTERM still ends the server, after its grace period, with what was appended synced.
+#[test]
+fn sigterm_ends_the_server_even_when_a_client_stopped_reading_its_answer() {
+    let store = Store::new();
+    store.create_topic("big", 1, &[]);
+    let input = store.dir().join("input");
+    let line = format!("{}\n", "x".repeat(999));
+    std::fs::write(&input, line.repeat(3_000)).unwrap();
+    store
+        .spool()
+        .args(["produce", "big", "-q", "--fsync", "never", "-f"])
+        .arg(&input)
+        .assert()
+        .success();
+    let mut server = Server::start(&store, &[]);
+    let mut client = RawClient::connect(&server);
+    // The log asked for 20 times over and never read: more than the sockets' buffers hold.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(64 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("big")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(64 << 20)])]);
+    for _ in 0..20 {
+        client.send_only(ApiKey::Fetch, 12, RequestKind::Fetch(fetch.clone()));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let status = server.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "the server took {took:?} to exit"
+    );
+    drop(client);
+}
+
 #[test]
 fn sigterm_exits_zero_and_a_public_address_is_warned_about() {
     let store = Store::new();

@@ -20,8 +20,9 @@ use crate::serve::{FsyncPolicy, ServeOptions, Server};
 /// committed offsets, shown by `spool group describe`); transactions are not provided. There is no authentication and no TLS: it listens on the loopback interface unless
 /// told otherwise, and warns when it is not.
 ///
-/// Ctrl-C or SIGTERM stops accepting, lets the requests in progress finish, forces the appended
-/// data to disk (unless --fsync never) and exits 0; a second one exits at once.
+/// Ctrl-C or SIGTERM stops accepting, lets the requests in progress finish (for up to 5 s: then
+/// the connections still open are cut), forces the appended data to disk (unless --fsync never)
+/// and exits 0; a second one exits at once.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  spool serve\n  kcat -b 127.0.0.1:9092 -L\n  echo hello | kcat -b 127.0.0.1:9092 -t greetings -P\n  spool serve --listen 0.0.0.0:9092 --advertise myhost.example:9092 --fsync batch"

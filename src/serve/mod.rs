@@ -141,6 +141,24 @@ struct Connections {
     open: Mutex<HashMap<u64, RawFd>>,
 }
 
+impl Connections {
+    /// Shuts every open connection down both ways: a thread blocked writing an answer to a
+    /// client that no longer reads gets an error and ends.
+    fn cut_all(&self) {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        for &fd in open.values() {
+            // SAFETY: the descriptor is open (see `Connections`).
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+        }
+    }
+}
+
+/// How long a shutting-down server waits for the requests in progress before it cuts the
+/// connections still open (see [`Server::run`]).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Stops a running [`Server`] from another thread (a signal handler's thread).
 #[derive(Clone)]
 pub struct ShutdownHandle {
@@ -314,6 +332,16 @@ impl Server {
                 }
             }
             threads.retain(|t| !t.is_finished());
+        }
+        // Requests in progress finish (a long-polling fetch answers at once), but a client
+        // that stops reading can leave an answer's write blocked for good: after the grace
+        // period, the connections still open are cut, which fails such writes.
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        while threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if threads.iter().any(|t| !t.is_finished()) {
+            self.connections.cut_all();
         }
         for t in threads {
             let _ = t.join();
