@@ -172,7 +172,7 @@ fn read(c: &mut Criterion) {
                 let mut sum = 0usize;
                 loop {
                     let polled = reader
-                        .poll::<StoreError, _>(10_000, |r| {
+                        .poll::<StoreError, _>(10_000, |r: spool::record::RecordRef<'_>| {
                             sum += r.value.map_or(0, <[u8]>::len);
                             Ok(())
                         })
@@ -193,7 +193,7 @@ fn read(c: &mut Criterion) {
             let mut reader = PartitionReader::open(&dir, (total / 2) as i64).expect("reader");
             let mut first = None;
             reader
-                .poll::<StoreError, _>(1, |r| {
+                .poll::<StoreError, _>(1, |r: spool::record::RecordRef<'_>| {
                     first = Some(r.offset);
                     Ok(())
                 })

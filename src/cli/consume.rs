@@ -1,7 +1,6 @@
 //! `spool consume`: read topics back, like `cat`, a slice of them, or a live tail.
 
 use std::fs::File;
-use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::process::ExitCode;
@@ -9,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
+use super::printer::{write_out, Printer};
 use super::Context;
 use crate::consume::Clamped;
 use crate::format::{write_json_record, Encoding, Template};
@@ -177,6 +177,7 @@ fn parse_encoding(s: &str) -> Result<Encoding, String> {
 }
 
 /// How records are turned into output bytes.
+#[derive(Clone)]
 pub(super) enum Renderer {
     Template(Template, Vec<u8>),
     Json(Encoding),
@@ -281,6 +282,7 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
         from_pattern: a.regex.is_some(),
     };
     let mut consumer = target.consumer()?;
+    consumer.render_ahead(super::printer::render_ahead(&renderer));
     let names = match &a.regex {
         Some(pattern) => {
             let names = target.matching_topics(pattern)?;
@@ -321,14 +323,13 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
     let result = (|| -> anyhow::Result<()> {
         while count < limit && !super::interrupted() {
             let budget = (limit - count).min(64 * 1024) as usize;
-            let polled = consumer.poll(budget, |topic, partition, rec| -> anyhow::Result<()> {
-                renderer.render(&mut out, topic, partition, &rec)?;
-                count += 1;
-                if out.len() >= OUT_FLUSH {
-                    write_out(&mut stdout, &mut out)?;
-                }
-                Ok(())
-            })?;
+            let printer = Printer {
+                renderer: &renderer,
+                out: &mut out,
+                stdout: &mut stdout,
+                count: &mut count,
+            };
+            let polled = consumer.poll(budget, printer)?;
             if !a.quiet {
                 for s in consumer.take_skipped() {
                     eprintln!("warning: {s}");
@@ -383,13 +384,6 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes and clears `buf`.
-fn write_out(stdout: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    stdout.write_all(buf)?;
-    buf.clear();
-    Ok(())
 }
 
 fn warn_clamped(topic: &str, partition: i32, spec: OffsetSpec, clamped: Option<Clamped>) {

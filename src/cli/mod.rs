@@ -30,6 +30,7 @@ pub mod docs;
 pub mod group;
 pub mod habits;
 pub mod offsets;
+mod printer;
 pub mod produce;
 pub mod render;
 pub mod serve;

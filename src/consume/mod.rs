@@ -8,9 +8,14 @@
 
 pub mod watch;
 
+use std::sync::Arc;
+
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
-use crate::store::reader::{Gap, GapCause, ReadAhead, BUFFERS, MIN_READ_CHUNK, READ_CHUNK};
+use crate::store::readahead::RenderAhead;
+use crate::store::reader::{
+    Deliver, Gap, GapCause, ReadAhead, BUFFERS, MIN_READ_CHUNK, READ_CHUNK,
+};
 use crate::store::{Partition, PartitionReader, StoreError};
 
 use watch::ChangeWaiter;
@@ -173,9 +178,63 @@ impl std::fmt::Display for Skipped {
     }
 }
 
+/// Where [`Consumer::poll`] delivers records: one by one with their topic and partition, or,
+/// when the consumer renders ahead ([`Consumer::render_ahead`]), records already rendered.
+/// Any `FnMut(&str, i32, RecordRef) -> Result` closure is a sink for a consumer that does not.
+pub trait ConsumerSink<E> {
+    fn record(&mut self, topic: &str, partition: i32, record: RecordRef<'_>) -> Result<(), E>;
+
+    /// `records` consecutive records of one partition, as its [`RenderAhead`] rendered them.
+    fn rendered(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        bytes: &[u8],
+        records: usize,
+    ) -> Result<(), E>;
+}
+
+impl<E, F: FnMut(&str, i32, RecordRef<'_>) -> Result<(), E>> ConsumerSink<E> for F {
+    #[inline(always)]
+    fn record(&mut self, topic: &str, partition: i32, record: RecordRef<'_>) -> Result<(), E> {
+        self(topic, partition, record)
+    }
+
+    fn rendered(&mut self, _: &str, _: i32, _: &[u8], _: usize) -> Result<(), E> {
+        unreachable!("a consumer renders ahead only for a sink that takes renderings")
+    }
+}
+
+/// Makes the [`RenderAhead`] of one partition (topic, partition).
+pub type RenderAheadFor = Arc<dyn Fn(&str, i32) -> Arc<dyn RenderAhead> + Send + Sync>;
+
+/// A [`ConsumerSink`] seen by one partition's reader.
+struct PartitionSink<'s, S> {
+    sink: &'s mut S,
+    topic: &'s str,
+    partition: i32,
+}
+
+impl<E, S: ConsumerSink<E>> Deliver<PollError<E>> for PartitionSink<'_, S> {
+    #[inline(always)]
+    fn record(&mut self, record: RecordRef<'_>) -> Result<(), PollError<E>> {
+        self.sink
+            .record(self.topic, self.partition, record)
+            .map_err(PollError::Sink)
+    }
+
+    fn rendered(&mut self, bytes: &[u8], records: usize) -> Result<(), PollError<E>> {
+        self.sink
+            .rendered(self.topic, self.partition, bytes, records)
+            .map_err(PollError::Sink)
+    }
+}
+
 /// Reads a set of partitions.
 pub struct Consumer {
     cursors: Vec<Cursor>,
+    /// Renders ahead for the partitions assigned (see [`Consumer::render_ahead`]).
+    render_ahead: Option<RenderAheadFor>,
     next: usize,
     waiter: ChangeWaiter,
     /// The last poll left a partition with records to read.
@@ -194,6 +253,7 @@ impl Consumer {
     pub fn new() -> Consumer {
         Consumer {
             cursors: Vec::new(),
+            render_ahead: None,
             next: 0,
             waiter: ChangeWaiter::new(),
             busy: false,
@@ -204,7 +264,10 @@ impl Consumer {
     /// Starts reading `partition` at `offset`.
     pub fn assign(&mut self, partition: &Partition, offset: i64) -> Result<(), StoreError> {
         self.waiter.watch(&partition.dir);
-        let reader = partition.reader(offset)?;
+        let mut reader = partition.reader(offset)?;
+        if let Some(make) = &self.render_ahead {
+            reader.set_render_ahead(Some(make(&partition.topic, partition.id)));
+        }
         self.cursors.push(Cursor {
             topic: partition.topic.clone(),
             partition: partition.id,
@@ -216,6 +279,18 @@ impl Consumer {
             cursor.reader.set_chunk(chunk, read_ahead);
         }
         Ok(())
+    }
+
+    /// Has the records read ahead rendered on the read-ahead thread, by the [`RenderAhead`]
+    /// `make` gives for each partition (now assigned or later): [`Consumer::poll`] then
+    /// delivers the records it rendered to [`ConsumerSink::rendered`]. For a consumer whose
+    /// output is a pure function of each record; the reading thread renders the rest.
+    pub fn render_ahead(&mut self, make: RenderAheadFor) {
+        for cursor in &mut self.cursors {
+            let render = make(&cursor.topic, cursor.partition);
+            cursor.reader.set_render_ahead(Some(render));
+        }
+        self.render_ahead = Some(make);
     }
 
     /// Also wakes [`Consumer::wait`] on changes in `dir` (e.g. a group directory).
@@ -253,10 +328,10 @@ impl Consumer {
     /// deletion) every [`FULL_LOOK_EVERY`]; the end of them all is reported only after a full
     /// look at each. Reading many partitions of unequal sizes to their end then costs no
     /// directory listing per poll for each partition already done.
-    pub fn poll<E, F>(&mut self, budget: usize, mut sink: F) -> Result<Polled, E>
+    pub fn poll<E, S>(&mut self, budget: usize, mut sink: S) -> Result<Polled, E>
     where
         E: From<ConsumeError>,
-        F: FnMut(&str, i32, RecordRef<'_>) -> Result<(), E>,
+        S: ConsumerSink<E>,
     {
         let mut delivered = 0;
         let mut all_at_end = true;
@@ -291,9 +366,14 @@ impl Consumer {
             let mut want = (budget - delivered).min(FAIR_SHARE);
             let polled = loop {
                 let polled = reader
-                    .poll(want, |record| {
-                        sink(topic, partition, record).map_err(PollError::Sink)
-                    })
+                    .poll(
+                        want,
+                        PartitionSink {
+                            sink: &mut sink,
+                            topic,
+                            partition,
+                        },
+                    )
                     .map_err(|e| match e {
                         PollError::Store(source @ StoreError::TopicDeleted { .. }) => {
                             E::from(ConsumeError::Store(source))
@@ -394,11 +474,12 @@ mod tests {
     ) -> Result<Vec<(i32, i64)>, ConsumeError> {
         let mut got = Vec::new();
         for round in 0.. {
-            let polled = consumer.poll(FAIR_SHARE * 4, |_, partition, r| {
-                let value = std::str::from_utf8(r.value.unwrap()).unwrap();
-                got.push((partition, value.parse().unwrap()));
-                Ok::<_, ConsumeError>(())
-            })?;
+            let polled =
+                consumer.poll(FAIR_SHARE * 4, |_: &str, partition, r: RecordRef<'_>| {
+                    let value = std::str::from_utf8(r.value.unwrap()).unwrap();
+                    got.push((partition, value.parse().unwrap()));
+                    Ok::<_, ConsumeError>(())
+                })?;
             if polled.all_at_end {
                 break;
             }

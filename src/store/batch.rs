@@ -215,6 +215,21 @@ impl<'a> Batch<'a> {
         })
     }
 
+    /// The records of an uncompressed batch, borrowed from its bytes; `None` when the batch is
+    /// compressed.
+    pub fn plain_records(&self) -> Option<RecordIter<'a>> {
+        if self.header.attributes & 0b111 != 0 {
+            return None;
+        }
+        let records = &self.bytes[HEADER_LEN..];
+        Some(RecordIter {
+            header: self.header,
+            rest: records,
+            len: records.len(),
+            index: 0,
+        })
+    }
+
     /// Continues decoding where an iterator over this same batch stood
     /// ([`RecordIter::cursor`]), without decoding the records before that point again. For a
     /// compressed batch, `decompressor` must still hold what [`Batch::records`] put there for
@@ -322,6 +337,16 @@ impl RecordCursor {
     /// Bytes from the first record to the next one, in the records as decoded.
     pub fn position(&self) -> usize {
         self.position
+    }
+
+    /// Before record `index`, which starts `position` bytes after the first record.
+    pub(crate) fn new(position: usize, index: i32) -> RecordCursor {
+        RecordCursor { position, index }
+    }
+
+    /// The index of the next record.
+    pub fn index(&self) -> i32 {
+        self.index
     }
 }
 

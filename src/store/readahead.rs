@@ -39,7 +39,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::batch::{Batch, BatchHeader};
+use super::batch::{Batch, BatchHeader, RecordIter};
+use crate::record::RecordRef;
 
 /// Chunks a stream keeps requested ahead of the reader. Two: the helper always has the next
 /// one to read while the reader takes one, and a chunk is still in a cache shared by both
@@ -56,6 +57,7 @@ pub struct Stream {
     len: usize,
     pending: VecDeque<Pending>,
     state: Arc<StreamState>,
+    render: Option<Arc<dyn RenderAhead>>,
 }
 
 /// What the helper and the reader share about a stream.
@@ -76,7 +78,8 @@ struct Pending {
 }
 
 /// A chunk read ahead: `buf[..filled]` holds the file's bytes from `position`, and
-/// `buf[..checked]` consists of whole batches that passed [`Batch::parse`].
+/// `buf[..checked]` consists of whole batches that passed [`Batch::parse`]; `rendered`, what
+/// the stream's [`RenderAhead`] made of the first of those records.
 #[derive(Debug)]
 pub struct Chunk {
     pub position: u64,
@@ -84,6 +87,7 @@ pub struct Chunk {
     pub filled: usize,
     pub checked: usize,
     pub result: io::Result<()>,
+    pub rendered: Option<Rendered>,
 }
 
 struct Job {
@@ -93,6 +97,193 @@ struct Job {
     state: Arc<StreamState>,
     done: SyncSender<Chunk>,
     wanted: Arc<AtomicBool>,
+    render: Option<Arc<dyn RenderAhead>>,
+}
+
+/// Renders records on the read-ahead thread, in the time it would otherwise wait for the
+/// reader: a consumer whose output is a pure function of each record (a template, JSON) gives
+/// its readers one, and the records the helper rendered are handed to it as rendered bytes
+/// instead of being decoded again ([`super::reader::Deliver::rendered`]). The helper stops as
+/// soon as the reader waits for the chunk; the reader decodes and renders the rest itself, so
+/// the two threads share the rendering whichever is the busier.
+pub trait RenderAhead: Send + Sync {
+    /// Renders the records `batch` hands out, calling [`AheadBatch::rendered`] after each,
+    /// until it hands out no more; stops early at a record it cannot render (the reader then
+    /// renders that one itself, and reports what is wrong with it).
+    fn render_batch(&self, batch: &mut AheadBatch<'_, '_>);
+}
+
+impl std::fmt::Debug for dyn RenderAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RenderAhead")
+    }
+}
+
+/// The records of one batch, as [`RenderAhead::render_batch`] takes them: it renders each
+/// [`AheadBatch::next_record`] hands out into [`AheadBatch::out`], then says so.
+pub struct AheadBatch<'a, 'r> {
+    records: RecordIter<'a>,
+    base_offset: i64,
+    index: i64,
+    wanted: &'r AtomicBool,
+    rendered: &'r mut Rendered,
+}
+
+impl<'a> AheadBatch<'a, '_> {
+    /// The next record, or `None`: the end of the batch, the reader waiting for the chunk, or a
+    /// record the reader must look at itself (malformed, or not at the offset its place says).
+    #[inline]
+    pub fn next_record(&mut self) -> Option<RecordRef<'a>> {
+        if self.wanted.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.records.next()? {
+            Ok(record) if record.offset == self.base_offset + self.index => Some(record),
+            _ => None,
+        }
+    }
+
+    /// Where the rendered bytes go.
+    #[inline]
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.rendered.bytes
+    }
+
+    /// The record [`AheadBatch::next_record`] handed out last was rendered in full into
+    /// [`AheadBatch::out`].
+    #[inline]
+    pub fn rendered(&mut self) {
+        self.index += 1;
+        self.rendered.marks.push(Mark {
+            out_end: self.rendered.bytes.len(),
+            records_end: self.records.cursor().position(),
+        });
+    }
+}
+
+/// Records of a chunk rendered ahead: `bytes`, and for each record, where its rendering and
+/// its encoding end.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub marks: Vec<Mark>,
+    /// The batches rendered (the last perhaps in part), in file order.
+    pub batches: Vec<RenderedBatch>,
+}
+
+/// One record rendered ahead.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    /// End of the record's rendering in [`Rendered::bytes`].
+    pub out_end: usize,
+    /// End of the record's encoding, in bytes from the batch's first record.
+    pub records_end: usize,
+}
+
+/// A batch whose first `records` records were rendered ahead.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderedBatch {
+    /// File position of the batch.
+    pub position: u64,
+    /// Its first record's [`Mark`] in [`Rendered::marks`].
+    pub first_mark: usize,
+    pub records: usize,
+    /// Where its first record's rendering starts in [`Rendered::bytes`].
+    pub out_start: usize,
+}
+
+impl Rendered {
+    /// The batch at file position `position`, if some of its records were rendered.
+    pub fn batch_at(&self, position: u64) -> Option<RenderedBatch> {
+        self.batches
+            .iter()
+            .find(|b| b.position == position)
+            .copied()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.marks.clear();
+        self.batches.clear();
+    }
+}
+
+/// Renderings the pool keeps for reuse (their buffers are as large as a chunk's records).
+const RENDERED_POOL_MAX: usize = 4;
+
+static RENDERED_POOL: Mutex<Vec<Rendered>> = Mutex::new(Vec::new());
+
+/// Returns a rendering the reader is done with to the pool.
+pub fn give_back_rendered(mut rendered: Rendered) {
+    rendered.clear();
+    if let Ok(mut pool) = RENDERED_POOL.lock() {
+        if pool.len() < RENDERED_POOL_MAX {
+            pool.push(rendered);
+        }
+    }
+}
+
+fn take_rendered() -> Rendered {
+    RENDERED_POOL
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_default()
+}
+
+/// Renders the whole batches at the start of `bytes` (checked, at file position `position`)
+/// with `render` until the reader wants the chunk; `None` when nothing was rendered.
+fn render_ahead(
+    render: &dyn RenderAhead,
+    bytes: &[u8],
+    position: u64,
+    wanted: &AtomicBool,
+) -> Option<Rendered> {
+    let mut rendered = take_rendered();
+    let mut at = 0;
+    while at < bytes.len() && !wanted.load(Ordering::Relaxed) {
+        let Ok(header) = BatchHeader::parse(&bytes[at..]) else {
+            break;
+        };
+        let total = header.total_len();
+        let batch = Batch {
+            header,
+            bytes: &bytes[at..at + total],
+        };
+        let Some(records) = batch.plain_records() else {
+            break;
+        };
+        let start = (rendered.bytes.len(), rendered.marks.len());
+        let mut ahead = AheadBatch {
+            records,
+            base_offset: header.base_offset,
+            index: 0,
+            wanted,
+            rendered: &mut rendered,
+        };
+        render.render_batch(&mut ahead);
+        let records = rendered.marks.len() - start.1;
+        // Whatever was rendered past the last whole record goes.
+        let out_end = rendered.marks.last().map_or(0, |m| m.out_end).max(start.0);
+        rendered.bytes.truncate(out_end);
+        if records > 0 {
+            rendered.batches.push(RenderedBatch {
+                position: position + at as u64,
+                first_mark: start.1,
+                records,
+                out_start: start.0,
+            });
+        }
+        if records < usize::try_from(header.records_count).unwrap_or(0) {
+            break;
+        }
+        at += total;
+    }
+    if rendered.batches.is_empty() {
+        give_back_rendered(rendered);
+        return None;
+    }
+    Some(rendered)
 }
 
 impl Stream {
@@ -108,7 +299,13 @@ impl Stream {
                 next: AtomicU64::new(position),
                 cancelled: AtomicBool::new(false),
             }),
+            render: None,
         }
+    }
+
+    /// Has the records of the chunks read from now on rendered ahead with `render`.
+    pub fn render_with(&mut self, render: Option<Arc<dyn RenderAhead>>) {
+        self.render = render;
     }
 
     /// Requests chunks until `depth` are pending, reading into buffers from the pool. False
@@ -130,6 +327,7 @@ impl Stream {
                 state: Arc::clone(&self.state),
                 done,
                 wanted: Arc::clone(&wanted),
+                render: self.render.clone(),
             };
             if helper.send(job).is_err() {
                 return false;
@@ -182,7 +380,7 @@ impl Drop for Stream {
         // being read are given back by the helper when it finds nobody waiting).
         for pending in self.pending.drain(..) {
             if let Ok(chunk) = pending.done.try_recv() {
-                give_back(chunk.buf);
+                give_back_chunk(chunk);
             }
         }
     }
@@ -217,6 +415,14 @@ pub fn buffer_of(len: usize, capacity: usize) -> Vec<u8> {
     }
     super::fsutil::grow_zeroed(&mut buf, len);
     buf
+}
+
+/// Returns a chunk's buffers to their pools.
+pub fn give_back_chunk(chunk: Chunk) {
+    give_back(chunk.buf);
+    if let Some(rendered) = chunk.rendered {
+        give_back_rendered(rendered);
+    }
 }
 
 /// Returns a buffer to the pool (freed when the pool is full, or when it holds nothing).
@@ -311,6 +517,7 @@ fn run(job: Job) {
         state,
         done,
         wanted,
+        render,
     } = job;
     if state.cancelled.load(Ordering::Relaxed) {
         give_back(buf);
@@ -341,16 +548,20 @@ fn run(job: Job) {
         .next
         .store(position + complete as u64, Ordering::Relaxed);
     let checked = checked_prefix(&buf[..complete], || wanted.load(Ordering::Relaxed));
+    let rendered = render
+        .as_deref()
+        .and_then(|render| render_ahead(render, &buf[..checked], position, &wanted));
     // The reader may have moved on (seek, next segment) or given the chunk up as late, and
-    // dropped its end: the buffer goes back to the pool.
+    // dropped its end: the buffers go back to the pools.
     if let Err(std::sync::mpsc::SendError(chunk)) = done.send(Chunk {
         position,
         buf,
         filled,
         checked,
         result,
+        rendered,
     }) {
-        give_back(chunk.buf);
+        give_back_chunk(chunk);
     }
 }
 

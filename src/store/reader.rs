@@ -34,7 +34,7 @@ use super::error::{IoContext, Result, StoreError};
 use super::fsutil;
 use super::head::{Head, LOCK_FILE};
 use super::index;
-use super::readahead::{self, Next, Stream};
+use super::readahead::{self, Next, RenderAhead, Rendered, Stream};
 use super::retention;
 use super::segment::{self, Slot, INDEX_EXT, LOG_EXT};
 use crate::record::RecordRef;
@@ -112,6 +112,10 @@ pub struct PartitionReader {
     /// Nothing was read since the reader was positioned in its segment: its first chunk can
     /// be read ahead before its first turn (see [`PartitionReader::prepare_turn`]).
     unread: bool,
+    /// Renders the records of the chunks read ahead, on the read-ahead thread.
+    render_ahead: Option<Arc<dyn RenderAhead>>,
+    /// What it rendered of the chunk in `buf`.
+    rendered: Option<Rendered>,
     /// Runs between a read that found nothing more in the segment and the listing of the
     /// directory: lets a test append and roll exactly there.
     #[cfg(test)]
@@ -153,6 +157,27 @@ pub struct Polled {
     pub at_end: bool,
 }
 
+/// Where [`PartitionReader::poll`] delivers records: one by one, or, for records the reader's
+/// [`RenderAhead`] rendered on the read-ahead thread, as their rendering. Any
+/// `FnMut(RecordRef) -> Result` closure is a sink for a reader that renders nothing ahead.
+pub trait Deliver<E> {
+    fn record(&mut self, record: RecordRef<'_>) -> std::result::Result<(), E>;
+
+    /// `records` consecutive records, as the reader's [`RenderAhead`] rendered them.
+    fn rendered(&mut self, bytes: &[u8], records: usize) -> std::result::Result<(), E>;
+}
+
+impl<E, F: FnMut(RecordRef<'_>) -> std::result::Result<(), E>> Deliver<E> for F {
+    #[inline(always)]
+    fn record(&mut self, record: RecordRef<'_>) -> std::result::Result<(), E> {
+        self(record)
+    }
+
+    fn rendered(&mut self, _: &[u8], _: usize) -> std::result::Result<(), E> {
+        unreachable!("a reader renders ahead only for a sink that takes renderings")
+    }
+}
+
 impl PartitionReader {
     /// A reader whose first record is `offset` (or the first one after it that still exists).
     pub fn open(dir: &Path, offset: i64) -> Result<PartitionReader> {
@@ -187,6 +212,8 @@ impl PartitionReader {
             quick_end: false,
             drained: false,
             unread: true,
+            render_ahead: None,
+            rendered: None,
             #[cfg(test)]
             before_listing: tests::Hook::default(),
         };
@@ -217,6 +244,13 @@ impl PartitionReader {
     /// segment are read either way; only moving on to the next segment waits for a full look.
     pub fn set_quick_end(&mut self, quick: bool) {
         self.quick_end = quick;
+    }
+
+    /// Has the records of the chunks read ahead rendered on the read-ahead thread by `render`
+    /// (from the next chunk requested on); [`PartitionReader::poll`] then hands the records it
+    /// rendered to [`Deliver::rendered`].
+    pub fn set_render_ahead(&mut self, render: Option<Arc<dyn RenderAhead>>) {
+        self.render_ahead = render;
     }
 
     /// Records left in the batch the last poll stopped in (0 when it stopped between batches):
@@ -289,6 +323,14 @@ impl PartitionReader {
         self.checked_until = 0;
         self.drained = false;
         self.unread = true;
+        self.drop_rendered();
+    }
+
+    /// Gives back what was rendered ahead of the buffer's chunk: the buffer changed.
+    fn drop_rendered(&mut self) {
+        if let Some(rendered) = self.rendered.take() {
+            readahead::give_back_rendered(rendered);
+        }
     }
 
     /// Opens a segment's log; `None` when it no longer exists (deleted by retention).
@@ -317,10 +359,10 @@ impl PartitionReader {
     /// a consumer that has its turns finish the batch they stop in
     /// ([`PartitionReader::left_in_batch`]) keeps no part-read batch, and no buffer, per
     /// partition between turns.
-    pub fn poll<E, F>(&mut self, budget: usize, mut sink: F) -> std::result::Result<Polled, E>
+    pub fn poll<E, D>(&mut self, budget: usize, mut sink: D) -> std::result::Result<Polled, E>
     where
         E: From<StoreError>,
-        F: FnMut(RecordRef<'_>) -> std::result::Result<(), E>,
+        D: Deliver<E>,
     {
         let mut delivered = 0;
         let started_at = self.consumed_until();
@@ -360,6 +402,54 @@ impl PartitionReader {
                 seg.expected = header.next_offset();
                 continue;
             }
+            if let Some(rendered) = self.rendered.as_ref() {
+                if let Some(ahead) = rendered.batch_at(seg.position) {
+                    // Records of this batch rendered ahead: handed over as rendered, as many as
+                    // the budget takes, from the first one not delivered yet.
+                    let resumed = match self.resume {
+                        Some(r) if r.base == seg.base && r.position == seg.position => {
+                            r.cursor.index() as usize
+                        }
+                        _ => 0,
+                    };
+                    let skipped =
+                        usize::try_from(self.next_offset - header.base_offset).unwrap_or(0);
+                    let from = resumed.max(skipped);
+                    let n = ahead.records.saturating_sub(from).min(budget - delivered);
+                    if n > 0 {
+                        let marks =
+                            &rendered.marks[ahead.first_mark..ahead.first_mark + ahead.records];
+                        let out_start = match from {
+                            0 => ahead.out_start,
+                            _ => marks[from - 1].out_end,
+                        };
+                        let last = marks[from + n - 1];
+                        let next_offset = header.base_offset + (from + n) as i64;
+                        if let Err(e) = sink.rendered(&rendered.bytes[out_start..last.out_end], n) {
+                            self.next_offset = next_offset;
+                            return Err(e);
+                        }
+                        delivered += n;
+                        self.next_offset = next_offset;
+                        let left = usize::try_from(header.records_count).unwrap_or(0) - (from + n);
+                        if left > 0 {
+                            self.resume = Some(Resume {
+                                base: seg.base,
+                                position: seg.position,
+                                cursor: RecordCursor::new(last.records_end, (from + n) as i32),
+                                left,
+                                compressed: false,
+                            });
+                        } else {
+                            self.resume = None;
+                            self.next_offset = self.next_offset.max(header.next_offset());
+                            seg.position += total as u64;
+                            seg.expected = header.next_offset();
+                        }
+                        continue;
+                    }
+                }
+            }
             let bytes = &self.buf[start..start + total];
             let records = match self.resume.take() {
                 // Checked (and decompressed) when the previous poll started it, and still in
@@ -396,7 +486,7 @@ impl PartitionReader {
                 }
                 next_offset = record.offset + 1;
                 delivered += 1;
-                if let Err(e) = sink(record) {
+                if let Err(e) = sink.record(record) {
                     self.next_offset = next_offset;
                     return Err(e);
                 }
@@ -636,6 +726,11 @@ impl PartitionReader {
         self.drained = false;
         self.unread = false;
         if !self.take_read_ahead(position)? {
+            // What was rendered ahead stays valid for the batches still in the buffer, which
+            // a read behind them keeps; a read elsewhere does not.
+            if !in_buf {
+                self.drop_rendered();
+            }
             if in_buf {
                 // Keep what we have, read the rest behind it.
                 let start = (position - self.buf_pos) as usize;
@@ -704,6 +799,8 @@ impl PartitionReader {
         };
         chunk.result.at("read", &seg.path)?;
         readahead::give_back(std::mem::replace(&mut self.buf, chunk.buf));
+        self.drop_rendered();
+        self.rendered = chunk.rendered;
         self.buf_pos = position;
         self.filled = chunk.filled;
         self.checked_until = position + chunk.checked as u64;
@@ -756,6 +853,7 @@ impl PartitionReader {
             return false;
         }
         readahead::give_back(std::mem::take(&mut self.buf));
+        self.drop_rendered();
         self.buf_pos = position;
         self.filled = 0;
         // A backlog (the read filled the buffer): its next read is a whole chunk, read ahead.
@@ -779,6 +877,7 @@ impl PartitionReader {
             && self.buf_pos + self.filled as u64 == position
         {
             readahead::give_back(std::mem::take(&mut self.buf));
+            self.drop_rendered();
             self.buf_pos = position;
             self.filled = 0;
         }
@@ -839,12 +938,14 @@ impl PartitionReader {
         let seg = self.segment.as_ref().expect("called with a segment");
         let stream = self.read_ahead.get_or_insert_with(|| {
             let complete = readahead::complete_prefix(&self.buf[..self.filled]);
-            Stream::new(
+            let mut stream = Stream::new(
                 Arc::clone(&seg.file),
                 seg.base,
                 self.buf_pos + complete as u64,
                 self.chunk,
-            )
+            );
+            stream.render_with(self.render_ahead.clone());
+            stream
         });
         if !stream.top_up(depth) {
             self.read_ahead = None;
@@ -856,6 +957,7 @@ impl Drop for PartitionReader {
     /// The buffer goes back to the pool, for the readers that remain.
     fn drop(&mut self) {
         readahead::give_back(std::mem::take(&mut self.buf));
+        self.drop_rendered();
     }
 }
 
@@ -998,7 +1100,7 @@ pub(crate) mod tests {
         let mut got = Vec::new();
         loop {
             let polled = reader
-                .poll::<StoreError, _>(budget, |r| {
+                .poll::<StoreError, _>(budget, |r: RecordRef<'_>| {
                     let value: i64 = std::str::from_utf8(r.value.unwrap())
                         .unwrap()
                         .parse()
@@ -1118,7 +1220,7 @@ pub(crate) mod tests {
         let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
         let mut first = Vec::new();
         reader
-            .poll::<StoreError, _>(4, |r| {
+            .poll::<StoreError, _>(4, |r: RecordRef<'_>| {
                 first.push(r.offset);
                 Ok(())
             })
@@ -1181,7 +1283,7 @@ pub(crate) mod tests {
             reader.prepare_turn();
             let before = got.len();
             let mut polled = reader
-                .poll::<StoreError, _>(10, |r| {
+                .poll::<StoreError, _>(10, |r: RecordRef<'_>| {
                     got.push(r.offset);
                     Ok(())
                 })
@@ -1189,7 +1291,7 @@ pub(crate) mod tests {
             assert_eq!(reader.left_in_batch(), 190 * usize::from(!polled.at_end));
             if reader.left_in_batch() > 0 {
                 polled = reader
-                    .poll::<StoreError, _>(reader.left_in_batch(), |r| {
+                    .poll::<StoreError, _>(reader.left_in_batch(), |r: RecordRef<'_>| {
                         got.push(r.offset);
                         Ok(())
                     })
@@ -1215,6 +1317,93 @@ pub(crate) mod tests {
         );
     }
 
+    /// Renders a record as its value and a newline, except values ending in "13" (so that
+    /// some batches are rendered only in part on the helper).
+    struct ValueLines;
+
+    impl RenderAhead for ValueLines {
+        fn render_batch(&self, batch: &mut readahead::AheadBatch<'_, '_>) {
+            while let Some(record) = batch.next_record() {
+                let value = record.value.unwrap();
+                if value.ends_with(b"13") {
+                    return;
+                }
+                batch.out().extend_from_slice(value);
+                batch.out().push(b'\n');
+                batch.rendered();
+            }
+        }
+    }
+
+    /// Collects the records a poll delivers as the lines [`ValueLines`] renders, whichever
+    /// thread rendered them.
+    struct Lines<'a> {
+        out: &'a mut Vec<u8>,
+        rendered: &'a mut usize,
+    }
+
+    impl Deliver<StoreError> for Lines<'_> {
+        fn record(&mut self, record: RecordRef<'_>) -> Result<()> {
+            self.out.extend_from_slice(record.value.unwrap());
+            self.out.push(b'\n');
+            Ok(())
+        }
+
+        fn rendered(&mut self, bytes: &[u8], records: usize) -> Result<()> {
+            assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), records);
+            self.out.extend_from_slice(bytes);
+            *self.rendered += records;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn records_rendered_ahead_are_delivered_once_in_order_at_any_budget() {
+        let dir = large_partition(100, 20);
+        let expected: Vec<u8> = (0..2000)
+            .flat_map(|o| format!("{o:0>200}\n").into_bytes())
+            .collect();
+        for mode in [ReadAhead::Eager, ReadAhead::OnDemand] {
+            for (start, budget) in [(0, 1), (0, 7), (0, 20), (0, 1000), (1001, 7), (19, 33)] {
+                let mut reader = PartitionReader::open(dir.path(), start).unwrap();
+                reader.set_chunk(MIN_READ_CHUNK, mode);
+                reader.set_render_ahead(Some(Arc::new(ValueLines)));
+                let (mut out, mut rendered) = (Vec::new(), 0);
+                let mut slept_after = None;
+                loop {
+                    reader.prepare_turn();
+                    let polled = reader
+                        .poll(
+                            budget,
+                            Lines {
+                                out: &mut out,
+                                rendered: &mut rendered,
+                            },
+                        )
+                        .unwrap();
+                    assert!(polled.delivered <= budget);
+                    if polled.at_end {
+                        break;
+                    }
+                    // The helper renders what it reads while the reader is not waiting: give
+                    // it the time to, whenever a chunk is requested.
+                    if reader.read_ahead.as_ref().is_some_and(Stream::is_pending)
+                        && slept_after != Some(reader.chunks_read_ahead())
+                    {
+                        slept_after = Some(reader.chunks_read_ahead());
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
+                let want = &expected[start as usize * 201..];
+                assert!(out == want, "{mode:?} from {start}, budget {budget}");
+                assert!(
+                    rendered > 0,
+                    "{mode:?} from {start}, budget {budget}: nothing was rendered ahead"
+                );
+            }
+        }
+    }
+
     /// One of many partitions: its first chunk is read on the helper thread when the turn
     /// before its first is prepared, from wherever it was positioned, not by the consumer.
     #[test]
@@ -1226,7 +1415,7 @@ pub(crate) mod tests {
             reader.prepare_turn();
             let mut first = Vec::new();
             reader
-                .poll::<StoreError, _>(5, |r| {
+                .poll::<StoreError, _>(5, |r: RecordRef<'_>| {
                     first.push(r.offset);
                     Ok(())
                 })
@@ -1286,7 +1475,7 @@ pub(crate) mod tests {
         reader.set_chunk(MIN_READ_CHUNK, ReadAhead::Eager);
         let mut got = Vec::new();
         let err = loop {
-            match reader.poll::<StoreError, _>(50, |r| {
+            match reader.poll::<StoreError, _>(50, |r: RecordRef<'_>| {
                 got.push(r.offset);
                 Ok(())
             }) {

@@ -9,10 +9,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::{Target, TargetError};
-use crate::consume::{resolve_start, Clamped, ConsumeError, Consumer, Polled, Skipped};
+use crate::consume::{
+    resolve_start, Clamped, ConsumeError, Consumer, ConsumerSink, Polled, RenderAheadFor, Skipped,
+};
 use crate::kafka::consume::ClusterReader;
 use crate::kafka::ClusterError;
-use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
 use crate::store::StoreError;
 
@@ -182,14 +183,25 @@ pub struct Assignment {
 impl TargetConsumer {
     /// Delivers up to `budget` records of the assigned partitions, fairly.
     #[inline]
-    pub fn poll<E, F>(&mut self, budget: usize, sink: F) -> Result<Polled, E>
+    pub fn poll<E, S>(&mut self, budget: usize, mut sink: S) -> Result<Polled, E>
     where
         E: From<ConsumeError> + From<ClusterError>,
-        F: FnMut(&str, i32, RecordRef<'_>) -> Result<(), E>,
+        S: ConsumerSink<E>,
     {
         match self {
             TargetConsumer::Local(c, _) => c.poll(budget, sink),
-            TargetConsumer::Kafka(r) => r.poll(budget, sink),
+            TargetConsumer::Kafka(r) => r.poll(budget, |topic: &str, partition, record| {
+                sink.record(topic, partition, record)
+            }),
+        }
+    }
+
+    /// Has records rendered ahead on a helper thread by the [`RenderAhead`] `make` gives for
+    /// each partition (see [`Consumer::render_ahead`]); a cluster's records are rendered as
+    /// they come.
+    pub fn render_ahead(&mut self, make: RenderAheadFor) {
+        if let TargetConsumer::Local(c, _) = self {
+            c.render_ahead(make);
         }
     }
 

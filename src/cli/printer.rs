@@ -1,0 +1,96 @@
+//! Printing the records `spool consume` reads: rendered into one buffer that is written to
+//! stdout in large pieces, and rendered ahead on the read-ahead thread where the store allows.
+//!
+//! A record's output depends on the record alone (a template, JSON), so the read-ahead thread,
+//! which otherwise waits for the consuming thread, renders the records of the chunks it reads
+//! until the consuming thread gets to them ([`crate::store::readahead::RenderAhead`]); the
+//! consuming thread writes what it finds rendered as it is and renders the rest itself. The
+//! output is the same byte for byte, in the same order, whichever thread rendered a record.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use super::consume::{Renderer, OUT_FLUSH};
+use crate::consume::{ConsumerSink, RenderAheadFor};
+use crate::record::RecordRef;
+use crate::store::readahead::{AheadBatch, RenderAhead};
+
+/// The [`ConsumerSink`] of `spool consume`: renders each record into `out`, counts it, and
+/// writes `out` to stdout once it holds [`OUT_FLUSH`] bytes.
+pub(super) struct Printer<'a> {
+    pub renderer: &'a Renderer,
+    pub out: &'a mut Vec<u8>,
+    pub stdout: &'a mut File,
+    pub count: &'a mut u64,
+}
+
+impl ConsumerSink<anyhow::Error> for Printer<'_> {
+    #[inline(always)]
+    fn record(&mut self, topic: &str, partition: i32, record: RecordRef<'_>) -> anyhow::Result<()> {
+        self.renderer.render(self.out, topic, partition, &record)?;
+        *self.count += 1;
+        if self.out.len() >= OUT_FLUSH {
+            write_out(self.stdout, self.out)?;
+        }
+        Ok(())
+    }
+
+    fn rendered(&mut self, _: &str, _: i32, bytes: &[u8], records: usize) -> anyhow::Result<()> {
+        *self.count += records as u64;
+        if self.out.len() + bytes.len() < OUT_FLUSH {
+            self.out.extend_from_slice(bytes);
+        } else {
+            // Written where it is, after what is buffered: no copy of a chunk's worth.
+            write_out(self.stdout, self.out)?;
+            self.stdout.write_all(bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `buf` to stdout and empties it.
+pub(super) fn write_out(stdout: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    stdout.write_all(buf)?;
+    buf.clear();
+    Ok(())
+}
+
+/// Renders ahead with a copy of the command's renderer, for any partition.
+pub(super) fn render_ahead(renderer: &Renderer) -> RenderAheadFor {
+    let renderer = renderer.clone();
+    Arc::new(move |topic: &str, partition: i32| -> Arc<dyn RenderAhead> {
+        Arc::new(RenderOnHelper {
+            renderer: Mutex::new(renderer.clone()),
+            topic: topic.to_owned(),
+            partition,
+        })
+    })
+}
+
+/// One partition's records, rendered on the read-ahead thread.
+struct RenderOnHelper {
+    /// Only the read-ahead thread renders with it (one lock a batch).
+    renderer: Mutex<Renderer>,
+    topic: String,
+    partition: i32,
+}
+
+impl RenderAhead for RenderOnHelper {
+    fn render_batch(&self, batch: &mut AheadBatch<'_, '_>) {
+        let Ok(renderer) = self.renderer.lock() else {
+            return;
+        };
+        while let Some(record) = batch.next_record() {
+            // A record that cannot be rendered (not UTF-8 for JSON) is left to the consuming
+            // thread, which reports it in its place.
+            if renderer
+                .render(batch.out(), &self.topic, self.partition, &record)
+                .is_err()
+            {
+                return;
+            }
+            batch.rendered();
+        }
+    }
+}
