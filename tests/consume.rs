@@ -1570,3 +1570,97 @@ fn consumers_start_cleanly_while_retention_deletes_segments() {
     drop(producer);
     writer.join().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Records rendered ahead on the read-ahead thread
+
+/// A backlog large enough to be read ahead (and rendered ahead) in every output form: each
+/// partition's records in offset order, every record once, byte for byte as produced, and the
+/// lines of one partition as a one-partition read prints them.
+#[test]
+fn a_backlog_prints_every_record_once_in_order_in_every_output_form() {
+    let store = Store::new();
+    store.create_topic("big", 3, &[]);
+    let records: Vec<(String, String)> = (0..60_000)
+        .map(|i| {
+            (
+                format!("k{}", i % 7),
+                format!("v{i} {}", "x".repeat(50 + i % 200)),
+            )
+        })
+        .collect();
+    let input: String = records.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+    store.produce("big", input, &["-K", ":", "--fsync", "never"]);
+
+    // Template: per partition, offsets from 0 on, and each key's values in the order produced.
+    let printed = read_lines(&store, "big", &["-F", "%p %o %k %v\\n"]);
+    assert_eq!(printed.len(), records.len());
+    let mut next = [0i64; 3];
+    let mut per_key: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in &printed {
+        let mut parts = line.splitn(4, ' ');
+        let p: usize = parts.next().unwrap().parse().unwrap();
+        let o: i64 = parts.next().unwrap().parse().unwrap();
+        assert_eq!(o, next[p], "partition {p}");
+        next[p] += 1;
+        let (k, v) = (parts.next().unwrap(), parts.next().unwrap());
+        per_key.entry(k.to_owned()).or_default().push(v.to_owned());
+    }
+    let mut expected: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (k, v) in &records {
+        expected.entry(k.clone()).or_default().push(v.clone());
+    }
+    assert!(per_key == expected, "values differ from what was produced");
+
+    // JSON and the default form print the same records in the same order.
+    let json = common::json_lines(&store.consume("big", &["--output", "json"]));
+    assert_eq!(json.len(), printed.len());
+    for (j, line) in json.iter().zip(&printed) {
+        let mine = format!(
+            "{} {} {} {}",
+            j["partition"],
+            j["offset"],
+            j["key"].as_str().unwrap(),
+            j["value"].as_str().unwrap()
+        );
+        assert!(&mine == line, "{mine} != {line}");
+    }
+    let values = read_lines(&store, "big", &[]);
+    let from_template: Vec<&str> = printed
+        .iter()
+        .map(|l| l.splitn(4, ' ').nth(3).unwrap())
+        .collect();
+    assert!(values == from_template);
+
+    // One partition on its own (read ahead eagerly) prints what the three-partition read did.
+    let one = read_lines(&store, "big", &["-p", "1", "-F", "%p %o %k %v\\n"]);
+    let of_one: Vec<&String> = printed.iter().filter(|l| l.starts_with("1 ")).collect();
+    assert_eq!(one.len(), of_one.len());
+    assert!(one.iter().zip(of_one).all(|(a, b)| a == b));
+}
+
+/// A record JSON cannot print (not UTF-8) deep in a backlog: the records before it are printed,
+/// then the error names it, whichever thread came to it first.
+#[test]
+fn a_record_json_cannot_print_deep_in_a_backlog_stops_the_read_in_its_place() {
+    let store = Store::new();
+    store.create_topic("bin", 1, &[]);
+    let mut input = Vec::new();
+    for i in 0..30_000 {
+        input.extend_from_slice(format!("r{i} {}\n", "y".repeat(200)).as_bytes());
+    }
+    input.extend_from_slice(b"bad \xff byte\n");
+    for i in 0..1_000 {
+        input.extend_from_slice(format!("after{i}\n").as_bytes());
+    }
+    store.produce("bin", input, &["--fsync", "never"]);
+    let (code, out, err) = run(&store, &["bin", "-e", "--output", "json"]);
+    assert_eq!(code, 1, "{err}");
+    let printed = common::json_lines(&out);
+    assert_eq!(printed.len(), 30_000);
+    assert_eq!(printed[29_999]["offset"], 29_999);
+    assert!(
+        err.contains("offset 30000") && err.contains("UTF-8"),
+        "{err}"
+    );
+}
