@@ -282,7 +282,9 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
         from_pattern: a.regex.is_some(),
     };
     let mut consumer = target.consumer()?;
-    consumer.render_ahead(super::printer::render_ahead(&renderer));
+    if renderer.worth_rendering_ahead() {
+        consumer.render_ahead(super::printer::render_ahead(&renderer));
+    }
     let names = match &a.regex {
         Some(pattern) => {
             let names = target.matching_topics(pattern)?;

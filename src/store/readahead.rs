@@ -223,12 +223,19 @@ pub fn give_back_rendered(mut rendered: Rendered) {
     }
 }
 
-fn take_rendered() -> Rendered {
+/// A rendering from the pool, or a new one with room for the records of a `len`-byte chunk
+/// rendered about as long as they are encoded: grown a doubling at a time, each rendering
+/// would touch (and fault in) fresh pages on its way to a chunk's size.
+fn take_rendered(len: usize) -> Rendered {
     RENDERED_POOL
         .lock()
         .ok()
         .and_then(|mut pool| pool.pop())
-        .unwrap_or_default()
+        .unwrap_or_else(|| Rendered {
+            bytes: Vec::with_capacity(len + len / 4),
+            marks: Vec::with_capacity(len / 64),
+            batches: Vec::new(),
+        })
 }
 
 /// Renders the whole batches at the start of `bytes` (checked, at file position `position`)
@@ -239,7 +246,7 @@ fn render_ahead(
     position: u64,
     wanted: &AtomicBool,
 ) -> Option<Rendered> {
-    let mut rendered = take_rendered();
+    let mut rendered = take_rendered(bytes.len());
     let mut at = 0;
     while at < bytes.len() && !wanted.load(Ordering::Relaxed) {
         let Ok(header) = BatchHeader::parse(&bytes[at..]) else {
