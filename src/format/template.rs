@@ -9,6 +9,8 @@ use std::mem;
 use thiserror::Error;
 
 use super::decimal::write_i64;
+use super::line_heads::HeadPart;
+use super::line_heads::LineHeads;
 use crate::record::{Headers, RecordRef};
 use crate::spec::write_rfc3339_millis;
 
@@ -145,21 +147,7 @@ impl Template {
                 part => part,
             })
             .collect();
-        let fixed_len = parts
-            .iter()
-            .map(|part| match part {
-                Part::Literal(bytes) => bytes.len(),
-                Part::Byte(_) => 1,
-                Part::Field(
-                    Field::Partition
-                    | Field::Offset
-                    | Field::KeyLength
-                    | Field::ValueLength
-                    | Field::TimestampMs,
-                ) => 20,
-                Part::Field(_) => 0,
-            })
-            .sum();
+        let fixed_len = fixed_len(&parts);
         Template {
             parts,
             fixed_len,
@@ -218,25 +206,134 @@ impl Template {
     ) {
         let len = |bytes: Option<&[u8]>| bytes.map_or(null_literal.len(), <[u8]>::len);
         out.reserve(self.fixed_len + topic.len() + len(rec.key) + len(rec.value));
-        for part in &self.parts {
-            match *part {
-                Part::Byte(byte) => out.push(byte),
-                Part::Literal(ref bytes) => out.extend_from_slice(bytes),
-                Part::Field(field) => match field {
-                    Field::Topic => out.extend_from_slice(topic.as_bytes()),
-                    Field::Partition => write_i64(out, partition.into()),
-                    Field::Offset => write_i64(out, rec.offset),
-                    Field::Key => out.extend_from_slice(rec.key.unwrap_or(null_literal)),
-                    Field::Value => out.extend_from_slice(rec.value.unwrap_or(null_literal)),
-                    Field::KeyLength => write_i64(out, length_or_minus_one(rec.key)),
-                    Field::ValueLength => write_i64(out, length_or_minus_one(rec.value)),
-                    Field::TimestampMs => write_i64(out, rec.timestamp),
-                    Field::TimestampRfc3339 => write_rfc3339_millis(out, rec.timestamp),
-                    Field::Headers => write_headers(out, &rec.headers, null_literal),
-                },
-            }
+        render_body(&self.parts, out, topic, partition, rec, null_literal);
+    }
+}
+
+/// Appends what `parts` render for `rec`.
+#[inline(always)]
+fn render_body(
+    parts: &[Part],
+    out: &mut Vec<u8>,
+    topic: &str,
+    partition: i32,
+    rec: &RecordRef<'_>,
+    null_literal: &[u8],
+) {
+    for part in parts {
+        match *part {
+            Part::Byte(byte) => out.push(byte),
+            Part::Literal(ref bytes) => out.extend_from_slice(bytes),
+            Part::Field(field) => match field {
+                Field::Topic => out.extend_from_slice(topic.as_bytes()),
+                Field::Partition => write_i64(out, partition.into()),
+                Field::Offset => write_i64(out, rec.offset),
+                Field::Key => out.extend_from_slice(rec.key.unwrap_or(null_literal)),
+                Field::Value => out.extend_from_slice(rec.value.unwrap_or(null_literal)),
+                Field::KeyLength => write_i64(out, length_or_minus_one(rec.key)),
+                Field::ValueLength => write_i64(out, length_or_minus_one(rec.value)),
+                Field::TimestampMs => write_i64(out, rec.timestamp),
+                Field::TimestampRfc3339 => write_rfc3339_millis(out, rec.timestamp),
+                Field::Headers => write_headers(out, &rec.headers, null_literal),
+            },
         }
     }
+}
+
+/// Renders records through a [`Template`], byte for byte as [`Template::render`] does, with
+/// the start of the line up to its first key, value, length or headers (`%t`, `%p`, `%o`,
+/// `%T`, `%d` and literals) kept per partition by [`LineHeads`]: rendered once, its offset
+/// counted up in place from one record to the next.
+#[derive(Debug, Clone)]
+pub struct TemplateLines {
+    template: Template,
+    null_literal: Box<[u8]>,
+    /// The line starts, when the template starts with a field they can hold.
+    heads: Option<LineHeads>,
+    /// The parts after the start (all of them without `heads`).
+    body: Box<[Part]>,
+    /// [`Template::fixed_len`] of `body`.
+    body_fixed_len: usize,
+}
+
+impl TemplateLines {
+    /// Renders through `template`, with null keys, values and header values as `null_literal`.
+    pub fn new(template: Template, null_literal: Vec<u8>) -> TemplateLines {
+        let head: Vec<HeadPart> = template.parts.iter().map_while(head_part).collect();
+        let cached = template.value_then.is_none()
+            && head.iter().any(|part| !matches!(part, HeadPart::Literal(_)));
+        let (heads, body) = if cached {
+            (Some(LineHeads::new(head.clone())), &template.parts[head.len()..])
+        } else {
+            (None, &template.parts[..])
+        };
+        let body: Box<[Part]> = body.into();
+        TemplateLines {
+            body_fixed_len: fixed_len(&body),
+            body,
+            heads,
+            null_literal: null_literal.into_boxed_slice(),
+            template,
+        }
+    }
+
+    /// Appends `rec` rendered through the template to `out`.
+    #[inline(always)]
+    pub fn render(&mut self, out: &mut Vec<u8>, topic: &str, partition: i32, rec: &RecordRef<'_>) {
+        match &self.heads {
+            None => self
+                .template
+                .render(out, topic, partition, rec, &self.null_literal),
+            Some(_) => self.render_cached(out, topic, partition, rec),
+        }
+    }
+
+    #[inline(never)]
+    fn render_cached(&mut self, out: &mut Vec<u8>, topic: &str, partition: i32, rec: &RecordRef<'_>) {
+        let Some(heads) = &mut self.heads else {
+            return;
+        };
+        let head = heads.head(topic, partition, rec.offset, rec.timestamp);
+        let null_literal = &self.null_literal[..];
+        let len = |bytes: Option<&[u8]>| bytes.map_or(null_literal.len(), <[u8]>::len);
+        out.reserve(head.len() + self.body_fixed_len + topic.len() + len(rec.key) + len(rec.value));
+        out.extend_from_slice(head);
+        render_body(&self.body, out, topic, partition, rec, null_literal);
+    }
+}
+
+/// The part of a line's start `part` is, if it can be one.
+fn head_part(part: &Part) -> Option<HeadPart> {
+    Some(match part {
+        Part::Literal(bytes) => HeadPart::Literal(bytes.clone()),
+        Part::Byte(byte) => HeadPart::Literal(Box::new([*byte])),
+        Part::Field(Field::Topic) => HeadPart::Topic,
+        Part::Field(Field::Partition) => HeadPart::Partition,
+        Part::Field(Field::Offset) => HeadPart::Offset,
+        Part::Field(Field::TimestampMs) => HeadPart::TimestampMs,
+        Part::Field(Field::TimestampRfc3339) => HeadPart::TimestampRfc3339,
+        Part::Field(_) => return None,
+    })
+}
+
+/// Bytes `parts` take besides topic, key and value, headers and RFC 3339 times: the literals
+/// and 20 a number.
+fn fixed_len(parts: &[Part]) -> usize {
+    parts
+        .iter()
+        .map(|part| match part {
+            Part::Literal(bytes) => bytes.len(),
+            Part::Byte(_) => 1,
+            Part::Field(
+                Field::Partition
+                | Field::Offset
+                | Field::KeyLength
+                | Field::ValueLength
+                | Field::TimestampMs,
+            ) => 20,
+            Part::Field(_) => 0,
+        })
+        .sum()
 }
 
 /// kcat prints -1 as the length of a null key or value, keeping it apart from an empty one.

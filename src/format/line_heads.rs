@@ -1,0 +1,354 @@
+//! The start of an output line, rendered once per partition and moved along record by record.
+//!
+//! Consecutive records of one partition print mostly the same bytes before their key: the
+//! topic, the partition, an offset one above the last one's and usually the same timestamp (a
+//! batch's records share it). [`LineHeads`] keeps that start rendered for each (topic,
+//! partition) it has seen. The next record's start is the last one's with the offset's decimal
+//! digits counted up in place, like an odometer, and the timestamp rewritten only when it
+//! changed; anything else (an offset that jumps or gains a digit, another partition's first
+//! record) renders the start anew.
+
+use super::decimal::write_i64;
+use crate::spec::write_rfc3339_millis;
+
+/// One piece of a line's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeadPart {
+    Literal(Box<[u8]>),
+    /// The topic's name as it is.
+    Topic,
+    /// The topic's name as a quoted JSON string.
+    JsonTopic,
+    Partition,
+    Offset,
+    TimestampMs,
+    TimestampRfc3339,
+}
+
+impl HeadPart {
+    fn uses_offset(&self) -> bool {
+        matches!(self, HeadPart::Offset)
+    }
+
+    fn uses_timestamp(&self) -> bool {
+        matches!(self, HeadPart::TimestampMs | HeadPart::TimestampRfc3339)
+    }
+}
+
+/// More partitions than this at once (a group member with hundreds) take over the slots of the
+/// oldest: a miss costs one rendering, and a search of this many slots.
+const SLOTS: usize = 64;
+
+/// The rendered line starts of the partitions seen last, for one list of [`HeadPart`]s.
+#[derive(Debug, Clone)]
+pub(crate) struct LineHeads {
+    parts: Box<[HeadPart]>,
+    uses_offset: bool,
+    uses_timestamp: bool,
+    /// Index of the first part that depends on the timestamp (`parts.len()` if none): a new
+    /// timestamp renders the parts from there on.
+    timestamp_from: usize,
+    heads: Vec<Head>,
+    /// The slot of the last record: records come a batch of one partition at a time.
+    last: usize,
+    /// The slot the next new partition takes once all are in use.
+    next_victim: usize,
+}
+
+/// One partition's line start, as rendered for `offset` and `timestamp`.
+#[derive(Debug, Clone)]
+struct Head {
+    topic: Box<str>,
+    partition: i32,
+    /// The offset and timestamp rendered in `bytes` (0 for whichever the parts do not use).
+    offset: i64,
+    timestamp: i64,
+    bytes: Vec<u8>,
+    /// Where each offset's digits are in `bytes` (start, end); empty for a negative offset.
+    offset_digits: Vec<(usize, usize)>,
+    /// Where the part at `timestamp_from` starts in `bytes`.
+    timestamp_at: usize,
+}
+
+impl LineHeads {
+    pub(crate) fn new(parts: Vec<HeadPart>) -> LineHeads {
+        let timestamp_from = parts
+            .iter()
+            .position(HeadPart::uses_timestamp)
+            .unwrap_or(parts.len());
+        LineHeads {
+            uses_offset: parts.iter().any(HeadPart::uses_offset),
+            uses_timestamp: timestamp_from < parts.len(),
+            timestamp_from,
+            parts: parts.into_boxed_slice(),
+            heads: Vec::new(),
+            last: 0,
+            next_victim: 0,
+        }
+    }
+
+    /// The start of the line of the record at `offset` of `topic`/`partition`.
+    #[inline(always)]
+    pub(crate) fn head(&mut self, topic: &str, partition: i32, offset: i64, timestamp: i64) -> &[u8] {
+        let offset = if self.uses_offset { offset } else { 0 };
+        let timestamp = if self.uses_timestamp { timestamp } else { 0 };
+        let slot = match self.heads.get(self.last) {
+            Some(head) if head.partition == partition && same_text(&head.topic, topic) => self.last,
+            _ => self.find(topic, partition, offset, timestamp),
+        };
+        let head = &mut self.heads[slot];
+        if head.offset != offset {
+            let next = head.offset >= 0 && head.offset.checked_add(1) == Some(offset);
+            if next && head.count_up() {
+                head.offset = offset;
+            } else {
+                head.render_from(&self.parts, 0, self.timestamp_from, offset, timestamp);
+            }
+        }
+        if head.timestamp != timestamp {
+            head.render_from(&self.parts, self.timestamp_from, self.timestamp_from, offset, timestamp);
+        }
+        &head.bytes
+    }
+
+    /// The slot of `topic`/`partition`, rendered for the record when it is new there.
+    #[inline(never)]
+    #[cold]
+    fn find(&mut self, topic: &str, partition: i32, offset: i64, timestamp: i64) -> usize {
+        let found = self
+            .heads
+            .iter()
+            .position(|head| head.partition == partition && same_text(&head.topic, topic));
+        let slot = match found {
+            Some(slot) => slot,
+            None => {
+                let head = Head {
+                    topic: topic.into(),
+                    partition,
+                    offset: 0,
+                    timestamp: 0,
+                    bytes: Vec::new(),
+                    offset_digits: Vec::new(),
+                    timestamp_at: 0,
+                };
+                let slot = if self.heads.len() < SLOTS {
+                    self.heads.push(head);
+                    self.heads.len() - 1
+                } else {
+                    let slot = self.next_victim;
+                    self.next_victim = (slot + 1) % SLOTS;
+                    self.heads[slot] = head;
+                    slot
+                };
+                self.heads[slot].render_from(&self.parts, 0, self.timestamp_from, offset, timestamp);
+                slot
+            }
+        };
+        self.last = slot;
+        slot
+    }
+}
+
+/// `a == b`, without a call to `bcmp` for the usual short topic name.
+#[inline(always)]
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    if (8..=16).contains(&n) {
+        let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().unwrap());
+        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
+    }
+    if (4..8).contains(&n) {
+        let word = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().unwrap());
+        return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
+    }
+    a == b
+}
+
+impl Head {
+    /// Adds one to every offset rendered in `bytes`, digit by digit from the last; false when
+    /// one of them would gain a digit (999 to 1000), which takes a new rendering.
+    #[inline(always)]
+    fn count_up(&mut self) -> bool {
+        for &(start, end) in &self.offset_digits {
+            let mut at = end;
+            loop {
+                at -= 1;
+                let digit = self.bytes[at];
+                if digit != b'9' {
+                    self.bytes[at] = digit + 1;
+                    break;
+                }
+                self.bytes[at] = b'0';
+                if at == start {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Renders `parts[from..]` in place of what stood there before, for `offset` and
+    /// `timestamp`. `from` is 0 or `timestamp_from`.
+    #[cold]
+    #[inline(never)]
+    fn render_from(
+        &mut self,
+        parts: &[HeadPart],
+        from: usize,
+        timestamp_from: usize,
+        offset: i64,
+        timestamp: i64,
+    ) {
+        if from == 0 {
+            self.bytes.clear();
+            self.offset_digits.clear();
+        } else {
+            self.bytes.truncate(self.timestamp_at);
+            let cut = self.timestamp_at;
+            self.offset_digits.retain(|&(start, _)| start < cut);
+        }
+        for (index, part) in parts.iter().enumerate().skip(from) {
+            if index == timestamp_from {
+                self.timestamp_at = self.bytes.len();
+            }
+            let out = &mut self.bytes;
+            match part {
+                HeadPart::Literal(bytes) => out.extend_from_slice(bytes),
+                HeadPart::Topic => out.extend_from_slice(self.topic.as_bytes()),
+                HeadPart::JsonTopic => super::json_output::write_json_string(out, self.topic.as_bytes()),
+                HeadPart::Partition => write_i64(out, self.partition.into()),
+                HeadPart::Offset => {
+                    let start = out.len();
+                    write_i64(out, offset);
+                    if offset >= 0 {
+                        self.offset_digits.push((start, out.len()));
+                    }
+                }
+                HeadPart::TimestampMs => write_i64(out, timestamp),
+                HeadPart::TimestampRfc3339 => write_rfc3339_millis(out, timestamp),
+            }
+        }
+        self.offset = offset;
+        self.timestamp = timestamp;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parts() -> Vec<HeadPart> {
+        vec![
+            HeadPart::Topic,
+            HeadPart::Literal(b"/".as_slice().into()),
+            HeadPart::Partition,
+            HeadPart::Literal(b"@".as_slice().into()),
+            HeadPart::Offset,
+            HeadPart::Literal(b" ".as_slice().into()),
+            HeadPart::TimestampMs,
+            HeadPart::Literal(b" ".as_slice().into()),
+            HeadPart::Offset,
+            HeadPart::Literal(b" ".as_slice().into()),
+            HeadPart::TimestampRfc3339,
+            HeadPart::Literal(b" ".as_slice().into()),
+        ]
+    }
+
+    /// What the parts render to, from scratch.
+    fn plain(topic: &str, partition: i32, offset: i64, timestamp: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let ts = crate::spec::format_rfc3339_millis(timestamp);
+        out.extend_from_slice(
+            format!("{topic}/{partition}@{offset} {timestamp} {offset} {ts} ").as_bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn counts_offsets_up_across_digits_and_rewrites_timestamps() {
+        let mut heads = LineHeads::new(parts());
+        let records = [
+            ("t", 0, 8, 5),
+            ("t", 0, 9, 5),
+            ("t", 0, 10, 5),
+            ("t", 0, 11, 6),
+            ("t", 0, 99, 6),
+            ("t", 0, 100, 6),
+            ("t", 1, 101, 6),
+            ("t", 0, 101, 6),
+            ("u", 0, 102, 6),
+            ("t", 0, 102, -1),
+            ("t", 0, -1, -1),
+            ("t", 0, 0, -1),
+            ("t", 0, 1, 1_795_514_400_123),
+            ("t", 0, i64::MAX, 0),
+            ("t", 0, i64::MIN, 0),
+        ];
+        for (topic, partition, offset, timestamp) in records {
+            assert_eq!(
+                String::from_utf8_lossy(heads.head(topic, partition, offset, timestamp)),
+                String::from_utf8_lossy(&plain(topic, partition, offset, timestamp)),
+            );
+        }
+    }
+
+    #[test]
+    fn more_partitions_than_slots() {
+        let mut heads = LineHeads::new(parts());
+        for round in 0..3 {
+            for partition in 0..(SLOTS as i32 + 5) {
+                let offset = round * 10;
+                assert_eq!(
+                    heads.head("topic", partition, offset, 7),
+                    plain("topic", partition, offset, 7)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn topics_told_apart_at_every_length() {
+        for len in 0..40 {
+            let a = "a".repeat(len);
+            let mut heads = LineHeads::new(vec![HeadPart::Topic]);
+            assert_eq!(heads.head(&a, 0, 0, 0), a.as_bytes());
+            for at in 0..len {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'b';
+                let b = String::from_utf8(b).unwrap();
+                assert_eq!(heads.head(&b, 0, 0, 0), b.as_bytes());
+                assert_eq!(heads.head(&a, 0, 0, 0), a.as_bytes());
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn same_as_rendered_from_scratch(
+            records in proptest::collection::vec(
+                (0..3i32, prop_oneof![Just("t"), Just("topic-one")], 0..4i64, any::<bool>(), any::<i64>()),
+                1..200,
+            ),
+            start in prop_oneof![0..20i64, 990..1010i64, any::<i64>()],
+        ) {
+            let mut heads = LineHeads::new(parts());
+            let mut offset = start;
+            let mut timestamp = 0;
+            for (partition, topic, step, new_timestamp, ts) in records {
+                offset = offset.wrapping_add(step);
+                if new_timestamp {
+                    timestamp = ts;
+                }
+                prop_assert_eq!(
+                    heads.head(topic, partition, offset, timestamp),
+                    plain(topic, partition, offset, timestamp)
+                );
+            }
+        }
+    }
+}
