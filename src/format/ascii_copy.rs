@@ -80,17 +80,29 @@ unsafe fn copy_plain_blocks(dst: *mut u8, text: &[u8]) -> usize {
     };
     let n = text.len();
     let src = text.as_ptr();
-    // Signed: bytes from 0x80 on are negative, so below 0x20 too.
+    // 0xff in each byte that is special. Signed: bytes from 0x80 on are negative, so below
+    // 0x20 too.
     let special = |v: __m128i| {
         let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
         let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
         let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-        _mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, backslash)))
+        _mm_or_si128(low, _mm_or_si128(quote, backslash))
     };
     let mut at = 0;
-    while at + 16 <= n {
+    // Two blocks a step, one test for both.
+    while at + 32 <= n {
+        let a = _mm_loadu_si128(src.add(at).cast::<__m128i>());
+        let b = _mm_loadu_si128(src.add(at + 16).cast::<__m128i>());
+        if _mm_movemask_epi8(_mm_or_si128(special(a), special(b))) != 0 {
+            return at;
+        }
+        _mm_storeu_si128(dst.add(at).cast::<__m128i>(), a);
+        _mm_storeu_si128(dst.add(at + 16).cast::<__m128i>(), b);
+        at += 32;
+    }
+    if at + 16 <= n {
         let v = _mm_loadu_si128(src.add(at).cast::<__m128i>());
-        if special(v) != 0 {
+        if _mm_movemask_epi8(special(v)) != 0 {
             return at;
         }
         _mm_storeu_si128(dst.add(at).cast::<__m128i>(), v);
@@ -98,7 +110,7 @@ unsafe fn copy_plain_blocks(dst: *mut u8, text: &[u8]) -> usize {
     }
     if at < n {
         let v = _mm_loadu_si128(src.add(n - 16).cast::<__m128i>());
-        if special(v) != 0 {
+        if _mm_movemask_epi8(special(v)) != 0 {
             return at;
         }
         _mm_storeu_si128(dst.add(n - 16).cast::<__m128i>(), v);

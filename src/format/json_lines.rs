@@ -11,7 +11,8 @@
 use super::ascii_copy::copy_plain;
 use super::encoding::Encoding;
 use super::json_output::{write_escaped_after, BytesWriter, EncodeError, RecordField};
-use super::line_heads::{HeadPart, LineHeads};
+use super::line_heads::{HeadPart, LineHeads, Rendered};
+use super::spare::{put, put_head};
 use crate::record::RecordRef;
 
 /// Bytes of a line besides its start, key and value, when it has no headers:
@@ -68,13 +69,14 @@ impl JsonLines {
 
 /// The line of `rec` with keys and values as text.
 #[inline(always)]
-fn write_text_line(out: &mut Vec<u8>, head: &[u8], rec: &RecordRef<'_>) -> Result<(), EncodeError> {
+fn write_text_line(out: &mut Vec<u8>, head: Rendered<'_>, rec: &RecordRef<'_>) -> Result<(), EncodeError> {
     let len = |b: Option<&[u8]>| b.map_or(0, <[u8]>::len);
-    out.reserve(head.len() + len(rec.key) + len(rec.value) + REST);
+    // 15 more for the head's block copy.
+    out.reserve(head.len() + 15 + len(rec.key) + len(rec.value) + REST);
     // SAFETY (every `put` and `put_text` below): room for the head, key, value and REST bytes
     // was reserved above, and `put_text` reserves it again when it took the escaping path.
     unsafe {
-        put(out, head);
+        put_head(out, head);
         let value_room = len(rec.value) + REST;
         match rec.key {
             None => put(out, b"null,\"value\":"),
@@ -104,11 +106,13 @@ fn write_text_line(out: &mut Vec<u8>, head: &[u8], rec: &RecordRef<'_>) -> Resul
 #[inline(never)]
 fn write_binary_line(
     out: &mut Vec<u8>,
-    head: &[u8],
+    head: Rendered<'_>,
     rec: &RecordRef<'_>,
     enc: Encoding,
 ) -> Result<(), EncodeError> {
-    out.extend_from_slice(head);
+    out.reserve(head.len() + 15);
+    // SAFETY: reserved just above.
+    unsafe { put_head(out, head) };
     let bytes = |field| BytesWriter {
         enc,
         offset: rec.offset,
@@ -141,18 +145,6 @@ fn write_headers(out: &mut Vec<u8>, rec: &RecordRef<'_>, enc: Encoding) -> Resul
     }
     out.extend_from_slice(b"]}\n");
     Ok(())
-}
-
-/// Appends `bytes` into room already reserved.
-///
-/// # Safety
-/// `out` must have room for `bytes.len()` more bytes.
-#[inline(always)]
-unsafe fn put(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = out.len();
-    debug_assert!(out.capacity() - len >= bytes.len());
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().add(len), bytes.len());
-    out.set_len(len + bytes.len());
 }
 
 /// Appends `text` as the inside of a JSON string: copied when it is plain ASCII, else checked

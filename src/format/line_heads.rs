@@ -35,6 +35,10 @@ impl HeadPart {
     }
 }
 
+/// Zero bytes kept after a head, so that [`Rendered::copy_to`] may copy it in whole 16-byte
+/// blocks.
+const PAD: usize = 16;
+
 /// More partitions than this at once (a group member with hundreds) take over the slots of the
 /// oldest: a miss costs one rendering, and a search of this many slots.
 const SLOTS: usize = 64;
@@ -89,7 +93,13 @@ impl LineHeads {
 
     /// The start of the line of the record at `offset` of `topic`/`partition`.
     #[inline(always)]
-    pub(crate) fn head(&mut self, topic: &str, partition: i32, offset: i64, timestamp: i64) -> &[u8] {
+    pub(crate) fn head(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timestamp: i64,
+    ) -> Rendered<'_> {
         let offset = if self.uses_offset { offset } else { 0 };
         let timestamp = if self.uses_timestamp { timestamp } else { 0 };
         let slot = match self.heads.get(self.last) {
@@ -106,9 +116,17 @@ impl LineHeads {
             }
         }
         if head.timestamp != timestamp {
-            head.render_from(&self.parts, self.timestamp_from, self.timestamp_from, offset, timestamp);
+            head.render_from(
+                &self.parts,
+                self.timestamp_from,
+                self.timestamp_from,
+                offset,
+                timestamp,
+            );
         }
-        &head.bytes
+        Rendered {
+            padded: &head.bytes,
+        }
     }
 
     /// The slot of `topic`/`partition`, rendered for the record when it is new there.
@@ -149,6 +167,43 @@ impl LineHeads {
     }
 }
 
+/// A line start, followed in memory by [`PAD`] zero bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rendered<'a> {
+    padded: &'a [u8],
+}
+
+impl<'a> Rendered<'a> {
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.padded.len() - PAD
+    }
+
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        &self.padded[..self.len()]
+    }
+
+    /// Copies the line start to `dst` in 16-byte blocks (no call to `memcpy` for a few dozen
+    /// bytes) and returns its length.
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `self.len() + 15` bytes: up to 15 bytes past the
+    /// line start are overwritten with its padding.
+    #[inline(always)]
+    pub(crate) unsafe fn copy_to(&self, dst: *mut u8) -> usize {
+        let len = self.len();
+        let src = self.padded.as_ptr();
+        let mut at = 0;
+        while at < len {
+            // Within `padded`: `at < len`, and PAD bytes follow `len`.
+            std::ptr::copy_nonoverlapping(src.add(at), dst.add(at), 16);
+            at += 16;
+        }
+        len
+    }
+}
+
 /// `a == b`, without a call to `bcmp` for the usual short topic name.
 #[inline(always)]
 fn same_text(a: &str, b: &str) -> bool {
@@ -173,6 +228,19 @@ impl Head {
     /// one of them would gain a digit (999 to 1000), which takes a new rendering.
     #[inline(always)]
     fn count_up(&mut self) -> bool {
+        // The usual case: one offset, whose last digit is not a 9.
+        if let [(_, end)] = self.offset_digits[..] {
+            let digit = self.bytes[end - 1];
+            if digit != b'9' {
+                self.bytes[end - 1] = digit + 1;
+                return true;
+            }
+        }
+        self.count_up_carrying()
+    }
+
+    #[inline(never)]
+    fn count_up_carrying(&mut self) -> bool {
         for &(start, end) in &self.offset_digits {
             let mut at = end;
             loop {
@@ -232,6 +300,7 @@ impl Head {
                 HeadPart::TimestampRfc3339 => write_rfc3339_millis(out, timestamp),
             }
         }
+        self.bytes.extend_from_slice(&[0; PAD]);
         self.offset = offset;
         self.timestamp = timestamp;
     }
@@ -291,7 +360,7 @@ mod tests {
         ];
         for (topic, partition, offset, timestamp) in records {
             assert_eq!(
-                String::from_utf8_lossy(heads.head(topic, partition, offset, timestamp)),
+                String::from_utf8_lossy(heads.head(topic, partition, offset, timestamp).bytes()),
                 String::from_utf8_lossy(&plain(topic, partition, offset, timestamp)),
             );
         }
@@ -304,7 +373,7 @@ mod tests {
             for partition in 0..(SLOTS as i32 + 5) {
                 let offset = round * 10;
                 assert_eq!(
-                    heads.head("topic", partition, offset, 7),
+                    heads.head("topic", partition, offset, 7).bytes(),
                     plain("topic", partition, offset, 7)
                 );
             }
@@ -316,13 +385,13 @@ mod tests {
         for len in 0..40 {
             let a = "a".repeat(len);
             let mut heads = LineHeads::new(vec![HeadPart::Topic]);
-            assert_eq!(heads.head(&a, 0, 0, 0), a.as_bytes());
+            assert_eq!(heads.head(&a, 0, 0, 0).bytes(), a.as_bytes());
             for at in 0..len {
                 let mut b = a.clone().into_bytes();
                 b[at] = b'b';
                 let b = String::from_utf8(b).unwrap();
-                assert_eq!(heads.head(&b, 0, 0, 0), b.as_bytes());
-                assert_eq!(heads.head(&a, 0, 0, 0), a.as_bytes());
+                assert_eq!(heads.head(&b, 0, 0, 0).bytes(), b.as_bytes());
+                assert_eq!(heads.head(&a, 0, 0, 0).bytes(), a.as_bytes());
             }
         }
     }
@@ -345,7 +414,7 @@ mod tests {
                     timestamp = ts;
                 }
                 prop_assert_eq!(
-                    heads.head(topic, partition, offset, timestamp),
+                    heads.head(topic, partition, offset, timestamp).bytes(),
                     plain(topic, partition, offset, timestamp)
                 );
             }

@@ -13,6 +13,7 @@ mod json_input;
 mod json_lines;
 mod json_output;
 mod line_heads;
+mod spare;
 mod template;
 
 pub use encoding::{Encoding, UnknownEncoding};

@@ -9,8 +9,8 @@ use std::mem;
 use thiserror::Error;
 
 use super::decimal::write_i64;
-use super::line_heads::HeadPart;
-use super::line_heads::LineHeads;
+use super::line_heads::{HeadPart, LineHeads};
+use super::spare::{put, put_head, put_literal, put_short};
 use crate::record::{Headers, RecordRef};
 use crate::spec::write_rfc3339_millis;
 
@@ -250,10 +250,46 @@ pub struct TemplateLines {
     null_literal: Box<[u8]>,
     /// The line starts, when the template starts with a field they can hold.
     heads: Option<LineHeads>,
-    /// The parts after the start (all of them without `heads`).
-    body: Box<[Part]>,
-    /// [`Template::fixed_len`] of `body`.
-    body_fixed_len: usize,
+    /// What follows the line start.
+    body: Body,
+}
+
+/// The rest of a line after its start.
+#[derive(Debug, Clone)]
+enum Body {
+    /// `%k SEPARATOR %v END` (`-F '%p %o %k %v\n'`, `-K`): written into room reserved once.
+    KeyValue {
+        separator: Box<[u8]>,
+        end: Box<[u8]>,
+    },
+    /// `%v END`.
+    Value { end: Box<[u8]> },
+    /// Anything else, with [`fixed_len`] of `parts`.
+    Parts(Box<[Part]>, usize),
+}
+
+impl Body {
+    fn of(parts: &[Part]) -> Body {
+        let literal = |part: &Part| match part {
+            Part::Literal(bytes) => Some(bytes.clone()),
+            Part::Byte(byte) => Some(Box::new([*byte]) as Box<[u8]>),
+            Part::Field(_) => None,
+        };
+        match parts {
+            [Part::Field(Field::Key), separator, Part::Field(Field::Value), end] => {
+                if let (Some(separator), Some(end)) = (literal(separator), literal(end)) {
+                    return Body::KeyValue { separator, end };
+                }
+            }
+            [Part::Field(Field::Value), end] => {
+                if let Some(end) = literal(end) {
+                    return Body::Value { end };
+                }
+            }
+            _ => {}
+        }
+        Body::Parts(parts.into(), fixed_len(parts))
+    }
 }
 
 impl TemplateLines {
@@ -263,13 +299,14 @@ impl TemplateLines {
         let cached = template.value_then.is_none()
             && head.iter().any(|part| !matches!(part, HeadPart::Literal(_)));
         let (heads, body) = if cached {
-            (Some(LineHeads::new(head.clone())), &template.parts[head.len()..])
+            (
+                Some(LineHeads::new(head.clone())),
+                Body::of(&template.parts[head.len()..]),
+            )
         } else {
-            (None, &template.parts[..])
+            (None, Body::of(&template.parts))
         };
-        let body: Box<[Part]> = body.into();
         TemplateLines {
-            body_fixed_len: fixed_len(&body),
             body,
             heads,
             null_literal: null_literal.into_boxed_slice(),
@@ -295,10 +332,38 @@ impl TemplateLines {
         };
         let head = heads.head(topic, partition, rec.offset, rec.timestamp);
         let null_literal = &self.null_literal[..];
-        let len = |bytes: Option<&[u8]>| bytes.map_or(null_literal.len(), <[u8]>::len);
-        out.reserve(head.len() + self.body_fixed_len + topic.len() + len(rec.key) + len(rec.value));
-        out.extend_from_slice(head);
-        render_body(&self.body, out, topic, partition, rec, null_literal);
+        let key = rec.key.unwrap_or(null_literal);
+        let value = rec.value.unwrap_or(null_literal);
+        // The head's block copy writes up to 15 bytes past it.
+        let head_room = head.len() + 15;
+        match &self.body {
+            Body::KeyValue { separator, end } => {
+                out.reserve(head_room + key.len() + separator.len() + value.len() + end.len());
+                // SAFETY: room for all of it reserved just above.
+                unsafe {
+                    put_head(out, head);
+                    put_short(out, key);
+                    put_literal(out, separator);
+                    put(out, value);
+                    put_literal(out, end);
+                }
+            }
+            Body::Value { end } => {
+                out.reserve(head_room + value.len() + end.len());
+                // SAFETY: room for all of it reserved just above.
+                unsafe {
+                    put_head(out, head);
+                    put(out, value);
+                    put_literal(out, end);
+                }
+            }
+            Body::Parts(parts, fixed_len) => {
+                out.reserve(head_room + fixed_len + topic.len() + key.len() + value.len());
+                // SAFETY: room for the head reserved just above.
+                unsafe { put_head(out, head) };
+                render_body(parts, out, topic, partition, rec, null_literal);
+            }
+        }
     }
 }
 
@@ -474,7 +539,73 @@ mod tests {
         );
     }
 
+    /// A record of a random sequence: which partition, how far the offset moves, whether the
+    /// timestamp changes.
+    fn step() -> impl Strategy<Value = (&'static str, i32, i64, Option<i64>, Option<Vec<u8>>, Option<Vec<u8>>)> {
+        let bytes = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40));
+        (
+            prop_oneof![Just("orders"), Just("t")],
+            prop_oneof![Just(0), Just(7), any::<i32>()],
+            prop_oneof![6 => Just(1i64), 1 => any::<i64>(), 1 => 0..2000i64],
+            proptest::option::of(any::<i64>()),
+            bytes.clone(),
+            bytes,
+        )
+    }
+
+    #[test]
+    fn every_shape_renders_as_the_template_does() {
+        let formats = [
+            "%p %o %k %v\\n",
+            "%t:%p:%o\\t%v\\n",
+            "%o %v",
+            "%T %o %k=%v;;",
+            "%d|%o|%o %K %V %h\\n",
+            "%p%o%T%k%v%s",
+            "%v\\n",
+            "%k %o %v\\n",
+        ];
+        for format in formats {
+            let template = Template::parse(format).unwrap();
+            let mut lines = TemplateLines::new(template.clone(), b"-".to_vec());
+            let (mut fast, mut plain) = (Vec::new(), Vec::new());
+            for (offset, timestamp) in [(8, 1), (9, 1), (10, 2), (10, 2), (99, 2), (100, 3), (-1, -1), (0, 0)] {
+                let rec = RecordRef { offset, timestamp, ..record() };
+                lines.render(&mut fast, "orders", 3, &rec);
+                template.render(&mut plain, "orders", 3, &rec, b"-");
+            }
+            assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&plain), "{format}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn lines_are_the_bytes_the_template_renders(
+            format in "([%][tpokvsKVSTdh%]|\\\\[nt]|[ :=|a-z]){0,10}",
+            null_literal in "[a-z]{0,3}",
+            steps in proptest::collection::vec(step(), 1..80),
+            start in prop_oneof![0..1000i64, any::<i64>()],
+        ) {
+            let template = Template::parse(&format).unwrap();
+            let mut lines = TemplateLines::new(template.clone(), null_literal.clone().into_bytes());
+            let (mut fast, mut plain) = (b"x".to_vec(), b"x".to_vec());
+            let (mut offset, mut timestamp) = (start, 0);
+            for (topic, partition, offset_step, new_timestamp, key, value) in steps {
+                offset = offset.wrapping_add(offset_step);
+                timestamp = new_timestamp.unwrap_or(timestamp);
+                let rec = RecordRef {
+                    offset,
+                    timestamp,
+                    key: key.as_deref(),
+                    value: value.as_deref(),
+                    headers: Headers::List(&[HeaderRef { key: b"h", value: value.as_deref() }]),
+                };
+                lines.render(&mut fast, topic, partition, &rec);
+                template.render(&mut plain, topic, partition, &rec, null_literal.as_bytes());
+            }
+            prop_assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&plain));
+        }
+
         #[test]
         fn parse_and_render_never_panic(
             format in ".*",
