@@ -75,8 +75,8 @@ fn special_bytes(word: u64) -> u64 {
 #[inline(always)]
 unsafe fn copy_plain_blocks(dst: *mut u8, text: &[u8]) -> usize {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-        _mm_or_si128, _mm_set1_epi8, _mm_storeu_si128,
+        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_storeu_si128,
     };
     let n = text.len();
     let src = text.as_ptr();

@@ -69,7 +69,11 @@ impl JsonLines {
 
 /// The line of `rec` with keys and values as text.
 #[inline(always)]
-fn write_text_line(out: &mut Vec<u8>, head: Rendered<'_>, rec: &RecordRef<'_>) -> Result<(), EncodeError> {
+fn write_text_line(
+    out: &mut Vec<u8>,
+    head: Rendered<'_>,
+    rec: &RecordRef<'_>,
+) -> Result<(), EncodeError> {
     let len = |b: Option<&[u8]>| b.map_or(0, <[u8]>::len);
     // 15 more for the head's block copy.
     out.reserve(head.len() + 15 + len(rec.key) + len(rec.value) + REST);

@@ -118,7 +118,11 @@ pub(super) struct BytesWriter {
 }
 
 impl BytesWriter {
-    pub(super) fn write_nullable(&self, out: &mut Vec<u8>, bytes: Option<&[u8]>) -> Result<(), EncodeError> {
+    pub(super) fn write_nullable(
+        &self,
+        out: &mut Vec<u8>,
+        bytes: Option<&[u8]>,
+    ) -> Result<(), EncodeError> {
         match bytes {
             Some(bytes) => self.write(out, bytes),
             None => {

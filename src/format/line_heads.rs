@@ -107,15 +107,27 @@ impl LineHeads {
             _ => self.find(topic, partition, offset, timestamp),
         };
         let head = &mut self.heads[slot];
+        // The usual next offset changes one digit, which is stored into `bytes` only after
+        // they were copied out (by `Rendered::copy_to`): a byte stored just before the
+        // copy's 16-byte loads of the same memory would stall them (a narrow store is not
+        // forwarded to a wider load). Until then the patch is a byte written over itself.
+        let mut patch = None;
         if head.offset != offset {
             let next = head.offset >= 0 && head.offset.checked_add(1) == Some(offset);
-            if next && head.count_up() {
-                head.offset = offset;
-            } else {
-                head.render_from(&self.parts, 0, self.timestamp_from, offset, timestamp);
+            match next.then(|| head.last_digit_up()) {
+                Some(Some(last_digit)) => {
+                    patch = Some(last_digit);
+                    head.offset = offset;
+                }
+                Some(None) if head.count_up_carrying() => head.offset = offset,
+                _ => head.render_from(&self.parts, 0, self.timestamp_from, offset, timestamp),
             }
         }
         if head.timestamp != timestamp {
+            // The parts from the timestamp on are rendered anew after the patched digit.
+            if let Some((at, digit)) = patch.take() {
+                head.bytes[at] = digit;
+            }
             head.render_from(
                 &self.parts,
                 self.timestamp_from,
@@ -124,8 +136,11 @@ impl LineHeads {
                 timestamp,
             );
         }
+        let (patch_at, patch) = patch.unwrap_or((0, head.bytes[0]));
         Rendered {
-            padded: &head.bytes,
+            padded: &mut head.bytes,
+            patch_at,
+            patch,
         }
     }
 
@@ -158,7 +173,13 @@ impl LineHeads {
                     self.heads[slot] = head;
                     slot
                 };
-                self.heads[slot].render_from(&self.parts, 0, self.timestamp_from, offset, timestamp);
+                self.heads[slot].render_from(
+                    &self.parts,
+                    0,
+                    self.timestamp_from,
+                    offset,
+                    timestamp,
+                );
                 slot
             }
         };
@@ -167,10 +188,14 @@ impl LineHeads {
     }
 }
 
-/// A line start, followed in memory by [`PAD`] zero bytes.
-#[derive(Debug, Clone, Copy)]
+/// A line start, followed in memory by [`PAD`] zero bytes, but for one byte still to be
+/// written (at `patch_at`) once it has been copied.
+#[derive(Debug)]
+#[must_use = "the line start is complete only once copied"]
 pub(crate) struct Rendered<'a> {
-    padded: &'a [u8],
+    padded: &'a mut [u8],
+    patch_at: usize,
+    patch: u8,
 }
 
 impl<'a> Rendered<'a> {
@@ -180,8 +205,10 @@ impl<'a> Rendered<'a> {
     }
 
     #[cfg(test)]
-    pub(crate) fn bytes(&self) -> &'a [u8] {
-        &self.padded[..self.len()]
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        let len = self.len();
+        self.padded[self.patch_at] = self.patch;
+        &self.padded[..len]
     }
 
     /// Copies the line start to `dst` in 16-byte blocks (no call to `memcpy` for a few dozen
@@ -191,7 +218,7 @@ impl<'a> Rendered<'a> {
     /// `dst` must be valid for writes of `self.len() + 15` bytes: up to 15 bytes past the
     /// line start are overwritten with its padding.
     #[inline(always)]
-    pub(crate) unsafe fn copy_to(&self, dst: *mut u8) -> usize {
+    pub(crate) unsafe fn copy_to(self, dst: *mut u8) -> usize {
         let len = self.len();
         let src = self.padded.as_ptr();
         let mut at = 0;
@@ -200,6 +227,9 @@ impl<'a> Rendered<'a> {
             std::ptr::copy_nonoverlapping(src.add(at), dst.add(at), 16);
             at += 16;
         }
+        // `patch_at` is below `len`, or 0 (within the room past an empty start).
+        *dst.add(self.patch_at) = self.patch;
+        self.padded[self.patch_at] = self.patch;
         len
     }
 }
@@ -224,21 +254,21 @@ fn same_text(a: &str, b: &str) -> bool {
 }
 
 impl Head {
-    /// Adds one to every offset rendered in `bytes`, digit by digit from the last; false when
-    /// one of them would gain a digit (999 to 1000), which takes a new rendering.
+    /// Where the usual next offset changes the line start, and to what: one offset, whose
+    /// last digit is not a 9.
     #[inline(always)]
-    fn count_up(&mut self) -> bool {
-        // The usual case: one offset, whose last digit is not a 9.
+    fn last_digit_up(&self) -> Option<(usize, u8)> {
         if let [(_, end)] = self.offset_digits[..] {
             let digit = self.bytes[end - 1];
             if digit != b'9' {
-                self.bytes[end - 1] = digit + 1;
-                return true;
+                return Some((end - 1, digit + 1));
             }
         }
-        self.count_up_carrying()
+        None
     }
 
+    /// Adds one to every offset rendered in `bytes`, digit by digit from the last; false when
+    /// one of them would gain a digit (999 to 1000), which takes a new rendering.
     #[inline(never)]
     fn count_up_carrying(&mut self) -> bool {
         for &(start, end) in &self.offset_digits {
@@ -287,7 +317,9 @@ impl Head {
             match part {
                 HeadPart::Literal(bytes) => out.extend_from_slice(bytes),
                 HeadPart::Topic => out.extend_from_slice(self.topic.as_bytes()),
-                HeadPart::JsonTopic => super::json_output::write_json_string(out, self.topic.as_bytes()),
+                HeadPart::JsonTopic => {
+                    super::json_output::write_json_string(out, self.topic.as_bytes())
+                }
                 HeadPart::Partition => write_i64(out, self.partition.into()),
                 HeadPart::Offset => {
                     let start = out.len();

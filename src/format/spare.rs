@@ -32,12 +32,14 @@ pub(super) unsafe fn put_short(out: &mut Vec<u8>, bytes: &[u8]) {
             std::ptr::copy_nonoverlapping(src, dst, n);
         } else {
             let last = src.add(n - 8).cast::<u64>().read_unaligned();
-            dst.cast::<u64>().write_unaligned(src.cast::<u64>().read_unaligned());
+            dst.cast::<u64>()
+                .write_unaligned(src.cast::<u64>().read_unaligned());
             dst.add(n - 8).cast::<u64>().write_unaligned(last);
         }
     } else if n >= 4 {
         let last = src.add(n - 4).cast::<u32>().read_unaligned();
-        dst.cast::<u32>().write_unaligned(src.cast::<u32>().read_unaligned());
+        dst.cast::<u32>()
+            .write_unaligned(src.cast::<u32>().read_unaligned());
         dst.add(n - 4).cast::<u32>().write_unaligned(last);
     } else if n > 0 {
         // 1 to 3 bytes: the first, the middle and the last cover them.

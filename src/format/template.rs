@@ -297,7 +297,9 @@ impl TemplateLines {
     pub fn new(template: Template, null_literal: Vec<u8>) -> TemplateLines {
         let head: Vec<HeadPart> = template.parts.iter().map_while(head_part).collect();
         let cached = template.value_then.is_none()
-            && head.iter().any(|part| !matches!(part, HeadPart::Literal(_)));
+            && head
+                .iter()
+                .any(|part| !matches!(part, HeadPart::Literal(_)));
         let (heads, body) = if cached {
             (
                 Some(LineHeads::new(head.clone())),
@@ -326,7 +328,13 @@ impl TemplateLines {
     }
 
     #[inline(never)]
-    fn render_cached(&mut self, out: &mut Vec<u8>, topic: &str, partition: i32, rec: &RecordRef<'_>) {
+    fn render_cached(
+        &mut self,
+        out: &mut Vec<u8>,
+        topic: &str,
+        partition: i32,
+        rec: &RecordRef<'_>,
+    ) {
         let Some(heads) = &mut self.heads else {
             return;
         };
@@ -541,7 +549,16 @@ mod tests {
 
     /// A record of a random sequence: which partition, how far the offset moves, whether the
     /// timestamp changes.
-    fn step() -> impl Strategy<Value = (&'static str, i32, i64, Option<i64>, Option<Vec<u8>>, Option<Vec<u8>>)> {
+    fn step() -> impl Strategy<
+        Value = (
+            &'static str,
+            i32,
+            i64,
+            Option<i64>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+        ),
+    > {
         let bytes = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40));
         (
             prop_oneof![Just("orders"), Just("t")],
@@ -569,12 +586,29 @@ mod tests {
             let template = Template::parse(format).unwrap();
             let mut lines = TemplateLines::new(template.clone(), b"-".to_vec());
             let (mut fast, mut plain) = (Vec::new(), Vec::new());
-            for (offset, timestamp) in [(8, 1), (9, 1), (10, 2), (10, 2), (99, 2), (100, 3), (-1, -1), (0, 0)] {
-                let rec = RecordRef { offset, timestamp, ..record() };
+            for (offset, timestamp) in [
+                (8, 1),
+                (9, 1),
+                (10, 2),
+                (10, 2),
+                (99, 2),
+                (100, 3),
+                (-1, -1),
+                (0, 0),
+            ] {
+                let rec = RecordRef {
+                    offset,
+                    timestamp,
+                    ..record()
+                };
                 lines.render(&mut fast, "orders", 3, &rec);
                 template.render(&mut plain, "orders", 3, &rec, b"-");
             }
-            assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&plain), "{format}");
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&plain),
+                "{format}"
+            );
         }
     }
 
