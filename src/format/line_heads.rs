@@ -343,8 +343,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn parts() -> Vec<HeadPart> {
-        vec![
+    /// `%t/%p@%o %T %o %d ` (two offsets), or with `twice` false, `%t/%p@%o %T %d `.
+    fn parts(twice: bool) -> Vec<HeadPart> {
+        let mut parts = vec![
             HeadPart::Topic,
             HeadPart::Literal(b"/".as_slice().into()),
             HeadPart::Partition,
@@ -357,22 +358,33 @@ mod tests {
             HeadPart::Literal(b" ".as_slice().into()),
             HeadPart::TimestampRfc3339,
             HeadPart::Literal(b" ".as_slice().into()),
-        ]
+        ];
+        if !twice {
+            parts.drain(7..9);
+        }
+        parts
     }
 
-    /// What the parts render to, from scratch.
-    fn plain(topic: &str, partition: i32, offset: i64, timestamp: i64) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// What [`parts`] render to, from scratch.
+    fn plain(twice: bool, topic: &str, partition: i32, offset: i64, timestamp: i64) -> Vec<u8> {
         let ts = crate::spec::format_rfc3339_millis(timestamp);
-        out.extend_from_slice(
-            format!("{topic}/{partition}@{offset} {timestamp} {offset} {ts} ").as_bytes(),
-        );
-        out
+        let again = if twice {
+            format!(" {offset}")
+        } else {
+            String::new()
+        };
+        format!("{topic}/{partition}@{offset} {timestamp}{again} {ts} ").into_bytes()
     }
 
     #[test]
     fn counts_offsets_up_across_digits_and_rewrites_timestamps() {
-        let mut heads = LineHeads::new(parts());
+        for twice in [false, true] {
+            counts_offsets_up(twice);
+        }
+    }
+
+    fn counts_offsets_up(twice: bool) {
+        let mut heads = LineHeads::new(parts(twice));
         let records = [
             ("t", 0, 8, 5),
             ("t", 0, 9, 5),
@@ -380,6 +392,13 @@ mod tests {
             ("t", 0, 11, 6),
             ("t", 0, 99, 6),
             ("t", 0, 100, 6),
+            ("t", 0, 119, 6),
+            ("t", 0, 120, 6),
+            ("t", 0, 1299, 6),
+            ("t", 0, 1300, 6),
+            ("t", 0, 1_999_999_999, 6),
+            ("t", 0, 2_000_000_000, 6),
+            ("t", 0, 2_000_000_001, 6),
             ("t", 1, 101, 6),
             ("t", 0, 101, 6),
             ("u", 0, 102, 6),
@@ -393,20 +412,20 @@ mod tests {
         for (topic, partition, offset, timestamp) in records {
             assert_eq!(
                 String::from_utf8_lossy(heads.head(topic, partition, offset, timestamp).bytes()),
-                String::from_utf8_lossy(&plain(topic, partition, offset, timestamp)),
+                String::from_utf8_lossy(&plain(twice, topic, partition, offset, timestamp)),
             );
         }
     }
 
     #[test]
     fn more_partitions_than_slots() {
-        let mut heads = LineHeads::new(parts());
+        let mut heads = LineHeads::new(parts(true));
         for round in 0..3 {
             for partition in 0..(SLOTS as i32 + 5) {
                 let offset = round * 10;
                 assert_eq!(
                     heads.head("topic", partition, offset, 7).bytes(),
-                    plain("topic", partition, offset, 7)
+                    plain(true, "topic", partition, offset, 7)
                 );
             }
         }
@@ -435,9 +454,16 @@ mod tests {
                 (0..3i32, prop_oneof![Just("t"), Just("topic-one")], 0..4i64, any::<bool>(), any::<i64>()),
                 1..200,
             ),
-            start in prop_oneof![0..20i64, 990..1010i64, any::<i64>()],
+            start in prop_oneof![
+                0..20i64,
+                990..1010i64,
+                99_999_900..100_000_010i64,
+                i64::MAX - 300..=i64::MAX,
+                any::<i64>(),
+            ],
+            twice: bool,
         ) {
-            let mut heads = LineHeads::new(parts());
+            let mut heads = LineHeads::new(parts(twice));
             let mut offset = start;
             let mut timestamp = 0;
             for (partition, topic, step, new_timestamp, ts) in records {
@@ -447,7 +473,7 @@ mod tests {
                 }
                 prop_assert_eq!(
                     heads.head(topic, partition, offset, timestamp).bytes(),
-                    plain(topic, partition, offset, timestamp)
+                    plain(twice, topic, partition, offset, timestamp)
                 );
             }
         }
