@@ -12,7 +12,7 @@ use super::ascii_copy::copy_plain;
 use super::encoding::Encoding;
 use super::json_output::{write_escaped_after, BytesWriter, EncodeError, RecordField};
 use super::line_heads::{HeadPart, LineHeads, Rendered};
-use super::spare::{put, put_head};
+use super::spare::{put_head, Cursor};
 use crate::record::RecordRef;
 
 /// Bytes of a line besides its start, key and value, when it has no headers:
@@ -140,34 +140,36 @@ fn write_text_line<const AVX2: bool>(
 ) -> Result<(), EncodeError> {
     let len = |b: Option<&[u8]>| b.map_or(0, <[u8]>::len);
     // 15 more for the head's block copy.
-    out.reserve(head.len() + 15 + len(rec.key) + len(rec.value) + REST);
+    let room = head.len() + 15 + len(rec.key) + len(rec.value) + REST;
+    let mut cursor = Cursor::new(out, room);
     // SAFETY (every `put` and `put_text` below): room for the head, key, value and REST bytes
     // was reserved above, and `put_text` reserves it again when it took the escaping path.
     unsafe {
-        put_head(out, head);
+        cursor.put_head(head);
         let value_room = len(rec.value) + REST;
         match rec.key {
-            None => put(out, b"null,\"value\":"),
+            None => cursor.put(b"null,\"value\":"),
             Some(key) => {
-                put(out, b"\"");
-                put_text::<AVX2>(out, key, RecordField::Key, rec.offset, value_room)?;
-                put(out, b"\",\"value\":");
+                cursor.put(b"\"");
+                cursor = put_text::<AVX2>(cursor, key, RecordField::Key, rec.offset, value_room)?;
+                cursor.put(b"\",\"value\":");
             }
         }
         match rec.value {
-            None => put(out, b"null"),
+            None => cursor.put(b"null"),
             Some(value) => {
-                put(out, b"\"");
-                put_text::<AVX2>(out, value, RecordField::Value, rec.offset, REST)?;
-                put(out, b"\"");
+                cursor.put(b"\"");
+                cursor = put_text::<AVX2>(cursor, value, RecordField::Value, rec.offset, REST)?;
+                cursor.put(b"\"");
             }
         }
         if rec.headers.is_empty() {
-            put(out, b",\"headers\":[]}\n");
+            cursor.put(b",\"headers\":[]}\n");
+            cursor.finish();
             return Ok(());
         }
     }
-    write_headers(out, rec, Encoding::Utf8)
+    write_headers(cursor.finish(), rec, Encoding::Utf8)
 }
 
 /// The line of `rec` with keys and values in base64 or hex.
@@ -220,24 +222,22 @@ fn write_headers(out: &mut Vec<u8>, rec: &RecordRef<'_>, enc: Encoding) -> Resul
 /// are reserved again (the escaped text may have taken the room reserved for what follows).
 ///
 /// # Safety
-/// `out` must have room for `text.len()` more bytes.
+/// `cursor` must have room for `text.len()` more bytes.
 #[inline(always)]
-unsafe fn put_text<const AVX2: bool>(
-    out: &mut Vec<u8>,
+unsafe fn put_text<'a, const AVX2: bool>(
+    mut cursor: Cursor<'a>,
     text: &[u8],
     field: RecordField,
     offset: i64,
     room_after: usize,
-) -> Result<(), EncodeError> {
-    let len = out.len();
-    debug_assert!(out.capacity() - len >= text.len());
-    let plain = copy_plain::<AVX2>(out.as_mut_ptr().add(len), text);
-    out.set_len(len + plain);
+) -> Result<Cursor<'a>, EncodeError> {
+    let plain = cursor.put_with(|at| copy_plain::<AVX2>(at, text));
     if plain < text.len() {
+        let out = cursor.finish();
         write_escaped_after(out, text, plain, field, offset)?;
-        out.reserve(room_after);
+        return Ok(Cursor::new(out, room_after));
     }
-    Ok(())
+    Ok(cursor)
 }
 
 #[cfg(test)]

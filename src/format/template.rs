@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use super::decimal::write_i64;
 use super::line_heads::{HeadPart, LineHeads};
-use super::spare::{put, put_head, put_literal, put_short};
+use super::spare::{put_head, Cursor};
 use crate::record::{Headers, RecordRef};
 use crate::spec::write_rfc3339_millis;
 
@@ -346,24 +346,27 @@ impl TemplateLines {
         let head_room = head.len() + 15;
         match &self.body {
             Body::KeyValue { separator, end } => {
-                out.reserve(head_room + key.len() + separator.len() + value.len() + end.len());
+                let room = head_room + key.len() + separator.len() + value.len() + end.len();
+                let mut cursor = Cursor::new(out, room);
                 // SAFETY: room for all of it reserved just above.
                 unsafe {
-                    put_head(out, head);
-                    put_short(out, key);
-                    put_literal(out, separator);
-                    put(out, value);
-                    put_literal(out, end);
+                    cursor.put_head(head);
+                    cursor.put_short(key);
+                    cursor.put_literal(separator);
+                    cursor.put(value);
+                    cursor.put_literal(end);
                 }
+                cursor.finish();
             }
             Body::Value { end } => {
-                out.reserve(head_room + value.len() + end.len());
+                let mut cursor = Cursor::new(out, head_room + value.len() + end.len());
                 // SAFETY: room for all of it reserved just above.
                 unsafe {
-                    put_head(out, head);
-                    put(out, value);
-                    put_literal(out, end);
+                    cursor.put_head(head);
+                    cursor.put(value);
+                    cursor.put_literal(end);
                 }
+                cursor.finish();
             }
             Body::Parts(parts, fixed_len) => {
                 out.reserve(head_room + fixed_len + topic.len() + key.len() + value.len());
