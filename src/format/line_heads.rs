@@ -8,7 +8,7 @@
 //! changed; anything else (an offset that jumps or gains a digit, another partition's first
 //! record) renders the start anew.
 
-use super::decimal::write_i64;
+use super::decimal::{write_digits, write_i64};
 use crate::spec::write_rfc3339_millis;
 
 /// One piece of a line's start.
@@ -52,6 +52,9 @@ pub(crate) struct LineHeads {
     /// Index of the first part that depends on the timestamp (`parts.len()` if none): a new
     /// timestamp renders the parts from there on.
     timestamp_from: usize,
+    /// The timestamp is in one `%T` part (no `%d`): a new one of as many digits is written
+    /// over the old one, nothing else rendered anew.
+    timestamp_in_place: bool,
     heads: Vec<Head>,
     /// The slot of the last record: records come a batch of one partition at a time.
     last: usize,
@@ -72,6 +75,9 @@ struct Head {
     offset_digits: Vec<(usize, usize)>,
     /// Where the part at `timestamp_from` starts in `bytes`.
     timestamp_at: usize,
+    /// Where the timestamp's digits are, with `timestamp_in_place` and a timestamp of 0 or
+    /// more.
+    timestamp_digits: (usize, usize),
 }
 
 impl LineHeads {
@@ -80,7 +86,11 @@ impl LineHeads {
             .iter()
             .position(HeadPart::uses_timestamp)
             .unwrap_or(parts.len());
+        let count = |kind: &HeadPart| parts.iter().filter(|&part| part == kind).count();
+        let timestamp_in_place =
+            count(&HeadPart::TimestampMs) == 1 && count(&HeadPart::TimestampRfc3339) == 0;
         LineHeads {
+            timestamp_in_place,
             uses_offset: parts.iter().any(HeadPart::uses_offset),
             uses_timestamp: timestamp_from < parts.len(),
             timestamp_from,
@@ -123,7 +133,9 @@ impl LineHeads {
                 _ => head.render_from(&self.parts, 0, self.timestamp_from, offset, timestamp),
             }
         }
-        if head.timestamp != timestamp {
+        if head.timestamp != timestamp
+            && !(self.timestamp_in_place && head.rewrite_timestamp(timestamp))
+        {
             // The parts from the timestamp on are rendered anew after the patched digit.
             if let Some((at, digit)) = patch.take() {
                 head.bytes[at] = digit;
@@ -163,6 +175,7 @@ impl LineHeads {
                     bytes: Vec::new(),
                     offset_digits: Vec::new(),
                     timestamp_at: 0,
+                    timestamp_digits: (0, 0),
                 };
                 let slot = if self.heads.len() < SLOTS {
                     self.heads.push(head);
@@ -267,6 +280,24 @@ impl Head {
         None
     }
 
+    /// Writes the digits of `timestamp` over those of the last one, when both are 0 or more
+    /// and have as many digits (false, with nothing done, otherwise).
+    #[inline(never)]
+    fn rewrite_timestamp(&mut self, timestamp: i64) -> bool {
+        if self.timestamp < 0 || timestamp < 0 {
+            return false;
+        }
+        let mut digits = [0; 20];
+        let from = write_digits(&mut digits, timestamp as u64);
+        let (start, end) = self.timestamp_digits;
+        if end - start != digits.len() - from {
+            return false;
+        }
+        self.bytes[start..end].copy_from_slice(&digits[from..]);
+        self.timestamp = timestamp;
+        true
+    }
+
     /// Adds one to every offset rendered in `bytes`, digit by digit from the last; false when
     /// one of them would gain a digit (999 to 1000), which takes a new rendering.
     #[inline(never)]
@@ -328,7 +359,11 @@ impl Head {
                         self.offset_digits.push((start, out.len()));
                     }
                 }
-                HeadPart::TimestampMs => write_i64(out, timestamp),
+                HeadPart::TimestampMs => {
+                    let start = out.len();
+                    write_i64(out, timestamp);
+                    self.timestamp_digits = (start, out.len());
+                }
                 HeadPart::TimestampRfc3339 => write_rfc3339_millis(out, timestamp),
             }
         }
@@ -413,6 +448,39 @@ mod tests {
             assert_eq!(
                 String::from_utf8_lossy(heads.head(topic, partition, offset, timestamp).bytes()),
                 String::from_utf8_lossy(&plain(twice, topic, partition, offset, timestamp)),
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_rewritten_in_place_or_anew() {
+        let literal = |text: &str| HeadPart::Literal(text.as_bytes().into());
+        let mut heads = LineHeads::new(vec![
+            HeadPart::Offset,
+            literal(" "),
+            HeadPart::TimestampMs,
+            literal(" "),
+            HeadPart::Partition,
+        ]);
+        let timestamps = [
+            5,
+            6,
+            9,
+            10,
+            99,
+            1_700_000_000_000,
+            1_700_000_000_001,
+            1_799_999_999_999,
+            -1,
+            -2,
+            5,
+            0,
+        ];
+        for (offset, timestamp) in timestamps.into_iter().enumerate() {
+            let offset = offset as i64 + 98;
+            assert_eq!(
+                String::from_utf8_lossy(heads.head("t", 3, offset, timestamp).bytes()),
+                format!("{offset} {timestamp} 3")
             );
         }
     }
