@@ -550,18 +550,18 @@ mod tests {
         );
     }
 
-    /// A record of a random sequence: which partition, how far the offset moves, whether the
-    /// timestamp changes.
-    fn step() -> impl Strategy<
-        Value = (
-            &'static str,
-            i32,
-            i64,
-            Option<i64>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-        ),
-    > {
+    /// A record of a random sequence: topic, partition, how far the offset moves, the new
+    /// timestamp if it changes, key and value.
+    type Step = (
+        &'static str,
+        i32,
+        i64,
+        Option<i64>,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+    );
+
+    fn step() -> impl Strategy<Value = Step> {
         let bytes = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40));
         (
             prop_oneof![Just("orders"), Just("t")],
