@@ -182,15 +182,7 @@ impl Template {
         null_literal: &[u8],
     ) {
         match &self.value_then {
-            Some(suffix) => {
-                let value = rec.value.unwrap_or(null_literal);
-                out.reserve(value.len() + suffix.len());
-                out.extend_from_slice(value);
-                match **suffix {
-                    [byte] => out.push(byte),
-                    _ => out.extend_from_slice(suffix),
-                }
-            }
+            Some(suffix) => render_value_then(out, rec, suffix, null_literal),
             None => self.render_parts(out, topic, partition, rec, null_literal),
         }
     }
@@ -207,6 +199,18 @@ impl Template {
         let len = |bytes: Option<&[u8]>| bytes.map_or(null_literal.len(), <[u8]>::len);
         out.reserve(self.fixed_len + topic.len() + len(rec.key) + len(rec.value));
         render_body(&self.parts, out, topic, partition, rec, null_literal);
+    }
+}
+
+/// Appends the value of `rec` and `suffix`.
+#[inline(always)]
+fn render_value_then(out: &mut Vec<u8>, rec: &RecordRef<'_>, suffix: &[u8], null_literal: &[u8]) {
+    let value = rec.value.unwrap_or(null_literal);
+    out.reserve(value.len() + suffix.len());
+    out.extend_from_slice(value);
+    match *suffix {
+        [byte] => out.push(byte),
+        _ => out.extend_from_slice(suffix),
     }
 }
 
@@ -248,10 +252,19 @@ fn render_body(
 pub struct TemplateLines {
     template: Template,
     null_literal: Box<[u8]>,
-    /// The line starts, when the template starts with a field they can hold.
-    heads: Option<LineHeads>,
-    /// What follows the line start.
-    body: Body,
+    lines: Lines,
+}
+
+/// How a record's line is rendered: one test picks the way (as many as `Template::render`
+/// makes for the default `%v\n`).
+#[derive(Debug, Clone)]
+enum Lines {
+    /// The value and this suffix ([`Template::value_then`]).
+    ValueThen(Box<[u8]>),
+    /// Walking the template's parts: it starts with nothing a line start could hold.
+    Parts,
+    /// The line start kept per partition, then `body`.
+    Cached { heads: LineHeads, body: Body },
 }
 
 /// The rest of a line after its start.
@@ -300,17 +313,16 @@ impl TemplateLines {
             && head
                 .iter()
                 .any(|part| !matches!(part, HeadPart::Literal(_)));
-        let (heads, body) = if cached {
-            (
-                Some(LineHeads::new(head.clone())),
-                Body::of(&template.parts[head.len()..]),
-            )
-        } else {
-            (None, Body::of(&template.parts))
+        let lines = match &template.value_then {
+            Some(suffix) => Lines::ValueThen(suffix.clone()),
+            None if cached => Lines::Cached {
+                body: Body::of(&template.parts[head.len()..]),
+                heads: LineHeads::new(head),
+            },
+            None => Lines::Parts,
         };
         TemplateLines {
-            body,
-            heads,
+            lines,
             null_literal: null_literal.into_boxed_slice(),
             template,
         }
@@ -319,11 +331,13 @@ impl TemplateLines {
     /// Appends `rec` rendered through the template to `out`.
     #[inline(always)]
     pub fn render(&mut self, out: &mut Vec<u8>, topic: &str, partition: i32, rec: &RecordRef<'_>) {
-        match &self.heads {
-            None => self
-                .template
-                .render(out, topic, partition, rec, &self.null_literal),
-            Some(_) => self.render_cached(out, topic, partition, rec),
+        match &self.lines {
+            Lines::ValueThen(suffix) => render_value_then(out, rec, suffix, &self.null_literal),
+            Lines::Parts => {
+                self.template
+                    .render_parts(out, topic, partition, rec, &self.null_literal)
+            }
+            Lines::Cached { .. } => self.render_cached(out, topic, partition, rec),
         }
     }
 
@@ -335,7 +349,7 @@ impl TemplateLines {
         partition: i32,
         rec: &RecordRef<'_>,
     ) {
-        let Some(heads) = &mut self.heads else {
+        let Lines::Cached { heads, body } = &mut self.lines else {
             return;
         };
         let head = heads.head(topic, partition, rec.offset, rec.timestamp);
@@ -344,7 +358,7 @@ impl TemplateLines {
         let value = rec.value.unwrap_or(null_literal);
         // The head's block copy writes up to 15 bytes past it.
         let head_room = head.len() + 15;
-        match &self.body {
+        match &*body {
             Body::KeyValue { separator, end } => {
                 let room = head_room + key.len() + separator.len() + value.len() + end.len();
                 let mut cursor = Cursor::new(out, room);
