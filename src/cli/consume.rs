@@ -204,7 +204,7 @@ impl Renderer {
     }
 }
 
-#[inline(never)]
+#[inline(always)]
 fn render_json(
     lines: &mut JsonLines,
     out: &mut Vec<u8>,
@@ -212,14 +212,21 @@ fn render_json(
     partition: i32,
     rec: &RecordRef<'_>,
 ) -> anyhow::Result<()> {
-    lines.render(out, topic, partition, rec).map_err(|e| {
-        super::Hinted {
-            message: format!("cannot print {topic}/{partition} as JSON: {e}"),
-            hint: "use --encoding base64 (or hex) for keys, values or headers that are not UTF-8"
-                .into(),
-        }
-        .into()
-    })
+    match lines.render(out, topic, partition, rec) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(json_error(topic, partition, e)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn json_error(topic: &str, partition: i32, e: crate::format::EncodeError) -> anyhow::Error {
+    super::Hinted {
+        message: format!("cannot print {topic}/{partition} as JSON: {e}"),
+        hint: "use --encoding base64 (or hex) for keys, values or headers that are not UTF-8"
+            .into(),
+    }
+    .into()
 }
 
 /// Output flushed to stdout past this size, and at every pause.
