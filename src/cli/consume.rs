@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use super::printer::{write_out, Printer};
 use super::Context;
 use crate::consume::Clamped;
-use crate::format::{write_json_record, Encoding, Template};
+use crate::format::{Encoding, JsonLines, Template, TemplateLines};
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
 use crate::store::fsutil;
@@ -176,11 +176,13 @@ fn parse_encoding(s: &str) -> Result<Encoding, String> {
     s.parse::<Encoding>().map_err(|e| e.to_string())
 }
 
-/// How records are turned into output bytes.
+/// How records are turned into output bytes. It keeps what one record's line shares with the
+/// next (the start of the last line of each partition), hence `&mut self`; a copy renders ahead
+/// on the read-ahead thread (see `printer`).
 #[derive(Clone)]
 pub(super) enum Renderer {
-    Template(Template, Vec<u8>),
-    Json(Encoding),
+    Template(TemplateLines),
+    Json(JsonLines),
 }
 
 impl Renderer {
@@ -188,38 +190,45 @@ impl Renderer {
     /// place, JSON (which costs far more than a call) out of line.
     #[inline(always)]
     pub(super) fn render(
-        &self,
+        &mut self,
         out: &mut Vec<u8>,
         topic: &str,
         partition: i32,
         rec: &RecordRef<'_>,
     ) -> anyhow::Result<()> {
         match self {
-            Renderer::Template(t, null) => {
-                t.render(out, topic, partition, rec, null);
+            Renderer::Template(t) => {
+                t.render(out, topic, partition, rec);
                 Ok(())
             }
-            Renderer::Json(enc) => render_json(out, topic, partition, rec, *enc),
+            Renderer::Json(lines) => render_json(lines, out, topic, partition, rec),
         }
     }
 }
 
-#[inline(never)]
+#[inline(always)]
 fn render_json(
+    lines: &mut JsonLines,
     out: &mut Vec<u8>,
     topic: &str,
     partition: i32,
     rec: &RecordRef<'_>,
-    encoding: Encoding,
 ) -> anyhow::Result<()> {
-    write_json_record(out, topic, partition, rec, encoding).map_err(|e| {
-        super::Hinted {
-            message: format!("cannot print {topic}/{partition} as JSON: {e}"),
-            hint: "use --encoding base64 (or hex) for keys, values or headers that are not UTF-8"
-                .into(),
-        }
-        .into()
-    })
+    match lines.render(out, topic, partition, rec) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(json_error(topic, partition, e)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn json_error(topic: &str, partition: i32, e: crate::format::EncodeError) -> anyhow::Error {
+    super::Hinted {
+        message: format!("cannot print {topic}/{partition} as JSON: {e}"),
+        hint: "use --encoding base64 (or hex) for keys, values or headers that are not UTF-8"
+            .into(),
+    }
+    .into()
 }
 
 /// Output flushed to stdout past this size, and at every pause.
@@ -236,11 +245,11 @@ pub fn run(ctx: &Context, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
 impl Renderer {
     pub(super) fn from_args(a: &ConsumeArgs) -> anyhow::Result<Renderer> {
         Ok(match (a.output, &a.format) {
-            (Some(RecordOutput::Json), _) => Renderer::Json(a.encoding),
-            (None, Some(f)) => Renderer::Template(
+            (Some(RecordOutput::Json), _) => Renderer::Json(JsonLines::new(a.encoding)),
+            (None, Some(f)) => Renderer::Template(TemplateLines::new(
                 Template::parse(f).map_err(|e| usage_error(format!("invalid --format: {e}")))?,
                 a.null_literal.clone().into_bytes(),
-            ),
+            )),
             (None, None) if a.delimiter.is_some() || a.key_separator.is_some() => {
                 let unescape = |flag: &str, s: &str| -> anyhow::Result<Vec<u8>> {
                     let bytes = super::unescape(s)
@@ -261,20 +270,20 @@ impl Renderer {
                     .as_deref()
                     .map(|k| unescape("--key-separator", k))
                     .transpose()?;
-                Renderer::Template(
+                Renderer::Template(TemplateLines::new(
                     Template::key_value(separator.as_deref(), &delimiter),
                     a.null_literal.clone().into_bytes(),
-                )
+                ))
             }
-            (None, None) => Renderer::Template(
+            (None, None) => Renderer::Template(TemplateLines::new(
                 Template::parse("%v\\n").expect("the default template parses"),
                 a.null_literal.clone().into_bytes(),
-            ),
+            )),
         })
     }
 }
 
-fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Result<ExitCode> {
+fn run_assigned(ctx: &Context, a: ConsumeArgs, mut renderer: Renderer) -> anyhow::Result<ExitCode> {
     let target = &ctx.target;
     let start = a.offset.unwrap_or(OffsetSpec::Earliest);
     let selection = Selection {
@@ -326,7 +335,7 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::Re
         while count < limit && !super::interrupted() {
             let budget = (limit - count).min(64 * 1024) as usize;
             let printer = Printer {
-                renderer: &renderer,
+                renderer: &mut renderer,
                 out: &mut out,
                 stdout: &mut stdout,
                 count: &mut count,

@@ -178,7 +178,7 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
 fn run_local(
     store: &Store,
     a: &ConsumeArgs,
-    renderer: Renderer,
+    mut renderer: Renderer,
     config: GroupConsumerConfig,
 ) -> anyhow::Result<ExitCode> {
     for topic in &a.topics {
@@ -307,7 +307,7 @@ fn run_local(
 fn run_kafka(
     cluster: &Cluster,
     a: &ConsumeArgs,
-    renderer: Renderer,
+    mut renderer: Renderer,
     config: GroupConsumerConfig,
 ) -> anyhow::Result<ExitCode> {
     let group = config.member.group.clone();

@@ -19,7 +19,7 @@ use crate::store::readahead::{AheadBatch, RenderAhead};
 /// The [`ConsumerSink`] of `spool consume`: renders each record into `out`, counts it, and
 /// writes `out` to stdout once it holds [`OUT_FLUSH`] bytes.
 pub(super) struct Printer<'a> {
-    pub renderer: &'a Renderer,
+    pub renderer: &'a mut Renderer,
     pub out: &'a mut Vec<u8>,
     pub stdout: &'a mut File,
     pub count: &'a mut u64,
@@ -63,7 +63,7 @@ impl Renderer {
     /// in flight (RSS +5 MiB, +900 page faults for eight partitions).
     pub(super) fn worth_rendering_ahead(&self) -> bool {
         match self {
-            Renderer::Template(template, _) => !template.is_value_only(),
+            Renderer::Template(template) => !template.is_value_only(),
             Renderer::Json(_) => true,
         }
     }
@@ -91,7 +91,7 @@ struct RenderOnHelper {
 
 impl RenderAhead for RenderOnHelper {
     fn render_batch(&self, batch: &mut AheadBatch<'_, '_>) {
-        let Ok(renderer) = self.renderer.lock() else {
+        let Ok(mut renderer) = self.renderer.lock() else {
             return;
         };
         while let Some(record) = batch.next_record() {

@@ -15,15 +15,25 @@ pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
 }
 
 fn write_long(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let start = write_digits(&mut digits, n.unsigned_abs());
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Writes the decimal digits of `n` at the end of `digits` and returns where they start.
+#[inline]
+pub(crate) fn write_digits(digits: &mut [u8; 20], n: u64) -> usize {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
         6061626364656667686970717273747576777879\
         8081828384858687888990919293949596979899";
-    // u64::MAX has 20 decimal digits; the sign is pushed separately.
-    let mut digits = [0u8; 20];
+    // u64::MAX has 20 decimal digits.
     let mut start = digits.len();
-    let mut rest = n.unsigned_abs();
+    let mut rest = n;
     // Four digits per 64-bit division, then two pairs from the remainder (a 32-bit one).
     while rest >= 10_000 {
         let four = (rest % 10_000) as u32;
@@ -47,10 +57,7 @@ fn write_long(out: &mut Vec<u8>, n: i64) {
         start -= 1;
         digits[start] = b'0' + rest as u8;
     }
-    if n < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[start..]);
+    start
 }
 
 #[cfg(test)]

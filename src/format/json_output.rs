@@ -111,14 +111,18 @@ fn write_object(
 }
 
 /// Writes one field's bytes as a JSON string, knowing enough to name the field in an error.
-struct BytesWriter {
-    enc: Encoding,
-    offset: i64,
-    field: RecordField,
+pub(super) struct BytesWriter {
+    pub(super) enc: Encoding,
+    pub(super) offset: i64,
+    pub(super) field: RecordField,
 }
 
 impl BytesWriter {
-    fn write_nullable(&self, out: &mut Vec<u8>, bytes: Option<&[u8]>) -> Result<(), EncodeError> {
+    pub(super) fn write_nullable(
+        &self,
+        out: &mut Vec<u8>,
+        bytes: Option<&[u8]>,
+    ) -> Result<(), EncodeError> {
         match bytes {
             Some(bytes) => self.write(out, bytes),
             None => {
@@ -128,7 +132,7 @@ impl BytesWriter {
         }
     }
 
-    fn write(&self, out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), EncodeError> {
+    pub(super) fn write(&self, out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), EncodeError> {
         match self.enc {
             Encoding::Utf8 if is_plain_ascii(bytes) => write_quoted(out, bytes),
             Encoding::Utf8 => {
@@ -199,11 +203,17 @@ fn is_plain_ascii(text: &[u8]) -> bool {
 }
 
 /// Writes valid UTF-8 as a quoted JSON string, escaping `"`, `\` and control characters.
-fn write_json_string(out: &mut Vec<u8>, text: &[u8]) {
+pub(super) fn write_json_string(out: &mut Vec<u8>, text: &[u8]) {
     if is_plain_ascii(text) {
         return write_quoted(out, text);
     }
     out.push(b'"');
+    write_escaped(out, text);
+    out.push(b'"');
+}
+
+/// Writes valid UTF-8 as the inside of a JSON string, escaping `"`, `\` and control characters.
+fn write_escaped(out: &mut Vec<u8>, text: &[u8]) {
     let mut rest = text;
     loop {
         // Copy the run that needs no escaping in one go: most text has no escape at all.
@@ -232,7 +242,26 @@ fn write_json_string(out: &mut Vec<u8>, text: &[u8]) {
             out.extend_from_slice(&[b'\\', short]);
         }
     }
-    out.push(b'"');
+}
+
+/// Writes `text[from..]` as the inside of a JSON string, where `text[..from]` is plain ASCII
+/// and already written: checked as UTF-8 (an error gives the position in all of `text`), then
+/// escaped.
+pub(super) fn write_escaped_after(
+    out: &mut Vec<u8>,
+    text: &[u8],
+    from: usize,
+    field: RecordField,
+    offset: i64,
+) -> Result<(), EncodeError> {
+    let rest = &text[from..];
+    std::str::from_utf8(rest).map_err(|e| EncodeError::InvalidUtf8 {
+        field,
+        offset,
+        position: from + e.valid_up_to(),
+    })?;
+    write_escaped(out, rest);
+    Ok(())
 }
 
 fn needs_escape(b: u8) -> bool {

@@ -6,16 +6,21 @@
 //! the terminal. Writers append to a caller-owned `Vec<u8>` so that a consumer can render a whole
 //! batch into one buffer and issue one write.
 
+mod ascii_copy;
 mod decimal;
 mod encoding;
 mod json_input;
+mod json_lines;
 mod json_output;
+mod line_heads;
+mod spare;
 mod template;
 
 pub use encoding::{Encoding, UnknownEncoding};
 pub use json_input::{parse_json_record, DecodeError, JsonInput};
+pub use json_lines::JsonLines;
 pub use json_output::{write_json_record, EncodeError, RecordField};
-pub use template::{Template, TemplateError};
+pub use template::{Template, TemplateError, TemplateLines};
 
 #[cfg(test)]
 mod json_roundtrip_tests;

@@ -9,6 +9,8 @@ use std::mem;
 use thiserror::Error;
 
 use super::decimal::write_i64;
+use super::line_heads::{HeadPart, LineHeads};
+use super::spare::{put_head, Cursor};
 use crate::record::{Headers, RecordRef};
 use crate::spec::write_rfc3339_millis;
 
@@ -145,21 +147,7 @@ impl Template {
                 part => part,
             })
             .collect();
-        let fixed_len = parts
-            .iter()
-            .map(|part| match part {
-                Part::Literal(bytes) => bytes.len(),
-                Part::Byte(_) => 1,
-                Part::Field(
-                    Field::Partition
-                    | Field::Offset
-                    | Field::KeyLength
-                    | Field::ValueLength
-                    | Field::TimestampMs,
-                ) => 20,
-                Part::Field(_) => 0,
-            })
-            .sum();
+        let fixed_len = fixed_len(&parts);
         Template {
             parts,
             fixed_len,
@@ -200,15 +188,7 @@ impl Template {
         null_literal: &[u8],
     ) {
         match &self.value_then {
-            Some(suffix) => {
-                let value = rec.value.unwrap_or(null_literal);
-                out.reserve(value.len() + suffix.len());
-                out.extend_from_slice(value);
-                match **suffix {
-                    [byte] => out.push(byte),
-                    _ => out.extend_from_slice(suffix),
-                }
-            }
+            Some(suffix) => render_value_then(out, rec, suffix, null_literal),
             None => self.render_parts(out, topic, partition, rec, null_literal),
         }
     }
@@ -224,25 +204,237 @@ impl Template {
     ) {
         let len = |bytes: Option<&[u8]>| bytes.map_or(null_literal.len(), <[u8]>::len);
         out.reserve(self.fixed_len + topic.len() + len(rec.key) + len(rec.value));
-        for part in &self.parts {
-            match *part {
-                Part::Byte(byte) => out.push(byte),
-                Part::Literal(ref bytes) => out.extend_from_slice(bytes),
-                Part::Field(field) => match field {
-                    Field::Topic => out.extend_from_slice(topic.as_bytes()),
-                    Field::Partition => write_i64(out, partition.into()),
-                    Field::Offset => write_i64(out, rec.offset),
-                    Field::Key => out.extend_from_slice(rec.key.unwrap_or(null_literal)),
-                    Field::Value => out.extend_from_slice(rec.value.unwrap_or(null_literal)),
-                    Field::KeyLength => write_i64(out, length_or_minus_one(rec.key)),
-                    Field::ValueLength => write_i64(out, length_or_minus_one(rec.value)),
-                    Field::TimestampMs => write_i64(out, rec.timestamp),
-                    Field::TimestampRfc3339 => write_rfc3339_millis(out, rec.timestamp),
-                    Field::Headers => write_headers(out, &rec.headers, null_literal),
-                },
+        render_body(&self.parts, out, topic, partition, rec, null_literal);
+    }
+}
+
+/// Appends the value of `rec` and `suffix`.
+#[inline(always)]
+fn render_value_then(out: &mut Vec<u8>, rec: &RecordRef<'_>, suffix: &[u8], null_literal: &[u8]) {
+    let value = rec.value.unwrap_or(null_literal);
+    out.reserve(value.len() + suffix.len());
+    out.extend_from_slice(value);
+    match *suffix {
+        [byte] => out.push(byte),
+        _ => out.extend_from_slice(suffix),
+    }
+}
+
+/// Appends what `parts` render for `rec`.
+#[inline(always)]
+fn render_body(
+    parts: &[Part],
+    out: &mut Vec<u8>,
+    topic: &str,
+    partition: i32,
+    rec: &RecordRef<'_>,
+    null_literal: &[u8],
+) {
+    for part in parts {
+        match *part {
+            Part::Byte(byte) => out.push(byte),
+            Part::Literal(ref bytes) => out.extend_from_slice(bytes),
+            Part::Field(field) => match field {
+                Field::Topic => out.extend_from_slice(topic.as_bytes()),
+                Field::Partition => write_i64(out, partition.into()),
+                Field::Offset => write_i64(out, rec.offset),
+                Field::Key => out.extend_from_slice(rec.key.unwrap_or(null_literal)),
+                Field::Value => out.extend_from_slice(rec.value.unwrap_or(null_literal)),
+                Field::KeyLength => write_i64(out, length_or_minus_one(rec.key)),
+                Field::ValueLength => write_i64(out, length_or_minus_one(rec.value)),
+                Field::TimestampMs => write_i64(out, rec.timestamp),
+                Field::TimestampRfc3339 => write_rfc3339_millis(out, rec.timestamp),
+                Field::Headers => write_headers(out, &rec.headers, null_literal),
+            },
+        }
+    }
+}
+
+/// Renders records through a [`Template`], byte for byte as [`Template::render`] does, with
+/// the start of the line up to its first key, value, length or headers (`%t`, `%p`, `%o`,
+/// `%T`, `%d` and literals) kept per partition by [`LineHeads`]: rendered once, its offset
+/// counted up in place from one record to the next.
+#[derive(Debug, Clone)]
+pub struct TemplateLines {
+    template: Template,
+    null_literal: Box<[u8]>,
+    lines: Lines,
+}
+
+/// How a record's line is rendered: one test picks the way (as many as `Template::render`
+/// makes for the default `%v\n`).
+#[derive(Debug, Clone)]
+enum Lines {
+    /// The value and this suffix ([`Template::value_then`]).
+    ValueThen(Box<[u8]>),
+    /// Walking the template's parts: it starts with nothing a line start could hold.
+    Parts,
+    /// The line start kept per partition, then `body`.
+    Cached { heads: LineHeads, body: Body },
+}
+
+/// The rest of a line after its start.
+#[derive(Debug, Clone)]
+enum Body {
+    /// `%k SEPARATOR %v END` (`-F '%p %o %k %v\n'`, `-K`): written into room reserved once.
+    KeyValue {
+        separator: Box<[u8]>,
+        end: Box<[u8]>,
+    },
+    /// `%v END`.
+    Value { end: Box<[u8]> },
+    /// Anything else, with [`fixed_len`] of `parts`.
+    Parts(Box<[Part]>, usize),
+}
+
+impl Body {
+    fn of(parts: &[Part]) -> Body {
+        let literal = |part: &Part| match part {
+            Part::Literal(bytes) => Some(bytes.clone()),
+            Part::Byte(byte) => Some(Box::new([*byte]) as Box<[u8]>),
+            Part::Field(_) => None,
+        };
+        match parts {
+            [Part::Field(Field::Key), separator, Part::Field(Field::Value), end] => {
+                if let (Some(separator), Some(end)) = (literal(separator), literal(end)) {
+                    return Body::KeyValue { separator, end };
+                }
+            }
+            [Part::Field(Field::Value), end] => {
+                if let Some(end) = literal(end) {
+                    return Body::Value { end };
+                }
+            }
+            _ => {}
+        }
+        Body::Parts(parts.into(), fixed_len(parts))
+    }
+}
+
+impl TemplateLines {
+    /// Whether the template is a record's value and a fixed suffix (the default `%v\n`).
+    pub fn is_value_only(&self) -> bool {
+        self.template.is_value_only()
+    }
+
+    /// Renders through `template`, with null keys, values and header values as `null_literal`.
+    pub fn new(template: Template, null_literal: Vec<u8>) -> TemplateLines {
+        let head: Vec<HeadPart> = template.parts.iter().map_while(head_part).collect();
+        let cached = template.value_then.is_none()
+            && head
+                .iter()
+                .any(|part| !matches!(part, HeadPart::Literal(_)));
+        let lines = match &template.value_then {
+            Some(suffix) => Lines::ValueThen(suffix.clone()),
+            None if cached => Lines::Cached {
+                body: Body::of(&template.parts[head.len()..]),
+                heads: LineHeads::new(head),
+            },
+            None => Lines::Parts,
+        };
+        TemplateLines {
+            lines,
+            null_literal: null_literal.into_boxed_slice(),
+            template,
+        }
+    }
+
+    /// Appends `rec` rendered through the template to `out`.
+    #[inline(always)]
+    pub fn render(&mut self, out: &mut Vec<u8>, topic: &str, partition: i32, rec: &RecordRef<'_>) {
+        match &self.lines {
+            Lines::ValueThen(suffix) => render_value_then(out, rec, suffix, &self.null_literal),
+            Lines::Parts => {
+                self.template
+                    .render_parts(out, topic, partition, rec, &self.null_literal)
+            }
+            Lines::Cached { .. } => self.render_cached(out, topic, partition, rec),
+        }
+    }
+
+    #[inline(never)]
+    fn render_cached(
+        &mut self,
+        out: &mut Vec<u8>,
+        topic: &str,
+        partition: i32,
+        rec: &RecordRef<'_>,
+    ) {
+        let Lines::Cached { heads, body } = &mut self.lines else {
+            return;
+        };
+        let head = heads.head(topic, partition, rec.offset, rec.timestamp);
+        let null_literal = &self.null_literal[..];
+        let key = rec.key.unwrap_or(null_literal);
+        let value = rec.value.unwrap_or(null_literal);
+        // The head's block copy writes up to 15 bytes past it.
+        let head_room = head.len() + 15;
+        match &*body {
+            Body::KeyValue { separator, end } => {
+                let room = head_room + key.len() + separator.len() + value.len() + end.len();
+                let mut cursor = Cursor::new(out, room);
+                // SAFETY: room for all of it reserved just above.
+                unsafe {
+                    cursor.put_head(head);
+                    cursor.put_short(key);
+                    cursor.put_literal(separator);
+                    cursor.put(value);
+                    cursor.put_literal(end);
+                }
+                cursor.finish();
+            }
+            Body::Value { end } => {
+                let mut cursor = Cursor::new(out, head_room + value.len() + end.len());
+                // SAFETY: room for all of it reserved just above.
+                unsafe {
+                    cursor.put_head(head);
+                    cursor.put(value);
+                    cursor.put_literal(end);
+                }
+                cursor.finish();
+            }
+            Body::Parts(parts, fixed_len) => {
+                out.reserve(head_room + fixed_len + topic.len() + key.len() + value.len());
+                // SAFETY: room for the head reserved just above.
+                unsafe { put_head(out, head) };
+                render_body(parts, out, topic, partition, rec, null_literal);
             }
         }
     }
+}
+
+/// The part of a line's start `part` is, if it can be one.
+fn head_part(part: &Part) -> Option<HeadPart> {
+    Some(match part {
+        Part::Literal(bytes) => HeadPart::Literal(bytes.clone()),
+        Part::Byte(byte) => HeadPart::Literal(Box::new([*byte])),
+        Part::Field(Field::Topic) => HeadPart::Topic,
+        Part::Field(Field::Partition) => HeadPart::Partition,
+        Part::Field(Field::Offset) => HeadPart::Offset,
+        Part::Field(Field::TimestampMs) => HeadPart::TimestampMs,
+        Part::Field(Field::TimestampRfc3339) => HeadPart::TimestampRfc3339,
+        Part::Field(_) => return None,
+    })
+}
+
+/// Bytes `parts` take besides topic, key and value, headers and RFC 3339 times: the literals
+/// and 20 a number.
+fn fixed_len(parts: &[Part]) -> usize {
+    parts
+        .iter()
+        .map(|part| match part {
+            Part::Literal(bytes) => bytes.len(),
+            Part::Byte(_) => 1,
+            Part::Field(
+                Field::Partition
+                | Field::Offset
+                | Field::KeyLength
+                | Field::ValueLength
+                | Field::TimestampMs,
+            ) => 20,
+            Part::Field(_) => 0,
+        })
+        .sum()
 }
 
 /// kcat prints -1 as the length of a null key or value, keeping it apart from an empty one.
@@ -383,7 +575,99 @@ mod tests {
         );
     }
 
+    /// A record of a random sequence: topic, partition, how far the offset moves, the new
+    /// timestamp if it changes, key and value.
+    type Step = (
+        &'static str,
+        i32,
+        i64,
+        Option<i64>,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+    );
+
+    fn step() -> impl Strategy<Value = Step> {
+        let bytes = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40));
+        (
+            prop_oneof![Just("orders"), Just("t")],
+            prop_oneof![Just(0), Just(7), any::<i32>()],
+            prop_oneof![6 => Just(1i64), 1 => any::<i64>(), 1 => 0..2000i64],
+            proptest::option::of(any::<i64>()),
+            bytes.clone(),
+            bytes,
+        )
+    }
+
+    #[test]
+    fn every_shape_renders_as_the_template_does() {
+        let formats = [
+            "%p %o %k %v\\n",
+            "%t:%p:%o\\t%v\\n",
+            "%o %v",
+            "%T %o %k=%v;;",
+            "%d|%o|%o %K %V %h\\n",
+            "%p%o%T%k%v%s",
+            "%v\\n",
+            "%k %o %v\\n",
+        ];
+        for format in formats {
+            let template = Template::parse(format).unwrap();
+            let mut lines = TemplateLines::new(template.clone(), b"-".to_vec());
+            let (mut fast, mut plain) = (Vec::new(), Vec::new());
+            for (offset, timestamp) in [
+                (8, 1),
+                (9, 1),
+                (10, 2),
+                (10, 2),
+                (99, 2),
+                (100, 3),
+                (-1, -1),
+                (0, 0),
+            ] {
+                let rec = RecordRef {
+                    offset,
+                    timestamp,
+                    ..record()
+                };
+                lines.render(&mut fast, "orders", 3, &rec);
+                template.render(&mut plain, "orders", 3, &rec, b"-");
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&plain),
+                "{format}"
+            );
+        }
+    }
+
     proptest! {
+        #[test]
+        fn lines_are_the_bytes_the_template_renders(
+            format in "([%][tpokvsKVSTdh%]|\\\\[nt]|[ :=|a-z]){0,10}",
+            null_literal in "[a-z]{0,3}",
+            steps in proptest::collection::vec(step(), 1..80),
+            start in prop_oneof![0..1000i64, any::<i64>()],
+        ) {
+            let template = Template::parse(&format).unwrap();
+            let mut lines = TemplateLines::new(template.clone(), null_literal.clone().into_bytes());
+            let (mut fast, mut plain) = (b"x".to_vec(), b"x".to_vec());
+            let (mut offset, mut timestamp) = (start, 0);
+            for (topic, partition, offset_step, new_timestamp, key, value) in steps {
+                offset = offset.wrapping_add(offset_step);
+                timestamp = new_timestamp.unwrap_or(timestamp);
+                let rec = RecordRef {
+                    offset,
+                    timestamp,
+                    key: key.as_deref(),
+                    value: value.as_deref(),
+                    headers: Headers::List(&[HeaderRef { key: b"h", value: value.as_deref() }]),
+                };
+                lines.render(&mut fast, topic, partition, &rec);
+                template.render(&mut plain, topic, partition, &rec, null_literal.as_bytes());
+            }
+            prop_assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&plain));
+        }
+
         #[test]
         fn parse_and_render_never_panic(
             format in ".*",
