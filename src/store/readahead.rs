@@ -127,6 +127,8 @@ pub struct AheadBatch<'a, 'r> {
     index: i64,
     wanted: &'r AtomicBool,
     rendered: &'r mut Rendered,
+    /// Rendering stops once this many bytes are rendered (see [`render_ahead`]).
+    limit: usize,
 }
 
 impl<'a> AheadBatch<'a, '_> {
@@ -134,7 +136,7 @@ impl<'a> AheadBatch<'a, '_> {
     /// record the reader must look at itself (malformed, or not at the offset its place says).
     #[inline]
     pub fn next_record(&mut self) -> Option<RecordRef<'a>> {
-        if self.wanted.load(Ordering::Relaxed) {
+        if self.wanted.load(Ordering::Relaxed) || self.rendered.bytes.len() >= self.limit {
             return None;
         }
         match self.records.next()? {
@@ -239,7 +241,10 @@ fn take_rendered(len: usize) -> Rendered {
 }
 
 /// Renders the whole batches at the start of `bytes` (checked, at file position `position`)
-/// with `render` until the reader wants the chunk; `None` when nothing was rendered.
+/// with `render` until the reader wants the chunk, or the rendering is as long as the chunk
+/// (the reading thread renders about a third of a chunk's records ahead when both are busy;
+/// more, when it is far ahead, would only keep more memory per chunk in flight); `None` when
+/// nothing was rendered.
 fn render_ahead(
     render: &dyn RenderAhead,
     bytes: &[u8],
@@ -267,6 +272,7 @@ fn render_ahead(
             index: 0,
             wanted,
             rendered: &mut rendered,
+            limit: bytes.len(),
         };
         render.render_batch(&mut ahead);
         let records = rendered.marks.len() - start.1;
