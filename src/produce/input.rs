@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::scan::LineScanner;
+
 /// Bytes read at once, and bytes of a mapped file made available at once.
 const READ_CHUNK: usize = 1 << 20;
 /// Pages of a mapped file already cut are given back once this many bytes are behind.
@@ -35,6 +37,8 @@ pub struct Input {
     poll_fd: Option<RawFd>,
     delimiter: Needle,
     delimiter_len: usize,
+    /// The delimiter, when it is one byte (for [`Input::next_line`]).
+    delimiter_byte: Option<u8>,
     /// The rest of a regular file, mapped; once it is used up, `reader` takes over (for what
     /// was appended to the file since it was mapped).
     map: Option<Mapping>,
@@ -105,6 +109,10 @@ impl Input {
             poll_fd,
             delimiter: Needle::new(delimiter),
             delimiter_len: delimiter.len(),
+            delimiter_byte: match delimiter {
+                [b] => Some(*b),
+                _ => None,
+            },
             map: None,
             buf: Vec::new(),
             start: 0,
@@ -148,6 +156,38 @@ impl Input {
             None => return None,
         };
         Some(&self.data()[record])
+    }
+
+    /// A scanner for lines cut at this input's delimiter and keys ending at `separator`, when
+    /// both are single bytes that differ (else lines are cut with [`Input::next_record`] and
+    /// keys found in them).
+    pub(crate) fn line_scanner(&self, separator: &[u8]) -> Option<LineScanner> {
+        match (self.delimiter_byte, separator) {
+            (Some(delimiter), [separator]) => LineScanner::new(delimiter, *separator),
+            _ => None,
+        }
+    }
+
+    /// [`Input::next_record`] that also finds where the record's key ends: the record, and the
+    /// position in it of the first key separator, found in the same pass (see
+    /// [`Input::line_scanner`]).
+    #[inline]
+    pub(crate) fn next_line(&mut self, scanner: &LineScanner) -> Option<(&[u8], Option<usize>)> {
+        debug_assert_eq!(self.delimiter_byte, Some(scanner.delimiter()));
+        let (start, end) = (self.start, self.end);
+        let found = scanner.find(&self.data()[start..end]);
+        let record = match found.delimiter {
+            Some(i) => {
+                self.start += i + 1;
+                start..start + i
+            }
+            None if self.eof && start < end => {
+                self.start = end;
+                start..end
+            }
+            None => return None,
+        };
+        Some((&self.data()[record], found.separator))
     }
 
     /// Bytes buffered that do not yet form a complete record.

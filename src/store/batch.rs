@@ -645,7 +645,8 @@ impl BatchBuilder {
     ) {
         let delta = timestamp.wrapping_sub(self.base_for(timestamp));
         let body = m.body_len(delta, self.count);
-        self.write_record(timestamp, delta, body, key, value, headers);
+        let total = varint_len(body as i64) + body;
+        self.write_record(timestamp, delta, body, total, key, value, headers);
     }
 
     /// Pushes the measured record unless the batch already holds records and would grow past
@@ -663,19 +664,24 @@ impl BatchBuilder {
     ) -> bool {
         let delta = timestamp.wrapping_sub(self.base_for(timestamp));
         let body = m.body_len(delta, self.count);
-        if self.count > 0 && self.buf.len() + varint_len(body as i64) + body > limit {
+        let total = varint_len(body as i64) + body;
+        if self.count > 0 && self.buf.len() + total > limit {
             return false;
         }
-        self.write_record(timestamp, delta, body, key, value, headers);
+        self.write_record(timestamp, delta, body, total, key, value, headers);
         true
     }
 
-    #[inline]
+    /// Writes a record of `total` bytes (`body` and its length) at the end of the batch.
+    /// Inlined into its two callers: a call per record cost more than the sizes it passes.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn write_record(
         &mut self,
         timestamp: i64,
         delta: i64,
         body: usize,
+        total: usize,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[Header],
@@ -687,7 +693,6 @@ impl BatchBuilder {
         // The record's exact size is known: reserve it once and fill it in place, instead of
         // checking capacity for every byte (or zeroing bytes about to be overwritten).
         let start = self.buf.len();
-        let total = varint_len(body as i64) + body;
         self.buf.reserve(total);
         let mut out = Cursor {
             buf: &mut self.buf.spare_capacity_mut()[..total],
