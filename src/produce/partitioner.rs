@@ -15,8 +15,8 @@ pub fn murmur2(data: &[u8]) -> i32 {
     const M: u32 = 0x5bd1_e995;
     const R: u32 = 24;
     let mut h: u32 = SEED ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
+    let (words, tail) = data.split_at(data.len() & !3);
+    for c in words.chunks_exact(4) {
         let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         k = k.wrapping_mul(M);
         k ^= k >> R;
@@ -24,15 +24,14 @@ pub fn murmur2(data: &[u8]) -> i32 {
         h = h.wrapping_mul(M);
         h ^= k;
     }
-    let tail = chunks.remainder();
-    if tail.len() >= 3 {
-        h ^= u32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= u32::from(tail[1]) << 8;
+    // The last one to three bytes, as Kafka's switch falls through them.
+    match *tail {
+        [a, b, c] => h ^= u32::from(a) | u32::from(b) << 8 | u32::from(c) << 16,
+        [a, b] => h ^= u32::from(a) | u32::from(b) << 8,
+        [a] => h ^= u32::from(a),
+        _ => {}
     }
     if !tail.is_empty() {
-        h ^= u32::from(tail[0]);
         h = h.wrapping_mul(M);
     }
     h ^= h >> 13;

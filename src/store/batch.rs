@@ -602,8 +602,12 @@ impl BatchBuilder {
     /// key, value and headers again.
     #[inline]
     pub fn measure(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> Measured {
-        let mut payload =
-            nullable_bytes_len(key) + nullable_bytes_len(value) + varint_len(headers.len() as i64);
+        let mut payload = nullable_bytes_len(key) + nullable_bytes_len(value) + 1;
+        if headers.is_empty() {
+            // The usual record: its header count, 0, is one byte.
+            return Measured { payload };
+        }
+        payload += varint_len(headers.len() as i64) - 1;
         for h in headers {
             payload += nullable_bytes_len(Some(&h.key)) + nullable_bytes_len(h.value.as_deref());
         }
