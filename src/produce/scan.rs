@@ -133,39 +133,45 @@ mod sse2 {
                     delimiter: Some(first),
                 };
             }
-            // Phase two: the delimiter after the separator, first in the same block.
-            let past = first - at + 1;
-            let mut dm = if past < BLOCK {
-                mask(_mm_cmpeq_epi8(v, d)) >> past << past
-            } else {
-                0
+            // Phase two: the delimiter after the separator, first in the same block, then 32
+            // bytes at a time (a value is most of a line), then what is left.
+            let found = |delimiter: Option<usize>| Found {
+                separator: Some(first),
+                delimiter,
             };
-            loop {
+            let past = first - at + 1;
+            if past < BLOCK {
+                let dm = mask(_mm_cmpeq_epi8(v, d)) >> past << past;
                 if dm != 0 {
-                    return Found {
-                        separator: Some(first),
-                        delimiter: Some(at + dm.trailing_zeros() as usize),
-                    };
+                    return found(Some(at + dm.trailing_zeros() as usize));
                 }
-                at += BLOCK;
-                if at + BLOCK <= len {
-                    dm = mask(_mm_cmpeq_epi8(block(haystack, at), d));
-                } else if at < len {
+            }
+            at += BLOCK;
+            while at + 2 * BLOCK <= len {
+                let dm = mask(_mm_cmpeq_epi8(block(haystack, at), d))
+                    | mask(_mm_cmpeq_epi8(block(haystack, at + BLOCK), d)) << BLOCK;
+                if dm != 0 {
+                    return found(Some(at + dm.trailing_zeros() as usize));
+                }
+                at += 2 * BLOCK;
+            }
+            while at < len {
+                let (base, dm) = if at + BLOCK <= len {
+                    (at, mask(_mm_cmpeq_epi8(block(haystack, at), d)))
+                } else {
                     let last = len - BLOCK;
                     let skip = at - last;
-                    at = last;
-                    dm = mask(_mm_cmpeq_epi8(block(haystack, last), d)) >> skip << skip;
-                    if dm == 0 {
-                        break;
-                    }
-                } else {
-                    break;
+                    (
+                        last,
+                        mask(_mm_cmpeq_epi8(block(haystack, last), d)) >> skip << skip,
+                    )
+                };
+                if dm != 0 {
+                    return found(Some(base + dm.trailing_zeros() as usize));
                 }
+                at = base + BLOCK;
             }
-            Found {
-                separator: Some(first),
-                delimiter: None,
-            }
+            found(None)
         }
     }
 }
