@@ -671,6 +671,60 @@ mod tests {
         assert_eq!(drain(input), vec![b"".to_vec(), b"bcde".to_vec()]);
     }
 
+    /// Records and their key separators as `next_line` gives them, reading more as needed.
+    fn drain_lines(mut inp: Input, separator: u8) -> Vec<(Vec<u8>, Option<usize>)> {
+        let scanner = inp
+            .line_scanner(&[separator])
+            .expect("single distinct bytes");
+        let mut out = Vec::new();
+        loop {
+            while let Some((r, at)) = inp.next_line(&scanner) {
+                out.push((r.to_vec(), at));
+            }
+            if !inp.read_more().unwrap() {
+                while let Some((r, at)) = inp.next_line(&scanner) {
+                    out.push((r.to_vec(), at));
+                }
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn lines_cut_with_their_keys_are_the_records_cut_alone() {
+        // Keys of many lengths (some lines without one, some with several separators), lines
+        // crossing read chunks, one longer than two chunks, and no final delimiter.
+        let mut data = varied(b"\n");
+        for (i, b) in data.iter_mut().enumerate() {
+            if *b != b'\n' && i % 37 == 0 {
+                *b = b':';
+            }
+        }
+        let expected: Vec<(Vec<u8>, Option<usize>)> = records(&data, b"\n")
+            .into_iter()
+            .map(|r| {
+                let at = memchr::memchr(b':', &r);
+                (r, at)
+            })
+            .collect();
+        let read = Input::new(Box::new(io::Cursor::new(data.clone())), None, b"\n", None);
+        assert_eq!(drain_lines(read, b':'), expected);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &data).unwrap();
+        let mapped = Input::file(file.path(), b"\n").unwrap();
+        assert!(mapped.map.is_some());
+        assert_eq!(drain_lines(mapped, b':'), expected);
+    }
+
+    #[test]
+    fn lines_and_keys_are_cut_in_one_pass_only_for_single_distinct_bytes() {
+        let input = |delimiter: &[u8]| Input::new(Box::new(io::empty()), None, delimiter, None);
+        assert!(input(b"\n").line_scanner(b":").is_some());
+        assert!(input(b"\n").line_scanner(b"\n").is_none());
+        assert!(input(b"\n").line_scanner(b"::").is_none());
+        assert!(input(b"||").line_scanner(b":").is_none());
+    }
+
     #[test]
     fn cuts_at_delimiters_and_keeps_an_unterminated_last_record() {
         assert_eq!(

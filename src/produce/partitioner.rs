@@ -313,6 +313,51 @@ mod tests {
         }
     }
 
+    /// Kafka's `Utils.murmur2` transcribed as it is written (a switch that falls through the
+    /// last bytes), for keys of every tail length.
+    fn kafka_murmur2(data: &[u8]) -> i32 {
+        let (m, r) = (0x5bd1_e995u32, 24);
+        let length = data.len();
+        let mut h = 0x9747_b28cu32 ^ length as u32;
+        for i in 0..length / 4 {
+            let i4 = i * 4;
+            let mut k = u32::from(data[i4])
+                | u32::from(data[i4 + 1]) << 8
+                | u32::from(data[i4 + 2]) << 16
+                | u32::from(data[i4 + 3]) << 24;
+            k = k.wrapping_mul(m);
+            k ^= k >> r;
+            k = k.wrapping_mul(m);
+            h = h.wrapping_mul(m);
+            h ^= k;
+        }
+        let tail = length & !3;
+        let rest = length % 4;
+        if rest == 3 {
+            h ^= u32::from(data[tail + 2]) << 16;
+        }
+        if rest >= 2 {
+            h ^= u32::from(data[tail + 1]) << 8;
+        }
+        if rest >= 1 {
+            h ^= u32::from(data[tail]);
+            h = h.wrapping_mul(m);
+        }
+        h ^= h >> 13;
+        h = h.wrapping_mul(m);
+        h ^= h >> 15;
+        h as i32
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn murmur2_matches_kafkas_algorithm_for_every_length(
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            proptest::prop_assert_eq!(murmur2(&key), kafka_murmur2(&key));
+        }
+    }
+
     #[test]
     fn keys_are_stable_and_keyless_records_stick_until_a_batch_is_sent() {
         let mut p = Partitioner::new(Strategy::Murmur2, 8);

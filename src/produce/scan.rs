@@ -75,8 +75,7 @@ mod sse2 {
 
     const BLOCK: usize = 16;
 
-    /// Bit `i` set where byte `i` of the block at `at` equals `needle` (one of the splatted
-    /// vectors).
+    /// The 16 bytes at `at`.
     ///
     /// # Safety
     /// `at + 16 <= haystack.len()`.
@@ -98,34 +97,29 @@ mod sse2 {
         if len < BLOCK {
             return super::find_both_plain(delimiter, separator, haystack);
         }
-        // SAFETY: SSE2 is baseline on x86_64; every load is of 16 bytes at `at` with
-        // `at + 16 <= len` (the last one starts at `len - 16`, overlapping bytes already seen,
-        // whose bits are masked off).
+        // The last block of a haystack that is not a multiple of 16 bytes starts at
+        // `len - 16`, overlapping bytes already looked at. Those hold neither byte (phase
+        // one) or no delimiter (phase two), so their bits need no masking.
+        let last = len - BLOCK;
+        // SAFETY: SSE2 is baseline on x86_64; every load is of 16 bytes at `at <= last`.
         unsafe {
             let d = _mm_set1_epi8(delimiter as i8);
             let s = _mm_set1_epi8(separator as i8);
             // Phase one: the first of either byte.
             let mut at = 0;
             let (first, v) = loop {
-                let (v, skip) = if at + BLOCK <= len {
-                    (block(haystack, at), 0)
-                } else if at < len {
-                    let last = len - BLOCK;
-                    let skip = at - last;
-                    at = last;
-                    (block(haystack, last), skip)
-                } else {
+                let v = block(haystack, at);
+                let either = mask(_mm_or_si128(_mm_cmpeq_epi8(v, d), _mm_cmpeq_epi8(v, s)));
+                if either != 0 {
+                    break (at + either.trailing_zeros() as usize, v);
+                }
+                if at == last {
                     return Found {
                         separator: None,
                         delimiter: None,
                     };
-                };
-                let either =
-                    mask(_mm_or_si128(_mm_cmpeq_epi8(v, d), _mm_cmpeq_epi8(v, s))) >> skip << skip;
-                if either != 0 {
-                    break (at + either.trailing_zeros() as usize, v);
                 }
-                at += BLOCK;
+                at = (at + BLOCK).min(last);
             };
             if haystack[first] == delimiter {
                 return Found {
@@ -133,43 +127,31 @@ mod sse2 {
                     delimiter: Some(first),
                 };
             }
-            // Phase two: the delimiter after the separator, first in the same block, then 32
-            // bytes at a time (a value is most of a line), then what is left.
+            // Phase two: the delimiter after the separator, first in the same block (where
+            // none comes before the separator), then 32 bytes at a time (a value is most of a
+            // line), then what is left.
             let found = |delimiter: Option<usize>| Found {
                 separator: Some(first),
                 delimiter,
             };
-            let past = first - at + 1;
-            if past < BLOCK {
-                let dm = mask(_mm_cmpeq_epi8(v, d)) >> past << past;
-                if dm != 0 {
-                    return found(Some(at + dm.trailing_zeros() as usize));
-                }
+            let dm = mask(_mm_cmpeq_epi8(v, d));
+            if dm != 0 {
+                return found(Some(at + dm.trailing_zeros() as usize));
             }
-            at += BLOCK;
-            while at + 2 * BLOCK <= len {
-                let dm = mask(_mm_cmpeq_epi8(block(haystack, at), d))
-                    | mask(_mm_cmpeq_epi8(block(haystack, at + BLOCK), d)) << BLOCK;
+            while at + 3 * BLOCK <= len {
+                let dm = mask(_mm_cmpeq_epi8(block(haystack, at + BLOCK), d))
+                    | mask(_mm_cmpeq_epi8(block(haystack, at + 2 * BLOCK), d)) << BLOCK;
                 if dm != 0 {
-                    return found(Some(at + dm.trailing_zeros() as usize));
+                    return found(Some(at + BLOCK + dm.trailing_zeros() as usize));
                 }
                 at += 2 * BLOCK;
             }
-            while at < len {
-                let (base, dm) = if at + BLOCK <= len {
-                    (at, mask(_mm_cmpeq_epi8(block(haystack, at), d)))
-                } else {
-                    let last = len - BLOCK;
-                    let skip = at - last;
-                    (
-                        last,
-                        mask(_mm_cmpeq_epi8(block(haystack, last), d)) >> skip << skip,
-                    )
-                };
+            while at < last {
+                at = (at + BLOCK).min(last);
+                let dm = mask(_mm_cmpeq_epi8(block(haystack, at), d));
                 if dm != 0 {
-                    return found(Some(base + dm.trailing_zeros() as usize));
+                    return found(Some(at + dm.trailing_zeros() as usize));
                 }
-                at = base + BLOCK;
             }
             found(None)
         }
