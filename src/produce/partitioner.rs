@@ -142,7 +142,7 @@ impl Partitioner {
         p
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn partition(&mut self, key: Option<&[u8]>) -> i32 {
         match (self.strategy, key) {
             (Strategy::Murmur2, Some(key)) => {
