@@ -649,7 +649,7 @@ impl BatchBuilder {
     ) {
         let delta = timestamp.wrapping_sub(self.base_for(timestamp));
         let body = m.body_len(delta, self.count);
-        let total = varint_len(body as i64) + body;
+        let total = length_varint_len(body) + body;
         self.write_record(timestamp, delta, body, total, key, value, headers);
     }
 
@@ -668,7 +668,7 @@ impl BatchBuilder {
     ) -> bool {
         let delta = timestamp.wrapping_sub(self.base_for(timestamp));
         let body = m.body_len(delta, self.count);
-        let total = varint_len(body as i64) + body;
+        let total = length_varint_len(body) + body;
         if self.count > 0 && self.buf.len() + total > limit {
             return false;
         }
@@ -702,10 +702,10 @@ impl BatchBuilder {
             buf: &mut self.buf.spare_capacity_mut()[..total],
             pos: 0,
         };
-        out.varint(body as i64);
+        out.length(body);
         out.byte(0); // attributes
         out.varint(delta);
-        out.varint(i64::from(self.count));
+        out.length(self.count as usize);
         out.nullable_bytes(key);
         out.nullable_bytes(value);
         out.varint(headers.len() as i64);
@@ -825,9 +825,19 @@ impl Cursor<'_> {
         self.pos += 1;
     }
 
+    /// [`Cursor::varint`] of a length or count (never negative, and below 2^62).
+    #[inline(always)]
+    fn length(&mut self, n: usize) {
+        self.zigzagged((n as u64) << 1);
+    }
+
     #[inline(always)]
     fn varint(&mut self, value: i64) {
-        let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        self.zigzagged(((value << 1) ^ (value >> 63)) as u64);
+    }
+
+    #[inline(always)]
+    fn zigzagged(&mut self, mut v: u64) {
         // One and two bytes (lengths under 8 KiB, offset deltas under 8192) with one bounds
         // check each.
         if v < 0x80 {
@@ -852,7 +862,7 @@ impl Cursor<'_> {
         match bytes {
             None => self.varint(-1),
             Some(b) => {
-                self.varint(b.len() as i64);
+                self.length(b.len());
                 let dst = &mut self.buf[self.pos..self.pos + b.len()];
                 // SAFETY: `dst` is exactly `b.len()` bytes (bounds-checked just above), a shared
                 // borrow cannot overlap it, and `MaybeUninit<u8>` has the layout of `u8`.
@@ -875,7 +885,8 @@ pub struct Measured {
 impl Measured {
     #[inline]
     fn body_len(self, timestamp_delta: i64, offset_delta: i32) -> usize {
-        1 + varint_len(timestamp_delta) + varint_len(i64::from(offset_delta)) + self.payload
+        debug_assert!(offset_delta >= 0, "an offset delta is never negative");
+        1 + varint_len(timestamp_delta) + length_varint_len(offset_delta as usize) + self.payload
     }
 }
 
@@ -914,7 +925,7 @@ fn body_len(
 fn nullable_bytes_len(bytes: Option<&[u8]>) -> usize {
     match bytes {
         None => 1,
-        Some(b) => varint_len(b.len() as i64) + b.len(),
+        Some(b) => length_varint_len(b.len()) + b.len(),
     }
 }
 
@@ -951,6 +962,14 @@ fn write_varint(out: &mut Vec<u8>, value: i64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// [`varint_len`] of a length or count (never negative, and below 2^62), whose zig-zag form
+/// is just twice it.
+#[inline]
+fn length_varint_len(n: usize) -> usize {
+    let bits = 64 - ((n as u64) << 1 | 1).leading_zeros() as usize;
+    (bits * 9 + 64) / 64
 }
 
 #[inline]
@@ -1124,6 +1143,32 @@ mod tests {
                 .map(|b| unsafe { b.assume_init() })
                 .collect();
             assert_eq!(written, bytes, "cursor, value {value}");
+        }
+    }
+
+    #[test]
+    fn lengths_are_varints_of_their_value() {
+        for bits in 0..62 {
+            for n in [1usize << bits, (1usize << bits) - 1, (1usize << bits) | 1] {
+                assert_eq!(length_varint_len(n), varint_len(n as i64), "{n}");
+                let mut buf = [MaybeUninit::new(0u8); 10];
+                let (mut by_length, mut by_varint) = (Vec::new(), Vec::new());
+                for (out, length) in [(&mut by_length, true), (&mut by_varint, false)] {
+                    let mut cursor = Cursor {
+                        buf: &mut buf,
+                        pos: 0,
+                    };
+                    if length {
+                        cursor.length(n);
+                    } else {
+                        cursor.varint(n as i64);
+                    }
+                    let written = cursor.pos;
+                    // SAFETY: the cursor initialized the first `written` bytes.
+                    out.extend(buf[..written].iter().map(|b| unsafe { b.assume_init() }));
+                }
+                assert_eq!(by_length, by_varint, "{n}");
+            }
         }
     }
 
