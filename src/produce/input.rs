@@ -25,10 +25,8 @@ use super::scan::LineScanner;
 const READ_CHUNK: usize = 1 << 20;
 /// Pages of a mapped file already cut are given back once this many bytes are behind.
 const RELEASE_CHUNK: usize = 1 << 20;
-/// Pages of a mapped file are mapped this far ahead of the cursor. With 2 MiB the cutting
-/// thread still took 150 to 450 faults (each mapping 16 pages) of a 100 MB file whenever the
-/// pager was not scheduled in time (two cores, three busy threads); with 4 MiB 40 to 120.
-const PAGE_AHEAD: usize = 4 << 20;
+/// Pages of a mapped file are mapped this far ahead of the cursor.
+const PAGE_AHEAD: usize = 2 << 20;
 /// The cutting thread gives pages back itself when the pager is this far behind.
 const MAX_BEHIND: usize = 4 << 20;
 
