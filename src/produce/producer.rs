@@ -32,10 +32,6 @@ use crate::store::{PartitionWriter, Result as StoreResult, StoreError, SyncPolic
 /// stall, say) without stopping the encoder; each costs a batch of memory.
 const IN_FLIGHT: usize = 4;
 
-/// Builders the appender makes ahead for a producer whose input comes in bulk: with the one it
-/// hands back, enough for the batches in flight, within the memory bound above.
-const SPARE_BUILDERS: usize = IN_FLIGHT + 1;
-
 /// Bytes reserved up front for a batch buffer (it grows past this for a batch size above it).
 const MAX_RESERVE: usize = 1 << 20;
 
@@ -134,8 +130,6 @@ struct Appender {
     compressor: Compressor,
     /// The compressed copy of the batch being appended, reused from batch to batch.
     compressed: Vec<u8>,
-    /// Whether the spare builders were made (see [`Appender::make_spares`]).
-    spares_made: bool,
 }
 
 impl Appender {
@@ -159,28 +153,10 @@ impl Appender {
                     }
                     // The producer may be gone (dropped after an error): nothing to hand back.
                     let _ = self.recycle.send(batch);
-                    if full && !self.spares_made {
-                        self.make_spares();
-                    }
                 }
                 Job::Sync(reply) => {
                     let _ = reply.send(self.sync());
                 }
-            }
-        }
-    }
-
-    /// Input comes in bulk (a batch was sent full): the producer will need builders beyond
-    /// one per partition for the batches in flight. Made here with their pages faulted in,
-    /// they cost the encoder neither an allocation nor a page fault per page when it takes
-    /// one (see [`Producer::send_batch`]), which it would otherwise pay for each.
-    fn make_spares(&mut self) {
-        self.spares_made = true;
-        for _ in 0..SPARE_BUILDERS {
-            let mut builder = new_builder(&self.config);
-            builder.touch_capacity();
-            if self.recycle.send(builder).is_err() {
-                return;
             }
         }
     }
@@ -336,7 +312,6 @@ impl Producer {
             failed: false,
             compressor: Compressor::default(),
             compressed: Vec::new(),
-            spares_made: false,
         };
         let handle = std::thread::Builder::new()
             .name("spool-appender".into())
