@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::scan::LineScanner;
+
 /// Bytes read at once, and bytes of a mapped file made available at once.
 const READ_CHUNK: usize = 1 << 20;
 /// Pages of a mapped file already cut are given back once this many bytes are behind.
@@ -35,6 +37,8 @@ pub struct Input {
     poll_fd: Option<RawFd>,
     delimiter: Needle,
     delimiter_len: usize,
+    /// The delimiter, when it is one byte (for [`Input::next_line`]).
+    delimiter_byte: Option<u8>,
     /// The rest of a regular file, mapped; once it is used up, `reader` takes over (for what
     /// was appended to the file since it was mapped).
     map: Option<Mapping>,
@@ -105,6 +109,10 @@ impl Input {
             poll_fd,
             delimiter: Needle::new(delimiter),
             delimiter_len: delimiter.len(),
+            delimiter_byte: match delimiter {
+                [b] => Some(*b),
+                _ => None,
+            },
             map: None,
             buf: Vec::new(),
             start: 0,
@@ -148,6 +156,38 @@ impl Input {
             None => return None,
         };
         Some(&self.data()[record])
+    }
+
+    /// A scanner for lines cut at this input's delimiter and keys ending at `separator`, when
+    /// both are single bytes that differ (else lines are cut with [`Input::next_record`] and
+    /// keys found in them).
+    pub(crate) fn line_scanner(&self, separator: &[u8]) -> Option<LineScanner> {
+        match (self.delimiter_byte, separator) {
+            (Some(delimiter), [separator]) => LineScanner::new(delimiter, *separator),
+            _ => None,
+        }
+    }
+
+    /// [`Input::next_record`] that also finds where the record's key ends: the record, and the
+    /// position in it of the first key separator, found in the same pass (see
+    /// [`Input::line_scanner`]).
+    #[inline]
+    pub(crate) fn next_line(&mut self, scanner: &LineScanner) -> Option<(&[u8], Option<usize>)> {
+        debug_assert_eq!(self.delimiter_byte, Some(scanner.delimiter()));
+        let (start, end) = (self.start, self.end);
+        let found = scanner.find(&self.data()[start..end]);
+        let record = match found.delimiter {
+            Some(i) => {
+                self.start += i + 1;
+                start..start + i
+            }
+            None if self.eof && start < end => {
+                self.start = end;
+                start..end
+            }
+            None => return None,
+        };
+        Some((&self.data()[record], found.separator))
     }
 
     /// Bytes buffered that do not yet form a complete record.
@@ -627,6 +667,60 @@ mod tests {
         f.set_len(5).unwrap();
         // The first line is empty, the second `bcdefg...`: cut at the new end.
         assert_eq!(drain(input), vec![b"".to_vec(), b"bcde".to_vec()]);
+    }
+
+    /// Records and their key separators as `next_line` gives them, reading more as needed.
+    fn drain_lines(mut inp: Input, separator: u8) -> Vec<(Vec<u8>, Option<usize>)> {
+        let scanner = inp
+            .line_scanner(&[separator])
+            .expect("single distinct bytes");
+        let mut out = Vec::new();
+        loop {
+            while let Some((r, at)) = inp.next_line(&scanner) {
+                out.push((r.to_vec(), at));
+            }
+            if !inp.read_more().unwrap() {
+                while let Some((r, at)) = inp.next_line(&scanner) {
+                    out.push((r.to_vec(), at));
+                }
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn lines_cut_with_their_keys_are_the_records_cut_alone() {
+        // Keys of many lengths (some lines without one, some with several separators), lines
+        // crossing read chunks, one longer than two chunks, and no final delimiter.
+        let mut data = varied(b"\n");
+        for (i, b) in data.iter_mut().enumerate() {
+            if *b != b'\n' && i % 37 == 0 {
+                *b = b':';
+            }
+        }
+        let expected: Vec<(Vec<u8>, Option<usize>)> = records(&data, b"\n")
+            .into_iter()
+            .map(|r| {
+                let at = memchr::memchr(b':', &r);
+                (r, at)
+            })
+            .collect();
+        let read = Input::new(Box::new(io::Cursor::new(data.clone())), None, b"\n", None);
+        assert_eq!(drain_lines(read, b':'), expected);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &data).unwrap();
+        let mapped = Input::file(file.path(), b"\n").unwrap();
+        assert!(mapped.map.is_some());
+        assert_eq!(drain_lines(mapped, b':'), expected);
+    }
+
+    #[test]
+    fn lines_and_keys_are_cut_in_one_pass_only_for_single_distinct_bytes() {
+        let input = |delimiter: &[u8]| Input::new(Box::new(io::empty()), None, delimiter, None);
+        assert!(input(b"\n").line_scanner(b":").is_some());
+        assert!(input(b"\n").line_scanner(b"\n").is_none());
+        assert!(input(b"\n").line_scanner(b"::").is_none());
+        assert!(input(b"||").line_scanner(b":").is_none());
     }
 
     #[test]

@@ -15,8 +15,8 @@ pub fn murmur2(data: &[u8]) -> i32 {
     const M: u32 = 0x5bd1_e995;
     const R: u32 = 24;
     let mut h: u32 = SEED ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
+    let (words, tail) = data.split_at(data.len() & !3);
+    for c in words.chunks_exact(4) {
         let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         k = k.wrapping_mul(M);
         k ^= k >> R;
@@ -24,15 +24,14 @@ pub fn murmur2(data: &[u8]) -> i32 {
         h = h.wrapping_mul(M);
         h ^= k;
     }
-    let tail = chunks.remainder();
-    if tail.len() >= 3 {
-        h ^= u32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= u32::from(tail[1]) << 8;
+    // The last one to three bytes, as Kafka's switch falls through them.
+    match *tail {
+        [a, b, c] => h ^= u32::from(a) | u32::from(b) << 8 | u32::from(c) << 16,
+        [a, b] => h ^= u32::from(a) | u32::from(b) << 8,
+        [a] => h ^= u32::from(a),
+        _ => {}
     }
     if !tail.is_empty() {
-        h ^= u32::from(tail[0]);
         h = h.wrapping_mul(M);
     }
     h ^= h >> 13;
@@ -143,7 +142,7 @@ impl Partitioner {
         p
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn partition(&mut self, key: Option<&[u8]>) -> i32 {
         match (self.strategy, key) {
             (Strategy::Murmur2, Some(key)) => {
@@ -311,6 +310,51 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(data)
             );
+        }
+    }
+
+    /// Kafka's `Utils.murmur2` transcribed as it is written (a switch that falls through the
+    /// last bytes), for keys of every tail length.
+    fn kafka_murmur2(data: &[u8]) -> i32 {
+        let (m, r) = (0x5bd1_e995u32, 24);
+        let length = data.len();
+        let mut h = 0x9747_b28cu32 ^ length as u32;
+        for i in 0..length / 4 {
+            let i4 = i * 4;
+            let mut k = u32::from(data[i4])
+                | u32::from(data[i4 + 1]) << 8
+                | u32::from(data[i4 + 2]) << 16
+                | u32::from(data[i4 + 3]) << 24;
+            k = k.wrapping_mul(m);
+            k ^= k >> r;
+            k = k.wrapping_mul(m);
+            h = h.wrapping_mul(m);
+            h ^= k;
+        }
+        let tail = length & !3;
+        let rest = length % 4;
+        if rest == 3 {
+            h ^= u32::from(data[tail + 2]) << 16;
+        }
+        if rest >= 2 {
+            h ^= u32::from(data[tail + 1]) << 8;
+        }
+        if rest >= 1 {
+            h ^= u32::from(data[tail]);
+            h = h.wrapping_mul(m);
+        }
+        h ^= h >> 13;
+        h = h.wrapping_mul(m);
+        h ^= h >> 15;
+        h as i32
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn murmur2_matches_kafkas_algorithm_for_every_length(
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            proptest::prop_assert_eq!(murmur2(&key), kafka_murmur2(&key));
         }
     }
 

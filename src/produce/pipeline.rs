@@ -225,18 +225,33 @@ pub fn run<S: Sink>(
     };
     // Built once: a memmem searcher costs more to build than to run on one line.
     let key_finder = options.record.key_separator.as_deref().map(Needle::new);
+    // Lines and their keys cut in one pass, for single-byte delimiters and separators.
+    let scanner = match (&options.format, &options.record.key_separator) {
+        (InputFormat::Lines, Some(separator)) => input.line_scanner(separator),
+        _ => None,
+    };
     let mut line: u64 = 0;
     let mut pending_since: Option<Instant> = None;
     let mut timestamp = crate::store::fsutil::now_ms();
     loop {
-        while let Some(bytes) = input.next_record() {
+        loop {
+            let (bytes, key_end) = match &scanner {
+                Some(scanner) => match input.next_line(scanner) {
+                    Some((bytes, separator)) => (bytes, KeyEnd::Found(separator)),
+                    None => break,
+                },
+                None => match input.next_record() {
+                    Some(bytes) => (bytes, KeyEnd::Search),
+                    None => break,
+                },
+            };
             line += 1;
             // Lines borrow from the input buffer; a JSON record is decoded into `json`, which
             // outlives the borrowed view of it. Nothing is allocated or dropped per line.
             let json;
             let record = match &options.format {
                 InputFormat::Lines => {
-                    parse_line(bytes, &options.record, key_finder.as_ref(), line)?
+                    parse_line(bytes, &options.record, key_finder.as_ref(), key_end, line)?
                 }
                 InputFormat::Json(encoding) => {
                     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -347,14 +362,26 @@ struct Parsed<'a> {
     timestamp: Option<i64>,
 }
 
+/// Where a line's key ends: found while the line was cut, or to be searched for.
+#[derive(Debug, Clone, Copy)]
+enum KeyEnd {
+    Found(Option<usize>),
+    Search,
+}
+
+#[inline]
 fn parse_line<'a>(
     bytes: &'a [u8],
     options: &'a RecordOptions,
     key_finder: Option<&Needle>,
+    key_end: KeyEnd,
     line: u64,
 ) -> Result<Parsed<'a>, PipelineError> {
     let (key, value) = match (&options.key_separator, key_finder) {
-        (Some(sep), Some(finder)) => match finder.find(bytes) {
+        (Some(sep), Some(finder)) => match match key_end {
+            KeyEnd::Found(at) => at,
+            KeyEnd::Search => finder.find(bytes),
+        } {
             Some(i) => (Some(&bytes[..i]), &bytes[i + sep.len()..]),
             None if options.ignore_missing_key => (None, bytes),
             None => {

@@ -254,6 +254,23 @@ impl Appender {
     }
 }
 
+/// Largest batch a producer with `config` builds (see [`Producer::batch_limit`]).
+fn batch_limit(config: &ProducerConfig) -> usize {
+    let max = config.max_message_bytes as usize;
+    let limit = if config.compression == Compression::None {
+        max
+    } else {
+        (max - max / 128)
+            .saturating_sub(256)
+            .min(MAX_DECOMPRESSED_BATCH)
+    };
+    config.batch_size.min(limit).max(HEADER_LEN + 1)
+}
+
+fn new_builder(config: &ProducerConfig) -> BatchBuilder {
+    BatchBuilder::new(Vec::with_capacity(batch_limit(config).min(MAX_RESERVE)))
+}
+
 fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
     // A panic on the other thread while holding the lock leaves counts that are still valid.
     progress
@@ -267,8 +284,9 @@ pub struct Producer {
     topic: Topic,
     config: ProducerConfig,
     builders: Vec<BatchBuilder>,
-    /// Per partition: whether a batch of it was sent yet.
-    started: Vec<bool>,
+    /// Per partition: the largest batch for now (see [`Producer::limit_of`]), set when a batch
+    /// is sent rather than worked out for every record.
+    limits: Vec<usize>,
     /// `None` once the appender thread was told to finish.
     jobs: Option<SyncSender<Job>>,
     recycled: Receiver<BatchBuilder>,
@@ -303,13 +321,16 @@ impl Producer {
             topic,
             config,
             builders: Vec::with_capacity(partitions),
-            started: vec![false; partitions],
+            limits: Vec::with_capacity(partitions),
             jobs: Some(jobs),
             recycled,
             progress,
             appender: Some(handle),
         };
         producer.builders = (0..partitions).map(|_| producer.new_builder()).collect();
+        producer.limits = (0..partitions)
+            .map(|p| producer.first_limit(p, partitions))
+            .collect();
         producer
     }
 
@@ -328,15 +349,7 @@ impl Producer {
     /// reader decompresses.
     #[inline]
     fn batch_limit(&self) -> usize {
-        let max = self.config.max_message_bytes as usize;
-        let limit = if self.config.compression == Compression::None {
-            max
-        } else {
-            (max - max / 128)
-                .saturating_sub(256)
-                .min(MAX_DECOMPRESSED_BATCH)
-        };
-        self.config.batch_size.min(limit).max(HEADER_LEN + 1)
+        batch_limit(&self.config)
     }
 
     /// Largest batch of `partition` for now. Keyed records spread evenly fill every partition's
@@ -345,16 +358,17 @@ impl Producer {
     /// (p + 1) / partitions of the limit, which spaces the sends evenly from then on.
     #[inline]
     fn limit_of(&self, partition: i32) -> usize {
-        let limit = self.batch_limit();
-        if self.started[partition as usize] {
-            return limit;
-        }
-        let n = self.builders.len();
-        (limit / n * (partition as usize % n + 1)).max(HEADER_LEN + 1)
+        self.limits[partition as usize]
+    }
+
+    /// The limit of partition `partition`'s first batch, of `partitions` (see
+    /// [`Producer::limit_of`]).
+    fn first_limit(&self, partition: usize, partitions: usize) -> usize {
+        (self.batch_limit() / partitions * (partition + 1)).max(HEADER_LEN + 1)
     }
 
     fn new_builder(&self) -> BatchBuilder {
-        BatchBuilder::new(Vec::with_capacity(self.batch_limit().min(MAX_RESERVE)))
+        new_builder(&self.config)
     }
 
     /// Adds a record to its partition's batch. Returns the partition whose batch was sent to
@@ -472,7 +486,7 @@ impl Producer {
             .try_recv()
             .unwrap_or_else(|_| self.new_builder());
         let batch = std::mem::replace(&mut self.builders[partition as usize], fresh);
-        self.started[partition as usize] = true;
+        self.limits[partition as usize] = self.batch_limit();
         self.jobs
             .as_ref()
             .expect("the producer is open")

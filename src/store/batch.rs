@@ -627,8 +627,12 @@ impl BatchBuilder {
     /// key, value and headers again.
     #[inline]
     pub fn measure(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> Measured {
-        let mut payload =
-            nullable_bytes_len(key) + nullable_bytes_len(value) + varint_len(headers.len() as i64);
+        let mut payload = nullable_bytes_len(key) + nullable_bytes_len(value) + 1;
+        if headers.is_empty() {
+            // The usual record: its header count, 0, is one byte.
+            return Measured { payload };
+        }
+        payload += varint_len(headers.len() as i64) - 1;
         for h in headers {
             payload += nullable_bytes_len(Some(&h.key)) + nullable_bytes_len(h.value.as_deref());
         }
@@ -670,7 +674,8 @@ impl BatchBuilder {
     ) {
         let delta = timestamp.wrapping_sub(self.base_for(timestamp));
         let body = m.body_len(delta, self.count);
-        self.write_record(timestamp, delta, body, key, value, headers);
+        let total = length_varint_len(body) + body;
+        self.write_record(timestamp, delta, body, total, key, value, headers);
     }
 
     /// Pushes the measured record unless the batch already holds records and would grow past
@@ -688,19 +693,24 @@ impl BatchBuilder {
     ) -> bool {
         let delta = timestamp.wrapping_sub(self.base_for(timestamp));
         let body = m.body_len(delta, self.count);
-        if self.count > 0 && self.buf.len() + varint_len(body as i64) + body > limit {
+        let total = length_varint_len(body) + body;
+        if self.count > 0 && self.buf.len() + total > limit {
             return false;
         }
-        self.write_record(timestamp, delta, body, key, value, headers);
+        self.write_record(timestamp, delta, body, total, key, value, headers);
         true
     }
 
-    #[inline]
+    /// Writes a record of `total` bytes (`body` and its length) at the end of the batch.
+    /// Inlined into its two callers: a call per record cost more than the sizes it passes.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn write_record(
         &mut self,
         timestamp: i64,
         delta: i64,
         body: usize,
+        total: usize,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[Header],
@@ -712,16 +722,15 @@ impl BatchBuilder {
         // The record's exact size is known: reserve it once and fill it in place, instead of
         // checking capacity for every byte (or zeroing bytes about to be overwritten).
         let start = self.buf.len();
-        let total = varint_len(body as i64) + body;
         self.buf.reserve(total);
         let mut out = Cursor {
             buf: &mut self.buf.spare_capacity_mut()[..total],
             pos: 0,
         };
-        out.varint(body as i64);
+        out.length(body);
         out.byte(0); // attributes
         out.varint(delta);
-        out.varint(i64::from(self.count));
+        out.length(self.count as usize);
         out.nullable_bytes(key);
         out.nullable_bytes(value);
         out.varint(headers.len() as i64);
@@ -841,9 +850,19 @@ impl Cursor<'_> {
         self.pos += 1;
     }
 
+    /// [`Cursor::varint`] of a length or count (never negative, and below 2^62).
+    #[inline(always)]
+    fn length(&mut self, n: usize) {
+        self.zigzagged((n as u64) << 1);
+    }
+
     #[inline(always)]
     fn varint(&mut self, value: i64) {
-        let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        self.zigzagged(((value << 1) ^ (value >> 63)) as u64);
+    }
+
+    #[inline(always)]
+    fn zigzagged(&mut self, mut v: u64) {
         // One and two bytes (lengths under 8 KiB, offset deltas under 8192) with one bounds
         // check each.
         if v < 0x80 {
@@ -868,7 +887,7 @@ impl Cursor<'_> {
         match bytes {
             None => self.varint(-1),
             Some(b) => {
-                self.varint(b.len() as i64);
+                self.length(b.len());
                 let dst = &mut self.buf[self.pos..self.pos + b.len()];
                 // SAFETY: `dst` is exactly `b.len()` bytes (bounds-checked just above), a shared
                 // borrow cannot overlap it, and `MaybeUninit<u8>` has the layout of `u8`.
@@ -891,7 +910,8 @@ pub struct Measured {
 impl Measured {
     #[inline]
     fn body_len(self, timestamp_delta: i64, offset_delta: i32) -> usize {
-        1 + varint_len(timestamp_delta) + varint_len(i64::from(offset_delta)) + self.payload
+        debug_assert!(offset_delta >= 0, "an offset delta is never negative");
+        1 + varint_len(timestamp_delta) + length_varint_len(offset_delta as usize) + self.payload
     }
 }
 
@@ -930,7 +950,7 @@ fn body_len(
 fn nullable_bytes_len(bytes: Option<&[u8]>) -> usize {
     match bytes {
         None => 1,
-        Some(b) => varint_len(b.len() as i64) + b.len(),
+        Some(b) => length_varint_len(b.len()) + b.len(),
     }
 }
 
@@ -967,6 +987,14 @@ fn write_varint(out: &mut Vec<u8>, value: i64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// [`varint_len`] of a length or count (never negative, and below 2^62), whose zig-zag form
+/// is just twice it.
+#[inline]
+fn length_varint_len(n: usize) -> usize {
+    let bits = 64 - ((n as u64) << 1 | 1).leading_zeros() as usize;
+    (bits * 9 + 64) / 64
 }
 
 #[inline]
@@ -1140,6 +1168,32 @@ mod tests {
                 .map(|b| unsafe { b.assume_init() })
                 .collect();
             assert_eq!(written, bytes, "cursor, value {value}");
+        }
+    }
+
+    #[test]
+    fn lengths_are_varints_of_their_value() {
+        for bits in 0..62 {
+            for n in [1usize << bits, (1usize << bits) - 1, (1usize << bits) | 1] {
+                assert_eq!(length_varint_len(n), varint_len(n as i64), "{n}");
+                let mut buf = [MaybeUninit::new(0u8); 10];
+                let (mut by_length, mut by_varint) = (Vec::new(), Vec::new());
+                for (out, length) in [(&mut by_length, true), (&mut by_varint, false)] {
+                    let mut cursor = Cursor {
+                        buf: &mut buf,
+                        pos: 0,
+                    };
+                    if length {
+                        cursor.length(n);
+                    } else {
+                        cursor.varint(n as i64);
+                    }
+                    let written = cursor.pos;
+                    // SAFETY: the cursor initialized the first `written` bytes.
+                    out.extend(buf[..written].iter().map(|b| unsafe { b.assume_init() }));
+                }
+                assert_eq!(by_length, by_varint, "{n}");
+            }
         }
     }
 
