@@ -81,12 +81,25 @@ fi
 echo "== time: produce vs cat ($RUNS runs each, same directory)" >&2
 if command -v hyperfine >/dev/null; then
     hyperfine --warmup 1 --runs "$RUNS" --export-markdown "$WORK/times.md" \
+        --export-json "$WORK/times.json" \
         --prepare "$reset_cat" -n "cat input > file" "$cat_cmd" \
         --prepare "$reset_store" -n "spool produce -K : --fsync never" "$produce_never" \
         --prepare "$reset_store" -n "spool produce -K : (fsync at exit)" "$produce_exit" \
         --prepare "$reset_cat" -n "cat input > file && sync file" "$cat_sync_cmd" \
         "${baseline_runs[@]}"
     cat "$WORK/times.md"
+    # Min and median of each, and their ratios to `cat input > file`'s (the issue's measure).
+    python3 - "$WORK/times.json" <<'PY'
+import json, statistics, sys
+results = json.load(open(sys.argv[1]))["results"]
+base = results[0]
+bmin, bmed = min(base["times"]), statistics.median(base["times"])
+for r in results:
+    t = r["times"]
+    lo, med = min(t), statistics.median(t)
+    print(f"   {r['command']:<42} min {lo * 1e3:6.1f} ms  median {med * 1e3:6.1f} ms"
+          f"   {lo / bmin:4.2f}x / {med / bmed:4.2f}x cat")
+PY
 else
     TIMEFORMAT='%R s'
     for i in $(seq "$RUNS"); do
