@@ -10,7 +10,9 @@
 
 use super::ascii_copy::copy_plain;
 use super::encoding::Encoding;
-use super::json_output::{write_escaped_after, BytesWriter, EncodeError, RecordField};
+use super::json_output::{
+    write_escaped_after, write_headers, BytesWriter, EncodeError, RecordField,
+};
 use super::line_heads::{HeadPart, LineHeads, Rendered};
 use super::spare::{put_head, Cursor};
 use crate::record::RecordRef;
@@ -192,29 +194,6 @@ fn write_binary_line(
     out.extend_from_slice(b",\"value\":");
     bytes(RecordField::Value).write_nullable(out, rec.value)?;
     write_headers(out, rec, enc)
-}
-
-/// `,"headers":[...]}` and the newline.
-#[inline(never)]
-fn write_headers(out: &mut Vec<u8>, rec: &RecordRef<'_>, enc: Encoding) -> Result<(), EncodeError> {
-    out.extend_from_slice(b",\"headers\":[");
-    for (index, header) in rec.headers.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        let bytes = |field| BytesWriter {
-            enc,
-            offset: rec.offset,
-            field,
-        };
-        out.extend_from_slice(b"{\"key\":");
-        bytes(RecordField::HeaderKey { index }).write(out, header.key)?;
-        out.extend_from_slice(b",\"value\":");
-        bytes(RecordField::HeaderValue { index }).write_nullable(out, header.value)?;
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"]}\n");
-    Ok(())
 }
 
 /// Appends `text` as the inside of a JSON string: copied when it is plain ASCII, else checked

@@ -95,6 +95,21 @@ fn write_object(
     bytes(RecordField::Key).write_nullable(out, rec.key)?;
     out.extend_from_slice(b",\"value\":");
     bytes(RecordField::Value).write_nullable(out, rec.value)?;
+    write_headers(out, rec, enc)
+}
+
+/// `,"headers":[...]}` and the newline: the end of every JSON line, for both writers.
+#[inline(never)]
+pub(super) fn write_headers(
+    out: &mut Vec<u8>,
+    rec: &RecordRef<'_>,
+    enc: Encoding,
+) -> Result<(), EncodeError> {
+    let bytes = |field| BytesWriter {
+        enc,
+        offset: rec.offset,
+        field,
+    };
     out.extend_from_slice(b",\"headers\":[");
     for (index, header) in rec.headers.iter().enumerate() {
         if index > 0 {
