@@ -1664,3 +1664,52 @@ fn a_record_json_cannot_print_deep_in_a_backlog_stops_the_read_in_its_place() {
         "{err}"
     );
 }
+
+/// SIGTERM while a large backlog of eight partitions is printed into a slow pipe: the read
+/// stops within a flush or so of the signal (a poll takes a whole batch of each partition, up
+/// to 8 MiB here; the signal is checked at each flush), and every record counted in the
+/// summary was printed whole.
+#[test]
+fn sigterm_during_a_large_backlog_stops_soon_with_whole_lines() {
+    let s = Store::new();
+    s.create_topic("big", 8, &[]);
+    let line = format!("{}\n", "z".repeat(100));
+    s.produce("big", line.repeat(400_000), &["--fsync", "never"]);
+    let mut child = s
+        .spool_process()
+        .args(["consume", "big", "-e"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut printed = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    // A slow reader: 1 MB, then the signal, then the rest as fast as it comes.
+    while printed.len() < 1 << 20 {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "ended early");
+        printed.extend_from_slice(&buf[..n]);
+        thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, libc::SIGTERM);
+    stdout.read_to_end(&mut printed).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let err = text(&out.stderr);
+    let counted: usize = err
+        .trim()
+        .strip_prefix("Processed ")
+        .and_then(|rest| rest.strip_suffix(" records"))
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no summary in {err:?}"));
+    assert_eq!(
+        printed.len(),
+        counted * line.len(),
+        "whole lines, all counted"
+    );
+    assert!(
+        counted < 40_000,
+        "{counted} of 400000 records printed; the signal came at about 10,000"
+    );
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use super::printer::{write_out, Printer};
+use super::printer::{write_out, Interrupted, Printer};
 use super::Context;
 use crate::consume::Clamped;
 use crate::format::{Encoding, JsonLines, Template, TemplateLines};
@@ -333,14 +333,21 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, mut renderer: Renderer) -> anyhow
     let mut last_record = Instant::now();
     let result = (|| -> anyhow::Result<()> {
         while count < limit && !super::interrupted() {
-            let budget = (limit - count).min(64 * 1024) as usize;
+            // Large polls: a turn cut by the budget keeps its partition's part-read batch and
+            // buffer until its next turn (with 64 Ki records a poll, eight partitions took 2,133
+            // page faults, now 1,620); Ctrl-C is noticed at every flush (see `Printer`).
+            let budget = (limit - count).min(1 << 20) as usize;
             let printer = Printer {
                 renderer: &mut renderer,
                 out: &mut out,
                 stdout: &mut stdout,
                 count: &mut count,
             };
-            let polled = consumer.poll(budget, printer)?;
+            let polled = match consumer.poll(budget, printer) {
+                Ok(polled) => polled,
+                Err(e) if e.is::<Interrupted>() => break,
+                Err(e) => return Err(e),
+            };
             if !a.quiet {
                 for s in consumer.take_skipped() {
                     eprintln!("warning: {s}");

@@ -31,7 +31,7 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
         self.renderer.render(self.out, topic, partition, &record)?;
         *self.count += 1;
         if self.out.len() >= OUT_FLUSH {
-            write_out(self.stdout, self.out)?;
+            self.flush()?;
         }
         Ok(())
     }
@@ -42,12 +42,30 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
             self.out.extend_from_slice(bytes);
         } else {
             // Written where it is, after what is buffered: no copy of a chunk's worth.
-            write_out(self.stdout, self.out)?;
+            self.flush()?;
             self.stdout.write_all(bytes)?;
         }
         Ok(())
     }
 }
+
+impl Printer<'_> {
+    /// Writes what is buffered; then a Ctrl-C or SIGTERM received meanwhile ends the poll
+    /// ([`Interrupted`]), so a poll's budget need not be small for the read to stop promptly.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        write_out(self.stdout, self.out)?;
+        if super::interrupted() {
+            return Err(Interrupted.into());
+        }
+        Ok(())
+    }
+}
+
+/// The poll was ended by Ctrl-C or SIGTERM after the records printed so far: the read stops
+/// as at its end, not with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub(super) struct Interrupted;
 
 /// Writes `buf` to stdout and empties it.
 pub(super) fn write_out(stdout: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
