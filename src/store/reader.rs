@@ -889,7 +889,8 @@ impl PartitionReader {
     /// rather than at the end of its own turn (when it would hold the chunk through all the
     /// other partitions' turns). So has a reader that has read nothing yet: its first chunk
     /// (a whole chunk, not the small start-up read a lone reader begins with) is read on the
-    /// helper thread like the ones after it, instead of by the consumer at its first turn.
+    /// helper thread like the ones after it, instead of by the consumer at its first turn,
+    /// when its segment holds a whole chunk past its position.
     pub fn prepare_turn(&mut self) {
         if self.read_ahead_mode != ReadAhead::OnDemand
             || !(self.drained || self.unread)
@@ -897,11 +898,22 @@ impl PartitionReader {
         {
             return;
         }
-        let Some(position) = self.segment.as_ref().map(|s| s.position) else {
+        let Some(seg) = self.segment.as_ref() else {
             return;
         };
+        let position = seg.position;
         if self.unread {
-            // Not read yet: its first chunk starts where the reader was positioned.
+            // Not read yet: its first chunk starts where the reader was positioned, if a whole
+            // chunk is there to read (a partition near its end, the usual case for a consumer
+            // that follows, starts with its own small read, and no helper thread is started
+            // nor a chunk buffer allocated for it).
+            let backlog = seg
+                .file
+                .metadata()
+                .map_or(0, |m| m.len().saturating_sub(position));
+            if backlog < self.chunk as u64 {
+                return;
+            }
             self.buf_pos = position;
             self.filled = 0;
         }
@@ -1441,6 +1453,13 @@ pub(crate) mod tests {
         let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
         reader.prepare_turn();
         assert!(reader.read_ahead.is_none());
+        // So does one with less than a chunk to read (a consumer that follows the partition):
+        // no helper thread started, no chunk buffer taken for it.
+        let mut reader = PartitionReader::open(dir.path(), 1990).unwrap();
+        reader.set_chunk(MIN_READ_CHUNK, ReadAhead::OnDemand);
+        reader.prepare_turn();
+        assert!(reader.read_ahead.is_none());
+        assert_eq!(read_all(&mut reader, 20), (1990..2000).collect::<Vec<_>>());
     }
 
     #[test]
