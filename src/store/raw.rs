@@ -64,22 +64,15 @@ pub fn read_batches_listed(
     max_bytes: usize,
     strict: bool,
 ) -> Result<Option<RawBatches>> {
-    let Some(&base) = segments
-        .iter()
-        .rev()
-        .find(|&&b| b <= offset)
-        .or(segments.first())
-    else {
+    let Some(base) = segment::containing(segments, offset) else {
         return Ok(Some(RawBatches {
             bytes: Vec::new(),
             next_offset: offset,
         }));
     };
     let path = segment::path(dir, base, LOG_EXT);
-    let log = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).at("open", &path),
+    let Some(log) = segment::open_if_present(&path).at("open", &path)? else {
+        return Ok(None);
     };
     read_from_segment(dir, &log, &path, base, offset, max_bytes, strict).map(Some)
 }
@@ -219,11 +212,8 @@ pub fn producer_batches(
     let mut out = Vec::new();
     for &base in &segments[first..] {
         let path = segment::path(dir, base, LOG_EXT);
-        let log = match File::open(&path) {
-            Ok(f) => f,
-            // Deleted by retention since the listing.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).at("open", &path),
+        let Some(log) = segment::open_if_present(&path).at("open", &path)? else {
+            continue;
         };
         let len = log.metadata().at("read", &path)?.len();
         let mut position = 0;
@@ -283,10 +273,8 @@ pub fn max_timestamp_offset(dir: &Path) -> Result<Option<(i64, i64)>> {
     let mut best: Option<(i64, u64, i64, i64)> = None;
     for base in segment::list(dir).at("list", dir)? {
         let path = segment::path(dir, base, LOG_EXT);
-        let log = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).at("open", &path),
+        let Some(log) = segment::open_if_present(&path).at("open", &path)? else {
+            continue;
         };
         let len = log.metadata().at("read", &path)?.len();
         let mut position = 0;

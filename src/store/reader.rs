@@ -298,12 +298,7 @@ impl PartitionReader {
         // Retention may delete the segment between the listing and the open: list again.
         for _ in 0..OPEN_ATTEMPTS {
             let segments = segment::list(&self.dir).at("list", &self.dir)?;
-            let Some(&base) = segments
-                .iter()
-                .rev()
-                .find(|&&b| b <= offset)
-                .or(segments.first())
-            else {
+            let Some(base) = segment::containing(&segments, offset) else {
                 return Ok(());
             };
             let Some(mut seg) = self.open_segment(base)? else {
@@ -337,10 +332,8 @@ impl PartitionReader {
     /// Opens a segment's log; `None` when it no longer exists (deleted by retention).
     fn open_segment(&self, base: i64) -> Result<Option<OpenSegment>> {
         let path = segment::path(&self.dir, base, LOG_EXT);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).at("open", &path),
+        let Some(file) = segment::open_if_present(&path).at("open", &path)? else {
+            return Ok(None);
         };
         Ok(Some(OpenSegment {
             base,

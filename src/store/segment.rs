@@ -23,6 +23,27 @@ pub fn path(dir: &Path, base: i64, ext: &str) -> PathBuf {
     dir.join(file_name(base, ext))
 }
 
+/// Opens a segment file for reading; `None` when it no longer exists (a segment deleted by
+/// retention since it was listed).
+pub fn open_if_present(path: &Path) -> io::Result<Option<File>> {
+    match File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The segment of `segments` (base offsets, ascending) that holds `offset`: the last one
+/// starting at or before it, else the first (an offset below the log start reads from there).
+pub fn containing(segments: &[i64], offset: i64) -> Option<i64> {
+    segments
+        .iter()
+        .rev()
+        .find(|&&b| b <= offset)
+        .or(segments.first())
+        .copied()
+}
+
 /// Base offsets of the partition's segments, ascending.
 pub fn list(dir: &Path) -> io::Result<Vec<i64>> {
     let mut bases = Vec::new();
