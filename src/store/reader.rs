@@ -396,54 +396,20 @@ impl PartitionReader {
                 seg.expected = header.next_offset();
                 continue;
             }
-            if let Some(rendered) = self.rendered.as_ref() {
-                if let Some(ahead) = rendered.batch_at(seg.position) {
-                    // Records of this batch rendered ahead: handed over as rendered, as many as
-                    // the budget takes, from the first one not delivered yet.
-                    let resumed = match self.resume {
-                        Some(r) if r.base == seg.base && r.position == seg.position => {
-                            r.cursor.index() as usize
-                        }
-                        _ => 0,
-                    };
-                    let skipped =
-                        usize::try_from(self.next_offset - header.base_offset).unwrap_or(0);
-                    let from = resumed.max(skipped);
-                    let n = ahead.records.saturating_sub(from).min(budget - delivered);
-                    if n > 0 {
-                        let marks =
-                            &rendered.marks[ahead.first_mark..ahead.first_mark + ahead.records];
-                        let out_start = match from {
-                            0 => ahead.out_start,
-                            _ => marks[from - 1].out_end,
-                        };
-                        let last = marks[from + n - 1];
-                        let next_offset = header.base_offset + (from + n) as i64;
-                        if let Err(e) = sink.rendered(&rendered.bytes[out_start..last.out_end], n) {
-                            self.next_offset = next_offset;
-                            return Err(e);
-                        }
+            if self.rendered.is_some() {
+                match self.deliver_rendered(&header, budget - delivered, &mut sink) {
+                    Ok(0) => {}
+                    Ok(n) => {
                         delivered += n;
-                        self.next_offset = next_offset;
-                        let left = usize::try_from(header.records_count).unwrap_or(0) - (from + n);
-                        if left > 0 {
-                            self.resume = Some(Resume {
-                                base: seg.base,
-                                position: seg.position,
-                                cursor: RecordCursor::new(last.records_end, (from + n) as i32),
-                                left,
-                                compressed: false,
-                            });
-                        } else {
-                            self.resume = None;
-                            self.next_offset = self.next_offset.max(header.next_offset());
-                            seg.position += total as u64;
-                            seg.expected = header.next_offset();
-                        }
                         continue;
                     }
+                    Err(e) => return Err(e),
                 }
             }
+            let seg = self
+                .segment
+                .as_mut()
+                .expect("next_header keeps a segment open");
             let bytes = &self.buf[start..start + total];
             let records = match self.resume.take() {
                 // Checked (and decompressed) when the previous poll started it, and still in
@@ -520,6 +486,63 @@ impl PartitionReader {
             delivered,
             at_end: false,
         })
+    }
+
+    /// Hands `sink` the records of the batch at the segment's position (whose header is
+    /// `header`) that were rendered ahead, from the first one not delivered yet, at most
+    /// `budget`, and moves past them; how many it delivered (0: none of them was rendered).
+    #[inline(never)]
+    fn deliver_rendered<E, D>(
+        &mut self,
+        header: &BatchHeader,
+        budget: usize,
+        sink: &mut D,
+    ) -> std::result::Result<usize, E>
+    where
+        D: Deliver<E>,
+    {
+        let (Some(rendered), Some(seg)) = (self.rendered.as_ref(), self.segment.as_mut()) else {
+            return Ok(0);
+        };
+        let Some(ahead) = rendered.batch_at(seg.position) else {
+            return Ok(0);
+        };
+        let resumed = match self.resume {
+            Some(r) if r.base == seg.base && r.position == seg.position => {
+                r.cursor.index() as usize
+            }
+            _ => 0,
+        };
+        let skipped = usize::try_from(self.next_offset - header.base_offset).unwrap_or(0);
+        let from = resumed.max(skipped);
+        let n = ahead.records.saturating_sub(from).min(budget);
+        if n == 0 {
+            return Ok(0);
+        }
+        let marks = &rendered.marks[ahead.first_mark..ahead.first_mark + ahead.records];
+        let out_start = match from {
+            0 => ahead.out_start,
+            _ => marks[from - 1].out_end,
+        };
+        let last = marks[from + n - 1];
+        self.next_offset = header.base_offset + (from + n) as i64;
+        sink.rendered(&rendered.bytes[out_start..last.out_end], n)?;
+        let left = usize::try_from(header.records_count).unwrap_or(0) - (from + n);
+        if left > 0 {
+            self.resume = Some(Resume {
+                base: seg.base,
+                position: seg.position,
+                cursor: RecordCursor::new(last.records_end, (from + n) as i32),
+                left,
+                compressed: false,
+            });
+        } else {
+            self.resume = None;
+            self.next_offset = self.next_offset.max(header.next_offset());
+            seg.position += header.total_len() as u64;
+            seg.expected = header.next_offset();
+        }
+        Ok(n)
     }
 
     /// The segment and file position up to which the records were delivered, as far as the
