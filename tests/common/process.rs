@@ -79,6 +79,32 @@ impl Running {
         }
     }
 
+    /// Stops the process (SIGSTOP) and waits until every one of its threads is stopped:
+    /// kill(2) returns before the signal took effect, and a thread in a system call (taking or
+    /// releasing a lock, say) finishes it first. Once this returns, the process changes
+    /// nothing until it is continued.
+    pub fn stop(&self) {
+        self.signal(libc::SIGSTOP);
+        let pid = self.child.id();
+        let all_stopped = || {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return false;
+            };
+            tasks.flatten().all(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                // The state follows the command name, which is in parentheses.
+                stat.rsplit_once(')').is_some_and(|(_, rest)| {
+                    matches!(rest.trim_start().chars().next(), Some('T' | 't'))
+                })
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !all_stopped() {
+            assert!(Instant::now() < deadline, "process {pid} did not stop");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
