@@ -156,12 +156,14 @@ fn a_stopped_member_costs_the_others_nothing_but_its_partitions() {
     }
     let _feed = Feeder::start(&store);
     let stopped = &members[2];
-    // Stopped outside the group lock. A member holds the lock for short sections (its commits
-    // every 100 ms here), and a holder stopped inside one keeps it until a waiter takes it
-    // over, a session timeout after it first saw that holder (see `GroupLock`): a newcomer
-    // then joins after about 2 s, as designed and as the next test checks. Stopped at any
-    // moment, this member was caught holding the lock in 4 of 40 runs with one core kept
-    // busy, and the newcomer joined after 2.05 s each time, which failed the 1 s bound below.
+    // Stopped outside the group lock. Members hold the lock for short sections: at this
+    // point most likely the hand-over write that made the group balanced (`group.yaml` is
+    // renamed into place, so `wait_balanced` saw it, before its holder syncs the directory
+    // and lets go), later their commits. A holder stopped inside one keeps the lock until a
+    // waiter takes it over, a session timeout after it first saw that holder (see
+    // `GroupLock`): the newcomer then joins after about 2 s, as designed and as the next test
+    // checks. Stopped at any moment, this member was caught so in 4 of 40 runs with one core
+    // kept busy (the newcomer joined after 2.05 s each time, failing the 1 s bound below).
     stop_outside_the_group_lock(&store, stopped);
     let since = Instant::now();
     let others: Vec<&Running> = members
