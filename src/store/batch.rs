@@ -618,6 +618,11 @@ impl BatchBuilder {
         self.count as usize
     }
 
+    /// Bytes the buffer holds room for.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Size of the batch so far, header included.
     pub fn size(&self) -> usize {
         self.buf.len()
