@@ -686,7 +686,7 @@ impl BatchBuilder {
     /// Pushes the measured record unless the batch already holds records and would grow past
     /// `limit` bytes with it; returns whether it was pushed. The size is computed once for both.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     pub fn push_within(
         &mut self,
         limit: usize,
