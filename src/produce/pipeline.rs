@@ -130,6 +130,24 @@ pub trait Sink {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> bool;
+    /// Adds a record to its partition's batch unless [`Sink::would_send`] says that batch is
+    /// full, in which case nothing is sent and nothing added; returns whether it was added.
+    /// The sticky partitioner's step: it moves on to the next partition instead.
+    fn send_if_room(
+        &mut self,
+        line: u64,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Result<bool, ProduceError> {
+        if self.would_send(partition, timestamp, key, value, headers) {
+            return Ok(false);
+        }
+        self.send(line, partition, timestamp, key, value, headers)?;
+        Ok(true)
+    }
     /// Sends the pending batch of one partition, if it has one.
     fn send_partition(&mut self, partition: i32) -> Result<bool, ProduceError>;
     /// Sends every pending batch; returns the partitions that were sent.
@@ -168,6 +186,20 @@ impl Sink for Producer {
         headers: &[Header],
     ) -> bool {
         Producer::would_send(self, partition, timestamp, key, value, headers)
+    }
+
+    #[inline]
+    fn send_if_room(
+        &mut self,
+        _line: u64,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Result<bool, ProduceError> {
+        // Measures the record once, where `would_send` and `send` would measure it twice.
+        Producer::send_if_room(self, partition, timestamp, key, value, headers)
     }
 
     fn send_partition(&mut self, partition: i32) -> Result<bool, ProduceError> {
@@ -284,30 +316,29 @@ pub fn run<S: Sink>(
                 }
                 (Some(p), _) => p,
                 (None, Router::Fixed(p)) => *p,
-                (None, Router::Partitioner(p)) => {
+                (None, Router::Partitioner(p)) if p.is_sticky(key) => {
                     let sticky = p.partition(key);
-                    if p.is_sticky(key) && producer.would_send(sticky, ts, key, value, headers) {
-                        // The sticky batch is full: send it and start the next batch on the
-                        // next sticky partition with this record (Kafka's onNewBatch).
-                        producer.send_partition(sticky)?;
-                        p.batch_sent(sticky);
-                        p.partition(key)
-                    } else {
-                        sticky
+                    if producer
+                        .send_if_room(line, sticky, ts, key, value, headers)
+                        .map_err(|e| send_error(line, e))?
+                    {
+                        pending_since.get_or_insert_with(Instant::now);
+                        continue;
                     }
+                    // The sticky batch is full: send it and start the next batch on the next
+                    // sticky partition with this record (Kafka's onNewBatch).
+                    producer.send_partition(sticky)?;
+                    p.batch_sent(sticky);
+                    p.partition(key)
                 }
+                (None, Router::Partitioner(p)) => p.partition(key),
                 (None, Router::Command(c)) => c
                     .partition(key)
                     .map_err(|source| PipelineError::Partitioner { line, source })?,
             };
             let sent = producer
                 .send(line, partition, ts, key, value, headers)
-                .map_err(|e| match e {
-                    ProduceError::RecordTooLarge { size, max } => {
-                        PipelineError::TooLarge { line, size, max }
-                    }
-                    e => e.into(),
-                })?;
+                .map_err(|e| send_error(line, e))?;
             if let (Some(p), Router::Partitioner(part)) = (sent, &mut router) {
                 part.batch_sent(p);
             }
@@ -350,6 +381,14 @@ pub fn run<S: Sink>(
         }
         input.read_more().map_err(PipelineError::Input)?;
         timestamp = crate::store::fsutil::now_ms();
+    }
+}
+
+/// The error of sending input record `line`.
+fn send_error(line: u64, e: ProduceError) -> PipelineError {
+    match e {
+        ProduceError::RecordTooLarge { size, max } => PipelineError::TooLarge { line, size, max },
+        e => e.into(),
     }
 }
 

@@ -618,6 +618,11 @@ impl BatchBuilder {
         self.count as usize
     }
 
+    /// Bytes the buffer holds room for.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Size of the batch so far, header included.
     pub fn size(&self) -> usize {
         self.buf.len()
@@ -681,7 +686,7 @@ impl BatchBuilder {
     /// Pushes the measured record unless the batch already holds records and would grow past
     /// `limit` bytes with it; returns whether it was pushed. The size is computed once for both.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     pub fn push_within(
         &mut self,
         limit: usize,

@@ -243,6 +243,24 @@ impl Sink for TargetProducer {
         }
     }
 
+    #[inline]
+    fn send_if_room(
+        &mut self,
+        line: u64,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Result<bool, ProduceError> {
+        match self {
+            TargetProducer::Local(p) => p.send_if_room(partition, timestamp, key, value, headers),
+            TargetProducer::Kafka(p) => {
+                p.send_if_room(line, partition, timestamp, key, value, headers)
+            }
+        }
+    }
+
     fn send_partition(&mut self, partition: i32) -> Result<bool, ProduceError> {
         match self {
             TargetProducer::Local(p) => p.send_partition(partition),
