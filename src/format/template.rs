@@ -341,6 +341,15 @@ impl TemplateLines {
 
     /// Appends `rec` rendered through the template to `out`.
     #[inline(always)]
+    /// The suffix after the value, and what a null value prints as, when a line is the value
+    /// and a suffix (`%v\n`, the default): such lines are rendered a batch at a time.
+    pub fn value_then(&self) -> Option<(&[u8], &[u8])> {
+        match &self.lines {
+            Lines::ValueThen(suffix) => Some((suffix, &self.null_literal)),
+            _ => None,
+        }
+    }
+
     pub fn render(&mut self, out: &mut Vec<u8>, topic: &str, partition: i32, rec: &RecordRef<'_>) {
         match &self.lines {
             Lines::ValueThen(suffix) => render_value_then(out, rec, suffix, &self.null_literal),
