@@ -748,6 +748,34 @@ fn null_literal() {
     assert!(!json.contains("NULL"), "{json}");
 }
 
+/// The value-and-suffix lines are rendered a batch at a time into room reserved for the batch:
+/// null values printed as a literal longer than the records, and a suffix of several bytes, in
+/// batches whose lines are several times larger than the batches and the output buffer, come
+/// out whole.
+#[test]
+fn value_lines_of_null_values_and_long_suffixes_in_large_batches() {
+    let s = Store::new();
+    s.create_topic("t", 1, &[]);
+    let records: Vec<String> = (0..90_000)
+        .map(|i| match i % 3 {
+            0 => r#"{"value":null}"#.to_owned(),
+            1 => format!(r#"{{"value":"v{i}"}}"#),
+            _ => r#"{"value":""}"#.to_owned(),
+        })
+        .collect();
+    produce_json(&s, "t", &records, &[]);
+    let literal = "N".repeat(40);
+    let want: String = (0..90_000)
+        .map(|i| match i % 3 {
+            0 => format!("{literal} <->\n"),
+            1 => format!("v{i} <->\n"),
+            _ => " <->\n".to_owned(),
+        })
+        .collect();
+    let out = s.consume("t", &["-F", "%v <->\\n", "--null-literal", &literal]);
+    assert!(text(&out) == want, "{}", &text(&out)[..200]);
+}
+
 #[test]
 fn binary_values_pass_through_templates_unchanged() {
     let s = Store::new();

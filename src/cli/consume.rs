@@ -186,15 +186,6 @@ pub(super) enum Renderer {
 }
 
 impl Renderer {
-    /// See [`TemplateLines::value_then`].
-    #[inline(always)]
-    pub(super) fn value_then(&self) -> Option<(&[u8], &[u8])> {
-        match self {
-            Renderer::Template(t) => t.value_then(),
-            Renderer::Json(_) => None,
-        }
-    }
-
     /// Appends one record to `out`. Inlined into the read loops: a template is rendered in
     /// place, JSON (which costs far more than a call) out of line.
     #[inline(always)]

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use super::consume::{Renderer, OUT_FLUSH};
 use crate::consume::{ConsumerSink, RenderAheadFor};
+#[cfg(doc)]
+use crate::format::TemplateLines;
 use crate::record::RecordRef;
 use crate::store::batch::RecordIter;
 use crate::store::readahead::{AheadBatch, RenderAhead};
@@ -38,10 +40,8 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
         Ok(())
     }
 
-    /// The plain value and its suffix, a batch at once: one reservation, and each record's
-    /// value copied straight behind the last (record by record, each line cost twice the
-    /// instructions: a reservation, two capacity checks, the renderer's dispatch, a count and
-    /// a flush check per record).
+    /// The plain value and its suffix, a batch at once ([`TemplateLines::value_lines`]);
+    /// other lines one record at a time.
     #[inline(always)]
     fn records(
         &mut self,
@@ -50,13 +50,35 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
         records: &mut RecordIter<'_>,
         progress: &mut Progress,
     ) -> anyhow::Result<()> {
-        let Some((suffix, null)) = self.renderer.value_then() else {
+        let Renderer::Template(template) = &*self.renderer else {
+            return deliver_each(records, progress, |record| {
+                self.record(topic, partition, record)
+            });
+        };
+        let Some(mut lines) =
+            template.value_lines(self.out, records.remaining(), records.bytes_left())
+        else {
             return deliver_each(records, progress, |record| {
                 self.record(topic, partition, record)
             });
         };
         let before = progress.delivered;
-        value_lines(self.out, records, suffix, null, progress);
+        for record in records {
+            match record {
+                Ok(record) => {
+                    progress.next_offset = record.offset + 1;
+                    progress.delivered += 1;
+                    // SAFETY: one line per record of `records`, whose values lie within the
+                    // bytes it had left, the room `value_lines` was given.
+                    unsafe { lines.push(record.value) };
+                }
+                Err(source) => {
+                    progress.malformed = Some(source);
+                    break;
+                }
+            }
+        }
+        lines.finish();
         *self.count += (progress.delivered - before) as u64;
         if self.out.len() >= OUT_FLUSH {
             self.flush()?;
@@ -87,56 +109,6 @@ impl Printer<'_> {
         }
         Ok(())
     }
-}
-
-/// Appends the value (`null` for a null one) and `suffix` of each record `records` has left,
-/// counting each in `progress`; stops at a malformed record.
-#[inline(always)]
-fn value_lines(
-    out: &mut Vec<u8>,
-    records: &mut RecordIter<'_>,
-    suffix: &[u8],
-    null: &[u8],
-    progress: &mut Progress,
-) {
-    // Values lie within the records' bytes, one after another: with a suffix (or a null's
-    // literal) per record, the lines cannot be longer.
-    let most = records.bytes_left() + records.remaining() * (suffix.len() + null.len());
-    out.reserve(most);
-    let start = out.len();
-    let base = out.as_mut_ptr();
-    let mut at = start;
-    for record in records {
-        match record {
-            Ok(record) => {
-                progress.next_offset = record.offset + 1;
-                progress.delivered += 1;
-                let value = record.value.unwrap_or(null);
-                // SAFETY: `at` stays within the `most` bytes reserved past `start` (above), and
-                // the value (in the batch or `null`) does not overlap `out`.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(value.as_ptr(), base.add(at), value.len());
-                    at += value.len();
-                    match *suffix {
-                        [byte] => *base.add(at) = byte,
-                        _ => std::ptr::copy_nonoverlapping(
-                            suffix.as_ptr(),
-                            base.add(at),
-                            suffix.len(),
-                        ),
-                    }
-                    at += suffix.len();
-                }
-            }
-            Err(source) => {
-                progress.malformed = Some(source);
-                break;
-            }
-        }
-    }
-    debug_assert!(at <= start + most);
-    // SAFETY: bytes `start..at` were written above, within the capacity reserved.
-    unsafe { out.set_len(at) };
 }
 
 /// The poll was ended by Ctrl-C or SIGTERM after the records printed so far: the read stops
