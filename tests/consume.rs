@@ -748,6 +748,34 @@ fn null_literal() {
     assert!(!json.contains("NULL"), "{json}");
 }
 
+/// The value-and-suffix lines are rendered a batch at a time into room reserved for the batch:
+/// null values printed as a literal longer than the records, and a suffix of several bytes, in
+/// batches whose lines are several times larger than the batches and the output buffer, come
+/// out whole.
+#[test]
+fn value_lines_of_null_values_and_long_suffixes_in_large_batches() {
+    let s = Store::new();
+    s.create_topic("t", 1, &[]);
+    let records: Vec<String> = (0..90_000)
+        .map(|i| match i % 3 {
+            0 => r#"{"value":null}"#.to_owned(),
+            1 => format!(r#"{{"value":"v{i}"}}"#),
+            _ => r#"{"value":""}"#.to_owned(),
+        })
+        .collect();
+    produce_json(&s, "t", &records, &[]);
+    let literal = "N".repeat(40);
+    let want: String = (0..90_000)
+        .map(|i| match i % 3 {
+            0 => format!("{literal} <->\n"),
+            1 => format!("v{i} <->\n"),
+            _ => " <->\n".to_owned(),
+        })
+        .collect();
+    let out = s.consume("t", &["-F", "%v <->\\n", "--null-literal", &literal]);
+    assert!(text(&out) == want, "{}", &text(&out)[..200]);
+}
+
 #[test]
 fn binary_values_pass_through_templates_unchanged() {
     let s = Store::new();
@@ -1141,6 +1169,45 @@ fn damaged_batch_is_an_error_naming_where_and_what_to_do() {
     let (code, out, _) = run(&s, &["t", "-p", "1", "-e", "-o", "10", "-q"]);
     assert_eq!(code, 0);
     assert_eq!(lines(&out).len(), 5);
+}
+
+/// A record that does not decode in a batch whose CRC checks out (written so on purpose): the
+/// plain output, rendered a batch at a time, still prints every record before it, then the
+/// error.
+#[test]
+fn a_record_that_does_not_decode_stops_the_output_right_before_it() {
+    use spool::store::batch::{Batch, HEADER_LEN};
+    let s = Store::new();
+    s.create_topic("t", 1, &[]);
+    s.produce("t", "a\nb\nc\nd\ne\n", &[]);
+    let log = &s.segments("t", 0)[0];
+    let mut bytes = common::read(log);
+    let mut records = Batch::parse(&bytes).unwrap().plain_records().unwrap();
+    records.next();
+    records.next();
+    let third = HEADER_LEN + records.cursor().position();
+    // The third record claims a length its fields do not fill; the CRC is made to match.
+    bytes[third] = 0x7e;
+    let crc = spool::store::crc::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(log, &bytes).unwrap();
+
+    for format in [None, Some("%o %v\\n")] {
+        let mut args = vec!["t", "-e"];
+        args.extend(format.iter().flat_map(|f| ["-F", f]));
+        let (code, out, err) = run(&s, &args);
+        assert_eq!(code, 1, "{err}");
+        let want: &[&str] = match format {
+            None => &["a", "b"],
+            Some(_) => &["0 a", "1 b"],
+        };
+        assert_eq!(lines(&out), want, "{format:?}");
+        assert!(err.contains("spool topic verify"), "{err}");
+        assert!(
+            err.contains("Processed 2 records before the error"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

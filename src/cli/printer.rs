@@ -13,8 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use super::consume::{Renderer, OUT_FLUSH};
 use crate::consume::{ConsumerSink, RenderAheadFor};
+#[cfg(doc)]
+use crate::format::TemplateLines;
 use crate::record::RecordRef;
+use crate::store::batch::RecordIter;
 use crate::store::readahead::{AheadBatch, RenderAhead};
+use crate::store::reader::{deliver_each, Progress};
 
 /// The [`ConsumerSink`] of `spool consume`: renders each record into `out`, counts it, and
 /// writes `out` to stdout once it holds [`OUT_FLUSH`] bytes.
@@ -30,6 +34,52 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
     fn record(&mut self, topic: &str, partition: i32, record: RecordRef<'_>) -> anyhow::Result<()> {
         self.renderer.render(self.out, topic, partition, &record)?;
         *self.count += 1;
+        if self.out.len() >= OUT_FLUSH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The plain value and its suffix, a batch at once ([`TemplateLines::value_lines`]);
+    /// other lines one record at a time.
+    #[inline(always)]
+    fn records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: &mut RecordIter<'_>,
+        progress: &mut Progress,
+    ) -> anyhow::Result<()> {
+        let Renderer::Template(template) = &*self.renderer else {
+            return deliver_each(records, progress, |record| {
+                self.record(topic, partition, record)
+            });
+        };
+        let Some(mut lines) =
+            template.value_lines(self.out, records.remaining(), records.bytes_left())
+        else {
+            return deliver_each(records, progress, |record| {
+                self.record(topic, partition, record)
+            });
+        };
+        let before = progress.delivered;
+        for record in records {
+            match record {
+                Ok(record) => {
+                    progress.next_offset = record.offset + 1;
+                    progress.delivered += 1;
+                    // SAFETY: one line per record of `records`, whose values lie within the
+                    // bytes it had left, the room `value_lines` was given.
+                    unsafe { lines.push(record.value) };
+                }
+                Err(source) => {
+                    progress.malformed = Some(source);
+                    break;
+                }
+            }
+        }
+        lines.finish();
+        *self.count += (progress.delivered - before) as u64;
         if self.out.len() >= OUT_FLUSH {
             self.flush()?;
         }

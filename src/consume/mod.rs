@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use crate::record::RecordRef;
 use crate::spec::OffsetSpec;
+use crate::store::batch::RecordIter;
 use crate::store::readahead::RenderAhead;
 use crate::store::reader::{
-    Deliver, Gap, GapCause, ReadAhead, BUFFERS, MIN_READ_CHUNK, READ_CHUNK,
+    deliver_each, Deliver, Gap, GapCause, Progress, ReadAhead, BUFFERS, MIN_READ_CHUNK, READ_CHUNK,
 };
 use crate::store::{Partition, PartitionReader, StoreError};
 
@@ -192,6 +193,21 @@ pub trait ConsumerSink<E> {
         bytes: &[u8],
         records: usize,
     ) -> Result<(), E>;
+
+    /// The rest of a batch of one partition at once ([`Deliver::records`]); by default one
+    /// record at a time.
+    #[inline(always)]
+    fn records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: &mut RecordIter<'_>,
+        progress: &mut Progress,
+    ) -> Result<(), E> {
+        deliver_each(records, progress, |record| {
+            self.record(topic, partition, record)
+        })
+    }
 }
 
 impl<E, F: FnMut(&str, i32, RecordRef<'_>) -> Result<(), E>> ConsumerSink<E> for F {
@@ -226,6 +242,17 @@ impl<E, S: ConsumerSink<E>> Deliver<PollError<E>> for PartitionSink<'_, S> {
     fn rendered(&mut self, bytes: &[u8], records: usize) -> Result<(), PollError<E>> {
         self.sink
             .rendered(self.topic, self.partition, bytes, records)
+            .map_err(PollError::Sink)
+    }
+
+    #[inline(always)]
+    fn records(
+        &mut self,
+        records: &mut RecordIter<'_>,
+        progress: &mut Progress,
+    ) -> Result<(), PollError<E>> {
+        self.sink
+            .records(self.topic, self.partition, records, progress)
             .map_err(PollError::Sink)
     }
 }

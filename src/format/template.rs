@@ -261,6 +261,33 @@ pub struct TemplateLines {
     lines: Lines,
 }
 
+/// Lines of the value and a suffix written into room reserved once
+/// ([`TemplateLines::value_lines`]).
+pub struct ValueLines<'a> {
+    cursor: Cursor<'a>,
+    suffix: &'a [u8],
+    null_literal: &'a [u8],
+}
+
+impl ValueLines<'_> {
+    /// Appends the line of a record whose value is `value`.
+    ///
+    /// # Safety
+    /// No more records than the writer was made for, and their values no longer in all than
+    /// the bytes it was made for.
+    #[inline(always)]
+    pub unsafe fn push(&mut self, value: Option<&[u8]>) {
+        self.cursor.put(value.unwrap_or(self.null_literal));
+        self.cursor.put_literal(self.suffix);
+    }
+
+    /// Makes the lines written part of the buffer.
+    #[inline(always)]
+    pub fn finish(self) {
+        self.cursor.finish();
+    }
+}
+
 /// How a record's line is rendered: one test picks the way (as many as `Template::render`
 /// makes for the default `%v\n`).
 #[derive(Debug, Clone)]
@@ -341,6 +368,27 @@ impl TemplateLines {
 
     /// Appends `rec` rendered through the template to `out`.
     #[inline(always)]
+    /// When a line is the value and a suffix (`%v\n`, the default): a writer of such lines into
+    /// `out`, with room for up to `records` records whose values add up to at most `bytes`
+    /// bytes, reserved once (record by record, a line cost a reservation and two capacity
+    /// checks).
+    pub fn value_lines<'a>(
+        &'a self,
+        out: &'a mut Vec<u8>,
+        records: usize,
+        bytes: usize,
+    ) -> Option<ValueLines<'a>> {
+        let Lines::ValueThen(suffix) = &self.lines else {
+            return None;
+        };
+        let room = bytes + records * (suffix.len() + self.null_literal.len());
+        Some(ValueLines {
+            cursor: Cursor::new(out, room),
+            suffix,
+            null_literal: &self.null_literal,
+        })
+    }
+
     pub fn render(&mut self, out: &mut Vec<u8>, topic: &str, partition: i32, rec: &RecordRef<'_>) {
         match &self.lines {
             Lines::ValueThen(suffix) => render_value_then(out, rec, suffix, &self.null_literal),

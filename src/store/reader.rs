@@ -28,7 +28,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, HEADER_LEN};
+use super::batch::{Batch, BatchError, BatchHeader, RecordCursor, RecordIter, HEADER_LEN};
 use super::compression::Decompressor;
 use super::error::{IoContext, Result, StoreError};
 use super::fsutil;
@@ -165,6 +165,52 @@ pub trait Deliver<E> {
 
     /// `records` consecutive records, as the reader's [`RenderAhead`] rendered them.
     fn rendered(&mut self, bytes: &[u8], records: usize) -> std::result::Result<(), E>;
+
+    /// Every record `records` has left, all of them at or after the reader's position and
+    /// within the poll's budget: a sink that renders a batch faster at once than record by
+    /// record (the plain value) takes them here. It counts each record in `progress` before
+    /// it hands it on, and stops at a malformed one (kept in `progress`) or at its own error.
+    #[inline(always)]
+    fn records(
+        &mut self,
+        records: &mut RecordIter<'_>,
+        progress: &mut Progress,
+    ) -> std::result::Result<(), E> {
+        deliver_each(records, progress, |record| self.record(record))
+    }
+}
+
+/// How far [`Deliver::records`] got: records delivered, the offset after the last, and the
+/// malformed record it stopped at.
+#[derive(Debug)]
+pub struct Progress {
+    pub delivered: usize,
+    pub next_offset: i64,
+    pub malformed: Option<BatchError>,
+}
+
+/// Hands each record of `records` to `deliver`, counting it in `progress` first (the default
+/// [`Deliver::records`]).
+#[inline(always)]
+pub fn deliver_each<E>(
+    records: &mut RecordIter<'_>,
+    progress: &mut Progress,
+    mut deliver: impl FnMut(RecordRef<'_>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    for record in records {
+        match record {
+            Ok(record) => {
+                progress.next_offset = record.offset + 1;
+                progress.delivered += 1;
+                deliver(record)?;
+            }
+            Err(source) => {
+                progress.malformed = Some(source);
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl<E, F: FnMut(RecordRef<'_>) -> std::result::Result<(), E>> Deliver<E> for F {
@@ -428,6 +474,36 @@ impl PartitionReader {
                 position: seg.position,
                 source,
             })?;
+            let resumed = records.remaining() < usize::try_from(header.records_count).unwrap_or(0);
+            if records.remaining() <= budget - delivered
+                && (resumed || header.base_offset >= self.next_offset)
+            {
+                // The rest of the batch at once: nothing in it to skip, and the budget holds it.
+                let mut progress = Progress {
+                    delivered,
+                    next_offset: self.next_offset,
+                    malformed: None,
+                };
+                let outcome = sink.records(&mut records, &mut progress);
+                delivered = progress.delivered;
+                self.next_offset = progress.next_offset;
+                outcome?;
+                if let Some(source) = progress.malformed {
+                    return Err(StoreError::Corrupt {
+                        path: seg.path.clone(),
+                        position: seg.position,
+                        source,
+                    }
+                    .into());
+                }
+                self.next_offset = self.next_offset.max(header.next_offset());
+                seg.position += total as u64;
+                seg.expected = header.next_offset();
+                if self.read_ahead_mode != ReadAhead::Eager {
+                    self.decompressor.release_above(self.chunk);
+                }
+                continue;
+            }
             // The record loop: the next offset kept in a local (stored back on every way out),
             // a malformed record reported after the loop.
             let mut next_offset = self.next_offset;
@@ -1499,6 +1575,54 @@ pub(crate) mod tests {
         reader.set_quick_end(false);
         assert_eq!(read_all(&mut reader, 1000), big);
         assert!(reader.take_gaps().is_empty());
+    }
+
+    /// A record that does not decode, in a batch whose CRC checks out (written so): the records
+    /// before it are delivered and the damage reported at its batch, whether the poll takes the
+    /// rest of the batch at once or record by record.
+    #[test]
+    fn a_malformed_record_is_reported_after_the_records_before_it_at_any_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        append_values(dir.path(), LogConfig::default(), &[10, 11, 12]);
+        append_values(dir.path(), LogConfig::default(), &[13, 14, 15, 16, 17]);
+        let log = segment::path(dir.path(), 0, LOG_EXT);
+        let mut bytes = std::fs::read(&log).unwrap();
+        let second = BatchHeader::length_at(&bytes).unwrap();
+        // The third record of the second batch claims a length its fields do not fill.
+        let mut records = Batch::parse(&bytes[second..])
+            .unwrap()
+            .plain_records()
+            .unwrap();
+        records.next();
+        records.next();
+        let third = second + HEADER_LEN + records.cursor().position();
+        bytes[third] = 0x7e;
+        let crc = crate::store::crc::crc32c(&bytes[second + 21..]);
+        bytes[second + 17..second + 21].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(&log, &bytes).unwrap();
+        for budget in [1, 2, 4, 1000] {
+            let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+            let mut got = Vec::new();
+            let err = loop {
+                match reader.poll::<StoreError, _>(budget, |r: RecordRef<'_>| {
+                    got.push(r.offset);
+                    Ok(())
+                }) {
+                    Ok(polled) => assert!(!polled.at_end, "budget {budget}: never reported"),
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(got, [0, 1, 2, 3, 4], "budget {budget}");
+            assert_eq!(reader.next_offset(), 5, "budget {budget}");
+            match err {
+                StoreError::Corrupt {
+                    position,
+                    source: BatchError::BadRecord { index: 2, .. },
+                    ..
+                } => assert_eq!(position, second as u64, "budget {budget}"),
+                other => panic!("budget {budget}: {other}"),
+            }
+        }
     }
 
     #[test]
