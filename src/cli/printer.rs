@@ -55,22 +55,36 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
                 self.record(topic, partition, record)
             });
         };
-        let Some(mut lines) =
-            template.value_lines(self.out, records.remaining(), records.bytes_left())
-        else {
+        let (out, stdout) = (&mut *self.out, &mut *self.stdout);
+        // Room up to the flush size: a batch's lines are written out in pieces of that size, as
+        // record by record, rather than grow the buffer to a batch's size.
+        let room = OUT_FLUSH.saturating_sub(out.len());
+        let Some(mut lines) = template.value_lines(out, room) else {
             return deliver_each(records, progress, |record| {
                 self.record(topic, partition, record)
             });
         };
         let before = progress.delivered;
+        let mut outcome = Ok(());
         for record in records {
             match record {
                 Ok(record) => {
+                    if !lines.push(record.value) {
+                        // The buffer is full: written out, and the line goes into it empty.
+                        let line = lines.line_len(record.value);
+                        let out = lines.finish();
+                        if let Err(e) = flush_out(stdout, out) {
+                            lines = template.value_lines(out, 0).expect("value lines");
+                            outcome = Err(e);
+                            break;
+                        }
+                        lines = template
+                            .value_lines(out, OUT_FLUSH.max(line))
+                            .expect("value lines");
+                        assert!(lines.push(record.value), "room was made for the line");
+                    }
                     progress.next_offset = record.offset + 1;
                     progress.delivered += 1;
-                    // SAFETY: one line per record of `records`, whose values lie within the
-                    // bytes it had left, the room `value_lines` was given.
-                    unsafe { lines.push(record.value) };
                 }
                 Err(source) => {
                     progress.malformed = Some(source);
@@ -80,6 +94,7 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
         }
         lines.finish();
         *self.count += (progress.delivered - before) as u64;
+        outcome?;
         if self.out.len() >= OUT_FLUSH {
             self.flush()?;
         }
@@ -103,12 +118,17 @@ impl Printer<'_> {
     /// Writes what is buffered; then a Ctrl-C or SIGTERM received meanwhile ends the poll
     /// ([`Interrupted`]), so a poll's budget need not be small for the read to stop promptly.
     fn flush(&mut self) -> anyhow::Result<()> {
-        write_out(self.stdout, self.out)?;
-        if super::interrupted() {
-            return Err(Interrupted.into());
-        }
-        Ok(())
+        flush_out(self.stdout, self.out)
     }
+}
+
+/// [`Printer::flush`]: writes `out` to `stdout`, then ends the poll if Ctrl-C or SIGTERM came.
+fn flush_out(stdout: &mut File, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    write_out(stdout, out)?;
+    if super::interrupted() {
+        return Err(Interrupted.into());
+    }
+    Ok(())
 }
 
 /// The poll was ended by Ctrl-C or SIGTERM after the records printed so far: the read stops

@@ -265,26 +265,41 @@ pub struct TemplateLines {
 /// ([`TemplateLines::value_lines`]).
 pub struct ValueLines<'a> {
     cursor: Cursor<'a>,
+    /// Room left.
+    left: usize,
     suffix: &'a [u8],
     null_literal: &'a [u8],
 }
 
-impl ValueLines<'_> {
-    /// Appends the line of a record whose value is `value`.
-    ///
-    /// # Safety
-    /// No more records than the writer was made for, and their values no longer in all than
-    /// the bytes it was made for.
+impl<'a> ValueLines<'a> {
+    /// Appends the line of a record whose value is `value`, if the room left holds it; false
+    /// (and nothing written) when it does not.
     #[inline(always)]
-    pub unsafe fn push(&mut self, value: Option<&[u8]>) {
-        self.cursor.put(value.unwrap_or(self.null_literal));
-        self.cursor.put_literal(self.suffix);
+    pub fn push(&mut self, value: Option<&[u8]>) -> bool {
+        let len = self.line_len(value);
+        let value = value.unwrap_or(self.null_literal);
+        if len > self.left {
+            return false;
+        }
+        self.left -= len;
+        // SAFETY: within the room reserved (`left` counts what is still free of it).
+        unsafe {
+            self.cursor.put(value);
+            self.cursor.put_literal(self.suffix);
+        }
+        true
     }
 
-    /// Makes the lines written part of the buffer.
+    /// How long the line of a record whose value is `value` is.
     #[inline(always)]
-    pub fn finish(self) {
-        self.cursor.finish();
+    pub fn line_len(&self, value: Option<&[u8]>) -> usize {
+        value.unwrap_or(self.null_literal).len() + self.suffix.len()
+    }
+
+    /// Makes the lines written part of the buffer, and gives the buffer back.
+    #[inline(always)]
+    pub fn finish(self) -> &'a mut Vec<u8> {
+        self.cursor.finish()
     }
 }
 
@@ -366,29 +381,23 @@ impl TemplateLines {
         }
     }
 
-    /// Appends `rec` rendered through the template to `out`.
-    #[inline(always)]
     /// When a line is the value and a suffix (`%v\n`, the default): a writer of such lines into
-    /// `out`, with room for up to `records` records whose values add up to at most `bytes`
-    /// bytes, reserved once (record by record, a line cost a reservation and two capacity
-    /// checks).
-    pub fn value_lines<'a>(
-        &'a self,
-        out: &'a mut Vec<u8>,
-        records: usize,
-        bytes: usize,
-    ) -> Option<ValueLines<'a>> {
+    /// `out`, with `room` bytes reserved for them at once (record by record, a line cost a
+    /// reservation and two capacity checks).
+    pub fn value_lines<'a>(&'a self, out: &'a mut Vec<u8>, room: usize) -> Option<ValueLines<'a>> {
         let Lines::ValueThen(suffix) = &self.lines else {
             return None;
         };
-        let room = bytes + records * (suffix.len() + self.null_literal.len());
         Some(ValueLines {
             cursor: Cursor::new(out, room),
+            left: room,
             suffix,
             null_literal: &self.null_literal,
         })
     }
 
+    /// Appends `rec` rendered through the template to `out`.
+    #[inline(always)]
     pub fn render(&mut self, out: &mut Vec<u8>, topic: &str, partition: i32, rec: &RecordRef<'_>) {
         match &self.lines {
             Lines::ValueThen(suffix) => render_value_then(out, rec, suffix, &self.null_literal),
