@@ -6,6 +6,8 @@
 //! read stays readable through the open file. A compressed batch is decompressed once into a
 //! buffer the reader reuses, and its records are handed out from there, also across polls that
 //! stop inside it; an uncompressed batch's records are decoded straight from the read buffer.
+//! The rest of a batch that a poll's budget holds goes to the sink at once ([`Deliver::records`]),
+//! for a sink that renders a batch in one loop.
 //!
 //! Moving on to the next segment is decided only once the current one is sealed: a newer
 //! segment exists only after a roll completed under the partition lock, after which nothing
