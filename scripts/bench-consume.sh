@@ -71,6 +71,9 @@ for topic in bench bench8; do
     [ "$lines" -eq "$records" ] || { echo "$topic: consume printed $lines lines, expected $records" >&2; exit 1; }
 done
 cat "${logs[@]}" "${logs8[@]}" >/dev/null
+# The logs were produced without fsync: the kernel would write their 210 MiB back in the middle
+# of the timings (after 30 s), slowing whichever commands run then.
+sync
 
 echo "== throughput: $runs runs each, page cache warm; load: $(uptime | sed 's/.*load/load/')"
 # One hyperfine run of "$@" (name=command pairs); prints min and median, and the ratio of each
