@@ -54,20 +54,19 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
         records: &mut RecordIter<'_>,
         progress: &mut Progress,
     ) -> anyhow::Result<()> {
-        let Renderer::Template(template) = &*self.renderer else {
-            return deliver_each(records, progress, |record| {
-                self.record(topic, partition, record)
-            });
+        let template = match &*self.renderer {
+            Renderer::Template(template) if template.is_value_only() => template,
+            _ => {
+                return deliver_each(records, progress, |record| {
+                    self.record(topic, partition, record)
+                })
+            }
         };
         let (out, stdout) = (&mut *self.out, &mut *self.stdout);
         // Room up to the flush size: a batch's lines are written out in pieces of that size, as
         // record by record, rather than grow the buffer to a batch's size.
         let room = OUT_FLUSH.saturating_sub(out.len());
-        let Some(mut lines) = template.value_lines(out, room) else {
-            return deliver_each(records, progress, |record| {
-                self.record(topic, partition, record)
-            });
-        };
+        let mut lines = template.value_lines(out, room).expect("value lines");
         let before = progress.delivered;
         let mut outcome = Ok(());
         for record in records {

@@ -368,11 +368,6 @@ impl RecordIter<'_> {
         }
     }
 
-    /// Bytes of records not yet decoded: the most their keys and values can add up to.
-    pub fn bytes_left(&self) -> usize {
-        self.rest.len()
-    }
-
     /// Records not yet decoded.
     pub fn remaining(&self) -> usize {
         usize::try_from(self.header.records_count - self.index).unwrap_or(0)

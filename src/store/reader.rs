@@ -477,7 +477,7 @@ impl PartitionReader {
                 source,
             })?;
             let resumed = records.remaining() < usize::try_from(header.records_count).unwrap_or(0);
-            if records.remaining() <= budget - delivered
+            let malformed = if records.remaining() <= budget - delivered
                 && (resumed || header.base_offset >= self.next_offset)
             {
                 // The rest of the batch at once: nothing in it to skip, and the budget holds it.
@@ -490,46 +490,34 @@ impl PartitionReader {
                 delivered = progress.delivered;
                 self.next_offset = progress.next_offset;
                 outcome?;
-                if let Some(source) = progress.malformed {
-                    return Err(StoreError::Corrupt {
-                        path: seg.path.clone(),
-                        position: seg.position,
-                        source,
+                progress.malformed
+            } else {
+                // The record loop: the next offset kept in a local (stored back on every way
+                // out), a malformed record reported after the loop.
+                let mut next_offset = self.next_offset;
+                let mut malformed = None;
+                while delivered < budget {
+                    let record = match records.next() {
+                        Some(Ok(record)) => record,
+                        Some(Err(source)) => {
+                            malformed = Some(source);
+                            break;
+                        }
+                        None => break,
+                    };
+                    if record.offset < next_offset {
+                        continue;
                     }
-                    .into());
-                }
-                self.next_offset = self.next_offset.max(header.next_offset());
-                seg.position += total as u64;
-                seg.expected = header.next_offset();
-                if self.read_ahead_mode != ReadAhead::Eager {
-                    self.decompressor.release_above(self.chunk);
-                }
-                continue;
-            }
-            // The record loop: the next offset kept in a local (stored back on every way out),
-            // a malformed record reported after the loop.
-            let mut next_offset = self.next_offset;
-            let mut malformed = None;
-            while delivered < budget {
-                let record = match records.next() {
-                    Some(Ok(record)) => record,
-                    Some(Err(source)) => {
-                        malformed = Some(source);
-                        break;
+                    next_offset = record.offset + 1;
+                    delivered += 1;
+                    if let Err(e) = sink.record(record) {
+                        self.next_offset = next_offset;
+                        return Err(e);
                     }
-                    None => break,
-                };
-                if record.offset < next_offset {
-                    continue;
                 }
-                next_offset = record.offset + 1;
-                delivered += 1;
-                if let Err(e) = sink.record(record) {
-                    self.next_offset = next_offset;
-                    return Err(e);
-                }
-            }
-            self.next_offset = next_offset;
+                self.next_offset = next_offset;
+                malformed
+            };
             if let Some(source) = malformed {
                 return Err(StoreError::Corrupt {
                     path: seg.path.clone(),
