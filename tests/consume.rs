@@ -1742,9 +1742,44 @@ fn sigterm_during_a_large_backlog_stops_soon_with_whole_lines() {
     s.create_topic("big", 8, &[]);
     let line = format!("{}\n", "z".repeat(100));
     s.produce("big", line.repeat(400_000), &["--fsync", "never"]);
+    let counted = sigterm_after_a_megabyte(&s, &["big"], line.len());
+    assert!(
+        counted < 40_000,
+        "{counted} of 400000 records printed; the signal came at about 10,000"
+    );
+}
+
+/// Lines far longer than their records (null values printed as a 1,000-byte literal): one
+/// 1 MiB batch holds some 100,000 lines, hundreds of flushes of the output, written a batch at
+/// a time. SIGTERM inside it stops the read within a flush or two, not at the batch's end.
+#[test]
+fn sigterm_inside_a_batch_of_many_flushes_stops_within_one() {
+    let s = Store::new();
+    s.create_topic("nulls", 1, &[]);
+    produce_json(
+        &s,
+        "nulls",
+        &vec![r#"{"value":null}"#.to_owned(); 200_000],
+        &["--fsync", "never"],
+    );
+    let literal = "n".repeat(1000);
+    let args = ["nulls", "--null-literal", &literal];
+    let counted = sigterm_after_a_megabyte(&s, &args, literal.len() + 1);
+    assert!(
+        counted < 5_000,
+        "{counted} of 200000 records printed; the signal came at about 1,000"
+    );
+}
+
+/// Runs `consume ARGS -e` into a slow pipe, sends SIGTERM once 1 MB was read, reads the rest:
+/// the read ends with success and whole lines of `line_len` bytes, as many as its summary counts,
+/// which it returns.
+fn sigterm_after_a_megabyte(s: &Store, args: &[&str], line_len: usize) -> usize {
     let mut child = s
         .spool_process()
-        .args(["consume", "big", "-e"])
+        .arg("consume")
+        .args(args)
+        .arg("-e")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1772,11 +1807,8 @@ fn sigterm_during_a_large_backlog_stops_soon_with_whole_lines() {
         .unwrap_or_else(|| panic!("no summary in {err:?}"));
     assert_eq!(
         printed.len(),
-        counted * line.len(),
+        counted * line_len,
         "whole lines, all counted"
     );
-    assert!(
-        counted < 40_000,
-        "{counted} of 400000 records printed; the signal came at about 10,000"
-    );
+    counted
 }
