@@ -901,8 +901,13 @@ impl PartitionReader {
             return;
         }
         if self.read_len < self.chunk {
-            self.read_len = (self.read_len * 2).min(self.chunk);
-            return;
+            // Doubling what was read: a read that had to hold a batch larger than `read_len`
+            // was the batch's size (1 MiB batches from `produce -f` go to whole chunks read
+            // ahead after the first batch, rather than after three more read here).
+            self.read_len = (self.read_len.max(self.filled) * 2).min(self.chunk);
+            if self.read_len < self.chunk {
+                return;
+            }
         }
         if self.read_ahead_mode == ReadAhead::Eager {
             self.request_read_ahead(readahead::DEPTH);
@@ -1352,6 +1357,22 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// Batches just smaller than a chunk (as `produce -f` writes 1 MiB batches for 1 MiB
+    /// chunks): the first read holds a whole batch, so the reads after it are whole chunks read
+    /// ahead at once, not after the start-up read's size has doubled up to a chunk.
+    #[test]
+    fn batches_as_large_as_a_chunk_are_read_ahead_from_the_second_on() {
+        let dir = partition_of(20, 1200, |offset| format!("{offset:0>200}"));
+        let mut reader = PartitionReader::open(dir.path(), 0).unwrap();
+        reader.set_chunk(4 * MIN_READ_CHUNK, ReadAhead::Eager);
+        assert_eq!(read_all(&mut reader, 1000), (0..24_000).collect::<Vec<_>>());
+        assert_eq!(
+            reader.chunks_read_ahead(),
+            19,
+            "all but the first of the 20 batches of ~250 KB in 256 KiB chunks"
+        );
     }
 
     #[test]
