@@ -776,6 +776,43 @@ fn value_lines_of_null_values_and_long_suffixes_in_large_batches() {
     assert!(text(&out) == want, "{}", &text(&out)[..200]);
 }
 
+/// `-K` and `-F '%k\t%v\n'` lines are written a batch at a time: null, empty, short and long
+/// keys and values, a null literal and separators longer than most keys, lines that straddle
+/// many flushes of the output.
+#[test]
+fn key_value_lines_of_every_kind_of_key_in_large_batches() {
+    let s = Store::new();
+    s.create_topic("t", 1, &[]);
+    let key = |i: usize| match i % 4 {
+        0 => None,
+        1 => Some(String::new()),
+        2 => Some(format!("k{i}")),
+        _ => Some(format!("key-{i}-").repeat(1 + i % 9)),
+    };
+    let value = |i: usize| (i % 5 != 0).then(|| "v".repeat(i % 300));
+    let json = |field: Option<String>| field.map_or("null".to_owned(), |f| format!("\"{f}\""));
+    let records: Vec<String> = (0..90_000)
+        .map(|i| format!(r#"{{"key":{},"value":{}}}"#, json(key(i)), json(value(i))))
+        .collect();
+    produce_json(&s, "t", &records, &[]);
+    let literal = "N".repeat(40);
+    let lines = |separator: &str, end: &str| -> String {
+        (0..90_000)
+            .map(|i| {
+                let key = key(i).unwrap_or_else(|| literal.clone());
+                let value = value(i).unwrap_or_else(|| literal.clone());
+                format!("{key}{separator}{value}{end}")
+            })
+            .collect()
+    };
+    let out = s.consume("t", &["-K", " => ", "--null-literal", &literal]);
+    assert!(text(&out) == lines(" => ", "\n"), "{}", &text(&out)[..300]);
+    let out = s.consume("t", &["-K", ":", "-D", "<->", "--null-literal", &literal]);
+    assert!(text(&out) == lines(":", "<->"), "{}", &text(&out)[..300]);
+    let out = s.consume("t", &["-F", "%k\\t%v\\n", "--null-literal", &literal]);
+    assert!(text(&out) == lines("\t", "\n"), "{}", &text(&out)[..300]);
+}
+
 #[test]
 fn binary_values_pass_through_templates_unchanged() {
     let s = Store::new();

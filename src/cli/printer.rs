@@ -3,7 +3,7 @@
 //!
 //! The default line, the value and a suffix, is written a batch at a time: the reader hands
 //! the printer the rest of a batch at once ([`ConsumerSink::records`]), and the lines go into
-//! room reserved once ([`crate::format::TemplateLines::value_lines`]).
+//! room reserved once ([`crate::format::TemplateLines::plain_lines`]).
 //!
 //! A record's output depends on the record alone (a template, JSON), so the read-ahead thread,
 //! which otherwise waits for the consuming thread, renders the records of the chunks it reads
@@ -17,8 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use super::consume::{Renderer, OUT_FLUSH};
 use crate::consume::{ConsumerSink, RenderAheadFor};
-#[cfg(doc)]
-use crate::format::TemplateLines;
+use crate::format::{Plain, TemplateLines};
 use crate::record::RecordRef;
 use crate::store::batch::RecordIter;
 use crate::store::readahead::{AheadBatch, RenderAhead};
@@ -44,8 +43,8 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
         Ok(())
     }
 
-    /// The plain value and its suffix, a batch at once ([`TemplateLines::value_lines`]);
-    /// other lines one record at a time.
+    /// Plain lines (the value, or the key, a separator and the value, and a suffix), a batch
+    /// at once ([`TemplateLines::plain_lines`]); other lines one record at a time.
     #[inline(always)]
     fn records(
         &mut self,
@@ -54,50 +53,31 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
         records: &mut RecordIter<'_>,
         progress: &mut Progress,
     ) -> anyhow::Result<()> {
-        let template = match &*self.renderer {
-            Renderer::Template(template) if template.is_value_only() => template,
-            _ => {
+        let (template, plain) = match &*self.renderer {
+            Renderer::Template(template) => (template, template.plain()),
+            Renderer::Json(_) => {
                 return deliver_each(records, progress, |record| {
                     self.record(topic, partition, record)
                 })
             }
         };
-        let (out, stdout) = (&mut *self.out, &mut *self.stdout);
-        // Room up to the flush size: a batch's lines are written out in pieces of that size, as
-        // record by record, rather than grow the buffer to a batch's size.
-        let room = OUT_FLUSH.saturating_sub(out.len());
-        let mut lines = template.value_lines(out, room).expect("value lines");
         let before = progress.delivered;
-        let mut outcome = Ok(());
-        for record in records {
-            match record {
-                Ok(record) => {
-                    if !lines.push(record.value) {
-                        // The buffer is full: written out, and the line goes into it empty.
-                        let line = lines.line_len(record.value);
-                        let out = lines.finish();
-                        if let Err(e) = flush_out(stdout, out) {
-                            lines = template.value_lines(out, 0).expect("value lines");
-                            outcome = Err(e);
-                            break;
-                        }
-                        lines = template
-                            .value_lines(out, OUT_FLUSH.max(line))
-                            .expect("value lines");
-                        assert!(lines.push(record.value), "room was made for the line");
-                    }
-                    progress.next_offset = record.offset + 1;
-                    progress.delivered += 1;
-                }
-                Err(source) => {
-                    progress.malformed = Some(source);
-                    break;
-                }
+        let (out, stdout) = (&mut *self.out, &mut *self.stdout);
+        let written = match plain {
+            Some(Plain::Value) => {
+                write_plain_lines::<false>(template, out, stdout, records, progress)
             }
-        }
-        lines.finish();
+            Some(Plain::KeyValue) => {
+                write_plain_lines::<true>(template, out, stdout, records, progress)
+            }
+            None => {
+                return deliver_each(records, progress, |record| {
+                    self.record(topic, partition, record)
+                })
+            }
+        };
         *self.count += (progress.delivered - before) as u64;
-        outcome?;
+        written?;
         if self.out.len() >= OUT_FLUSH {
             self.flush()?;
         }
@@ -134,6 +114,56 @@ fn flush_out(stdout: &mut File, out: &mut Vec<u8>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes the plain lines ([`TemplateLines::plain_lines`]) of `records` into `out`, in room
+/// up to the flush size (a batch's lines go out in pieces of that size, as record by record,
+/// rather than grow the buffer to a batch's size), writing `out` to `stdout` whenever it is
+/// full; `progress` counts the lines written into `out`.
+#[inline(always)]
+fn write_plain_lines<const KEYED: bool>(
+    template: &TemplateLines,
+    out: &mut Vec<u8>,
+    stdout: &mut File,
+    records: &mut RecordIter<'_>,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let room = OUT_FLUSH.saturating_sub(out.len());
+    let mut lines = template
+        .plain_lines::<KEYED>(out, room)
+        .expect("plain lines");
+    let mut outcome = Ok(());
+    for record in records {
+        match record {
+            Ok(record) => {
+                if !lines.push(record.key, record.value) {
+                    // The buffer is full: written out, and the line goes into it empty.
+                    let line = lines.line_len(record.key, record.value);
+                    let out = lines.finish();
+                    if let Err(e) = flush_out(stdout, out) {
+                        lines = template.plain_lines(out, 0).expect("plain lines");
+                        outcome = Err(e);
+                        break;
+                    }
+                    lines = template
+                        .plain_lines(out, OUT_FLUSH.max(line))
+                        .expect("plain lines");
+                    assert!(
+                        lines.push(record.key, record.value),
+                        "room was made for the line"
+                    );
+                }
+                progress.next_offset = record.offset + 1;
+                progress.delivered += 1;
+            }
+            Err(source) => {
+                progress.malformed = Some(source);
+                break;
+            }
+        }
+    }
+    lines.finish();
+    outcome
+}
+
 /// The poll was ended by Ctrl-C or SIGTERM after the records printed so far: the read stops
 /// as at its end, not with an error.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +184,7 @@ impl Renderer {
     /// in flight (RSS +5 MiB, +900 page faults for eight partitions).
     pub(super) fn worth_rendering_ahead(&self) -> bool {
         match self {
-            Renderer::Template(template) => !template.is_value_only(),
+            Renderer::Template(template) => template.plain().is_none(),
             Renderer::Json(_) => true,
         }
     }

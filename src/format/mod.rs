@@ -20,7 +20,7 @@ pub use encoding::{Encoding, UnknownEncoding};
 pub use json_input::{parse_json_record, DecodeError, JsonInput};
 pub use json_lines::JsonLines;
 pub use json_output::{write_json_record, EncodeError, RecordField};
-pub use template::{Template, TemplateError, TemplateLines, ValueLines};
+pub use template::{Plain, PlainLines, Template, TemplateError, TemplateLines};
 
 #[cfg(test)]
 mod json_roundtrip_tests;

@@ -73,6 +73,24 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Appends `key`, `separator`, `value` and `end`: the body of a `-K` line.
+    ///
+    /// # Safety
+    /// As [`Cursor::put`], for the four of them.
+    #[inline(always)]
+    pub(super) unsafe fn put_key_value(
+        &mut self,
+        key: &[u8],
+        separator: &[u8],
+        value: &[u8],
+        end: &[u8],
+    ) {
+        self.put_short(key);
+        self.put_literal(separator);
+        self.put(value);
+        self.put_literal(end);
+    }
+
     /// Appends a line start.
     ///
     /// # Safety

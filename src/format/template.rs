@@ -261,39 +261,63 @@ pub struct TemplateLines {
     lines: Lines,
 }
 
-/// Lines of the value and a suffix written into room reserved once
-/// ([`TemplateLines::value_lines`]).
-pub struct ValueLines<'a> {
+/// What plain lines hold ([`TemplateLines::plain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plain {
+    /// The value and a suffix (the default `%v\n`).
+    Value,
+    /// The key, a separator, the value and a suffix (`-K`).
+    KeyValue,
+}
+
+/// Plain lines written into room reserved once ([`TemplateLines::plain_lines`]): the value and
+/// a suffix, or with `KEYED` the key, a separator, the value and a suffix. (A parameter of the
+/// type rather than a field tested per line: the default line's loop stays as tight as it was.)
+pub struct PlainLines<'a, const KEYED: bool> {
     cursor: Cursor<'a>,
     /// Room left.
     left: usize,
+    /// With `KEYED`: what comes between the key and the value.
+    key_separator: &'a [u8],
     suffix: &'a [u8],
     null_literal: &'a [u8],
 }
 
-impl<'a> ValueLines<'a> {
-    /// Appends the line of a record whose value is `value`, if the room left holds it; false
-    /// (and nothing written) when it does not.
+impl<'a, const KEYED: bool> PlainLines<'a, KEYED> {
+    /// Appends the line of a record whose key and value are `key` and `value`, if the room
+    /// left holds it; false (and nothing written) when it does not.
     #[inline(always)]
-    pub fn push(&mut self, value: Option<&[u8]>) -> bool {
-        let len = self.line_len(value);
-        let value = value.unwrap_or(self.null_literal);
+    pub fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>) -> bool {
+        let len = self.line_len(key, value);
         if len > self.left {
             return false;
         }
         self.left -= len;
         // SAFETY: within the room reserved (`left` counts what is still free of it).
         unsafe {
-            self.cursor.put(value);
-            self.cursor.put_literal(self.suffix);
+            let value = value.unwrap_or(self.null_literal);
+            if KEYED {
+                let key = key.unwrap_or(self.null_literal);
+                self.cursor
+                    .put_key_value(key, self.key_separator, value, self.suffix);
+            } else {
+                self.cursor.put(value);
+                self.cursor.put_literal(self.suffix);
+            }
         }
         true
     }
 
-    /// How long the line of a record whose value is `value` is.
+    /// How long the line of a record whose key and value are `key` and `value` is.
     #[inline(always)]
-    pub fn line_len(&self, value: Option<&[u8]>) -> usize {
-        value.unwrap_or(self.null_literal).len() + self.suffix.len()
+    pub fn line_len(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> usize {
+        let field = |bytes: Option<&[u8]>| bytes.unwrap_or(self.null_literal).len();
+        let key_part = if KEYED {
+            field(key) + self.key_separator.len()
+        } else {
+            0
+        };
+        key_part + field(value) + self.suffix.len()
     }
 
     /// Makes the lines written part of the buffer, and gives the buffer back.
@@ -309,6 +333,12 @@ impl<'a> ValueLines<'a> {
 enum Lines {
     /// The value and this suffix ([`Template::value_then`]).
     ValueThen(Box<[u8]>),
+    /// `%k SEPARATOR %v END` from the line's start (`-K`, `-F '%k\t%v\n'`): written into
+    /// room reserved once.
+    KeyValue {
+        separator: Box<[u8]>,
+        end: Box<[u8]>,
+    },
     /// Walking the template's parts: it starts with nothing a line start could hold.
     Parts,
     /// The line start kept per partition, then `body`.
@@ -354,9 +384,15 @@ impl Body {
 }
 
 impl TemplateLines {
-    /// Whether the template is a record's value and a fixed suffix (the default `%v\n`).
-    pub fn is_value_only(&self) -> bool {
-        self.template.is_value_only()
+    /// Whether a line is plain, and which: the value and a suffix (the default `%v\n`), or the
+    /// key, a separator, the value and a suffix (`-K`). Plain lines are written a batch at a
+    /// time ([`TemplateLines::plain_lines`]).
+    pub fn plain(&self) -> Option<Plain> {
+        match self.lines {
+            Lines::ValueThen(_) => Some(Plain::Value),
+            Lines::KeyValue { .. } => Some(Plain::KeyValue),
+            Lines::Parts | Lines::Cached { .. } => None,
+        }
     }
 
     /// Renders through `template`, with null keys, values and header values as `null_literal`.
@@ -372,7 +408,10 @@ impl TemplateLines {
                 body: Body::of(&template.parts[head.len()..]),
                 heads: LineHeads::new(head),
             },
-            None => Lines::Parts,
+            None => match Body::of(&template.parts) {
+                Body::KeyValue { separator, end } => Lines::KeyValue { separator, end },
+                _ => Lines::Parts,
+            },
         };
         TemplateLines {
             lines,
@@ -381,16 +420,23 @@ impl TemplateLines {
         }
     }
 
-    /// When a line is the value and a suffix (`%v\n`, the default): a writer of such lines into
-    /// `out`, with `room` bytes reserved for them at once (record by record, a line cost a
-    /// reservation and two capacity checks).
-    pub fn value_lines<'a>(&'a self, out: &'a mut Vec<u8>, room: usize) -> Option<ValueLines<'a>> {
-        let Lines::ValueThen(suffix) = &self.lines else {
-            return None;
+    /// When lines are plain ([`TemplateLines::plain`]: [`Plain::KeyValue`] with `KEYED`,
+    /// else [`Plain::Value`]): a writer of such lines into `out`, with `room` bytes reserved
+    /// for them at once (record by record, a line cost a reservation and two capacity checks).
+    pub fn plain_lines<'a, const KEYED: bool>(
+        &'a self,
+        out: &'a mut Vec<u8>,
+        room: usize,
+    ) -> Option<PlainLines<'a, KEYED>> {
+        let (key_separator, suffix): (&[u8], _) = match (&self.lines, KEYED) {
+            (Lines::ValueThen(suffix), false) => (&[], suffix),
+            (Lines::KeyValue { separator, end }, true) => (separator, end),
+            _ => return None,
         };
-        Some(ValueLines {
+        Some(PlainLines {
             cursor: Cursor::new(out, room),
             left: room,
+            key_separator,
             suffix,
             null_literal: &self.null_literal,
         })
@@ -401,6 +447,15 @@ impl TemplateLines {
     pub fn render(&mut self, out: &mut Vec<u8>, topic: &str, partition: i32, rec: &RecordRef<'_>) {
         match &self.lines {
             Lines::ValueThen(suffix) => render_value_then(out, rec, suffix, &self.null_literal),
+            Lines::KeyValue { separator, end } => {
+                let key = rec.key.unwrap_or(&self.null_literal);
+                let value = rec.value.unwrap_or(&self.null_literal);
+                let room = key.len() + separator.len() + value.len() + end.len();
+                let mut cursor = Cursor::new(out, room);
+                // SAFETY: room for all of it reserved just above.
+                unsafe { cursor.put_key_value(key, separator, value, end) };
+                cursor.finish();
+            }
             Lines::Parts => {
                 self.template
                     .render_parts(out, topic, partition, rec, &self.null_literal)
@@ -433,10 +488,7 @@ impl TemplateLines {
                 // SAFETY: room for all of it reserved just above.
                 unsafe {
                     cursor.put_head(head);
-                    cursor.put_short(key);
-                    cursor.put_literal(separator);
-                    cursor.put(value);
-                    cursor.put_literal(end);
+                    cursor.put_key_value(key, separator, value, end);
                 }
                 cursor.finish();
             }
@@ -666,6 +718,8 @@ mod tests {
             "%p%o%T%k%v%s",
             "%v\\n",
             "%k %o %v\\n",
+            "%k\\t%v\\n",
+            "%k => %v;;",
         ];
         for format in formats {
             let template = Template::parse(format).unwrap();
@@ -697,7 +751,98 @@ mod tests {
         }
     }
 
+    /// A record's key and value.
+    type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+    /// `records` written as [`TemplateLines::plain_lines`] with `room` bytes at a time (a
+    /// line that does not fit starts a new room, as the printer does after a flush), after `x`.
+    fn plain_lines<const KEYED: bool>(
+        lines: &TemplateLines,
+        records: &[KeyValue],
+        room: usize,
+    ) -> Vec<u8> {
+        let mut out = b"x".to_vec();
+        let mut writer = lines.plain_lines::<KEYED>(&mut out, room).unwrap();
+        for (key, value) in records {
+            let (key, value) = (key.as_deref(), value.as_deref());
+            if !writer.push(key, value) {
+                let line = writer.line_len(key, value);
+                assert!(line > 0, "an empty line always fits");
+                let out = writer.finish();
+                let len = out.len();
+                let mut one = lines.plain_lines::<KEYED>(out, room.max(line)).unwrap();
+                assert!(one.push(key, value), "a room as large as the line holds it");
+                let out = one.finish();
+                assert_eq!(out.len(), len + line, "the line's length");
+                writer = lines.plain_lines::<KEYED>(out, room).unwrap();
+            }
+        }
+        writer.finish();
+        out
+    }
+
+    #[test]
+    fn plain_lines_are_the_value_or_key_value_templates() {
+        let plain =
+            |format: &str| TemplateLines::new(Template::parse(format).unwrap(), vec![]).plain();
+        assert_eq!(plain("%v\\n"), Some(Plain::Value));
+        assert_eq!(plain("%v"), Some(Plain::Value));
+        assert_eq!(plain("%k:%v\\n"), Some(Plain::KeyValue));
+        assert_eq!(plain("%k => %v;;"), Some(Plain::KeyValue));
+        let key_value = Template::key_value(Some(b"\0"), b"\r\n");
+        assert_eq!(
+            TemplateLines::new(key_value, vec![]).plain(),
+            Some(Plain::KeyValue)
+        );
+        for other in [
+            "%k%v\\n",
+            "%k:%v",
+            "%p %k:%v\\n",
+            "%k:%o\\n",
+            "%v %k\\n",
+            "%K:%v\\n",
+        ] {
+            assert_eq!(plain(other), None, "{other}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn plain_lines_are_the_bytes_the_template_renders(
+            format in prop_oneof![Just("%v\\n"), Just("%v<->"), Just("%k\\t%v\\n"), Just("%k => %v;;")],
+            null_literal in "[a-z]{0,40}",
+            records in proptest::collection::vec(
+                (
+                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+                ),
+                1..60,
+            ),
+            room in 0..600usize,
+        ) {
+            let template = Template::parse(format).unwrap();
+            let lines = TemplateLines::new(template.clone(), null_literal.clone().into_bytes());
+            let fast = match lines.plain() {
+                Some(Plain::Value) => plain_lines::<false>(&lines, &records, room),
+                Some(Plain::KeyValue) => plain_lines::<true>(&lines, &records, room),
+                None => unreachable!("{format} is plain"),
+            };
+            let mut slow = b"x".to_vec();
+            let mut one_by_one = TemplateLines::new(template.clone(), null_literal.clone().into_bytes());
+            let mut rendered = b"x".to_vec();
+            for (key, value) in &records {
+                let rec = RecordRef {
+                    key: key.as_deref(),
+                    value: value.as_deref(),
+                    ..record()
+                };
+                template.render(&mut slow, "t", 0, &rec, null_literal.as_bytes());
+                one_by_one.render(&mut rendered, "t", 0, &rec);
+            }
+            prop_assert_eq!(&fast, &slow);
+            prop_assert_eq!(&rendered, &slow);
+        }
+
         #[test]
         fn lines_are_the_bytes_the_template_renders(
             format in "([%][tpokvsKVSTdh%]|\\\\[nt]|[ :=|a-z]){0,10}",
