@@ -11,7 +11,8 @@
 #      cat <the topic's .log files>                   (stdout to /dev/null)
 #      spool consume TOPIC -e -q                      (default template: value + newline)
 #      [$BASELINE consume TOPIC -e -q]
-#    and, on the 1-partition topic, --output json and -F '%p %o %k %v\n' (and the baseline's),
+#    and, on the 1-partition topic, --output json, -F '%p %o %k %v\n' and -K : (the key, a
+#    separator and the value, as `spool produce -K :` reads them back; and the baseline's),
 #    and reports min and median of each and the ratios to cat (goals: 1 partition <= 1.4x,
 #    8 partitions <= 1.5x, JSON <= 3x, the template <= 2x).
 # 2. Memory: peak RSS and minor page faults of a full read of each topic (/usr/bin/time): the
@@ -106,6 +107,7 @@ mapfile -t one < <(
     with_baseline "consume -e -q" consume bench -e -q
     with_baseline "consume -e -q --output json" consume bench -e -q --output json
     with_baseline "consume -e -q -F '%p %o %k %v\n'" consume bench -e -q -F "'%p %o %k %v\n'"
+    with_baseline "consume -e -q -K :" consume bench -e -q -K :
 )
 side_by_side "${one[@]}"
 echo "8 partitions:"
