@@ -1,9 +1,11 @@
 //! Printing the records `spool consume` reads: rendered into one buffer that is written to
 //! stdout in large pieces, and rendered ahead on the read-ahead thread where the store allows.
 //!
-//! The default line, the value and a suffix, is written a batch at a time: the reader hands
-//! the printer the rest of a batch at once ([`ConsumerSink::records`]), and the lines go into
-//! room reserved once ([`crate::format::TemplateLines::plain_lines`]).
+//! Plain lines (the default: the value and a suffix; `-K`: the key, a separator, the value and
+//! a suffix) are written a batch at a time: the reader hands the printer the rest of a batch at
+//! once ([`ConsumerSink::records`]), and the lines go into room reserved once
+//! ([`crate::format::TemplateLines::plain_lines`]). A plain line is a copy of what the record
+//! holds, which costs the same on either thread, so it is not rendered ahead (below).
 //!
 //! A record's output depends on the record alone (a template, JSON), so the read-ahead thread,
 //! which otherwise waits for the consuming thread, renders the records of the chunks it reads

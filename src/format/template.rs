@@ -3,6 +3,11 @@
 //! A template is compiled once into literal byte runs and field tokens, so rendering a record is
 //! a walk over that list that appends bytes: no parsing and no allocation per record, and room
 //! for the whole record reserved once (not at every part).
+//!
+//! [`TemplateLines`] renders the usual shapes without the walk: a line start of topic,
+//! partition, offset and timestamp kept per partition ([`LineHeads`]), and plain lines (the
+//! value and a suffix, or the key, a separator, the value and a suffix) written a batch at a
+//! time into room reserved once ([`PlainLines`]).
 
 use std::mem;
 
