@@ -2,7 +2,7 @@
 //! records delivered to the caller's renderer.
 //!
 //! Locally the partition logs are read by [`crate::consume::Consumer`]; on a cluster by
-//! [`crate::kafka::consume::ClusterReader`]. Both hand out the same [`RecordRef`]s, so what a
+//! [`crate::kafka::consume::ClusterReader`]. Both hand out the same [`RecordRef`](crate::record::RecordRef)s, so what a
 //! command prints for a record is the same byte for byte on both.
 
 use std::collections::HashSet;
@@ -196,7 +196,7 @@ impl TargetConsumer {
         }
     }
 
-    /// Has records rendered ahead on a helper thread by the [`RenderAhead`] `make` gives for
+    /// Has records rendered ahead on a helper thread by the [`RenderAhead`](crate::store::readahead::RenderAhead) `make` gives for
     /// each partition (see [`Consumer::render_ahead`]); a cluster's records are rendered as
     /// they come.
     pub fn render_ahead(&mut self, make: RenderAheadFor) {
