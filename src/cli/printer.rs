@@ -5,6 +5,12 @@
 //! the printer the rest of a batch at once ([`ConsumerSink::records`]), and the lines go into
 //! room reserved once ([`crate::format::TemplateLines::value_lines`]).
 //!
+//! A group member (`consume --group`) prints through the same printer with an [`Owner`]: before
+//! every write of records the member checks that it still owns its partitions (DESIGN's
+//! invariant 5), and drops what it rendered if not; and its poll ends at the first write after
+//! a time slice, so that a poll of many records into a slow pipe does not keep the member from
+//! its group (rebalances, commits) for long.
+//!
 //! A record's output depends on the record alone (a template, JSON), so the read-ahead thread,
 //! which otherwise waits for the consuming thread, renders the records of the chunks it reads
 //! until the consuming thread gets to them ([`crate::store::readahead::RenderAhead`]); the
@@ -14,11 +20,13 @@
 use std::fs::File;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::consume::{Renderer, OUT_FLUSH};
 use crate::consume::{ConsumerSink, RenderAheadFor};
 #[cfg(doc)]
 use crate::format::TemplateLines;
+use crate::group::member::OutputGate;
 use crate::record::RecordRef;
 use crate::store::batch::RecordIter;
 use crate::store::readahead::{AheadBatch, RenderAhead};
@@ -31,6 +39,8 @@ pub(super) struct Printer<'a> {
     pub out: &'a mut Vec<u8>,
     pub stdout: &'a mut File,
     pub count: &'a mut u64,
+    /// A group member's check before every write, and its time slice (None: a plain read).
+    pub owner: Option<&'a mut Owner>,
 }
 
 impl ConsumerSink<anyhow::Error> for Printer<'_> {
@@ -62,12 +72,13 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
                 })
             }
         };
-        let (out, stdout) = (&mut *self.out, &mut *self.stdout);
+        let (out, stdout, count) = (&mut *self.out, &mut *self.stdout, &mut *self.count);
+        let mut owner = self.owner.as_deref_mut();
         // Room up to the flush size: a batch's lines are written out in pieces of that size, as
         // record by record, rather than grow the buffer to a batch's size.
         let room = OUT_FLUSH.saturating_sub(out.len());
         let mut lines = template.value_lines(out, room).expect("value lines");
-        let before = progress.delivered;
+        let mut counted = progress.delivered;
         let mut outcome = Ok(());
         for record in records {
             match record {
@@ -76,7 +87,10 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
                         // The buffer is full: written out, and the line goes into it empty.
                         let line = lines.line_len(record.value);
                         let out = lines.finish();
-                        if let Err(e) = flush_out(stdout, out) {
+                        *count += (progress.delivered - counted) as u64;
+                        counted = progress.delivered;
+                        if let Err(e) = write_records(stdout, out, &[], count, owner.as_deref_mut())
+                        {
                             lines = template.value_lines(out, 0).expect("value lines");
                             outcome = Err(e);
                             break;
@@ -96,7 +110,7 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
             }
         }
         lines.finish();
-        *self.count += (progress.delivered - before) as u64;
+        *count += (progress.delivered - counted) as u64;
         outcome?;
         if self.out.len() >= OUT_FLUSH {
             self.flush()?;
@@ -108,31 +122,123 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
         *self.count += records as u64;
         if self.out.len() + bytes.len() < OUT_FLUSH {
             self.out.extend_from_slice(bytes);
+            Ok(())
         } else {
             // Written where it is, after what is buffered: no copy of a chunk's worth.
-            self.flush()?;
-            self.stdout.write_all(bytes)?;
+            write_records(
+                self.stdout,
+                self.out,
+                bytes,
+                self.count,
+                self.owner.as_deref_mut(),
+            )
         }
-        Ok(())
     }
 }
 
 impl Printer<'_> {
-    /// Writes what is buffered; then a Ctrl-C or SIGTERM received meanwhile ends the poll
-    /// ([`Interrupted`]), so a poll's budget need not be small for the read to stop promptly.
+    /// Writes what is buffered ([`write_records`]).
     fn flush(&mut self) -> anyhow::Result<()> {
-        flush_out(self.stdout, self.out)
+        write_records(
+            self.stdout,
+            self.out,
+            &[],
+            self.count,
+            self.owner.as_deref_mut(),
+        )
     }
 }
 
-/// [`Printer::flush`]: writes `out` to `stdout`, then ends the poll if Ctrl-C or SIGTERM came.
-fn flush_out(stdout: &mut File, out: &mut Vec<u8>) -> anyhow::Result<()> {
+/// Writes `out`, then `more`, to `stdout` and empties `out`; for a group member, only after its
+/// check that it still owns its partitions (else both are dropped, their records taken back
+/// from `count`: [`LostPartitions`]). Then a Ctrl-C or SIGTERM received meanwhile ends the
+/// poll ([`Interrupted`]), so a poll's budget need not be small for the read to stop promptly,
+/// and so does the end of a group member's time slice ([`SliceOver`]). A poll ended here has
+/// written every record it delivered.
+fn write_records(
+    stdout: &mut File,
+    out: &mut Vec<u8>,
+    more: &[u8],
+    count: &mut u64,
+    owner: Option<&mut Owner>,
+) -> anyhow::Result<()> {
+    if let Some(owner) = &owner {
+        if !owner.gate.check() {
+            out.clear();
+            *count = owner.written;
+            return Err(LostPartitions.into());
+        }
+    }
     write_out(stdout, out)?;
+    if !more.is_empty() {
+        stdout.write_all(more)?;
+    }
     if super::interrupted() {
         return Err(Interrupted.into());
     }
+    if let Some(owner) = owner {
+        owner.written = *count;
+        if Instant::now() >= owner.until {
+            return Err(SliceOver.into());
+        }
+    }
     Ok(())
 }
+
+/// A group member's side of its printer: the check before every write of records (DESIGN's
+/// invariant 5) and the end of its poll's time slice. Made afresh for each poll.
+pub(super) struct Owner {
+    gate: OutputGate,
+    /// The poll ends at its first write after this.
+    until: Instant,
+    /// The record count when the output buffer was last empty: what a failed check takes back.
+    written: u64,
+}
+
+impl Owner {
+    /// A poll's owner check; `count` is the records printed so far (the buffer is empty), and
+    /// the poll ends at its first write after `slice`.
+    pub fn new(gate: OutputGate, count: u64, slice: Duration) -> Owner {
+        Owner {
+            gate,
+            until: Instant::now() + slice,
+            written: count,
+        }
+    }
+
+    /// Writes what the poll left in `out` if the member still owns its partitions (true);
+    /// else drops it and takes its records back from `count` (false).
+    pub fn write_rest(
+        &mut self,
+        stdout: &mut File,
+        out: &mut Vec<u8>,
+        count: &mut u64,
+    ) -> std::io::Result<bool> {
+        if out.is_empty() {
+            return Ok(true);
+        }
+        if !self.gate.check() {
+            out.clear();
+            *count = self.written;
+            return Ok(false);
+        }
+        write_out(stdout, out)?;
+        self.written = *count;
+        Ok(true)
+    }
+}
+
+/// A group member's poll was ended because the member may no longer own its partitions: what
+/// it had rendered was dropped, never printed.
+#[derive(Debug, thiserror::Error)]
+#[error("this member no longer owns its partitions")]
+pub(super) struct LostPartitions;
+
+/// A group member's poll was ended at a write once its time slice was over: everything it
+/// delivered was printed.
+#[derive(Debug, thiserror::Error)]
+#[error("the poll's time slice is over")]
+pub(super) struct SliceOver;
 
 /// The poll was ended by Ctrl-C or SIGTERM after the records printed so far: the read stops
 /// as at its end, not with an error.
