@@ -304,3 +304,108 @@ impl RenderAhead for RenderOnHelper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+
+    use super::*;
+    use crate::format::{Template, TemplateLines};
+    use crate::group::consumer::{GroupConsumer, GroupConsumerConfig, OffsetReset};
+    use crate::group::member::MemberConfig;
+    use crate::store::reader::tests::append_values;
+    use crate::store::Store;
+
+    /// A group member of four partitions holding a batch of 60,000 records each (1.9 MB of
+    /// `%v\n` in one poll, several flushes), its lease removed (the member fenced) while the
+    /// first write of its poll is under way: it prints nothing after that write, however many
+    /// records its poll has rendered, and ends the poll with [`LostPartitions`], its count
+    /// back at what it printed. With the plain value, written a batch at a time, and with a
+    /// template, record by record.
+    #[test]
+    fn a_member_fenced_inside_a_poll_prints_nothing_after_the_write_under_way() {
+        for format in ["%v\\n", "%o %v\\n"] {
+            let root = tempfile::tempdir().unwrap();
+            let store = Store::open(root.path().join("store")).unwrap();
+            store.create_topic("t", 4, BTreeMap::new()).unwrap();
+            for p in 0..4 {
+                let partition = store.topic("t").unwrap().partition(p).unwrap();
+                let values: Vec<i64> = (0..60_000).map(|i| 1_000_000 + i).collect();
+                append_values(&partition.dir, partition.config, &values);
+            }
+            let config = GroupConsumerConfig {
+                member: MemberConfig {
+                    group: "g".into(),
+                    topics: vec!["t".into()],
+                    pattern: None,
+                    client_id: "test".into(),
+                    instance_id: None,
+                    assignor: "range".into(),
+                    session_timeout: Duration::from_secs(30),
+                    heartbeat_interval: Duration::from_secs(3),
+                    max_poll_interval: Duration::from_secs(300),
+                },
+                auto_offset_reset: OffsetReset::Earliest,
+                start: None,
+                auto_commit_interval: Duration::from_secs(5),
+                commit: true,
+            };
+            let mut gc = GroupConsumer::join(&store, config).unwrap();
+            for _ in 0..3 {
+                gc.maintain(&mut || Ok(())).unwrap();
+            }
+
+            // stdout: a pipe of 64 KiB, read by a thread that removes the member's lease
+            // when it has read half of the first write (which is then still under way).
+            let mut fds = [0; 2];
+            // SAFETY: pipe(2) fills two fds, each then owned by one File.
+            let (mut reader, mut stdout) = unsafe {
+                assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+                libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 64 << 10);
+                (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1]))
+            };
+            let members = root.path().join("store/groups/g/members");
+            let read = std::thread::spawn(move || {
+                let mut got = vec![0u8; OUT_FLUSH / 2];
+                reader.read_exact(&mut got).unwrap();
+                for lease in std::fs::read_dir(&members).unwrap() {
+                    std::fs::remove_file(lease.unwrap().path()).unwrap();
+                }
+                reader.read_to_end(&mut got).unwrap();
+                got
+            });
+
+            let mut renderer = Renderer::Template(TemplateLines::new(
+                Template::parse(format).unwrap(),
+                b"null".to_vec(),
+            ));
+            let (mut out, mut count) = (Vec::new(), 0);
+            let mut owner = Owner::new(gc.output_gate(), 0, Duration::from_secs(60));
+            let printer = Printer {
+                renderer: &mut renderer,
+                out: &mut out,
+                stdout: &mut stdout,
+                count: &mut count,
+                owner: Some(&mut owner),
+            };
+            let polled = gc.poll(1 << 20, printer);
+            drop(stdout);
+            let got = read.join().unwrap();
+            let err = polled.expect_err("the poll goes on after the member lost its partition");
+            assert!(err.is::<LostPartitions>(), "{format}: {err}");
+            assert!(
+                // One write: the flush size, and a line past it record by record.
+                got.len() > OUT_FLUSH / 2 && got.len() < OUT_FLUSH + 100,
+                "{format}: {} bytes printed, more than the write under way",
+                got.len()
+            );
+            assert_eq!(got.last(), Some(&b'\n'), "{format}: whole lines");
+            let lines = got.iter().filter(|&&b| b == b'\n').count() as u64;
+            assert_eq!(count, lines, "{format}: the count is what was printed");
+            assert!(out.is_empty());
+            let _ = gc.close();
+        }
+    }
+}
