@@ -72,13 +72,17 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
                 })
             }
         };
-        let (out, stdout, count) = (&mut *self.out, &mut *self.stdout, &mut *self.count);
-        let mut owner = self.owner.as_deref_mut();
+        let out = &mut *self.out;
+        let mut full = FullBuffer {
+            stdout: &mut *self.stdout,
+            count: &mut *self.count,
+            owner: self.owner.as_deref_mut(),
+            counted: progress.delivered,
+        };
         // Room up to the flush size: a batch's lines are written out in pieces of that size, as
         // record by record, rather than grow the buffer to a batch's size.
         let room = OUT_FLUSH.saturating_sub(out.len());
         let mut lines = template.value_lines(out, room).expect("value lines");
-        let mut counted = progress.delivered;
         let mut outcome = Ok(());
         for record in records {
             match record {
@@ -87,10 +91,7 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
                         // The buffer is full: written out, and the line goes into it empty.
                         let line = lines.line_len(record.value);
                         let out = lines.finish();
-                        *count += (progress.delivered - counted) as u64;
-                        counted = progress.delivered;
-                        if let Err(e) = write_records(stdout, out, &[], count, owner.as_deref_mut())
-                        {
+                        if let Err(e) = full.write(out, progress.delivered) {
                             lines = template.value_lines(out, 0).expect("value lines");
                             outcome = Err(e);
                             break;
@@ -110,7 +111,7 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
             }
         }
         lines.finish();
-        *count += (progress.delivered - counted) as u64;
+        *full.count += (progress.delivered - full.counted) as u64;
         outcome?;
         if self.out.len() >= OUT_FLUSH {
             self.flush()?;
@@ -146,6 +147,27 @@ impl Printer<'_> {
             self.count,
             self.owner.as_deref_mut(),
         )
+    }
+}
+
+/// The printer's writing half while a batch's value lines fill its buffer: kept together, and
+/// used out of line, so that the loop over the records carries none of it.
+struct FullBuffer<'a> {
+    stdout: &'a mut File,
+    count: &'a mut u64,
+    owner: Option<&'a mut Owner>,
+    /// `progress.delivered` when the records before were last counted.
+    counted: usize,
+}
+
+impl FullBuffer<'_> {
+    /// Counts the records delivered so far and writes the full buffer ([`write_records`]).
+    #[cold]
+    #[inline(never)]
+    fn write(&mut self, out: &mut Vec<u8>, delivered: usize) -> anyhow::Result<()> {
+        *self.count += (delivered - self.counted) as u64;
+        self.counted = delivered;
+        write_records(self.stdout, out, &[], self.count, self.owner.as_deref_mut())
     }
 }
 
