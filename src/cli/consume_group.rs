@@ -194,6 +194,11 @@ fn run_local(
     let g = &a.group;
     let group = config.member.group.clone();
     let mut gc = GroupConsumer::join(store, config)?;
+    if g.exec.is_none() && renderer.worth_rendering_ahead() {
+        // JSON and templates rendered on the read-ahead thread, as for a plain read.
+        gc.consumer_mut()
+            .render_ahead(super::printer::render_ahead(&renderer));
+    }
     let quiet = a.quiet;
     // -o names where partitions without a committed offset start: say so, once, when it is
     // overridden by a committed offset (else `-o earliest -e` silently reads nothing).

@@ -345,7 +345,8 @@ mod tests {
     /// first write of its poll is under way: it prints nothing after that write, however many
     /// records its poll has rendered, and ends the poll with [`LostPartitions`], its count
     /// back at what it printed. With the plain value, written a batch at a time, and with a
-    /// template, record by record.
+    /// template, record by record, also with rendering ahead switched on (as the member has it
+    /// for templates and JSON).
     ///
     /// A member found fenced wakes every change waiter of its process (so that its consuming
     /// thread notices), which would wake other tests' waiters: the test runs in a process of
@@ -368,7 +369,7 @@ mod tests {
             );
             return;
         }
-        for format in ["%v\\n", "%o %v\\n"] {
+        for (format, ahead) in [("%v\\n", false), ("%o %v\\n", false), ("%o %v\\n", true)] {
             let root = tempfile::tempdir().unwrap();
             let store = Store::open(root.path().join("store")).unwrap();
             store.create_topic("t", 4, BTreeMap::new()).unwrap();
@@ -394,7 +395,14 @@ mod tests {
                 auto_commit_interval: Duration::from_secs(5),
                 commit: true,
             };
+            let mut renderer = Renderer::Template(TemplateLines::new(
+                Template::parse(format).unwrap(),
+                b"null".to_vec(),
+            ));
             let mut gc = GroupConsumer::join(&store, config).unwrap();
+            if ahead {
+                gc.consumer_mut().render_ahead(render_ahead(&renderer));
+            }
             for _ in 0..3 {
                 gc.maintain(&mut || Ok(())).unwrap();
             }
@@ -419,10 +427,6 @@ mod tests {
                 got
             });
 
-            let mut renderer = Renderer::Template(TemplateLines::new(
-                Template::parse(format).unwrap(),
-                b"null".to_vec(),
-            ));
             let (mut out, mut count) = (Vec::new(), 0);
             let mut owner = Owner::new(gc.output_gate(), 0, Duration::from_secs(60));
             let printer = Printer {
