@@ -1849,3 +1849,43 @@ fn sigterm_after_a_megabyte(s: &Store, args: &[&str], line_len: usize) -> usize 
     );
     counted
 }
+
+/// SIGTERM while JSON lines rendered ahead on the read-ahead thread are printed into a slow
+/// pipe (after 16 MiB: by then the helper is ahead of the pipe, and its renderings are written
+/// a chunk at a time, often more than the output buffer's room, written where they are): every
+/// record counted in the summary was printed. The signal was looked at before such a chunk was
+/// written, which left it counted and unprinted.
+#[test]
+fn sigterm_during_json_rendered_ahead_prints_every_record_it_counts() {
+    let s = Store::new();
+    s.create_topic("big", 1, &[]);
+    let line = format!("{}\n", "z".repeat(100));
+    s.produce("big", line.repeat(400_000), &["--fsync", "never"]);
+    let mut child = s
+        .spool_process()
+        .args(["consume", "big", "-e", "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut printed = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    while printed.len() < 16 << 20 {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "ended early");
+        printed.extend_from_slice(&buf[..n]);
+        thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, libc::SIGTERM);
+    stdout.read_to_end(&mut printed).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let err = text(&out.stderr);
+    let records = common::json_lines(&printed).len();
+    assert!(records < 400_000, "the read was not stopped");
+    assert!(
+        err.contains(&format!("Processed {records} records")),
+        "{records} printed: {err}"
+    );
+}

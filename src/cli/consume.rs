@@ -342,6 +342,7 @@ fn run_assigned(ctx: &Context, a: ConsumeArgs, mut renderer: Renderer) -> anyhow
                 out: &mut out,
                 stdout: &mut stdout,
                 count: &mut count,
+                owner: None,
             };
             let polled = match consumer.poll(budget, printer) {
                 Ok(polled) => polled,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use super::consume::{ConsumeArgs, Renderer, OUT_FLUSH};
+use super::printer::{Interrupted, LostPartitions, Owner, Printer, SliceOver};
 use super::Context;
 use crate::group::assignor::{TopicPartition, ASSIGNOR_NAMES};
 use crate::group::consumer::{GroupConsumer, GroupConsumerConfig, GroupEvent, OffsetReset};
@@ -174,6 +175,12 @@ pub(super) fn run(ctx: &Context, a: ConsumeArgs, renderer: Renderer) -> anyhow::
     }
 }
 
+/// How long a group member's poll may print before it ends at its next write: the member
+/// follows its group (rebalances, auto-commits, progress for --max-poll-interval) between
+/// polls, and a poll of a million records into a slow pipe could otherwise keep it from its
+/// group for seconds. Into a fast reader a million records take some 15 ms.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+
 /// A member of a group of the local store.
 fn run_local(
     store: &Store,
@@ -187,6 +194,11 @@ fn run_local(
     let g = &a.group;
     let group = config.member.group.clone();
     let mut gc = GroupConsumer::join(store, config)?;
+    if g.exec.is_none() && renderer.worth_rendering_ahead() {
+        // JSON and templates rendered on the read-ahead thread, as for a plain read.
+        gc.consumer_mut()
+            .render_ahead(super::printer::render_ahead(&renderer));
+    }
     let quiet = a.quiet;
     // -o names where partitions without a committed offset start: say so, once, when it is
     // overridden by a committed offset (else `-o earliest -e` silently reads nothing).
@@ -200,6 +212,9 @@ fn run_local(
     let limit = a.max_messages.unwrap_or(u64::MAX);
     let mut last_record = Instant::now();
     let exec = g.exec.clone();
+    // A poll ends at its first write after this long, so the member follows its group
+    // (rebalances, commits) at least this often while it prints (see `POLL_SLICE`).
+    let slice = POLL_SLICE.min(g.auto_commit_interval);
 
     let result = (|| -> anyhow::Result<()> {
         loop {
@@ -214,31 +229,64 @@ fn run_local(
             }
             // Every write of records below is preceded by this member's check that it still
             // owns its partitions (DESIGN's invariant 5), however much output is buffered.
-            let gate = gc.output_gate();
-            let budget = (limit - count).min(if exec.is_some() { 100 } else { 64 * 1024 }) as usize;
-            let mut processed: Vec<(String, i32, i64)> = Vec::new();
-            let polled = gc.poll(budget, |topic, partition, rec| -> anyhow::Result<()> {
-                match &exec {
-                    Some(cmd) => {
-                        if !gate.check() {
-                            return Err(LostPartitions.into());
-                        }
-                        run_exec(cmd, topic, partition, &rec)?;
-                        processed.push((topic.to_owned(), partition, rec.offset));
+            let polled = match &exec {
+                Some(cmd) => {
+                    let gate = gc.output_gate();
+                    let budget = (limit - count).min(100) as usize;
+                    let mut processed: Vec<(String, i32, i64)> = Vec::new();
+                    let polled = gc.poll(
+                        budget,
+                        |topic: &str, partition: i32, rec: RecordRef<'_>| -> anyhow::Result<()> {
+                            if !gate.check() {
+                                return Err(LostPartitions.into());
+                            }
+                            run_exec(cmd, topic, partition, &rec)?;
+                            processed.push((topic.to_owned(), partition, rec.offset));
+                            Ok(())
+                        },
+                    );
+                    for (topic, partition, offset) in &processed {
+                        gc.mark_processed(topic, *partition, *offset);
                     }
-                    None => {
-                        renderer.render(&mut out, topic, partition, &rec)?;
-                        if out.len() >= OUT_FLUSH && !write_if_owner(&gate, &mut stdout, &mut out)?
-                        {
-                            return Err(LostPartitions.into());
+                    if let Ok(p) = &polled {
+                        count += p.delivered as u64;
+                    }
+                    polled
+                }
+                None => {
+                    // As many records a poll as a plain read: the slice, not the budget,
+                    // bounds how long a poll keeps the member from its group.
+                    let budget = (limit - count).min(1 << 20) as usize;
+                    let mut owner = Owner::new(gc.output_gate(), count, slice);
+                    let printer = Printer {
+                        renderer: &mut renderer,
+                        out: &mut out,
+                        stdout: &mut stdout,
+                        count: &mut count,
+                        owner: Some(&mut owner),
+                    };
+                    match gc.poll(budget, printer) {
+                        // What the poll left rendered, written if the member still owns its
+                        // partitions (else dropped: another member owns them now).
+                        Ok(p) => {
+                            if (!out.is_empty() || p.delivered > 0)
+                                && owner.write_rest(&mut stdout, &mut out, &mut count)?
+                            {
+                                gc.mark_flushed();
+                            }
+                            Ok(p)
                         }
+                        // Ended at a write (Ctrl-C or SIGTERM, or the slice is over): every
+                        // record delivered was printed, and its position may be committed.
+                        Err(e) if e.is::<Interrupted>() || e.is::<SliceOver>() => {
+                            gc.mark_flushed();
+                            last_record = Instant::now();
+                            continue;
+                        }
+                        Err(e) => Err(e),
                     }
                 }
-                Ok(())
-            });
-            for (topic, partition, offset) in &processed {
-                gc.mark_processed(topic, *partition, *offset);
-            }
+            };
             if !quiet {
                 for s in gc.consumer_mut().take_skipped() {
                     eprintln!("warning: {s}");
@@ -246,7 +294,7 @@ fn run_local(
             }
             let polled = match polled {
                 Ok(p) => p,
-                // Rendered records of partitions this member may no longer own are dropped
+                // Rendered records of partitions this member may no longer own were dropped
                 // (left to their new owner); the next `maintain` rejoins.
                 Err(e) if e.is::<LostPartitions>() => {
                     out.clear();
@@ -259,16 +307,8 @@ fn run_local(
                     return Err(e);
                 }
             };
-            count += polled.delivered as u64;
             if polled.delivered > 0 {
                 last_record = Instant::now();
-            }
-            // Fenced while these were rendered: another member owns them now, and they are
-            // dropped.
-            if (!out.is_empty() || polled.delivered > 0)
-                && write_if_owner(&gate, &mut stdout, &mut out)?
-            {
-                gc.mark_flushed();
             }
             if !polled.all_at_end {
                 continue;
@@ -424,11 +464,6 @@ fn write_if_owner(
     out.clear();
     Ok(true)
 }
-
-/// Stops a poll whose records may no longer be written: the member lost its partitions.
-#[derive(Debug, thiserror::Error)]
-#[error("this member no longer owns its partitions")]
-struct LostPartitions;
 
 fn run_exec(cmd: &str, topic: &str, partition: i32, rec: &RecordRef<'_>) -> anyhow::Result<()> {
     use std::os::unix::ffi::OsStrExt;

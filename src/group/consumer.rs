@@ -13,8 +13,7 @@ use super::assignor::{self, RebalanceProtocol, TopicPartition};
 use super::member::{Member, MemberConfig, OutputGate};
 use super::state::{GroupPhase, GroupState, StoredState};
 use super::GroupError;
-use crate::consume::{resolve_start, Consumer, Polled};
-use crate::record::RecordRef;
+use crate::consume::{resolve_start, Consumer, ConsumerSink, Polled};
 use crate::spec::OffsetSpec;
 use crate::store::{fsutil, Partition, Store};
 
@@ -577,10 +576,12 @@ impl GroupConsumer {
 
     /// Delivers records of the held partitions. Delivers nothing while the member's session is
     /// in doubt (after a long stop) until the heartbeat thread has settled it.
-    pub fn poll<E, F>(&mut self, budget: usize, sink: F) -> Result<Polled, E>
+    /// The sink takes a batch's records at once where it can ([`ConsumerSink::records`]); a
+    /// closure taking one record at a time is a sink too.
+    pub fn poll<E, S>(&mut self, budget: usize, sink: S) -> Result<Polled, E>
     where
         E: From<crate::consume::ConsumeError>,
-        F: FnMut(&str, i32, RecordRef<'_>) -> Result<(), E>,
+        S: ConsumerSink<E>,
     {
         if !self.member.session_valid() && !self.member.await_session() {
             return Ok(Polled {
