@@ -1822,15 +1822,8 @@ fn sigterm_after_a_megabyte(s: &Store, args: &[&str], line_len: usize) -> usize 
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let mut printed = Vec::new();
-    let mut buf = vec![0u8; 64 << 10];
     // A slow reader: 1 MB, then the signal, then the rest as fast as it comes.
-    while printed.len() < 1 << 20 {
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "ended early");
-        printed.extend_from_slice(&buf[..n]);
-        thread::sleep(Duration::from_millis(5));
-    }
+    let mut printed = common::read_slowly(&mut stdout, 1 << 20);
     signal(&child, libc::SIGTERM);
     stdout.read_to_end(&mut printed).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -1869,14 +1862,7 @@ fn sigterm_during_json_rendered_ahead_prints_every_record_it_counts() {
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let mut printed = Vec::new();
-    let mut buf = vec![0u8; 64 << 10];
-    while printed.len() < 16 << 20 {
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "ended early");
-        printed.extend_from_slice(&buf[..n]);
-        thread::sleep(Duration::from_millis(5));
-    }
+    let mut printed = common::read_slowly(&mut stdout, 16 << 20);
     signal(&child, libc::SIGTERM);
     stdout.read_to_end(&mut printed).unwrap();
     let out = child.wait_with_output().unwrap();

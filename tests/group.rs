@@ -640,7 +640,6 @@ fn slowly_read(
     extra: &[&str],
     bytes: usize,
 ) -> (std::process::Child, std::process::ChildStdout, Vec<u8>) {
-    use std::io::Read;
     use std::process::Stdio;
     let mut child = store
         .spool_process()
@@ -652,14 +651,7 @@ fn slowly_read(
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let mut printed = Vec::new();
-    let mut buf = vec![0u8; 64 << 10];
-    while printed.len() < bytes {
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "ended early");
-        printed.extend_from_slice(&buf[..n]);
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let printed = common::read_slowly(&mut stdout, bytes);
     (child, stdout, printed)
 }
 

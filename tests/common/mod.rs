@@ -119,6 +119,20 @@ pub fn signal(child: &Child, sig: i32) {
     }
 }
 
+/// Reads `stdout` as a slow consumer of a pipe would (64 KiB every 5 ms) until `bytes` or more
+/// were read, and returns them; panics if the output ends first.
+pub fn read_slowly(stdout: &mut impl std::io::Read, bytes: usize) -> Vec<u8> {
+    let mut printed = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    while printed.len() < bytes {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "the output ended after {} bytes", printed.len());
+        printed.extend_from_slice(&buf[..n]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    printed
+}
+
 /// Reads a whole file.
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
