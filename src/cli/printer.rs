@@ -66,12 +66,11 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
         progress: &mut Progress,
     ) -> anyhow::Result<()> {
         let (template, plain) = match &*self.renderer {
-            Renderer::Template(template) => (template, template.plain()),
-            Renderer::Json(_) => {
-                return deliver_each(records, progress, |record| {
-                    self.record(topic, partition, record)
-                })
-            }
+            Renderer::Template(template) => match template.plain() {
+                Some(plain) => (template, plain),
+                None => return self.each(topic, partition, records, progress),
+            },
+            Renderer::Json(_) => return self.each(topic, partition, records, progress),
         };
         let out = &mut *self.out;
         let mut full = FullBuffer {
@@ -81,16 +80,9 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
             counted: progress.delivered,
         };
         let written = match plain {
-            Some(Plain::Value) => {
-                write_plain_lines::<false>(template, out, &mut full, records, progress)
-            }
-            Some(Plain::KeyValue) => {
+            Plain::Value => write_plain_lines::<false>(template, out, &mut full, records, progress),
+            Plain::KeyValue => {
                 write_plain_lines::<true>(template, out, &mut full, records, progress)
-            }
-            None => {
-                return deliver_each(records, progress, |record| {
-                    self.record(topic, partition, record)
-                })
             }
         };
         *full.count += (progress.delivered - full.counted) as u64;
@@ -120,6 +112,20 @@ impl ConsumerSink<anyhow::Error> for Printer<'_> {
 }
 
 impl Printer<'_> {
+    /// The records of a batch one at a time ([`ConsumerSink::record`]).
+    #[inline(always)]
+    fn each(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: &mut RecordIter<'_>,
+        progress: &mut Progress,
+    ) -> anyhow::Result<()> {
+        deliver_each(records, progress, |record| {
+            self.record(topic, partition, record)
+        })
+    }
+
     /// Writes what is buffered ([`write_records`]).
     fn flush(&mut self) -> anyhow::Result<()> {
         write_records(
@@ -167,9 +173,7 @@ fn write_records(
     owner: Option<&mut Owner>,
 ) -> anyhow::Result<()> {
     if let Some(owner) = &owner {
-        if !owner.gate.check() {
-            out.clear();
-            *count = owner.written;
+        if !owner.admits(out, count) {
             return Err(LostPartitions.into());
         }
     }
@@ -271,14 +275,23 @@ impl Owner {
         if out.is_empty() {
             return Ok(true);
         }
-        if !self.gate.check() {
-            out.clear();
-            *count = self.written;
+        if !self.admits(out, count) {
             return Ok(false);
         }
         write_out(stdout, out)?;
         self.written = *count;
         Ok(true)
+    }
+
+    /// Whether the member still owns its partitions, so that `out` may be written; if not,
+    /// `out` is dropped and its records taken back from `count`.
+    fn admits(&self, out: &mut Vec<u8>, count: &mut u64) -> bool {
+        if self.gate.check() {
+            return true;
+        }
+        out.clear();
+        *count = self.written;
+        false
     }
 }
 

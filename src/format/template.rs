@@ -160,12 +160,6 @@ impl Template {
         }
     }
 
-    /// Whether the template is a record's value and a fixed suffix (the default `%v\n`):
-    /// rendered by copying the value, which costs no more than handing it over.
-    pub fn is_value_only(&self) -> bool {
-        self.value_then.is_some()
-    }
-
     /// The template that writes what `spool produce -K SEP -D DELIM` reads: the key and
     /// `key_separator` (when given), the value, then `delimiter`. Built from bytes, so any
     /// separator works, including ones a `--format` string cannot spell.
