@@ -28,6 +28,13 @@ fn state(store: &Store, group: &str) -> GroupState {
         .unwrap_or_default()
 }
 
+/// The group's rebalances, as `group describe --history` shows them.
+fn history(store: &Store, group: &str) -> Vec<spool::group::state::RebalanceEvent> {
+    let s = common::lib_store(store);
+    let dir = GroupDir::new(&s, group).unwrap();
+    dir.load_history(&[]).unwrap()
+}
+
 /// Partition counts per member when the group is stable with `members` members.
 fn stable_counts(store: &Store, group: &str, members: usize) -> Option<Vec<usize>> {
     let s = state(store, group);
@@ -132,7 +139,7 @@ fn a_killed_member_is_replaced_long_before_the_session_timeout() {
     assert!(takeover < Duration::from_secs(10), "took {takeover:?}");
     produce_numbers(&store, "t", 0, 100);
     assert!(wait_until(WAIT, || deliveries(&[&a]).len() >= 100));
-    let history = state(&store, "g").history;
+    let history = history(&store, "g");
     assert_eq!(
         history.last().unwrap().trigger,
         spool::group::state::Trigger::Died
@@ -167,7 +174,7 @@ fn a_stopped_member_loses_its_partitions_and_rejoins_when_resumed() {
         stopped.elapsed() >= Duration::from_millis(1800),
         "moved before the session timeout"
     );
-    let history = state(&store, "g").history;
+    let history = history(&store, "g");
     assert_eq!(
         history.last().unwrap().trigger,
         spool::group::state::Trigger::TimedOut
@@ -194,7 +201,7 @@ fn partitions_added_to_the_topic_are_assigned() {
         .assert()
         .success();
     wait_stable(&store, "g", 2, &[3, 3]);
-    let history = state(&store, "g").history;
+    let history = history(&store, "g");
     assert_eq!(
         history.last().unwrap().trigger,
         spool::group::state::Trigger::PartitionsAdded
@@ -540,12 +547,11 @@ fn a_member_blocked_on_its_output_leaves_after_the_max_poll_interval() {
     assert!(wait_until(WAIT, || state(&store, "g").members.len() == 1));
     let other = member(&store, "t", "g", &FAST);
     let left = wait_until(WAIT, || {
-        state(&store, "g")
-            .history
+        history(&store, "g")
             .iter()
             .any(|e| e.trigger == spool::group::state::Trigger::PollInterval)
     });
-    assert!(left, "{:#?}", state(&store, "g"));
+    assert!(left, "{:#?}", history(&store, "g"));
     assert!(wait_until(WAIT, || deliveries(&[&other]).len() >= 1000));
     let _ = blocked.kill();
     let _ = blocked.wait();

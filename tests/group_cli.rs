@@ -400,6 +400,40 @@ fn describe_shows_dead_and_expired_members_without_evicting_them() {
     assert_eq!(lease_files(&store, "g"), 1);
 }
 
+/// A long-lived group's state stays the size of its present: every member reads `group.yaml`
+/// after every change, so the rebalances it went through are kept beside it (`history.yaml`).
+#[test]
+fn a_group_joined_many_times_keeps_its_state_small_and_its_last_fifty_rebalances() {
+    let store = Store::new();
+    store.create_topic("t", 2, &[]);
+    store.produce("t", "one\n", &[]);
+    for _ in 0..60 {
+        store
+            .spool()
+            .args(["consume", "t", "--group", "g", "-e"])
+            .assert()
+            .success();
+    }
+    let group_yaml = store.dir().join("groups/g/group.yaml");
+    let size = std::fs::metadata(&group_yaml).unwrap().len();
+    assert!(
+        size < 1024,
+        "{size} bytes:\n{}",
+        String::from_utf8_lossy(&common::read(&group_yaml))
+    );
+    let history = json(
+        &store,
+        &["group", "describe", "g", "--history", "-o", "json"],
+    )["history"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(history.len(), 50, "the last fifty of 120");
+    assert_eq!(history.last().unwrap()["generation"], 120);
+    assert_eq!(history.last().unwrap()["trigger"], "left");
+    assert_eq!(history[0]["generation"], 71);
+}
+
 #[test]
 fn history_after_joins_and_a_kill() {
     let store = Store::new();

@@ -285,7 +285,7 @@ fn heartbeats_far_off_by_the_deciders_clock_expire_nobody() {
         }
     }
     let s = state(&store);
-    assert_eq!(s.generation, generation, "{:#?}", s.history);
+    assert_eq!(s.generation, generation, "{s:#?}");
     assert_eq!(s.members.len(), 4);
     for m in &members {
         assert!(

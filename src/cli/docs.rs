@@ -62,7 +62,11 @@ const FILES: &[(&str, &str)] = &[
     ),
     (
         "groups/<group>/group.yaml",
-        "A consumer group's generation, state, assignor, assignment and rebalance history.",
+        "A consumer group's generation, state, assignor and assignment.",
+    ),
+    (
+        "groups/<group>/history.yaml",
+        "The group's last rebalances (what `spool group describe --history` shows), appended as they happen.",
     ),
     (
         "groups/<group>/members/<member-id>.yaml",

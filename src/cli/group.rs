@@ -93,7 +93,13 @@ struct GroupSummary {
 fn list(ctx: &Context, a: ListArgs) -> anyhow::Result<ExitCode> {
     let views = ctx
         .target
-        .describe_all_groups(ViewOptions { offsets: true }, fsutil::now_ms())
+        .describe_all_groups(
+            ViewOptions {
+                offsets: true,
+                history: false,
+            },
+            fsutil::now_ms(),
+        )
         .map_err(|e| group_error(e, admin_error))?;
     let summaries: Vec<GroupSummary> = views
         .iter()
@@ -286,6 +292,7 @@ fn describe_frame(ctx: &Context, a: &DescribeArgs) -> anyhow::Result<Frame> {
     let kind = a.kind();
     let options = ViewOptions {
         offsets: kind == ViewKind::Offsets,
+        history: kind == ViewKind::History,
     };
     let mut views = Vec::new();
     let mut notices = Vec::new();

@@ -77,7 +77,7 @@ const JOIN_WINDOW_MAX_MS: i64 = 1000;
 /// at most.
 pub fn join_window(state: &GroupState, now_ms: i64) -> Option<std::time::Duration> {
     let window = (state.members.len() as i64 * JOIN_WINDOW_PER_MEMBER_MS).min(JOIN_WINDOW_MAX_MS);
-    let started = state.history.last()?.time_ms;
+    let started = state.generation_started_ms()?;
     let age = (now_ms - started).clamp(0, window);
     (age < window).then(|| std::time::Duration::from_millis((window - age) as u64))
 }
@@ -351,7 +351,7 @@ impl Coordinator {
         if !state.is_eager() && state.quarantine.is_empty() {
             state.grant_free();
         }
-        state.push_history(RebalanceEvent {
+        state.record_rebalance(RebalanceEvent {
             generation: state.generation,
             time_ms: now_ms,
             trigger,
@@ -803,7 +803,7 @@ impl Coordinator {
             // Nothing to revoke: the new member acknowledges its first generation at once.
             state.acked.insert(me, state.generation);
         }
-        self.group.save_state_with(lock, &state)?;
+        self.group.save_state_with(lock, &mut state)?;
         Ok((held, state))
     }
 
@@ -890,14 +890,14 @@ impl Coordinator {
             }
             return Ok(state);
         }
-        let state = GroupState {
+        let mut state = GroupState {
             generation: previous_generation.unwrap_or(0) + 1,
             incarnation: GroupState::new_incarnation(),
             quarantine_since_ms: (!quarantine.is_empty()).then_some(now_ms),
             quarantine,
             ..GroupState::default()
         };
-        self.group.save_state_with(lock, &state)?;
+        self.group.save_state_with(lock, &mut state)?;
         Ok(state)
     }
 
@@ -957,7 +957,7 @@ impl Coordinator {
         let lock = self.lock()?;
         let mut state = self.load_for_change(&lock, now_ms)?;
         if self.reconcile(&mut state, now_ms, &[])? {
-            self.group.save_state_with(&lock, &state)?;
+            self.group.save_state_with(&lock, &mut state)?;
         }
         Ok(state)
     }
@@ -986,7 +986,7 @@ impl Coordinator {
             now_ms,
             &[(member.to_owned(), Trigger::TimedOut)],
         )? {
-            self.group.save_state_with(&lock, &state)?;
+            self.group.save_state_with(&lock, &mut state)?;
         }
         Ok(Some(state))
     }
@@ -1039,7 +1039,7 @@ impl Coordinator {
         }
         let mut state = self.load_for_change(lock, now_ms)?;
         if self.reconcile(&mut state, now_ms, &hints)? {
-            self.group.save_state_with(lock, &state)?;
+            self.group.save_state_with(lock, &mut state)?;
         }
         Ok(())
     }
@@ -1112,7 +1112,7 @@ impl Coordinator {
             }
             let acked = state.acked.entry(me.to_owned()).or_insert(-1);
             *acked = (*acked).max(generation.min(state.generation));
-            self.group.save_state_with(&lock, &state)?;
+            self.group.save_state_with(&lock, &mut state)?;
             Ok(Some(state))
         })();
         match result {
@@ -1186,7 +1186,7 @@ impl Coordinator {
                 }
             }
             if !taken.is_empty() || cleared {
-                self.group.save_state_with(&lock, &state)?;
+                self.group.save_state_with(&lock, &mut state)?;
             }
             Ok(Some((state, taken)))
         })();
@@ -1279,7 +1279,7 @@ impl Coordinator {
         let result = (|| -> Result<Option<GroupState>, GroupError> {
             let mut state = self.load_for_change(&lock, now_ms)?;
             if self.fold_releases(&lock, &mut state, now_ms)? {
-                self.group.save_state_with(&lock, &state)?;
+                self.group.save_state_with(&lock, &mut state)?;
             }
             Ok(Some(state))
         })();
@@ -1454,7 +1454,7 @@ impl Coordinator {
             let is_static = held.lease.instance_id.is_some() && trigger == Trigger::Left;
             if is_static {
                 drop(held);
-                self.group.save_state_with(&lock, &state)?;
+                self.group.save_state_with(&lock, &mut state)?;
                 return Ok(());
             }
             held.remove()?;
@@ -1463,7 +1463,7 @@ impl Coordinator {
                 live.remove(&me);
                 let protocol = state.protocol.clone();
                 self.advance(&mut state, live, protocol, vec![(me, trigger)], now_ms)?;
-                self.group.save_state_with(&lock, &state)?;
+                self.group.save_state_with(&lock, &mut state)?;
             }
             Ok(())
         })();

@@ -192,6 +192,8 @@ impl GroupView {
 pub struct ViewOptions {
     /// Read the log start and end offset of each partition (for lags).
     pub offsets: bool,
+    /// Read the rebalance history (`history.yaml`).
+    pub history: bool,
 }
 
 /// Whether a group exists: its directory is there (created by its first member, by an offset
@@ -217,7 +219,7 @@ pub fn describe_group(
     let (offsets, _stale) = dir.load_current_offsets(store)?;
     let leases = coordinator.scan_leases(now_ms)?;
     let mut topics = TopicCache::new(store);
-    Ok(Some(build(
+    let mut view = build(
         group,
         has_files,
         &state,
@@ -226,7 +228,11 @@ pub fn describe_group(
         &mut topics,
         options,
         now_ms,
-    )?))
+    )?;
+    if options.history {
+        view.history = dir.load_history(&state.history)?;
+    }
+    Ok(Some(view))
 }
 
 /// Views of every group of the store, sorted by name.
@@ -434,7 +440,7 @@ fn build(
         },
         members: members.into_values().collect(),
         partitions,
-        history: state.history.clone(),
+        history: Vec::new(),
         as_of_ms: now_ms,
     })
 }

@@ -81,7 +81,10 @@ fn describe(broker: &Broker, group: &str, offsets: bool) -> Result<Option<GroupV
     view::describe_group(
         &broker.store,
         group,
-        ViewOptions { offsets },
+        ViewOptions {
+            offsets,
+            history: false,
+        },
         fsutil::now_ms(),
     )
 }
@@ -93,7 +96,10 @@ pub fn list_groups(
 ) -> ListGroupsResponse {
     let views = match view::describe_all(
         &broker.store,
-        ViewOptions { offsets: false },
+        ViewOptions {
+            offsets: false,
+            history: false,
+        },
         fsutil::now_ms(),
     ) {
         Ok(v) => v,
