@@ -441,6 +441,51 @@ fn a_member_whose_stdout_closes_leaves_and_commits() {
     assert!(c[&0] >= 3 && c[&0] <= 1000, "{c:?}");
 }
 
+/// SIGTERM to every member at once: they leave together (whoever takes the group lock first
+/// lets out every member leaving then, in one generation), and each commits what it printed.
+#[test]
+fn members_stopped_at_once_leave_in_a_few_generations_and_commit_what_they_printed() {
+    let store = Store::new();
+    let n = 12;
+    store.create_topic("t", n as u32, &[]);
+    produce_numbers(&store, "t", 0, 1200);
+    let mut members: Vec<Running> = (0..n).map(|_| member(&store, "t", "g", &FAST)).collect();
+    wait_stable(&store, "g", n, &[1; 12]);
+    let refs: Vec<&Running> = members.iter().collect();
+    assert!(wait_until(WAIT, || deliveries(&refs).len() >= 1200));
+    let before = state(&store, "g").generation;
+    for m in &members {
+        m.signal(libc::SIGTERM);
+    }
+    for m in &mut members {
+        assert!(m.wait_exit(WAIT).success());
+    }
+    let after = state(&store, "g");
+    assert!(after.members.is_empty(), "{after:#?}");
+    let generations = after.generation - before;
+    eprintln!("{generations} generations for {n} members leaving at once");
+    assert!(
+        generations < n as i32 / 2,
+        "{generations} generations for {n} members leaving at once: {:#?}",
+        history(&store, "g")
+    );
+    let left: usize = history(&store, "g")
+        .iter()
+        .filter(|e| e.generation > before)
+        .map(|e| e.subjects.len())
+        .sum();
+    assert_eq!(left, n, "every member left once");
+    assert_eq!(
+        committed(&store, "g"),
+        (0..n as i32).map(|p| (p, 100)).collect()
+    );
+    let group = store.dir().join("groups/g");
+    for dir in ["members", "leaving"] {
+        let files: Vec<_> = std::fs::read_dir(group.join(dir)).unwrap().collect();
+        assert!(files.is_empty(), "{dir}: {files:?}");
+    }
+}
+
 /// Members join, leave and are killed while records flow. Afterwards every offset was
 /// delivered, and each member's hold of a partition printed consecutive offsets in order.
 #[test]

@@ -11,6 +11,9 @@
 //! groups/<group>/releasing/<id>        partitions a cooperative member gave up, with offsets
 //!                                      to commit, until the next lock holder folds them in
 //!                                      (see `coordinator::Coordinator::try_fold_releases`)
+//! groups/<group>/leaving/<id>          a member leaving, with the offsets to commit, until the
+//!                                      next lock holder lets it out (see
+//!                                      `coordinator::Coordinator::leave_in_batch`)
 //! groups/<group>/joining/<id>          a member waiting to be admitted (its lease is already
 //!                                      in members/); holds the id of the lease it replaces,
 //!                                      if any (see `coordinator::Coordinator::rejoin`)
@@ -49,6 +52,8 @@ pub const MEMBERS_DIR: &str = "members";
 pub const JOINING_DIR: &str = "joining";
 /// Partitions given up and not yet handed over: whoever holds the group lock folds them all in.
 pub const RELEASING_DIR: &str = "releasing";
+/// Members leaving, with their last offsets: whoever holds the group lock lets them all out.
+pub const LEAVING_DIR: &str = "leaving";
 
 /// What a cooperative member gave up in a generation (it stopped reading them first), written
 /// to `releasing/<member-id>`.
@@ -490,6 +495,10 @@ impl GroupDir {
         self.dir.join(RELEASING_DIR)
     }
 
+    pub fn leaving_dir(&self) -> PathBuf {
+        self.dir.join(LEAVING_DIR)
+    }
+
     /// Whether `member` waits in `joining/` to be admitted.
     pub fn is_joining(&self, member: &str) -> bool {
         self.joining_dir().join(member).exists()
@@ -503,7 +512,7 @@ impl GroupDir {
     pub fn ensure_created(&self) -> Result<(), StoreError> {
         let members = self.members_dir();
         fsutil::create_dir_all_synced(&members).at("create", &members)?;
-        for dir in [self.joining_dir(), self.releasing_dir()] {
+        for dir in [self.joining_dir(), self.releasing_dir(), self.leaving_dir()] {
             fsutil::create_dir_all_synced(&dir).at("create", &dir)?;
         }
         Ok(())
