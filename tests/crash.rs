@@ -171,6 +171,7 @@ impl Rng {
 fn kill_9_at_random_moments_never_loses_acknowledged_records() {
     let s = Store::new();
     s.create_topic("crash", 1, &["--segment-bytes", "4096"]);
+    s.create_topic("calibration", 1, &["--segment-bytes", "4096"]);
     let seed = std::env::var("SPOOL_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -188,11 +189,29 @@ fn kill_9_at_random_moments_never_loses_acknowledged_records() {
     let mut acknowledged: Vec<String> = Vec::new();
     let mut killed_inputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut kills = 0;
+    // How long an unkilled producer of a round's input takes, per fsync policy: each kill comes
+    // at a random moment within that time (a fixed window let fast machines finish first).
+    let fsyncs = ["exit", "never", "batch"];
+    let lifetimes: Vec<u64> = fsyncs
+        .iter()
+        .map(|fsync| {
+            let path = s.tmp.path().join(format!("calibrate-{fsync}"));
+            write_input(&path, "calibrate", 1500);
+            let t = Instant::now();
+            s.spool()
+                .args(["produce", "calibration", "-q", "--batch-size", "300"])
+                .args(["--fsync", fsync, "--file"])
+                .arg(&path)
+                .assert()
+                .success();
+            t.elapsed().as_micros() as u64
+        })
+        .collect();
     for round in 0..30 {
         let prefix = format!("r{round}");
         let path = s.tmp.path().join(&prefix);
         let input = write_input(&path, &prefix, 1500);
-        let fsync = ["exit", "never", "batch"][round % 3];
+        let fsync = fsyncs[round % 3];
         let mut victim = s
             .spool_process()
             .args([
@@ -221,7 +240,9 @@ fn kill_9_at_random_moments_never_loses_acknowledged_records() {
                 .unwrap();
             (child, input)
         });
-        std::thread::sleep(Duration::from_micros(rng.below(40_000)));
+        std::thread::sleep(Duration::from_micros(
+            rng.below((lifetimes[round % 3] * 9 / 10).max(1)),
+        ));
         signal(&victim, libc::SIGKILL);
         let status = victim.wait().unwrap();
         if status.success() {
@@ -248,7 +269,7 @@ fn kill_9_at_random_moments_never_loses_acknowledged_records() {
         verify_clean(&s, "crash");
     }
     eprintln!(
-        "{kills} of 30 producers killed mid-run in {:?}",
+        "{kills} of 30 producers killed mid-run in {:?} (lifetimes {lifetimes:?} µs)",
         started.elapsed()
     );
     assert!(
