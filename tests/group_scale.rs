@@ -421,3 +421,65 @@ fn a_rebuilt_state_does_not_take_its_quarantined_members_back_on_a_reconcile() {
     assert_eq!(state.owned_by("a2").len(), 2, "{state:#?}");
     drop(a2);
 }
+
+/// A member leaving lets out every member whose leave note waits in `leaving/`, in one
+/// generation: their offsets of partitions they own are committed with its own, their leases
+/// removed; a note of a member not in the group, or for a partition its member does not own,
+/// commits nothing.
+#[test]
+fn a_leaving_member_lets_out_the_others_waiting_to_leave_in_one_generation() {
+    use spool::group::assignor::TopicPartition;
+    use spool::group::coordinator::Coordinator;
+    use spool::group::state::Trigger;
+    let store = Store::new();
+    store.create_topic("t", 2, &[]);
+    let s = common::lib_store(&store);
+    let c = Coordinator::new(&s, "g").unwrap();
+    let now = spool::store::fsutil::now_ms();
+    let (a, _) = c.join(lease("a"), now).unwrap();
+    let (b, state) = c.join(lease("b"), now).unwrap();
+    // Cooperative: `a` owns both partitions until it gives one up.
+    assert_eq!(state.owned_by("a").len(), 2, "{state:#?}");
+    let group = store.dir().join("groups/g");
+    let note = |partition: i32, offset: i64| {
+        format!(
+            "generation: 0\nreleased:\n- topic: t\n  partition: {partition}\n  offset: {offset}\n"
+        )
+    };
+    std::fs::write(group.join("leaving/b"), note(1, 70)).unwrap();
+    std::fs::write(group.join("leaving/ghost"), note(0, 90)).unwrap();
+    let before = state.generation;
+
+    let tp = |p| TopicPartition::new("t".to_string(), p);
+    c.leave(a, &[(tp(0), 5), (tp(1), 6)], Trigger::Left, now)
+        .unwrap();
+    let after = c.state().unwrap();
+    assert!(after.members.is_empty(), "{after:#?}");
+    assert!(after.owners.values().all(|o| o.is_empty()), "{after:#?}");
+    assert_eq!(after.generation, before + 1, "one generation for both");
+    assert!(!b.is_current(), "b's lease went with the leave");
+    let committed: Vec<(i32, i64)> = common::committed(&store, "g")
+        .into_iter()
+        .map(|(_, p, o)| (p, o))
+        .collect();
+    assert_eq!(
+        committed,
+        [(0, 5), (1, 6)],
+        "b owned nothing, ghost is nobody"
+    );
+    let left: Vec<String> = c
+        .group
+        .load_history(&[])
+        .unwrap()
+        .last()
+        .unwrap()
+        .subjects
+        .clone();
+    assert_eq!(left, ["a", "b"]);
+    let notes: Vec<_> = std::fs::read_dir(group.join("leaving")).unwrap().collect();
+    assert!(notes.is_empty(), "{notes:?}");
+    // b, let out already, finds itself out and changes nothing.
+    c.leave(b, &[(tp(1), 70)], Trigger::Left, now).unwrap();
+    assert_eq!(c.state().unwrap().generation, after.generation);
+    assert_eq!(common::committed(&store, "g").len(), 2);
+}

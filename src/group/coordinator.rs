@@ -1504,6 +1504,8 @@ impl Coordinator {
     ) -> Result<(), GroupError> {
         let me = held.lease.member_id.clone();
         let me = me.as_str();
+        // `leaving/` is new: a group made by an older spool may lack it.
+        self.group.ensure_created()?;
         let note = self.group.leaving_dir().join(me);
         let group_file = self.group.group_file();
         let lock_path = self.group.dir.join(LOCK_FILE);
