@@ -3,7 +3,7 @@
 //! `-C` as a value with `-- -C`).
 //!
 //! Only consulted after clap refused a command line: a habit flag that spool also defines (`-e`,
-//! `-p`, `-o`, `--max-messages`, ...) is spool's. Each recognised flag is one [`HABITS`] entry;
+//! `-p`, `-o`, `--max-messages`, ...) is spool's. Each recognised flag is one `HABITS` entry;
 //! [`suggest`] translates the whole line, so `spool -C -t orders -o beginning -e` gets
 //! `spool consume orders -o beginning -e`.
 

@@ -50,7 +50,7 @@ pub fn table(headers: &[&str]) -> Table {
 
 /// Makes a table that is wider than the terminal fit as well as it can without breaking what
 /// must stay whole: headers break at their hyphens (`LOG-END-` over `OFFSET`), columns are one
-/// space apart, and only free-text columns ([`FREE_TEXT_COLUMNS`]) wrap; every other column
+/// space apart, and only free-text columns (`FREE_TEXT_COLUMNS`) wrap; every other column
 /// keeps its widest cell on one line. When that is still too wide, the table runs wide (the
 /// terminal wraps whole lines, each of which stays copyable). A table that fits, or that is
 /// not printed to a terminal, is left alone.

@@ -352,7 +352,7 @@ impl Consumer {
     ///
     /// While some partitions still have records, one found at its end is only read again in
     /// its current segment, and looked at in full (for a newer segment, for the topic's
-    /// deletion) every [`FULL_LOOK_EVERY`]; the end of them all is reported only after a full
+    /// deletion) every `FULL_LOOK_EVERY`; the end of them all is reported only after a full
     /// look at each. Reading many partitions of unequal sizes to their end then costs no
     /// directory listing per poll for each partition already done.
     pub fn poll<E, S>(&mut self, budget: usize, mut sink: S) -> Result<Polled, E>

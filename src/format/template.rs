@@ -251,7 +251,7 @@ fn render_body(
 
 /// Renders records through a [`Template`], byte for byte as [`Template::render`] does, with
 /// the start of the line up to its first key, value, length or headers (`%t`, `%p`, `%o`,
-/// `%T`, `%d` and literals) kept per partition by [`LineHeads`]: rendered once, its offset
+/// `%T`, `%d` and literals) kept per partition by `LineHeads`: rendered once, its offset
 /// counted up in place from one record to the next.
 #[derive(Debug, Clone)]
 pub struct TemplateLines {

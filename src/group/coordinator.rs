@@ -72,7 +72,7 @@ const JOIN_WINDOW_PER_MEMBER_MS: i64 = 2;
 const JOIN_WINDOW_MAX_MS: i64 = 1000;
 
 /// How long a joiner should still wait before it admits, if the group's last generation is
-/// younger than its join window ([`JOIN_WINDOW_PER_MEMBER_MS`] per member). The age is taken
+/// younger than its join window (`JOIN_WINDOW_PER_MEMBER_MS` per member). The age is taken
 /// by the wall clock and bounded by the window, so a clock jump delays a join by one window
 /// at most.
 pub fn join_window(state: &GroupState, now_ms: i64) -> Option<std::time::Duration> {
@@ -1427,7 +1427,7 @@ impl Coordinator {
     /// Leaves the group: commits, releases every partition, removes the lease (a static
     /// member's lease stays, so a restart within the session timeout finds its partitions) and
     /// starts a new generation for the others. A dynamic member leaving of its own accord
-    /// leaves with whoever else is leaving at that moment ([`Coordinator::leave_in_batch`]).
+    /// leaves with whoever else is leaving at that moment (`Coordinator::leave_in_batch`).
     pub fn leave(
         &self,
         held: HeldLease,

@@ -1,6 +1,6 @@
 //! Consumer groups as Kafka clients see them. FindCoordinator: this server coordinates every
 //! group. JoinGroup, SyncGroup, Heartbeat, LeaveGroup and OffsetCommit make a client a member
-//! of spool's group through [`super::members`]; ListGroups, DescribeGroups and OffsetFetch are
+//! of spool's group through `super::members`; ListGroups, DescribeGroups and OffsetFetch are
 //! read-only views through [`crate::group::view`], exactly what `spool group describe` shows;
 //! OffsetDelete and DeleteGroups are `spool group delete-offsets` and `spool group delete`.
 
