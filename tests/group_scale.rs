@@ -386,20 +386,33 @@ fn lease(id: &str) -> Lease {
     }
 }
 
+/// Members `a` and `b` of group `g` (cooperative) on a two-partition topic `t`, joined through
+/// the library's coordinator, and the state after the second join.
+fn two_members() -> (
+    Store,
+    spool::group::coordinator::Coordinator,
+    i64,
+    spool::group::lease::HeldLease,
+    spool::group::lease::HeldLease,
+    GroupState,
+) {
+    let store = Store::new();
+    store.create_topic("t", 2, &[]);
+    let s = common::lib_store(&store);
+    let c = spool::group::coordinator::Coordinator::new(&s, "g").unwrap();
+    let now = spool::store::fsutil::now_ms();
+    let (a, _) = c.join(lease("a"), now).unwrap();
+    let (b, state) = c.join(lease("b"), now).unwrap();
+    (store, c, now, a, b, state)
+}
+
 /// A state lost while two members run is rebuilt with both in quarantine, and a peer's
 /// reconcile (after a death, a sweep) does not let them back in by their locked leases: they
 /// may still read what the lost state gave them, so they come back only by rejoining. (Before,
 /// the rebuilt generation took every locked lease back at once and handed partitions out.)
 #[test]
 fn a_rebuilt_state_does_not_take_its_quarantined_members_back_on_a_reconcile() {
-    use spool::group::coordinator::Coordinator;
-    let store = Store::new();
-    store.create_topic("t", 2, &[]);
-    let s = common::lib_store(&store);
-    let c = Coordinator::new(&s, "g").unwrap();
-    let now = spool::store::fsutil::now_ms();
-    let (a, _) = c.join(lease("a"), now).unwrap();
-    let (b, state) = c.join(lease("b"), now).unwrap();
+    let (store, c, now, a, b, state) = two_members();
     assert_eq!(state.members.len(), 2);
     let group = store.dir().join("groups/g");
     for name in ["group.yaml", "group.yaml.prev"] {
@@ -429,15 +442,8 @@ fn a_rebuilt_state_does_not_take_its_quarantined_members_back_on_a_reconcile() {
 #[test]
 fn a_leaving_member_lets_out_the_others_waiting_to_leave_in_one_generation() {
     use spool::group::assignor::TopicPartition;
-    use spool::group::coordinator::Coordinator;
     use spool::group::state::Trigger;
-    let store = Store::new();
-    store.create_topic("t", 2, &[]);
-    let s = common::lib_store(&store);
-    let c = Coordinator::new(&s, "g").unwrap();
-    let now = spool::store::fsutil::now_ms();
-    let (a, _) = c.join(lease("a"), now).unwrap();
-    let (b, state) = c.join(lease("b"), now).unwrap();
+    let (store, c, now, a, b, state) = two_members();
     // Cooperative: `a` owns both partitions until it gives one up.
     assert_eq!(state.owned_by("a").len(), 2, "{state:#?}");
     let group = store.dir().join("groups/g");

@@ -82,6 +82,56 @@ pub fn join_window(state: &GroupState, now_ms: i64) -> Option<std::time::Duratio
     (age < window).then(|| std::time::Duration::from_millis((window - age) as u64))
 }
 
+/// Writes member `me`'s note into `dir` (`releasing/`, `leaving/`): under a temporary name,
+/// then renamed, so a reader never sees half of it.
+fn write_note(
+    dir: &std::path::Path,
+    me: &str,
+    note: &super::state::ReleaseNote,
+) -> Result<(), GroupError> {
+    let path = dir.join(me);
+    let tmp = dir.join(format!(".{me}.tmp"));
+    let text = serde_yaml::to_string(note).expect("notes serialize");
+    std::fs::write(&tmp, text).at("write", &tmp)?;
+    std::fs::rename(&tmp, &path).at("write", &path)?;
+    Ok(())
+}
+
+/// Takes the members' notes out of `dir` (but those `skip` names), each moved into the lock
+/// holder's directory before it is read, so a note its member writes again meanwhile (it saw
+/// its note taken by a holder that then lost the lock) is not lost. Notes that do not parse are
+/// dropped.
+fn take_notes(
+    lock: &GroupLock,
+    dir: &std::path::Path,
+    skip: impl Fn(&str) -> bool,
+) -> Vec<(String, super::state::ReleaseNote)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    for entry in entries.flatten() {
+        let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if id.starts_with('.') || skip(&id) {
+            continue;
+        }
+        let taken = lock.work_dir().join(format!("{id}.note"));
+        if std::fs::rename(entry.path(), &taken).is_err() {
+            continue;
+        }
+        let note = std::fs::read_to_string(&taken)
+            .ok()
+            .and_then(|t| serde_yaml::from_str(&t).ok());
+        let _ = std::fs::remove_file(&taken);
+        if let Some(note) = note {
+            notes.push((id, note));
+        }
+    }
+    notes
+}
+
 fn lock_lost() -> GroupError {
     GroupError::Fenced(
         "its hold of the group lock was taken over (it was stopped for longer than the others wait)"
@@ -1259,15 +1309,9 @@ impl Coordinator {
                 })
                 .collect(),
         };
-        let dir = self.group.releasing_dir();
-        let path = dir.join(me);
-        let tmp = dir.join(format!(".{me}.tmp"));
-        let text = serde_yaml::to_string(&note).expect("release notes serialize");
         // Not fsynced: after a crash the group forms again, and the offsets were not committed
         // (at least once).
-        std::fs::write(&tmp, text).at("write", &tmp)?;
-        std::fs::rename(&tmp, &path).at("write", &path)?;
-        Ok(())
+        write_note(&self.group.releasing_dir(), me, &note)
     }
 
     /// Folds every member's release note in, if the group lock is free now: `Ok(None)` when it
@@ -1302,30 +1346,11 @@ impl Coordinator {
         state: &mut GroupState,
         now_ms: i64,
     ) -> Result<bool, GroupError> {
-        let dir = self.group.releasing_dir();
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(false);
-        };
         let eager = state.is_eager();
         let mut changed = false;
         let mut offsets: Option<super::state::Offsets> = None;
         let mut topic_ids: BTreeMap<String, String> = BTreeMap::new();
-        for entry in entries.flatten() {
-            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if id.starts_with('.') {
-                continue;
-            }
-            let taken = lock.work_dir().join(format!("{id}.release"));
-            if std::fs::rename(entry.path(), &taken).is_err() {
-                continue;
-            }
-            let note = std::fs::read_to_string(&taken)
-                .ok()
-                .and_then(|t| serde_yaml::from_str::<super::state::ReleaseNote>(&t).ok());
-            let _ = std::fs::remove_file(&taken);
-            let Some(note) = note else { continue };
+        for (id, note) in take_notes(lock, &self.group.releasing_dir(), |_| false) {
             if eager || note.generation != state.generation || !state.members.contains_key(&id) {
                 continue; // stale: the member gives up again for the generation it is in
             }
@@ -1583,13 +1608,7 @@ impl Coordinator {
                 })
                 .collect(),
         };
-        let dir = self.group.leaving_dir();
-        let path = dir.join(me);
-        let tmp = dir.join(format!(".{me}.tmp"));
-        let text = serde_yaml::to_string(&note).expect("leave notes serialize");
-        std::fs::write(&tmp, text).at("write", &tmp)?;
-        std::fs::rename(&tmp, &path).at("write", &path)?;
-        Ok(())
+        write_note(&self.group.leaving_dir(), me, &note)
     }
 
     /// Takes every leave note in `leaving/` (and `mine`, the holder's own, from memory), and for
@@ -1607,25 +1626,8 @@ impl Coordinator {
         let members_dir = self.group.members_dir();
         let mut leavers: BTreeMap<String, Vec<(TopicPartition, i64)>> = BTreeMap::new();
         leavers.insert(mine.0.to_owned(), mine.1.to_vec());
-        let dir = self.group.leaving_dir();
-        for entry in std::fs::read_dir(&dir).at("list", &dir)?.flatten() {
-            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if id.starts_with('.') || leavers.contains_key(&id) {
-                continue;
-            }
-            // Taken into the holder's directory first: a note written again meanwhile (its
-            // member saw it taken by a holder that lost the lock) is not lost.
-            let taken = lock.work_dir().join(format!("{id}.leave"));
-            if std::fs::rename(entry.path(), &taken).is_err() {
-                continue;
-            }
-            let note = std::fs::read_to_string(&taken)
-                .ok()
-                .and_then(|t| serde_yaml::from_str::<super::state::ReleaseNote>(&t).ok());
-            let _ = std::fs::remove_file(&taken);
-            let Some(note) = note else { continue };
+        let notes = take_notes(lock, &self.group.leaving_dir(), |id| id == mine.0);
+        for (id, note) in notes {
             if !state.members.contains_key(&id) || !Lease::path(&members_dir, &id).exists() {
                 continue; // gone already (expired, evicted, a lost state)
             }
