@@ -174,7 +174,9 @@ pub struct DescribeArgs {
     /// The group's state, assignor, generation and member count.
     #[arg(long)]
     pub state: bool,
-    /// Recent rebalances: generation, time, trigger, members before and after.
+    /// Recent rebalances (the last 50, fewer in a large group): generation, time, trigger,
+    /// members before and after. The table names three members a cell and counts the rest;
+    /// `-o json` lists them all.
     #[arg(long)]
     pub history: bool,
     /// Output format.
@@ -533,13 +535,18 @@ fn ago(now: i64, then: i64) -> String {
     }
 }
 
+/// Member ids in a table cell: up to [`IDS_SHOWN`] of them, then how many more (a generation of
+/// a large group names hundreds; `-o json` has them all).
 fn ids(list: &[String]) -> String {
-    if list.is_empty() {
-        "-".to_owned()
-    } else {
-        list.join(",")
+    match list.len() {
+        0 => "-".to_owned(),
+        n if n <= IDS_SHOWN => list.join(","),
+        n => format!("{} and {} more", list[..IDS_SHOWN].join(","), n - IDS_SHOWN),
     }
 }
+
+/// Member ids a history table names in one cell before it counts the rest.
+const IDS_SHOWN: usize = 3;
 
 /// The lines of a table, trailing spaces trimmed (as `render::print_table` prints them).
 fn table_text(t: &comfy_table::Table) -> String {
@@ -657,7 +664,7 @@ fn render_tables(kind: ViewKind, views: &[GroupView], now: i64) -> String {
                     let trigger = if e.subjects.is_empty() {
                         e.trigger.to_string()
                     } else {
-                        format!("{}: {}", e.trigger, e.subjects.join(","))
+                        format!("{}: {}", e.trigger, ids(&e.subjects))
                     };
                     t.add_row(vec![
                         v.group.clone(),
@@ -869,7 +876,15 @@ fn delete_offsets(ctx: &Context, a: DeleteOffsetsArgs) -> anyhow::Result<ExitCod
 
 #[cfg(test)]
 mod tests {
-    use super::topic_partitions_arg;
+    use super::{ids, topic_partitions_arg};
+
+    #[test]
+    fn a_history_cell_names_three_members_and_counts_the_rest() {
+        let members = |n: usize| -> Vec<String> { (0..n).map(|i| format!("m{i}")).collect() };
+        assert_eq!(ids(&members(0)), "-");
+        assert_eq!(ids(&members(3)), "m0,m1,m2");
+        assert_eq!(ids(&members(500)), "m0,m1,m2 and 497 more");
+    }
 
     #[test]
     fn topic_partitions() {
