@@ -83,16 +83,25 @@ pub fn header_at(file: &File, file_len: u64, position: u64) -> io::Result<Slot> 
     let mut buf = [0u8; HEADER_LEN];
     let available = (file_len - position).min(HEADER_LEN as u64) as usize;
     file.read_exact_at(&mut buf[..available], position)?;
-    Ok(match BatchHeader::parse(&buf[..available]) {
+    Ok(slot(&buf[..available], position, file_len))
+}
+
+/// What the bytes at `position` of a file `file_len` long are, from `head`: the file's bytes
+/// from there, as many as a header takes or as the file has.
+fn slot(head: &[u8], position: u64, file_len: u64) -> Slot {
+    match BatchHeader::parse(head) {
         Ok(h) if position + h.total_len() as u64 > file_len => Slot::Incomplete,
         Ok(h) => Slot::Header(h),
         Err(BatchError::Incomplete { .. }) => Slot::Incomplete,
         Err(e) => Slot::Invalid(e),
-    })
+    }
 }
 
 /// Walks the batches of a log file from a position, reading in large chunks and validating each
-/// batch completely (length, magic, CRC). Used by recovery, verification and retention.
+/// batch completely (length, magic, CRC). Used by recovery, verification and retention. Headers
+/// are read from the chunk too: a log of small batches is walked in a read per chunk, not one
+/// per batch (a `spool produce` of one record walked its segment's last 8 KiB of one-record
+/// batches in 116 reads).
 pub struct BatchWalker<'f> {
     file: &'f File,
     file_len: u64,
@@ -136,7 +145,12 @@ impl<'f> BatchWalker<'f> {
         if self.position >= self.file_len {
             return Ok(Step::End);
         }
-        let header = match header_at(self.file, self.file_len, self.position)? {
+        // The header from the buffer (one read for many small batches, not one each).
+        let available = (self.file_len - self.position).min(HEADER_LEN as u64) as usize;
+        self.fill(available)?;
+        let start = (self.position - self.buf_pos) as usize;
+        let head = &self.buf[start..start + available];
+        let header = match slot(head, self.position, self.file_len) {
             Slot::Header(h) => h,
             Slot::End => return Ok(Step::End),
             Slot::Incomplete => return Ok(Step::Incomplete),
@@ -244,4 +258,60 @@ pub fn max_timestamp(dir: &Path, base: i64) -> io::Result<Option<i64>> {
         position += h.total_len() as u64;
     }
     Ok(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+    use crate::store::batch::encode_batch;
+    use std::io::Write;
+
+    /// Read system calls this thread has made (`syscr` of `/proc/thread-self/io`).
+    fn reads_so_far() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+        io.lines()
+            .find_map(|l| l.strip_prefix("syscr: "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_walk_over_small_batches_reads_in_chunks_not_a_batch_at_a_time() {
+        let mut file = tempfile::tempfile().unwrap();
+        let mut log = Vec::new();
+        for i in 0..10_000i64 {
+            let mut batch = Vec::new();
+            let record = Record {
+                value: Some(format!("v{i}").into_bytes()),
+                ..Record::default()
+            };
+            encode_batch(&mut batch, &[record]);
+            batch[..8].copy_from_slice(&i.to_be_bytes());
+            log.extend_from_slice(&batch);
+        }
+        let torn = log.len() + 20;
+        log.extend_from_slice(&log[..20].to_vec());
+        file.write_all(&log).unwrap();
+
+        let before = reads_so_far();
+        let mut walker = BatchWalker::new(&file, 0).unwrap();
+        let mut batches = 0;
+        let end = loop {
+            match walker.next().unwrap() {
+                Step::Batch { batch, .. } => {
+                    assert_eq!(batch.header.base_offset, batches);
+                    batches += 1;
+                }
+                other => break other,
+            }
+        };
+        let reads = reads_so_far() - before;
+        assert_eq!(batches, 10_000);
+        assert!(matches!(end, Step::Incomplete), "a torn tail");
+        assert_eq!(walker.position as usize, torn - 20);
+        // One chunk, the torn tail again, and reading the counter itself: not 10,000.
+        assert!(reads <= 10, "{reads} reads for 10,000 batches");
+    }
 }
