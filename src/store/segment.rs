@@ -292,7 +292,7 @@ mod tests {
             log.extend_from_slice(&batch);
         }
         let torn = log.len() + 20;
-        log.extend_from_slice(&log[..20].to_vec());
+        log.extend_from_within(..20);
         file.write_all(&log).unwrap();
 
         let before = reads_so_far();
