@@ -508,20 +508,23 @@ fn print_summary(s: &Summary, quiet: bool, output: Option<OutputFormat>) -> anyh
 }
 
 fn eprint_summary(s: &Summary, when: &str) {
+    use std::fmt::Write;
     let when = if when.is_empty() {
         String::new()
     } else {
         format!(" {when}")
     };
-    eprintln!(
-        "Produced {} record{} ({}) to {}{when}",
+    // Written whole: stderr is unbuffered, and formatted in place it took a write per piece.
+    let mut text = format!(
+        "Produced {} record{} ({}) to {}{when}\n",
         s.records,
         if s.records == 1 { "" } else { "s" },
         spec::format_size(s.bytes),
         s.topic
     );
     for p in &s.partitions {
-        eprintln!(
+        let _ = writeln!(
+            text,
             "  partition {}: offsets {}..{} ({} record{})",
             p.partition,
             p.first_offset,
@@ -530,6 +533,7 @@ fn eprint_summary(s: &Summary, when: &str) {
             if p.records == 1 { "" } else { "s" }
         );
     }
+    eprint!("{text}");
 }
 
 fn usage(e: impl std::fmt::Display) -> anyhow::Error {
