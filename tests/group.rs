@@ -139,10 +139,12 @@ fn a_killed_member_is_replaced_long_before_the_session_timeout() {
     assert!(takeover < Duration::from_secs(10), "took {takeover:?}");
     produce_numbers(&store, "t", 0, 100);
     assert!(wait_until(WAIT, || deliveries(&[&a]).len() >= 100));
-    let history = history(&store, "g");
-    assert_eq!(
-        history.last().unwrap().trigger,
-        spool::group::state::Trigger::Died
+    // The rebalance is appended to history.yaml just after group.yaml is written.
+    let last_is = |t| history(&store, "g").last().is_some_and(|e| e.trigger == t);
+    assert!(
+        wait_until(WAIT, || last_is(spool::group::state::Trigger::Died)),
+        "{:#?}",
+        history(&store, "g")
     );
 }
 
@@ -174,10 +176,12 @@ fn a_stopped_member_loses_its_partitions_and_rejoins_when_resumed() {
         stopped.elapsed() >= Duration::from_millis(1800),
         "moved before the session timeout"
     );
-    let history = history(&store, "g");
-    assert_eq!(
-        history.last().unwrap().trigger,
-        spool::group::state::Trigger::TimedOut
+    // The rebalance is appended to history.yaml just after group.yaml is written.
+    let last_is = |t| history(&store, "g").last().is_some_and(|e| e.trigger == t);
+    assert!(
+        wait_until(WAIT, || last_is(spool::group::state::Trigger::TimedOut)),
+        "{:#?}",
+        history(&store, "g")
     );
     produce_numbers(&store, "t", 0, 200);
     assert!(wait_until(WAIT, || deliveries(&[&a]).len() >= 200));
@@ -201,10 +205,14 @@ fn partitions_added_to_the_topic_are_assigned() {
         .assert()
         .success();
     wait_stable(&store, "g", 2, &[3, 3]);
-    let history = history(&store, "g");
-    assert_eq!(
-        history.last().unwrap().trigger,
-        spool::group::state::Trigger::PartitionsAdded
+    // The rebalance is appended to history.yaml just after group.yaml is written.
+    let last_is = |t| history(&store, "g").last().is_some_and(|e| e.trigger == t);
+    assert!(
+        wait_until(WAIT, || last_is(
+            spool::group::state::Trigger::PartitionsAdded
+        )),
+        "{:#?}",
+        history(&store, "g")
     );
     drop(a);
 }
