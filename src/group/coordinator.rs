@@ -132,6 +132,42 @@ fn take_notes(
     notes
 }
 
+/// Tells a waiter for the group lock when `group.yaml` holds a new generation (by its first
+/// lines, see [`super::state::peek_generation`]) whose state says what it waits for: parsed
+/// only when the generation moved.
+struct GenerationWatch<'a> {
+    group: &'a GroupDir,
+    seen: Option<(i32, u64)>,
+}
+
+impl<'a> GenerationWatch<'a> {
+    fn new(group: &'a GroupDir) -> Self {
+        GenerationWatch {
+            group,
+            seen: super::state::peek_generation(&group.group_file()),
+        }
+    }
+
+    /// True when the generation moved since last asked and its state satisfies `wanted`.
+    fn new_state_where(&mut self, wanted: impl Fn(&GroupState) -> bool) -> bool {
+        let now = super::state::peek_generation(&self.group.group_file());
+        if now == self.seen {
+            return false;
+        }
+        self.seen = now;
+        matches!(self.group.read_state(), Ok(StoredState::Found(s)) if wanted(&s))
+    }
+}
+
+/// Removes the lease file of member `id` (it may be gone already).
+fn remove_lease(members_dir: &std::path::Path, id: &str) -> Result<(), StoreError> {
+    let path = Lease::path(members_dir, id);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at("remove", &path),
+        _ => Ok(()),
+    }
+}
+
 fn lock_lost() -> GroupError {
     GroupError::Fenced(
         "its hold of the group lock was taken over (it was stopped for longer than the others wait)"
@@ -302,18 +338,7 @@ impl Coordinator {
                 live.insert(id, self.member_info(&entry.lease)?);
                 continue;
             }
-            let path = Lease::path(&self.group.members_dir(), &id);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(StoreError::Io {
-                        op: "remove",
-                        path,
-                        source: e,
-                    })
-                }
-            }
+            remove_lease(&self.group.members_dir(), &id)?;
             let trigger = if entry.liveness == Liveness::Dead {
                 Trigger::Died
             } else {
@@ -569,24 +594,12 @@ impl Coordinator {
             std::fs::write(marker, replaces.unwrap_or_default()).at("create", marker)?;
             // Admitted once the marker is gone, or once a new generation lists us (an admitter
             // stopped between its write and the markers' removal holds nobody up).
-            let group_file = self.group.group_file();
-            let mut seen = super::state::peek_generation(&group_file);
+            let mut watch = GenerationWatch::new(&self.group);
             let lock = lock::BreakableLock::acquire_unless(
                 &self.group.dir,
                 LOCK_FILE,
                 lock::Wait::BreakAfter(self.lock_break),
-                &mut || {
-                    if !marker.exists() {
-                        return true;
-                    }
-                    let now = super::state::peek_generation(&group_file);
-                    if now == seen {
-                        return false;
-                    }
-                    seen = now;
-                    matches!(self.group.read_state(),
-                        Ok(StoredState::Found(s)) if s.members.contains_key(me))
-                },
+                &mut || !marker.exists() || watch.new_state_where(|s| s.members.contains_key(me)),
             )
             .at("lock", &lock_path)?;
             let Some(lock) = lock else {
@@ -733,12 +746,7 @@ impl Coordinator {
             if !replaces.is_empty() && replaces != id {
                 state.quarantine.remove(replaces);
                 live.remove(replaces);
-                let old = Lease::path(&members_dir, replaces);
-                match std::fs::remove_file(&old) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => Err(e).at("remove", &old)?,
-                }
+                remove_lease(&members_dir, replaces)?;
             }
             live.insert(id.clone(), self.member_info(&lease)?);
             admitted.push(id);
@@ -1532,31 +1540,18 @@ impl Coordinator {
         // `leaving/` is new: a group made by an older spool may lack it.
         self.group.ensure_created()?;
         let note = self.group.leaving_dir().join(me);
-        let group_file = self.group.group_file();
         let lock_path = self.group.dir.join(LOCK_FILE);
         let out = |state: &GroupState| !state.members.contains_key(me);
         let mut lost_locks = 0;
         let result = loop {
             self.write_leave_note(me, offsets)?;
-            let mut seen = super::state::peek_generation(&group_file);
+            let mut watch = GenerationWatch::new(&self.group);
             let lock = lock::BreakableLock::acquire_unless(
                 &self.group.dir,
                 LOCK_FILE,
                 lock::Wait::BreakAfter(self.lock_break),
-                &mut || {
-                    if !held.is_current() {
-                        return true;
-                    }
-                    if note.exists() {
-                        return false;
-                    }
-                    let now = super::state::peek_generation(&group_file);
-                    if now == seen {
-                        return false;
-                    }
-                    seen = now;
-                    matches!(self.group.read_state(), Ok(StoredState::Found(s)) if out(&s))
-                },
+                // A taken note is not enough: holders take notes before they write the state.
+                &mut || !held.is_current() || (!note.exists() && watch.new_state_where(out)),
             )
             .at("lock", &lock_path)?;
             let Some(lock) = lock else {
@@ -1654,12 +1649,7 @@ impl Coordinator {
             for tp in state.owned_by(&id) {
                 state.set_owner(&tp, None);
             }
-            let lease = Lease::path(&members_dir, &id);
-            match std::fs::remove_file(&lease) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => Err(e).at("remove", &lease)?,
-            }
+            remove_lease(&members_dir, &id)?;
             live.remove(&id);
             reasons.push((id, Trigger::Left));
         }
